@@ -1,0 +1,4 @@
+"""The ledger's domain: money and dates, the event catalogue, the aggregates and their rules.
+
+Imports the standard library and `eventsourcing` only; it does no I/O of its own.
+"""

@@ -1,0 +1,237 @@
+"""The ledger application: batches of submitted facts in, one totally ordered log out.
+
+All aggregates live in this one `eventsourcing` application, so the log has one order and a
+position means the same everywhere. A batch is appended whole or not at all, in one `save()` (one
+transaction), in the order it was sent. It is idempotent on the sender's event ids: the ids are
+written with the events, in the same transaction and under a unique constraint, so two racing
+retries of one batch append it once; the loser re-reads and reports duplicates.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+from uuid import UUID
+
+from eventsourcing.application import Application, project_aggregate
+from eventsourcing.domain import Aggregate, CanMutateAggregate, DomainEventProtocol
+from eventsourcing.persistence import IntegrityError, JSONTranscoder
+
+from domain.batch import Batch, aggregate_ids, reference_keys
+from domain.errors import (
+    BatchRefusedError,
+    ConcurrentAppendError,
+    EventIdReusedError,
+    LedgerError,
+    Problem,
+)
+from domain.facts import Fact
+from domain.ports import (
+    INVOICE_REFERENCES,
+    LOG_ENTRIES,
+    LedgerStore,
+    LogEntry,
+    PriorAppend,
+)
+from domain.recording import Envelope
+from domain.transcodings import domain_transcodings
+
+#: How often a batch is re-decided after losing a race to another writer before giving up.
+MAX_ATTEMPTS: Final = 5
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One submitted event: the sender's id, the fact, and a digest of its type and data.
+
+    The digest tells a retry (same id, same digest) from a reuse of the id for another event.
+    """
+
+    event_id: str
+    fact: Fact
+    digest: bytes
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    event_id: str
+    appended: bool
+    position: int
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    """An event as the log holds it."""
+
+    position: int
+    recorded_at: datetime
+    event: DomainEventProtocol[UUID]
+
+
+class Ledger(Application[UUID]):
+    name = "Subledger"
+
+    def __init__(self, env: Mapping[str, str] | None = None, clock: Clock = utc_now) -> None:
+        super().__init__(env)
+        if not isinstance(self.recorder, LedgerStore):
+            raise TypeError(
+                f"{type(self.recorder).__name__} is not a LedgerStore: point "
+                "PERSISTENCE_MODULE at one of the ledger's own store factories"
+            )
+        self.store: LedgerStore = self.recorder
+        self.clock = clock
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        for transcoding in domain_transcodings():
+            transcoder.register(transcoding)
+
+    # Writing.
+
+    def append(self, submissions: Sequence[Submission]) -> list[Outcome]:
+        """Append a batch atomically; raise `BatchRefusedError` and append nothing if any fact
+        is refused, or `ConcurrentAppendError` if other writers kept winning races for it."""
+        if not submissions:
+            raise ValueError("a batch holds at least one event")
+        _refuse_malformed(submissions)
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                return self._append_once(submissions)
+            except IntegrityError:
+                # Another writer appended one of these ids, or created the same business id,
+                # after we looked. Nothing of ours was written: look again and decide again.
+                continue
+        raise ConcurrentAppendError(
+            f"the batch lost {MAX_ATTEMPTS} races with other writers; retry it"
+        )
+
+    def _append_once(self, submissions: Sequence[Submission]) -> list[Outcome]:
+        prior = self.store.find_appended({s.event_id for s in submissions})
+        fresh, duplicate_of = _sort_out_duplicates(submissions, prior)
+        positions: dict[int, int] = {}
+        if fresh:
+            positions = self._append_fresh(submissions, fresh)
+        outcomes = []
+        for index, submission in enumerate(submissions):
+            if index in positions:
+                outcomes.append(Outcome(submission.event_id, True, positions[index]))
+            else:
+                earlier = duplicate_of[index]
+                position = earlier if isinstance(earlier, int) else positions[earlier[0]]
+                outcomes.append(Outcome(submission.event_id, False, position))
+        return outcomes
+
+    def _append_fresh(self, submissions: Sequence[Submission], fresh: list[int]) -> dict[int, int]:
+        facts = [submissions[index].fact for index in fresh]
+        references = self.store.find_invoice_references(reference_keys(facts))
+        batch = Batch(self._load(aggregate_ids(facts, references)), references)
+        timestamp = self.clock()
+        events: list[CanMutateAggregate[UUID]] = []
+        for index in fresh:
+            submission = submissions[index]
+            envelope = Envelope(submission.event_id, submission.occurred_at, timestamp)
+            try:
+                events.append(batch.apply(submission.fact, envelope))
+            except LedgerError as error:
+                raise BatchRefusedError([Problem(index, error)]) from error
+        log_entries = [
+            LogEntry(submissions[index].event_id, submissions[index].digest) for index in fresh
+        ]
+        recordings = self.save(
+            *events, **{LOG_ENTRIES: log_entries, INVOICE_REFERENCES: batch.new_references}
+        )
+        return {
+            index: recording.notification.id
+            for index, recording in zip(fresh, recordings, strict=True)
+        }
+
+    def _load(self, ids: set[UUID]) -> dict[UUID, Aggregate]:
+        """Reconstruct several aggregates from their stored events in one read."""
+        if not ids:
+            return {}
+        streams: dict[UUID, list[DomainEventProtocol[UUID]]] = defaultdict(list)
+        for stored in self.store.select_aggregates_events(ids):
+            event = self.mapper.to_domain_event(stored)
+            streams[event.originator_id].append(event)
+        loaded: dict[UUID, Aggregate] = {}
+        for aggregate_id, stream in streams.items():
+            aggregate = project_aggregate(None, stream)
+            assert isinstance(aggregate, Aggregate)
+            loaded[aggregate_id] = aggregate
+        return loaded
+
+    # Reading.
+
+    def read_log(self, after: int = 0, limit: int = 100) -> list[LoggedEvent]:
+        """Up to `limit` events after position `after`, in log order, with their positions."""
+        return [
+            LoggedEvent(
+                record.position,
+                record.recorded_at,
+                self.mapper.to_domain_event(record.notification),
+            )
+            for record in self.store.read_log(after, limit)
+        ]
+
+    def last_position(self) -> int:
+        return self.store.last_position()
+
+    def ping(self) -> None:
+        self.store.ping()
+
+
+def _refuse_malformed(submissions: Sequence[Submission]) -> None:
+    problems = []
+    for index, submission in enumerate(submissions):
+        try:
+            submission.fact.check()
+        except LedgerError as error:
+            problems.append(Problem(index, error))
+    if problems:
+        raise BatchRefusedError(problems)
+
+
+def _sort_out_duplicates(
+    submissions: Sequence[Submission], prior: Mapping[str, PriorAppend]
+) -> tuple[list[int], dict[int, int | tuple[int]]]:
+    """Split a batch into the indexes to append and, for each duplicate, either the position it
+    holds in the log or (as a 1-tuple) the index of its first occurrence in this batch."""
+    fresh: list[int] = []
+    duplicate_of: dict[int, int | tuple[int]] = {}
+    first_index: dict[str, int] = {}
+    problems = []
+    for index, submission in enumerate(submissions):
+        earlier = prior.get(submission.event_id)
+        if earlier is not None:
+            if earlier.digest == submission.digest:
+                duplicate_of[index] = earlier.position
+            else:
+                problems.append(Problem(index, _reused(submission, f"position {earlier.position}")))
+        elif submission.event_id in first_index:
+            first = first_index[submission.event_id]
+            if submissions[first].digest == submission.digest:
+                duplicate_of[index] = (first,)
+            else:
+                problems.append(Problem(index, _reused(submission, f"index {first} of this batch")))
+        else:
+            first_index[submission.event_id] = index
+            fresh.append(index)
+    if problems:
+        raise BatchRefusedError(problems)
+    return fresh, duplicate_of
+
+
+def _reused(submission: Submission, where: str) -> EventIdReusedError:
+    return EventIdReusedError(
+        f"event id {submission.event_id!r} was used for another event (at {where})", "id"
+    )

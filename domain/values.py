@@ -1,0 +1,123 @@
+"""Small value objects carried inside facts and events: addresses, items, discounts, lines.
+
+They hold state only. Their rules are checked when a fact is submitted (`domain.facts`), never
+when an event is read back: a stored event stays readable even if the rules tighten later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Final, Literal
+
+from domain.money import extended_amount, vat_of
+
+Kind = Literal["person", "company", "public"]
+Interval = Literal["week", "month", "quarter", "year"]
+DiscountDuration = Literal["forever", "repeating", "once"]
+Recognition = Literal["daily", "monthly", "point_in_time"]
+CancellationReason = Literal["voluntary", "involuntary"]
+
+KINDS: Final = ("person", "company", "public")
+INTERVALS: Final = ("week", "month", "quarter", "year")
+DISCOUNT_DURATIONS: Final = ("forever", "repeating", "once")
+RECOGNITIONS: Final = ("daily", "monthly", "point_in_time")
+CANCELLATION_REASONS: Final = ("voluntary", "involuntary")
+
+
+class Cleared:
+    """Marks an optional field that an update removes (`"email": null` in `customer.updated`)."""
+
+    _instance: Cleared | None = None
+
+    def __new__(cls) -> Cleared:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "CLEARED"
+
+    def __reduce__(self) -> str:
+        return "CLEARED"
+
+
+CLEARED: Final = Cleared()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Address:
+    street: str
+    zip: str
+    city: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubscriptionItem:
+    product_id: str
+    quantity: Decimal
+    unit_amount: int
+    description: str | None = None
+
+    @property
+    def amount(self) -> int:
+        """`rhu(quantity × unit_amount)`, per interval, excluding VAT."""
+        return extended_amount(self.quantity, self.unit_amount)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Discount:
+    """Exactly one of `percent` (a fraction, `0.20`) and `amount_off` (minor units) is set."""
+
+    percent: Decimal | None = None
+    amount_off: int | None = None
+    duration: DiscountDuration | None = None
+    duration_in_months: int | None = None
+
+    @property
+    def effective_duration(self) -> DiscountDuration:
+        return self.duration or "forever"
+
+
+@dataclass(frozen=True, kw_only=True)
+class InvoiceLine:
+    product_id: str
+    quantity: Decimal
+    unit_amount: int
+    vat_rate: Decimal
+    line_id: str | None = None
+    description: str | None = None
+    discount_amount: int | None = None
+    period_start: date | None = None
+    period_end: date | None = None
+    recognition: Recognition | None = None
+
+    @property
+    def gross_before_discount(self) -> int:
+        """`rhu(quantity × unit_amount)`."""
+        return extended_amount(self.quantity, self.unit_amount)
+
+    @property
+    def net(self) -> int:
+        """`rhu(quantity × unit_amount) − discount_amount` (§2)."""
+        return self.gross_before_discount - (self.discount_amount or 0)
+
+    @property
+    def vat(self) -> int:
+        return vat_of(self.net, self.vat_rate)
+
+    def vat_on(self, credited_net: int) -> int:
+        """The VAT of a credit of `credited_net` on this line: `rhu(amount × vat_rate)`."""
+        return vat_of(credited_net, self.vat_rate)
+
+
+def line_ids(lines: tuple[InvoiceLine, ...]) -> tuple[str, ...]:
+    """Each line's id: its own, or `"1"`, `"2"`, ... by position where it gave none."""
+    return tuple(line.line_id or str(position) for position, line in enumerate(lines, start=1))
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreditLine:
+    line_id: str
+    amount: int
