@@ -1,0 +1,96 @@
+"""The ledger's event store in process memory (`memory://`), for tests and trying things out.
+
+Same contract as the database stores: the log entries and invoice references are checked and
+written under the recorder's lock together with the events, or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
+from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
+
+from domain.ports import (
+    INVOICE_REFERENCES,
+    LOG_ENTRIES,
+    InvoiceReference,
+    LogEntry,
+    LogRecord,
+    PriorAppend,
+)
+
+
+class MemoryLedgerRecorder(POPOApplicationRecorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self._appended: dict[str, PriorAppend] = {}
+        self._log: dict[int, tuple[str, datetime]] = {}
+        self._references: dict[tuple[str, str], str] = {}
+
+    def _assert_uniqueness(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+        super()._assert_uniqueness(stored_events, **kwargs)
+        log_entries: Sequence[LogEntry] = kwargs.get(LOG_ENTRIES, ())
+        event_ids = [entry.event_id for entry in log_entries]
+        if len(set(event_ids)) < len(event_ids) or any(i in self._appended for i in event_ids):
+            raise IntegrityError("an event id was appended already")
+        references: Sequence[InvoiceReference] = kwargs.get(INVOICE_REFERENCES, ())
+        keys = [(reference.kind, reference.key) for reference in references]
+        if len(set(keys)) < len(keys) or any(key in self._references for key in keys):
+            raise IntegrityError("an invoice reference exists already")
+
+    def _update_table(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        positions = super()._update_table(stored_events, **kwargs)
+        assert positions is not None
+        log_entries: Sequence[LogEntry] = kwargs.get(LOG_ENTRIES, ())
+        if log_entries:
+            last = self._log[len(self._log)][1] if self._log else None
+            now = datetime.now(UTC)
+            recorded_at = max(now, last) if last is not None else now
+            for position, entry in zip(positions, log_entries, strict=True):
+                self._appended[entry.event_id] = PriorAppend(entry.digest, position)
+                self._log[position] = (entry.event_id, recorded_at)
+        for reference in kwargs.get(INVOICE_REFERENCES, ()):
+            self._references[(reference.kind, reference.key)] = reference.invoice_id
+        return positions
+
+    def find_appended(self, event_ids: Collection[str]) -> Mapping[str, PriorAppend]:
+        with self._database_lock:
+            return {i: self._appended[i] for i in event_ids if i in self._appended}
+
+    def find_invoice_references(
+        self, keys: Collection[tuple[str, str]]
+    ) -> Mapping[tuple[str, str], str]:
+        with self._database_lock:
+            return {key: self._references[key] for key in keys if key in self._references}
+
+    def select_aggregates_events(self, originator_ids: Collection[UUID]) -> Sequence[StoredEvent]:
+        with self._database_lock:
+            return [
+                event
+                for originator_id in sorted(originator_ids)
+                for event in self.select_events(originator_id)
+            ]
+
+    def read_log(self, after: int, limit: int) -> Sequence[LogRecord]:
+        with self._database_lock:
+            notifications: Sequence[Notification] = self.select_notifications(
+                after, limit, inclusive_of_start=False
+            )
+            return [LogRecord(n, *self._log[n.id]) for n in notifications]
+
+    def last_position(self) -> int:
+        return self.max_notification_id() or 0
+
+    def ping(self) -> None:
+        return None
+
+
+class MemoryStoreFactory(POPOFactory):
+    def application_recorder(self) -> MemoryLedgerRecorder:
+        return MemoryLedgerRecorder()

@@ -1,0 +1,210 @@
+"""The ledger's event store on PostgreSQL (psycopg 3, binary, pooled).
+
+The library's recorder writes each batch under `LOCK TABLE ... IN EXCLUSIVE MODE`, so positions
+arrive in commit order. This recorder adds, inside that same locked transaction:
+- `<app>_log`: one row per event (position, the sender's event id under a unique constraint, the
+  digest of its body, and `recorded_at`, taken under the lock so it never decreases);
+- `<app>_invoice_refs`: payment, refund and credit-note ids and the invoice each lives in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Composed, Identifier
+
+from domain.ports import (
+    INVOICE_REFERENCES,
+    LOG_ENTRIES,
+    InvoiceReference,
+    LogEntry,
+    LogRecord,
+    PriorAppend,
+)
+
+
+class PostgresLedgerRecorder(PostgresApplicationRecorder):
+    def __init__(
+        self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
+    ) -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        prefix = events_table_name.removesuffix("_events")
+        self.log_table_name = f"{prefix}_log"
+        self.refs_table_name = f"{prefix}_invoice_refs"
+        for name in (self.log_table_name, self.refs_table_name):
+            self.check_identifier_length(name)
+        self._statements: dict[str, Composed] = {}
+        self.sql_create_statements.extend(
+            [
+                self._sql(
+                    "CREATE TABLE IF NOT EXISTS {log} ("
+                    " position bigint PRIMARY KEY,"
+                    " event_id text NOT NULL UNIQUE,"
+                    " digest bytea NOT NULL,"
+                    " recorded_at timestamptz NOT NULL)"
+                ),
+                self._sql(
+                    "CREATE INDEX IF NOT EXISTS {log_recorded_at_idx} ON {log} (recorded_at)"
+                ),
+                self._sql(
+                    "CREATE TABLE IF NOT EXISTS {refs} ("
+                    " kind text NOT NULL,"
+                    " key text NOT NULL,"
+                    " invoice_id text NOT NULL,"
+                    " PRIMARY KEY (kind, key))"
+                ),
+            ]
+        )
+
+    def _sql(self, template: str) -> Composed:
+        """`template` with `{events}`, `{log}` and `{refs}` naming this store's tables."""
+        cached = self._statements.get(template)
+        if cached is not None:
+            return cached
+        schema = Identifier(self.datastore.schema)
+        statement = SQL(template).format(
+            events=Composed([schema, SQL("."), Identifier(self.events_table_name)]),
+            log=Composed([schema, SQL("."), Identifier(self.log_table_name)]),
+            refs=Composed([schema, SQL("."), Identifier(self.refs_table_name)]),
+            log_recorded_at_idx=Identifier(f"{self.log_table_name}_recorded_at_idx"),
+        )
+        self._statements[template] = statement
+        return statement
+
+    def create_table(self) -> None:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(Identifier(self.datastore.schema))
+            )
+        super().create_table()
+
+    # Writing: beside the events, in the same transaction and under the same lock.
+
+    def _fetch_ids_after_insert_events(
+        self,
+        curs: Cursor[DictRow],
+        stored_events: Sequence[StoredEvent],
+        **kwargs: Any,
+    ) -> Sequence[int] | None:
+        positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        log_entries: Sequence[LogEntry] = kwargs.get(LOG_ENTRIES, ())
+        references: Sequence[InvoiceReference] = kwargs.get(INVOICE_REFERENCES, ())
+        if not log_entries:
+            return positions
+        assert positions is not None
+        assert len(positions) == len(log_entries)
+        connection = curs.connection
+        with connection.pipeline() as pipeline, connection.cursor() as cursor:
+            cursor.execute(
+                self._sql(
+                    "WITH clock AS (SELECT greatest(clock_timestamp(), coalesce("
+                    "  (SELECT recorded_at FROM {log} ORDER BY position DESC LIMIT 1),"
+                    "  '-infinity')) AS now)"
+                    " INSERT INTO {log} (position, event_id, digest, recorded_at)"
+                    " SELECT entry.position, entry.event_id, entry.digest, clock.now"
+                    " FROM unnest(%s::bigint[], %s::text[], %s::bytea[])"
+                    "  AS entry(position, event_id, digest), clock"
+                ),
+                (
+                    list(positions),
+                    [entry.event_id for entry in log_entries],
+                    [entry.digest for entry in log_entries],
+                ),
+            )
+            if references:
+                cursor.execute(
+                    self._sql(
+                        "INSERT INTO {refs} (kind, key, invoice_id)"
+                        " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])"
+                    ),
+                    (
+                        [reference.kind for reference in references],
+                        [reference.key for reference in references],
+                        [reference.invoice_id for reference in references],
+                    ),
+                )
+            # Surface a unique violation here, as the library does for its own insert.
+            pipeline.sync()
+        return positions
+
+    # Reading.
+
+    def find_appended(self, event_ids: Collection[str]) -> Mapping[str, PriorAppend]:
+        rows = self._fetch(
+            "SELECT event_id, digest, position FROM {log} WHERE event_id = ANY(%s)",
+            (list(event_ids),),
+        )
+        return {row["event_id"]: PriorAppend(bytes(row["digest"]), row["position"]) for row in rows}
+
+    def find_invoice_references(
+        self, keys: Collection[tuple[str, str]]
+    ) -> Mapping[tuple[str, str], str]:
+        if not keys:
+            return {}
+        rows = self._fetch(
+            "SELECT refs.kind, refs.key, refs.invoice_id FROM {refs} AS refs"
+            " JOIN unnest(%s::text[], %s::text[]) AS wanted(kind, key)"
+            " ON refs.kind = wanted.kind AND refs.key = wanted.key",
+            ([kind for kind, _ in keys], [key for _, key in keys]),
+        )
+        return {(row["kind"], row["key"]): row["invoice_id"] for row in rows}
+
+    def select_aggregates_events(self, originator_ids: Collection[UUID]) -> Sequence[StoredEvent]:
+        rows = self._fetch(
+            "SELECT originator_id, originator_version, topic, state FROM {events}"
+            " WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version",
+            (list(originator_ids),),
+        )
+        return [
+            StoredEvent(
+                originator_id=row["originator_id"],
+                originator_version=row["originator_version"],
+                topic=row["topic"],
+                state=bytes(row["state"]),
+            )
+            for row in rows
+        ]
+
+    def read_log(self, after: int, limit: int) -> Sequence[LogRecord]:
+        rows = self._fetch(
+            "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state,"
+            " l.event_id, l.recorded_at"
+            " FROM {events} AS e JOIN {log} AS l ON l.position = e.notification_id"
+            " WHERE e.notification_id > %s ORDER BY e.notification_id LIMIT %s",
+            (after, limit),
+        )
+        return [
+            LogRecord(
+                Notification(
+                    id=row["notification_id"],
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                ),
+                row["event_id"],
+                row["recorded_at"],
+            )
+            for row in rows
+        ]
+
+    def last_position(self) -> int:
+        return self.max_notification_id() or 0
+
+    def ping(self) -> None:
+        self._fetch("SELECT 1", ())
+
+    def _fetch(self, template: str, params: Sequence[Any]) -> list[DictRow]:
+        with self.datastore.get_connection() as connection, connection.cursor() as cursor:
+            cursor.execute(self._sql(template), params, prepare=True)
+            return cursor.fetchall()
+
+
+class PostgresStoreFactory(PostgresFactory):
+    application_recorder_class = PostgresLedgerRecorder

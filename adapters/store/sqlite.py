@@ -1,0 +1,169 @@
+"""The ledger's event store in an SQLite file: the embedded default (`./subledger.db`).
+
+SQLite serialises writers itself, so positions (rowids) arrive in commit order. Beside the
+library's `stored_events` table this recorder keeps `subledger_log` and `subledger_invoice_refs`
+(see `adapters.store.postgres`), written in the same transaction as the events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.sqlite import (
+    SQLiteApplicationRecorder,
+    SQLiteCursor,
+    SQLiteDatastore,
+    SQLiteFactory,
+)
+
+from domain.ports import (
+    INVOICE_REFERENCES,
+    LOG_ENTRIES,
+    InvoiceReference,
+    LogEntry,
+    LogRecord,
+    PriorAppend,
+)
+
+_LOG = "subledger_log"
+_REFS = "subledger_invoice_refs"
+
+
+def _recorded_text(moment: datetime) -> str:
+    """Fixed-width UTC text, so that text order is time order."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
+    def __init__(
+        self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"
+    ) -> None:
+        super().__init__(datastore, events_table_name)
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            f"CREATE TABLE IF NOT EXISTS {_LOG} ("
+            " position INTEGER PRIMARY KEY,"
+            " event_id TEXT NOT NULL UNIQUE,"
+            " digest BLOB NOT NULL,"
+            " recorded_at TEXT NOT NULL)",
+            f"CREATE INDEX IF NOT EXISTS {_LOG}_recorded_at_idx ON {_LOG} (recorded_at)",
+            f"CREATE TABLE IF NOT EXISTS {_REFS} ("
+            " kind TEXT NOT NULL,"
+            " key TEXT NOT NULL,"
+            " invoice_id TEXT NOT NULL,"
+            " PRIMARY KEY (kind, key)) WITHOUT ROWID",
+        ]
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        positions = super()._insert_events(c, stored_events, **kwargs)
+        log_entries: Sequence[LogEntry] = kwargs.get(LOG_ENTRIES, ())
+        references: Sequence[InvoiceReference] = kwargs.get(INVOICE_REFERENCES, ())
+        if not log_entries:
+            return positions
+        assert positions is not None
+        assert len(positions) == len(log_entries)
+        # The insert above holds SQLite's write lock, so this reading of the clock is ordered
+        # with every other writer's: `recorded_at` never decreases along the log.
+        c.execute(f"SELECT recorded_at FROM {_LOG} ORDER BY position DESC LIMIT 1")
+        last = c.fetchone()
+        now = _recorded_text(datetime.now(UTC))
+        recorded_at = max(now, last[0]) if last is not None else now
+        c.executemany(
+            f"INSERT INTO {_LOG} (position, event_id, digest, recorded_at) VALUES (?, ?, ?, ?)",
+            [
+                (position, entry.event_id, entry.digest, recorded_at)
+                for position, entry in zip(positions, log_entries, strict=True)
+            ],
+        )
+        c.executemany(
+            f"INSERT INTO {_REFS} (kind, key, invoice_id) VALUES (?, ?, ?)",
+            [(ref.kind, ref.key, ref.invoice_id) for ref in references],
+        )
+        return positions
+
+    def find_appended(self, event_ids: Collection[str]) -> Mapping[str, PriorAppend]:
+        ids = list(event_ids)
+        rows = self._fetch(
+            f"SELECT event_id, digest, position FROM {_LOG}"
+            f" WHERE event_id IN ({','.join('?' * len(ids))})",
+            ids,
+        )
+        return {row["event_id"]: PriorAppend(bytes(row["digest"]), row["position"]) for row in rows}
+
+    def find_invoice_references(
+        self, keys: Collection[tuple[str, str]]
+    ) -> Mapping[tuple[str, str], str]:
+        if not keys:
+            return {}
+        pairs = list(keys)
+        rows = self._fetch(
+            f"SELECT kind, key, invoice_id FROM {_REFS}"
+            f" WHERE (kind, key) IN (VALUES {','.join(['(?, ?)'] * len(pairs))})",
+            [value for pair in pairs for value in pair],
+        )
+        return {(row["kind"], row["key"]): row["invoice_id"] for row in rows}
+
+    def select_aggregates_events(self, originator_ids: Collection[UUID]) -> Sequence[StoredEvent]:
+        ids = [originator_id.hex for originator_id in originator_ids]
+        rows = self._fetch(
+            "SELECT originator_id, originator_version, topic, state"
+            f" FROM {self.events_table_name} WHERE originator_id IN ({','.join('?' * len(ids))})"
+            " ORDER BY originator_id, originator_version",
+            ids,
+        )
+        return [
+            StoredEvent(
+                originator_id=self.convert_originator_id(row["originator_id"]),
+                originator_version=row["originator_version"],
+                topic=row["topic"],
+                state=row["state"],
+            )
+            for row in rows
+        ]
+
+    def read_log(self, after: int, limit: int) -> Sequence[LogRecord]:
+        rows = self._fetch(
+            "SELECT e.rowid AS position, e.originator_id, e.originator_version, e.topic, e.state,"
+            " l.event_id, l.recorded_at"
+            f" FROM {self.events_table_name} AS e JOIN {_LOG} AS l ON l.position = e.rowid"
+            " WHERE e.rowid > ? ORDER BY e.rowid LIMIT ?",
+            [after, limit],
+        )
+        return [
+            LogRecord(
+                Notification(
+                    id=row["position"],
+                    originator_id=self.convert_originator_id(row["originator_id"]),
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=row["state"],
+                ),
+                row["event_id"],
+                datetime.fromisoformat(row["recorded_at"]),
+            )
+            for row in rows
+        ]
+
+    def last_position(self) -> int:
+        return self.max_notification_id() or 0
+
+    def ping(self) -> None:
+        self._fetch("SELECT 1", [])
+
+    def _fetch(self, statement: str, params: Sequence[Any]) -> list[Any]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(statement, params)
+            rows: list[Any] = c.fetchall()
+            return rows
+
+
+class SQLiteStoreFactory(SQLiteFactory):
+    application_recorder_class = SQLiteLedgerRecorder
