@@ -1,0 +1,113 @@
+"""`POST /v1/events` (billing systems append) and `GET /v1/events` (the log, for replay)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import ReadKey, WriteKey
+from api.errors import ApiError
+from api.ingest import parse_submissions
+from api.responses import OrjsonResponse, iso_instant
+from api.schemas.documents import APPEND_EXAMPLES, AppendAnswer, ErrorAnswer, LogPage
+from api.wire import data_of, type_of
+from domain.ledger import Ledger, Outcome
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorAnswer, "description": description}
+    for status, description in {
+        400: "The body is not JSON",
+        401: "No API key, or an unknown one",
+        403: "The key lacks the scope",
+        409: "EVENT_ID_REUSED or ALREADY_EXISTS: nothing was appended",
+        413: "The body or the batch is too large",
+        422: "INVALID_EVENT, UNKNOWN_REFERENCE or RULE_VIOLATED: nothing was appended",
+        503: "The store did not answer, or the batch kept losing races: retry",
+    }.items()
+}
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "BODY_TOO_LARGE", f"the body is over {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "BODY_TOO_LARGE", f"the body is over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _append(ledger: Ledger, body: bytes) -> list[Outcome]:
+    return ledger.append(parse_submissions(body))
+
+
+@router.post(
+    "/events",
+    summary="Append events",
+    description=(
+        'Appends one event or a batch of 1 to 1,000 (`{"events": [...]}`), whole or not at '
+        "all, in order. Idempotent on each event's `id`: an id appended before with the same "
+        "`type` and `data` is reported as `duplicate` and not appended again. Answers 201 when "
+        "anything was appended, 200 when every event was a duplicate."
+    ),
+    status_code=201,
+    response_model=AppendAnswer,
+    responses={
+        200: {"model": AppendAnswer, "description": "Every event was a duplicate"},
+        **_REFUSALS,
+    },
+    openapi_extra={"x-append-body": True, "x-body-examples": APPEND_EXAMPLES},
+)
+async def append_events(request: Request, _: WriteKey) -> OrjsonResponse:
+    body = await _read_body(request, request.app.state.settings.max_body_bytes)
+    outcomes = await run_in_threadpool(_append, request.app.state.ledger, body)
+    results = [
+        {
+            "id": outcome.event_id,
+            "status": "appended" if outcome.appended else "duplicate",
+            "position": outcome.position,
+        }
+        for outcome in outcomes
+    ]
+    appended = any(outcome.appended for outcome in outcomes)
+    return OrjsonResponse(
+        {"results": results, "last_position": max(outcome.position for outcome in outcomes)},
+        status_code=201 if appended else 200,
+    )
+
+
+@router.get(
+    "/events",
+    summary="Read the log",
+    description="The log in order, after a position, with each event as it was appended.",
+    response_model=LogPage,
+    responses={status: _REFUSALS[status] for status in (401, 403, 503)},
+)
+def read_events(
+    request: Request,
+    _: ReadKey,
+    after: Annotated[int, Query(ge=0, description="return events after this position")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> OrjsonResponse:
+    ledger: Ledger = request.app.state.ledger
+    events = [
+        {
+            "position": logged.position,
+            "id": logged.event.event_id,  # type: ignore[attr-defined]
+            "type": type_of(logged.event),
+            "occurred_at": iso_instant(logged.event.occurred_at),  # type: ignore[attr-defined]
+            "recorded_at": iso_instant(logged.recorded_at),
+            "data": data_of(logged.event),
+        }
+        for logged in ledger.read_log(after, limit)
+    ]
+    position = events[-1]["position"] if events else after
+    return OrjsonResponse({"events": events}, headers={"X-Log-Position": str(position)})

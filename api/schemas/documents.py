@@ -1,0 +1,107 @@
+"""Models that document the API (requests and answers) in OpenAPI.
+
+The request body of `POST /v1/events` is parsed by hand (`api.ingest`) to report every bad event
+at once; these models describe the same shapes, one typed envelope per event type.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, Field, TypeAdapter, create_model
+
+from api.examples import EXAMPLE_EVENTS, example_of
+from api.schemas.events import DATA_MODELS
+from api.schemas.types import Identifier, Instant, WireModel
+
+
+def _envelope_model(type_name: str) -> type[BaseModel]:
+    title = "".join(part.capitalize() for part in type_name.replace("_", ".").split("."))
+    model: type[BaseModel] = create_model(
+        f"{title}Event",
+        __base__=WireModel,
+        __doc__=f"A `{type_name}` event.",
+        id=(Identifier, Field(description="the sender's unique id: the idempotency key")),
+        type=(Literal[type_name], ...),  # type: ignore[arg-type]
+        occurred_at=(Instant | None, Field(default=None, description="when, at the sender")),
+        data=(DATA_MODELS[type_name], ...),
+    )
+    model.model_config["json_schema_extra"] = {"examples": [example_of(type_name)]}
+    return model
+
+
+ENVELOPE_MODELS = {type_name: _envelope_model(type_name) for type_name in DATA_MODELS}
+
+#: Any one event, told apart by its `type`.
+ANY_EVENT: Any = Annotated[Union[tuple(ENVELOPE_MODELS.values())], Field(discriminator="type")]  # noqa: UP007
+
+EVENT_BATCH: type[BaseModel] = create_model(
+    "EventBatch",
+    __base__=WireModel,
+    __doc__="1 to 1,000 events, appended whole or not at all, in this order.",
+    events=(list[ANY_EVENT], Field(min_length=1, max_length=1000)),
+)
+
+
+def append_request_schema() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The JSON schema of the `POST /v1/events` body and the definitions it refers to."""
+    adapter: TypeAdapter[Any] = TypeAdapter(Union[EVENT_BATCH, ANY_EVENT])  # type: ignore[arg-type]  # noqa: UP007
+    schema = adapter.json_schema(ref_template="#/components/schemas/{model}")
+    definitions = schema.pop("$defs", {})
+    return schema, definitions
+
+
+APPEND_EXAMPLES = {
+    "batch": {
+        "summary": "A batch: a customer, a subscription and its first invoice",
+        "value": {"events": EXAMPLE_EVENTS[:3]},
+    },
+    "single": {"summary": "A single event", "value": EXAMPLE_EVENTS[3]},
+}
+
+
+class AppendResult(BaseModel):
+    id: str
+    status: Literal["appended", "duplicate"]
+    position: int
+
+
+class AppendAnswer(BaseModel):
+    results: list[AppendResult]
+    last_position: int
+
+
+class LoggedEvent(BaseModel):
+    position: int
+    id: str
+    type: str
+    occurred_at: str | None
+    recorded_at: str
+    data: dict[str, Any]
+
+
+class LogPage(BaseModel):
+    events: list[LoggedEvent]
+
+
+class ErrorDetail(BaseModel):
+    index: int | None = Field(default=None, description="the event's index in the batch")
+    field: str
+    code: str | None = None
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail]
+
+
+class ErrorAnswer(BaseModel):
+    error: ErrorBody
+
+
+class HealthAnswer(BaseModel):
+    status: Literal["ok", "unavailable"]
+    store: str
+    last_position: int | None = None

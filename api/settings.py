@@ -1,0 +1,35 @@
+"""The service's settings, read from `SUBLEDGER_*` environment variables (or a `.env` file)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from adapters.store import StoreOptions
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SUBLEDGER_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///subledger.db",
+        description="postgresql://user:pass@host:port/db[?schema=s], sqlite:///path or memory://",
+    )
+    api_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="Comma-separated `name:secret:scope+scope` (scopes: events:write, read, admin)",
+    )
+    lock_timeout_seconds: int = Field(default=5, ge=1, le=600)
+    connect_timeout_seconds: int = Field(default=5, ge=1, le=600)
+    pool_size: int = Field(default=5, ge=1, le=100)
+    pool_max_overflow: int = Field(default=10, ge=0, le=100)
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
+
+    def store_options(self) -> StoreOptions:
+        return StoreOptions(
+            lock_timeout_seconds=self.lock_timeout_seconds,
+            connect_timeout_seconds=self.connect_timeout_seconds,
+            pool_size=self.pool_size,
+            pool_max_overflow=self.pool_max_overflow,
+        )

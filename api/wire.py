@@ -1,0 +1,68 @@
+"""Facts and events in their wire form: the `data` of §1.2, and the digest that identifies it.
+
+One function renders a fact (as submitted) and a stored event (which inherits the fact's fields)
+alike, so `GET /v1/events` returns each event's data exactly as it was appended, and the digest
+of a retry is computed from the same form as the original's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from datetime import date, datetime
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+import orjson
+
+from domain.dates import Month
+from domain.facts import FACT_TYPES
+from domain.values import Cleared
+
+
+def _render(value: Any) -> Any:
+    if isinstance(value, str | int):
+        return value
+    if isinstance(value, tuple | list):
+        return [_render(item) for item in value]
+    if isinstance(value, Decimal | Month):
+        return str(value)
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, Cleared):
+        return None
+    if dataclasses.is_dataclass(value):
+        return {
+            field.name: _render(item)
+            for field in dataclasses.fields(value)
+            if (item := getattr(value, field.name)) is not None
+        }
+    raise TypeError(f"no wire form for {type(value).__name__}")
+
+
+@cache
+def _fact_fields(type_name: str) -> tuple[str, ...]:
+    return tuple(field.name for field in dataclasses.fields(FACT_TYPES[type_name]))
+
+
+def type_of(fact_or_event: Any) -> str:
+    """The event type (`invoice.issued`) of a fact or of a domain event recording one."""
+    type_name: str = fact_or_event.TYPE
+    return type_name
+
+
+def data_of(fact_or_event: Any) -> dict[str, Any]:
+    """The `data` of a fact, or of the domain event that records it, as sent (nulls omitted,
+    except where `null` means "remove", as in `customer.updated`)."""
+    return {
+        name: _render(value)
+        for name in _fact_fields(type_of(fact_or_event))
+        if (value := getattr(fact_or_event, name)) is not None
+    }
+
+
+def digest(type_name: str, data: dict[str, Any]) -> bytes:
+    """SHA-256 of the canonical JSON of an event's type and data."""
+    canonical = orjson.dumps({"type": type_name, "data": data}, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).digest()
