@@ -1,0 +1,145 @@
+"""Shared fixtures: the three stores, a ledger on each, and the HTTP app with keys.
+
+PostgreSQL is reached through `SUBLEDGER_TEST_DATABASE_URL` when it is set, else through
+testcontainers when a Docker engine answers, else PostgreSQL tests are skipped with the reason;
+with `SUBLEDGER_REQUIRE_POSTGRES=1` (as `.ci/run` sets) a missing PostgreSQL fails them instead.
+Each test gets its own schema in a database made for the test session.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import suppress
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from adapters.store import store_env
+from api.app import create_app
+from api.settings import Settings
+from domain.ledger import Ledger
+
+WRITER_SECRET = "writer-secret-0123456789"
+READER_SECRET = "reader-secret-0123456789"
+ADMIN_SECRET = "admin-secret-01234567890"
+API_KEYS = (
+    f"billing:{WRITER_SECRET}:events:write,"
+    f"analyst:{READER_SECRET}:read,"
+    f"operator:{ADMIN_SECRET}:admin"
+)
+WRITE = {"Authorization": f"Bearer {WRITER_SECRET}"}
+READ = {"Authorization": f"Bearer {READER_SECRET}"}
+ADMIN = {"Authorization": f"Bearer {ADMIN_SECRET}"}
+
+STORES = [
+    "memory",
+    "sqlite",
+    pytest.param("postgresql", marks=pytest.mark.postgres),
+]
+
+
+def _postgres_required() -> bool:
+    return os.environ.get("SUBLEDGER_REQUIRE_POSTGRES", "") not in ("", "0", "false", "no")
+
+
+def _no_postgres(reason: str) -> None:
+    if _postgres_required():
+        pytest.fail(f"PostgreSQL is required here (SUBLEDGER_REQUIRE_POSTGRES): {reason}")
+    pytest.skip(f"no PostgreSQL: {reason}")
+
+
+def _docker_answers() -> bool:
+    with suppress(Exception):
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env().ping()
+        return True
+    return False
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A URL of a PostgreSQL server whose user may create databases."""
+    url = os.environ.get("SUBLEDGER_TEST_DATABASE_URL")
+    if url:
+        try:
+            with psycopg.connect(url, connect_timeout=5):
+                pass
+        except psycopg.Error as error:
+            _no_postgres(f"SUBLEDGER_TEST_DATABASE_URL does not answer: {error}")
+        yield url
+        return
+    if not _docker_answers():
+        _no_postgres("set SUBLEDGER_TEST_DATABASE_URL, or run a Docker engine for testcontainers")
+    from testcontainers.postgres import PostgresContainer
+
+    with PostgresContainer("postgres:16-alpine", driver=None) as container:
+        yield container.get_connection_url()
+
+
+@pytest.fixture(scope="session")
+def postgres_database_url(postgres_server_url: str) -> Iterator[str]:
+    """A database made for this test session, dropped at its end."""
+    name = f"subledger_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server_url, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    parts = urlsplit(postgres_server_url)
+    yield urlunsplit(parts._replace(path=f"/{name}", query=""))
+    with psycopg.connect(postgres_server_url, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url(postgres_database_url: str) -> str:
+    """A PostgreSQL store URL with a schema of its own for this test."""
+    return f"{postgres_database_url}?schema=t_{uuid.uuid4().hex[:12]}"
+
+
+def _store_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if kind == "memory":
+        return "memory://"
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'subledger.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture(params=STORES)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using this runs once on memory, once on SQLite and once on PostgreSQL."""
+    return _store_url(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=STORES[1:])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Like `store_url`, for tests that need a real database (SQLite and PostgreSQL)."""
+    return _store_url(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def ledger(store_url: str) -> Iterator[Ledger]:
+    ledger = Ledger(env=store_env(store_url))
+    yield ledger
+    ledger.close()
+
+
+@pytest.fixture
+def memory_ledger() -> Iterator[Ledger]:
+    ledger = Ledger(env=store_env("memory://"))
+    yield ledger
+    ledger.close()
+
+
+def make_client(url: str) -> TestClient:
+    return TestClient(create_app(Settings(database_url=url, api_keys=API_KEYS)))
+
+
+@pytest.fixture
+def client(store_url: str) -> Iterator[TestClient]:
+    with make_client(store_url) as client:
+        yield client
