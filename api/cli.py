@@ -47,7 +47,7 @@ def version() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 def serve(host: str, port: int) -> None:
-    """Serve the HTTP API (the store is SUBLEDGER_DATABASE_URL, sqlite:///subledger.db by default)."""
+    """Serve the HTTP API on the store named by SUBLEDGER_DATABASE_URL (SQLite by default)."""
     settings = _settings()
     try:
         kind = store_kind(settings.database_url)

@@ -107,7 +107,7 @@ class Ledger(Application[UUID]):
         for _ in range(MAX_ATTEMPTS):
             try:
                 return self._append_once(submissions)
-            except IntegrityError:
+            except (IntegrityError, _RacedError):
                 # Another writer appended one of these ids, or created the same business id,
                 # after we looked. Nothing of ours was written: look again and decide again.
                 continue
@@ -116,11 +116,20 @@ class Ledger(Application[UUID]):
         )
 
     def _append_once(self, submissions: Sequence[Submission]) -> list[Outcome]:
-        prior = self.store.find_appended({s.event_id for s in submissions})
+        event_ids = {s.event_id for s in submissions}
+        prior = self.store.find_appended(event_ids)
         fresh, duplicate_of = _sort_out_duplicates(submissions, prior)
         positions: dict[int, int] = {}
         if fresh:
-            positions = self._append_fresh(submissions, fresh)
+            try:
+                positions = self._append_fresh(submissions, fresh)
+            except BatchRefusedError:
+                # The aggregates were read after the ids were looked up. If a retry of some of
+                # these very events was appended in between, the refusal (say, "customer
+                # exists") came from our own events: decide again on a consistent view.
+                if self.store.find_appended(event_ids).keys() != prior.keys():
+                    raise _RacedError from None
+                raise
         outcomes = []
         for index, submission in enumerate(submissions):
             if index in positions:
@@ -188,6 +197,10 @@ class Ledger(Application[UUID]):
 
     def ping(self) -> None:
         self.store.ping()
+
+
+class _RacedError(Exception):
+    """A batch was decided on reads that straddled another writer's append of its events."""
 
 
 def _refuse_malformed(submissions: Sequence[Submission]) -> None:

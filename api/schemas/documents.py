@@ -27,6 +27,7 @@ def _envelope_model(type_name: str) -> type[BaseModel]:
         data=(DATA_MODELS[type_name], ...),
     )
     model.model_config["json_schema_extra"] = {"examples": [example_of(type_name)]}
+    model.model_rebuild(force=True)
     return model
 
 
