@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from adapters.store import StoreURLError, store_kind
 from api.app import VERSION, create_app
+from api.bootstrap import build_keys
 from api.keys import KeyConfigurationError
 from api.settings import Settings
 
@@ -46,15 +47,22 @@ def version() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-def serve(host: str, port: int) -> None:
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes (one per core suits a busy service).",
+)
+def serve(host: str, port: int, workers: int) -> None:
     """Serve the HTTP API on the store named by SUBLEDGER_DATABASE_URL (SQLite by default)."""
     settings = _settings()
     try:
         kind = store_kind(settings.database_url)
-        app = create_app(settings)
+        keys = build_keys(settings)
     except (KeyConfigurationError, StoreURLError) as error:
         raise click.ClickException(str(error)) from None
-    if not len(app.state.keys):
+    if not len(keys):
         raise click.ClickException(
             "no API keys: set SUBLEDGER_API_KEYS to name:secret:scope+scope[,...], e.g.\n"
             "  SUBLEDGER_API_KEYS='local:<at least 16 characters>:events:write+read+admin'"
@@ -62,10 +70,26 @@ def serve(host: str, port: int) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(message)s")
     click.echo(
         f"subledger {VERSION}: {kind} store at {redact(settings.database_url)}, "
-        f"{len(app.state.keys)} API key(s), on http://{host}:{port} (docs at /docs)",
+        f"{len(keys)} API key(s), {workers} worker(s), on http://{host}:{port}"
+        " (docs at /docs)",
         err=True,
     )
-    uvicorn.run(app, host=host, port=port, log_level=settings.log_level)
+    if workers == 1:
+        uvicorn.run(
+            create_app(settings, keys=keys, server_process=True),
+            host=host,
+            port=port,
+            log_level=settings.log_level,
+        )
+    else:
+        uvicorn.run(
+            "api.app:server_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=settings.log_level,
+        )
 
 
 if __name__ == "__main__":

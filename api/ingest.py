@@ -8,14 +8,18 @@ from __future__ import annotations
 from typing import Any, Final
 
 import orjson
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from api.errors import ApiError
-from api.schemas.events import DATA_MODELS, EventEnvelope
+from api.schemas.documents import ANY_EVENT
+from api.schemas.events import DATA_MODELS
 from api.wire import data_of, digest
 from domain.ledger import Submission
 
 MAX_BATCH_EVENTS: Final = 1000
+
+#: Every event of a batch validated in one pass, each against the model of its `type`.
+_EVENTS: TypeAdapter[list[Any]] = TypeAdapter(list[ANY_EVENT])
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
@@ -25,12 +29,17 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return text
 
 
-def _details(index: int, error: ValidationError, prefix: str) -> list[dict[str, Any]]:
+def _details(error: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic's errors as refusal details. A location is (index, type tag, field...) inside
+    an event of a known type, or (index,) when the type itself is missing or unknown."""
     details = []
     for problem in error.errors(include_url=False, include_input=False):
-        path = _path(problem["loc"])
-        field = f"{prefix}.{path}" if prefix and path else (prefix or path or "event")
-        message = problem["msg"].removeprefix("Value error, ")
+        index, *rest = problem["loc"]
+        if problem["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            field, message = "type", f"must be one of {', '.join(DATA_MODELS)}"
+        else:
+            field = _path(tuple(rest[1:])) or "event"
+            message = problem["msg"].removeprefix("Value error, ")
         details.append(
             {"index": index, "field": field, "code": "INVALID_EVENT", "message": message}
         )
@@ -112,32 +121,13 @@ def parse_submissions(body: bytes) -> list[Submission]:
                 }
             ]
         )
-    submissions: list[Submission] = []
-    details: list[dict[str, Any]] = []
-    for index, raw in enumerate(events):
-        try:
-            envelope = EventEnvelope.model_validate(raw)
-        except ValidationError as error:
-            details.extend(_details(index, error, ""))
-            continue
-        model = DATA_MODELS.get(envelope.type)
-        if model is None:
-            details.append(
-                {
-                    "index": index,
-                    "field": "type",
-                    "code": "INVALID_EVENT",
-                    "message": f"unknown event type {envelope.type[:64]!r}; "
-                    f"known: {', '.join(DATA_MODELS)}",
-                }
-            )
-            continue
-        try:
-            data = model.model_validate(envelope.data)
-        except ValidationError as error:
-            details.extend(_details(index, error, "data"))
-            continue
-        fact = data.to_fact()
+    try:
+        envelopes = _EVENTS.validate_python(events)
+    except ValidationError as error:
+        raise _invalid(_details(error)) from None
+    submissions = []
+    for envelope in envelopes:
+        fact = envelope.data.to_fact()
         submissions.append(
             Submission(
                 event_id=envelope.id,
@@ -146,6 +136,4 @@ def parse_submissions(body: bytes) -> list[Submission]:
                 occurred_at=envelope.occurred_at,
             )
         )
-    if details:
-        raise _invalid(details)
     return submissions

@@ -22,23 +22,29 @@ from domain.values import Cleared
 
 
 def _render(value: Any) -> Any:
-    if isinstance(value, str | int):
+    kind: type = type(value)
+    if kind is str or kind is int:
         return value
-    if isinstance(value, tuple | list):
+    if kind is tuple or kind is list:
         return [_render(item) for item in value]
-    if isinstance(value, Decimal | Month):
+    if kind is Decimal or kind is Month:
         return str(value)
-    if isinstance(value, date | datetime):
+    if kind is date or kind is datetime:
         return value.isoformat()
-    if isinstance(value, Cleared):
+    if kind is Cleared:
         return None
-    if dataclasses.is_dataclass(value):
-        return {
-            field.name: _render(item)
-            for field in dataclasses.fields(value)
-            if (item := getattr(value, field.name)) is not None
-        }
-    raise TypeError(f"no wire form for {type(value).__name__}")
+    return {
+        name: _render(item)
+        for name in _value_fields(kind)
+        if (item := getattr(value, name)) is not None
+    }
+
+
+@cache
+def _value_fields(kind: type) -> tuple[str, ...]:
+    if not dataclasses.is_dataclass(kind):
+        raise TypeError(f"no wire form for {kind.__name__}")
+    return tuple(field.name for field in dataclasses.fields(kind))
 
 
 @cache

@@ -7,7 +7,7 @@ units), and every product or division is done exactly with `Fraction`, rounded o
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from fractions import Fraction
 
 #: The largest amount, in minor units, that any single event may carry (10^15 - 1: a thousand
@@ -30,14 +30,24 @@ def exact(value: Decimal | int) -> Fraction:
     return Fraction(value)
 
 
+#: Wide enough that a product of an amount and a quantity or a rate is exact (no rounding).
+_EXACT = Context(prec=80, rounding=ROUND_HALF_UP)
+_ONE = Decimal(1)
+
+
+def _rhu_product(amount_minor: int, factor: Decimal) -> int:
+    # ROUND_HALF_UP rounds ties away from zero, which is `rhu`; the product itself is exact.
+    return int(_EXACT.multiply(Decimal(amount_minor), factor).quantize(_ONE, context=_EXACT))
+
+
 def extended_amount(quantity: Decimal, unit_amount_minor: int) -> int:
     """`rhu(quantity × unit_amount)`: a line's or an item's amount before discounts."""
-    return rhu(exact(quantity) * unit_amount_minor)
+    return _rhu_product(unit_amount_minor, quantity)
 
 
 def vat_of(net_minor: int, vat_rate: Decimal) -> int:
     """`rhu(net × vat_rate)`: the VAT on a net amount (§2 of the contract)."""
-    return rhu(net_minor * exact(vat_rate))
+    return _rhu_product(net_minor, vat_rate)
 
 
 # Active ISO 4217 codes and their minor-unit exponents (fund and precious-metal codes excluded).

@@ -49,6 +49,16 @@ class InvoiceReference:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchContext:
+    """What deciding a batch needs to read: which of its event ids the log holds, the invoice
+    references it names, and the stored events of the aggregates it touches."""
+
+    prior: Mapping[str, PriorAppend]
+    references: Mapping[tuple[str, str], str]
+    stored_events: Sequence[StoredEvent]
+
+
+@dataclass(frozen=True, slots=True)
 class LogRecord:
     """One event of the log as stored, with its position, sender's id and recorded time."""
 
@@ -66,10 +76,14 @@ class LedgerStore(Protocol):
     def find_appended(self, event_ids: Collection[str]) -> Mapping[str, PriorAppend]:
         """The given event ids that the log holds already."""
 
-    def find_invoice_references(
-        self, keys: Collection[tuple[str, str]]
-    ) -> Mapping[tuple[str, str], str]:
-        """For each known `(kind, key)`, the invoice it lives in."""
+    def read_batch_context(
+        self,
+        event_ids: Collection[str],
+        reference_keys: Collection[tuple[str, str]],
+        originator_ids: Collection[UUID],
+    ) -> BatchContext:
+        """The known event ids among `event_ids`, the invoice each known `(kind, key)` lives in,
+        and the stored events of the aggregates `originator_ids`: ideally in one round trip."""
 
     def select_aggregates_events(self, originator_ids: Collection[UUID]) -> Sequence[StoredEvent]:
         """The stored events of several aggregates at once, each aggregate's in version order."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime
+from functools import cache, lru_cache
 from typing import Any, Final
 from uuid import UUID, uuid5
 
@@ -17,6 +18,7 @@ from domain.facts import Fact
 AGGREGATE_NAMESPACE: Final = UUID("0b8f6a52-31e2-4c1e-9a57-5d0f7f3c2a10")
 
 
+@lru_cache(maxsize=65536)
 def aggregate_id(kind: str, business_id: str) -> UUID:
     """The id of the aggregate of `kind` (`customer`, `subscription`, ...) named `business_id`."""
     return uuid5(AGGREGATE_NAMESPACE, f"{kind}/{business_id}")
@@ -43,9 +45,15 @@ class Envelope:
     recorded_at: datetime
 
 
+@cache
+def _field_names(fact_type: type) -> tuple[str, ...]:
+    return tuple(field.name for field in fields(fact_type))
+
+
 def event_fields(fact: Fact, envelope: Envelope, **extra: Any) -> dict[str, Any]:
     """Keyword arguments for a domain event that records `fact` as it arrived."""
-    values = {field.name: getattr(fact, field.name) for field in fields(fact)}
+    fact_type: type = type(fact)
+    values = {name: getattr(fact, name) for name in _field_names(fact_type)}
     values.update(
         event_id=envelope.event_id,
         occurred_at=envelope.occurred_at,

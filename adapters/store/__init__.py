@@ -81,6 +81,5 @@ def store_env(url: str, options: StoreOptions | None = None) -> dict[str, str]:
         POSTGRES_CONNECT_TIMEOUT=str(options.connect_timeout_seconds),
         POSTGRES_POOL_SIZE=str(options.pool_size),
         POSTGRES_MAX_OVERFLOW=str(options.pool_max_overflow),
-        POSTGRES_PRE_PING="y",
     )
     return env

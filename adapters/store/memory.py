@@ -17,6 +17,7 @@ from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 from domain.ports import (
     INVOICE_REFERENCES,
     LOG_ENTRIES,
+    BatchContext,
     InvoiceReference,
     LogEntry,
     LogRecord,
@@ -63,11 +64,20 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
         with self._database_lock:
             return {i: self._appended[i] for i in event_ids if i in self._appended}
 
-    def find_invoice_references(
-        self, keys: Collection[tuple[str, str]]
-    ) -> Mapping[tuple[str, str], str]:
+    def read_batch_context(
+        self,
+        event_ids: Collection[str],
+        reference_keys: Collection[tuple[str, str]],
+        originator_ids: Collection[UUID],
+    ) -> BatchContext:
         with self._database_lock:
-            return {key: self._references[key] for key in keys if key in self._references}
+            return BatchContext(
+                prior=self.find_appended(event_ids),
+                references={
+                    key: self._references[key] for key in reference_keys if key in self._references
+                },
+                stored_events=self.select_aggregates_events(originator_ids),
+            )
 
     def select_aggregates_events(self, originator_ids: Collection[UUID]) -> Sequence[StoredEvent]:
         with self._database_lock:

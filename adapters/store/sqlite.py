@@ -23,6 +23,7 @@ from eventsourcing.sqlite import (
 from domain.ports import (
     INVOICE_REFERENCES,
     LOG_ENTRIES,
+    BatchContext,
     InvoiceReference,
     LogEntry,
     LogRecord,
@@ -91,6 +92,8 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
 
     def find_appended(self, event_ids: Collection[str]) -> Mapping[str, PriorAppend]:
         ids = list(event_ids)
+        if not ids:
+            return {}
         rows = self._fetch(
             f"SELECT event_id, digest, position FROM {_LOG}"
             f" WHERE event_id IN ({','.join('?' * len(ids))})",
@@ -98,7 +101,19 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         )
         return {row["event_id"]: PriorAppend(bytes(row["digest"]), row["position"]) for row in rows}
 
-    def find_invoice_references(
+    def read_batch_context(
+        self,
+        event_ids: Collection[str],
+        reference_keys: Collection[tuple[str, str]],
+        originator_ids: Collection[UUID],
+    ) -> BatchContext:
+        return BatchContext(
+            prior=self.find_appended(event_ids),
+            references=self._find_invoice_references(reference_keys),
+            stored_events=self.select_aggregates_events(originator_ids),
+        )
+
+    def _find_invoice_references(
         self, keys: Collection[tuple[str, str]]
     ) -> Mapping[tuple[str, str], str]:
         if not keys:
@@ -113,6 +128,8 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
 
     def select_aggregates_events(self, originator_ids: Collection[UUID]) -> Sequence[StoredEvent]:
         ids = [originator_id.hex for originator_id in originator_ids]
+        if not ids:
+            return []
         rows = self._fetch(
             "SELECT originator_id, originator_version, topic, state"
             f" FROM {self.events_table_name} WHERE originator_id IN ({','.join('?' * len(ids))})"

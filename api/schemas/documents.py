@@ -1,7 +1,7 @@
-"""Models that document the API (requests and answers) in OpenAPI.
+"""The typed event envelopes (one per event type), and the models of the API's answers.
 
-The request body of `POST /v1/events` is parsed by hand (`api.ingest`) to report every bad event
-at once; these models describe the same shapes, one typed envelope per event type.
+`POST /v1/events` validates a batch against `ANY_EVENT` in one pass (`api.ingest`); the same
+models describe the request body in the OpenAPI document, with an example for each type.
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ from api.schemas.types import (
     Currency,
     DecimalString,
     Identifier,
-    Instant,
     IsoDate,
     LongText,
     MonthString,
@@ -411,12 +410,3 @@ DATA_MODELS: dict[str, type[DataModel]] = {
     "period.reopened": PeriodReopenedData,
 }
 assert set(DATA_MODELS) == set(facts.FACT_TYPES), "the wire catalogue follows the domain's"
-
-
-class EventEnvelope(WireModel):
-    """An event as sent: its `data` is checked against the model of its `type` afterwards."""
-
-    id: Identifier = Field(description="the sender's unique id: the idempotency key")
-    type: str
-    occurred_at: Instant | None = Field(default=None, description="when it happened at the sender")
-    data: dict[str, Any]

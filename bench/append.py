@@ -1,0 +1,248 @@
+"""Append throughput through the HTTP API on PostgreSQL, beside raw psycopg in the same run.
+
+    python bench/append.py [--database-url postgresql://postgres@127.0.0.1:5432/test]
+                           [--events 20000] [--single-events 3000] [--senders 4]
+
+For each batch size (1, 100, 1000) it starts `subledger serve` on a fresh schema, appends a
+generated business's events (a realistic mix: customers, subscriptions, invoices, payments,
+failures, credits, refunds, changes, pauses, cancellations) over real HTTP, and times it. Single
+events are sent one request at a time, once by one sender and once by several at once. Then it
+inserts the very rows the API stored into an identical table with raw psycopg (`executemany`,
+100 rows per transaction) and prints events/s for each, and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import platform
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from api.generator import generate
+
+SECRET = "bench-writer-secret-0001"
+HEADERS = {"Authorization": f"Bearer {SECRET}", "Content-Type": "application/json"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def server(database_url: str, schema: str, workers: int = 1) -> Iterator[str]:
+    """`subledger serve` on a fresh schema; yields its base URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "SUBLEDGER_DATABASE_URL": f"{database_url}?schema={schema}",
+        "SUBLEDGER_API_KEYS": f"bench:{SECRET}:events:write+read",
+        "SUBLEDGER_LOG_LEVEL": "warning",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("the server did not start")
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def send(base: str, bodies: list[bytes]) -> None:
+    """POST each body in turn on one keep-alive connection (the standard library's client:
+    the leanest, so that the figures are the server's, not the client's)."""
+    host, port = base.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    try:
+        for body in bodies:
+            connection.request("POST", "/v1/events", body=body, headers=HEADERS)
+            answer = connection.getresponse()
+            text = answer.read()
+            if answer.status != 201:
+                raise RuntimeError(f"{answer.status}: {text[:500]!r}")
+    finally:
+        connection.close()
+
+
+def run_http(
+    database_url: str,
+    events: list[dict[str, Any]],
+    batch: int,
+    senders: int = 1,
+    workers: int = 1,
+) -> tuple[float, str]:
+    """Events per second appending `events` in batches of `batch` from `senders` senders at
+    once, to a server of `workers` processes; and the schema used."""
+    schema = f"bench_{batch}_{senders}_{workers}_{uuid.uuid4().hex[:6]}"
+    # Each customer's events go to one sender, in order, so every sender's stream is valid.
+    streams: list[list[dict[str, Any]]] = [[] for _ in range(senders)]
+    owner: dict[str, int] = {}
+    for event in events:
+        key = _customer_of(event, owner)
+        streams[owner.setdefault(key, len(owner) % senders)].append(event)
+    lanes = [
+        [
+            orjson.dumps(stream[i] if batch == 1 else {"events": stream[i : i + batch]})
+            for i in range(0, len(stream), batch)
+        ]
+        for stream in streams
+    ]
+    with server(database_url, schema, workers) as base:
+        started = time.perf_counter()
+        threads = [threading.Thread(target=send, args=(base, lane)) for lane in lanes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+    return len(events) / elapsed, schema
+
+
+def _customer_of(event: dict[str, Any], owner: dict[str, int]) -> str:
+    """Which customer's stream an event belongs to (so each sender's events stay valid)."""
+    data = event["data"]
+    for key in ("customer_id",):
+        if key in data:
+            return str(data[key])
+    reference = data.get("subscription_id") or data.get("invoice_id") or data.get("payment_id")
+    if reference is not None:
+        return _links.get(reference, str(reference))
+    return "periods"
+
+
+_links: dict[str, str] = {}
+
+
+def link_references(events: list[dict[str, Any]]) -> None:
+    """Map subscription, invoice and payment ids to their customer, for `_customer_of`."""
+    for event in events:
+        data = event["data"]
+        customer = data.get("customer_id")
+        if customer is None:
+            parent = data.get("invoice_id") or data.get("subscription_id")
+            customer = _links.get(parent) if parent else None
+        if customer is None:
+            continue
+        for key in ("subscription_id", "invoice_id", "payment_id"):
+            if key in data:
+                _links[data[key]] = customer
+
+
+def run_raw(database_url: str, schema: str) -> float:
+    """Rows per second inserting the stored events of `schema` with executemany, 100 per tx."""
+    with psycopg.connect(database_url) as connection:
+        rows = connection.execute(
+            f"SELECT originator_id, originator_version, topic, state FROM {schema}.subledger_events"
+            " ORDER BY notification_id"
+        ).fetchall()
+        connection.execute(
+            f"CREATE TABLE {schema}.raw_events (originator_id uuid NOT NULL,"
+            " originator_version bigint NOT NULL, topic text, state bytea,"
+            " notification_id bigserial, PRIMARY KEY (originator_id, originator_version))"
+        )
+        connection.execute(f"CREATE UNIQUE INDEX ON {schema}.raw_events (notification_id)")
+        connection.commit()
+        started = time.perf_counter()
+        with connection.cursor() as cursor:
+            for start in range(0, len(rows), 100):
+                cursor.executemany(
+                    f"INSERT INTO {schema}.raw_events"
+                    " (originator_id, originator_version, topic, state) VALUES (%s, %s, %s, %s)",
+                    rows[start : start + 100],
+                )
+                connection.commit()
+        return len(rows) / (time.perf_counter() - started)
+
+
+def drop(database_url: str, schemas: list[str]) -> None:
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        for schema in schemas:
+            connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(
+            "SUBLEDGER_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+        ),
+    )
+    parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--single-events", type=int, default=3000)
+    parser.add_argument("--senders", type=int, default=4, help="senders of single events")
+    parser.add_argument("--workers", type=int, default=2, help="server processes")
+    arguments = parser.parse_args()
+
+    events: list[dict[str, Any]] = []
+    customers = 500
+    while len(events) < arguments.events:
+        events = generate(customers, seed=7)
+        customers *= 2
+    events = events[: arguments.events]
+    singles = events[: arguments.single_events]
+    link_references(events)
+    with psycopg.connect(arguments.database_url) as connection:
+        version = connection.execute("SHOW server_version").fetchone()
+    print(
+        f"machine: {os.cpu_count()} cores, Python {platform.python_version()},"
+        f" PostgreSQL {version[0] if version else '?'}"
+    )
+    print(f"events: {len(events)} (single-event runs: {len(singles)})\n")
+
+    schemas = []
+    results: list[tuple[str, float]] = []
+    many, workers = arguments.senders, arguments.workers
+    for label, stream, batch, senders, processes in (
+        ("1 event per request, 1 sender", singles, 1, 1, 1),
+        (f"1 event per request, {many} senders, {workers} workers", singles, 1, many, workers),
+        ("batches of 100, 1 sender", events, 100, 1, 1),
+        ("batches of 1,000, 1 sender", events, 1000, 1, 1),
+        (f"batches of 1,000, 2 senders, {workers} workers", events, 1000, 2, workers),
+    ):
+        rate, schema = run_http(arguments.database_url, stream, batch, senders, processes)
+        schemas.append(schema)
+        results.append((label, rate))
+        print(f"HTTP, {label:46s} {rate:9,.0f} events/s", flush=True)
+    raw = run_raw(arguments.database_url, schemas[-1])
+    print(f"{'raw psycopg executemany, 100 rows per transaction':52s} {raw:9,.0f} rows/s\n")
+    for label, rate in results:
+        print(f"HTTP, {label:46s} {rate / raw:6.2f} × raw")
+    drop(arguments.database_url, schemas)
+
+
+if __name__ == "__main__":
+    main()
