@@ -1,0 +1,197 @@
+"""The real thing: `subledger serve` in its own process, spoken to over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from tests.builders import customer, invoice, subscription, wire_event
+
+ROOT = Path(__file__).resolve().parents[2]
+SUBLEDGER = str(Path(sys.executable).parent / "subledger")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def readme_key_setting() -> str:
+    """The `SUBLEDGER_API_KEYS=...` of the README's run command."""
+    run_command = (ROOT / "README.md").read_text().split("```sh\n", 1)[1]
+    return re.search(r"SUBLEDGER_API_KEYS='([^']+)'", run_command).group(1)  # type: ignore[union-attr]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """`subledger serve` on SQLite (in a fresh directory) or PostgreSQL; yields its URL."""
+    url = "sqlite:///subledger.db"
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+    port = free_port()
+    env = {
+        **os.environ,
+        "SUBLEDGER_DATABASE_URL": url,
+        "SUBLEDGER_API_KEYS": readme_key_setting(),
+    }
+    process = subprocess.Popen(
+        [SUBLEDGER, "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            process.kill()
+            raise AssertionError(process.communicate()[0].decode())
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    if request.param == "sqlite":
+        assert (tmp_path / "subledger.db").exists(), "the embedded default is ./subledger.db"
+
+
+def readme_requests() -> list[tuple[str, str, bytes | None]]:
+    """The tour's curl commands: (method, URL, body)."""
+    tour = (ROOT / "README.md").read_text().split("## A tour", 1)[1].split("\n## ", 1)[0]
+    requests = []
+    for block in re.findall(r"```sh\n(.*?)\n```", tour, flags=re.DOTALL):
+        heredoc = re.search(r"<<'JSON'\n(.*)\nJSON", block, flags=re.DOTALL)
+        command = shlex.split(block.split("<<'JSON'")[0].replace("\\\n", " "))
+        url = next(part for part in command if part.startswith("http"))
+        body: bytes | None = None
+        if heredoc:
+            body = heredoc.group(1).encode()
+        elif "-d" in command:
+            body = command[command.index("-d") + 1].encode()
+        requests.append(("POST" if body else "GET", url, body))
+    return requests
+
+
+def readme_answers() -> list[Any]:
+    tour = (ROOT / "README.md").read_text().split("## A tour", 1)[1].split("\n## ", 1)[0]
+    return [orjson.loads(block) for block in re.findall(r"```json\n(.*?)\n```", tour, re.DOTALL)]
+
+
+def test_the_readme_tour_gives_the_answers_it_shows(server: str) -> None:
+    key = readme_key_setting().split(":")[1]
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    answers = []
+    for method, url, body in readme_requests():
+        port = server.rsplit(":", 1)[1]
+        answer = httpx.request(
+            method, url.replace(":8000", f":{port}"), content=body, headers=headers, timeout=10
+        )
+        answers.append(answer)
+    assert [a.status_code for a in answers] == [201, 201, 422, 200]
+    shown = readme_answers()
+    assert answers[0].json() == shown[0]
+    assert answers[2].json() == shown[1]
+    assert [e["id"] for e in answers[3].json()["events"]] == ["evt_0001", "evt_0002"]
+
+
+def test_a_retry_over_http_appends_nothing_twice(server: str) -> None:
+    key = readme_key_setting().split(":")[1]
+    with httpx.Client(base_url=server, headers={"Authorization": f"Bearer {key}"}) as client:
+        batch = {"events": [wire_event(customer("c1")), wire_event(subscription())]}
+        assert client.post("/v1/events", json=batch).status_code == 201
+        again = client.post("/v1/events", json=batch)
+        assert again.status_code == 200
+        assert [r["status"] for r in again.json()["results"]] == ["duplicate", "duplicate"]
+        assert len(client.get("/v1/events").json()["events"]) == 2
+
+
+def test_two_senders_racing_the_same_batch_over_http_append_it_once(server: str) -> None:
+    key = readme_key_setting().split(":")[1]
+    batch = orjson.dumps(
+        {
+            "events": [wire_event(customer(f"c{i}")) for i in range(200)]
+            + [wire_event(invoice("i1", customer_id="c0"))]
+        }
+    )
+    statuses: list[int] = []
+
+    def send() -> None:
+        answer = httpx.post(
+            f"{server}/v1/events",
+            content=batch,
+            timeout=30,
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        statuses.append(answer.status_code)
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [200, 201]
+    logged = httpx.get(
+        f"{server}/v1/events?limit=1000", timeout=10, headers={"Authorization": f"Bearer {key}"}
+    ).json()["events"]
+    assert len(logged) == 201
+
+
+def test_health_says_whether_the_store_answers(server: str) -> None:
+    answer = httpx.get(f"{server}/health", timeout=5)
+    assert answer.json()["status"] == "ok"
+    assert answer.headers["X-Request-Id"]
+
+
+def test_serve_refuses_to_start_without_keys(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "SUBLEDGER_API_KEYS"}
+    result = subprocess.run(
+        [SUBLEDGER, "serve", "--port", str(free_port())],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert "SUBLEDGER_API_KEYS" in result.stderr
+
+
+def test_serve_refuses_a_placeholder_secret(tmp_path: Path) -> None:
+    env = {**os.environ, "SUBLEDGER_API_KEYS": "local:changeme:read"}
+    result = subprocess.run(
+        [SUBLEDGER, "serve", "--port", str(free_port())],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert "at least 16 characters" in result.stderr
+    assert "changeme" not in result.stderr
+
+
+def test_version_prints_the_version() -> None:
+    result = subprocess.run([SUBLEDGER, "version"], capture_output=True, text=True, timeout=30)
+    assert result.stdout.startswith("subledger 0.1.0")

@@ -1,0 +1,97 @@
+"""The project keeps its own promises: the README's two commands, CI running the test one,
+layers pointing inward, and a docker-compose file that would run (it cannot run here)."""
+
+from __future__ import annotations
+
+import ast
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+LAYERS = {
+    # package: (packages it must not import, libraries it must not import)
+    "domain": (
+        {"projections", "adapters", "api"},
+        {"psycopg", "httpx", "fastapi", "sqlite3", "requests", "orjson", "pydantic"},
+    ),
+    "projections": (
+        {"adapters", "api"},
+        {"psycopg", "httpx", "fastapi", "sqlite3", "requests", "pydantic"},
+    ),
+    "adapters": ({"api"}, set()),
+}
+
+
+def readme_commands() -> list[str]:
+    section = (ROOT / "README.md").read_text().split("## Two commands", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.*?)\n```", section, flags=re.DOTALL)
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_the_readme_has_a_run_command_and_a_test_command() -> None:
+    run, test = readme_commands()
+    assert "pip install -e ." in run
+    assert run.rstrip().endswith("subledger serve")
+    assert "SUBLEDGER_API_KEYS=" in run
+    assert "pip install -e '.[dev]'" in test
+    assert test.rstrip().endswith("pytest")
+
+
+def test_ci_runs_the_readmes_test_command_against_postgresql() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    _, test = readme_commands()
+    assert test in ci.splitlines()
+    assert "SUBLEDGER_REQUIRE_POSTGRES=1" in ci
+    assert "SUBLEDGER_TEST_DATABASE_URL" in ci
+    assert (ROOT / ".ci" / "run").stat().st_mode & 0o111, ".ci/run is executable"
+
+
+def test_layers_point_inward() -> None:
+    problems = []
+    for package, (outer, io_libraries) in LAYERS.items():
+        for path in sorted((ROOT / package).rglob("*.py")):
+            wrong = imported_modules(path) & (outer | io_libraries)
+            if wrong:
+                problems.append(f"{path.relative_to(ROOT)} imports {sorted(wrong)}")
+    assert problems == []
+
+
+def test_the_console_script_is_subledger() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["scripts"] == {"subledger": "api.cli:main"}
+
+
+def test_docker_compose_runs_the_service_beside_postgresql() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) == {"postgres", "subledger"}
+    postgres, service = services["postgres"], services["subledger"]
+    assert postgres["image"].startswith("postgres:")
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    assert service["build"] == "."
+    assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+    url = service["environment"]["SUBLEDGER_DATABASE_URL"]
+    assert url.startswith("postgresql://") and "@postgres:5432/" in url
+    assert "SUBLEDGER_API_KEYS" in service["environment"]
+    assert service["ports"] == ["8000:8000"]
+    assert "postgres-data" in compose["volumes"]
+
+
+def test_the_image_holds_every_package_and_serves_on_all_interfaces() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for package in ("domain", "projections", "adapters", "api"):
+        assert f"COPY {package} ./{package}" in dockerfile
+    assert '"serve", "--host", "0.0.0.0", "--port", "8000"' in dockerfile
