@@ -11,15 +11,16 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from api.errors import ApiError
-from api.schemas.documents import ANY_EVENT
+from api.schemas.documents import ANY_EVENT, EVENT_BATCH
 from api.schemas.events import DATA_MODELS
 from api.wire import data_of, digest
 from domain.ledger import Submission
 
 MAX_BATCH_EVENTS: Final = 1000
 
-#: Every event of a batch validated in one pass, each against the model of its `type`.
-_EVENTS: TypeAdapter[list[Any]] = TypeAdapter(list[ANY_EVENT])
+#: A batch's events validated from its JSON bytes in one pass, each against its type's model.
+_BATCH: TypeAdapter[Any] = TypeAdapter(EVENT_BATCH)
+_SINGLE: TypeAdapter[Any] = TypeAdapter(ANY_EVENT)
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
@@ -29,12 +30,14 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return text
 
 
-def _details(error: ValidationError) -> list[dict[str, Any]]:
-    """Pydantic's errors as refusal details. A location is (index, type tag, field...) inside
-    an event of a known type, or (index,) when the type itself is missing or unknown."""
+def _details(error: ValidationError, batch: bool) -> list[dict[str, Any]]:
+    """Pydantic's errors as refusal details. A location is ("events", index, type tag, field...)
+    in a batch, (type tag, field...) for a single event; the tag is missing when the type itself
+    is missing or unknown."""
     details = []
     for problem in error.errors(include_url=False, include_input=False):
-        index, *rest = problem["loc"]
+        location = problem["loc"][1:] if batch else (0, *problem["loc"])
+        index, *rest = location
         if problem["type"] in ("union_tag_invalid", "union_tag_not_found"):
             field, message = "type", f"must be one of {', '.join(DATA_MODELS)}"
         else:
@@ -56,11 +59,15 @@ def _invalid(details: list[dict[str, Any]]) -> ApiError:
     )
 
 
-def _events_of(body: bytes) -> list[Any]:
+def _parse(body: bytes) -> Any:
     try:
-        payload = orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise ApiError(400, "INVALID_JSON", f"the body is not JSON: {error}") from None
+
+
+def _events_of(payload: Any) -> list[Any]:
+    """The events of a body, checking its shape: a batch or a single event."""
     if isinstance(payload, dict) and "events" in payload:
         if len(payload) != 1:
             unknown = sorted(set(payload) - {"events"})
@@ -103,7 +110,8 @@ def _events_of(body: bytes) -> list[Any]:
 
 def parse_submissions(body: bytes) -> list[Submission]:
     """Parse and check the shape of every event; raise `ApiError` (400, 413, 422) if any is off."""
-    events = _events_of(body)
+    payload = _parse(body)
+    events = _events_of(payload)
     if len(events) > MAX_BATCH_EVENTS:
         raise ApiError(
             413,
@@ -121,10 +129,11 @@ def parse_submissions(body: bytes) -> list[Submission]:
                 }
             ]
         )
+    batch = isinstance(payload, dict) and "events" in payload
     try:
-        envelopes = _EVENTS.validate_python(events)
+        envelopes = _BATCH.validate_json(body).events if batch else [_SINGLE.validate_json(body)]
     except ValidationError as error:
-        raise _invalid(_details(error)) from None
+        raise _invalid(_details(error, batch)) from None
     submissions = []
     for envelope in envelopes:
         fact = envelope.data.to_fact()

@@ -99,27 +99,15 @@ class Batch:
         self._aggregates: dict[UUID, Aggregate] = dict(aggregates)
         self._references: dict[tuple[str, str], str] = dict(references)
         self.new_references: list[InvoiceReference] = []
-        self._handlers: dict[type[Any], Callable[[Any, Envelope], Aggregate]] = {
-            CustomerCreated: self._customer_created,
-            CustomerUpdated: self._customer_updated,
-            CustomerErased: self._customer_erased,
-            SubscriptionStarted: self._subscription_started,
-            SubscriptionChanged: self._subscription_changed,
-            SubscriptionPaused: self._subscription_paused,
-            SubscriptionResumed: self._subscription_resumed,
-            SubscriptionCancelled: self._subscription_cancelled,
-            InvoiceIssued: self._invoice_issued,
-            PaymentReceived: self._payment_received,
-            PaymentFailed: self._payment_failed,
-            PaymentRefunded: self._payment_refunded,
-            CreditNoteIssued: self._credit_note_issued,
-            PeriodClosed: self._period_closed,
-            PeriodReopened: self._period_reopened,
-        }
+
+    @property
+    def aggregates(self) -> list[Aggregate]:
+        """Every aggregate the batch has seen or made, as the applied facts left them."""
+        return list(self._aggregates.values())
 
     def apply(self, fact: Fact, envelope: Envelope) -> CanMutateAggregate[UUID]:
         """Apply one fact; return the one domain event that records it. Raises `LedgerError`."""
-        aggregate = self._handlers[type(fact)](fact, envelope)
+        aggregate = _HANDLERS[type(fact)](self, fact, envelope)
         events: Sequence[CanMutateAggregate[UUID]] = aggregate.collect_events()
         assert len(events) == 1, "every fact is recorded by exactly one domain event"
         return events[0]
@@ -272,3 +260,25 @@ class Batch:
             raise RuleViolatedError(f"period {fact.period} is not closed", "period")
         period.reopen(fact, envelope)
         return period
+
+
+# By fact type. A table of plain functions, not of bound methods: a batch holding its own bound
+# methods would be a reference cycle, kept alive (with every aggregate of the batch) until the
+# garbage collector's next pass instead of being freed when the batch ends.
+_HANDLERS: dict[type[Any], Callable[[Batch, Any, Envelope], Aggregate]] = {
+    CustomerCreated: Batch._customer_created,
+    CustomerUpdated: Batch._customer_updated,
+    CustomerErased: Batch._customer_erased,
+    SubscriptionStarted: Batch._subscription_started,
+    SubscriptionChanged: Batch._subscription_changed,
+    SubscriptionPaused: Batch._subscription_paused,
+    SubscriptionResumed: Batch._subscription_resumed,
+    SubscriptionCancelled: Batch._subscription_cancelled,
+    InvoiceIssued: Batch._invoice_issued,
+    PaymentReceived: Batch._payment_received,
+    PaymentFailed: Batch._payment_failed,
+    PaymentRefunded: Batch._payment_refunded,
+    CreditNoteIssued: Batch._credit_note_issued,
+    PeriodClosed: Batch._period_closed,
+    PeriodReopened: Batch._period_reopened,
+}

@@ -9,7 +9,6 @@ retries of one batch append it once; the loser re-reads and reports duplicates.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from eventsourcing.persistence import (
 )
 
 from domain.batch import Batch, aggregate_ids, reference_keys
+from domain.cache import AggregateCache
 from domain.errors import (
     BatchRefusedError,
     ConcurrentAppendError,
@@ -48,6 +48,8 @@ from domain.transcodings import domain_transcodings
 
 #: How often a batch is re-decided after losing a race to another writer before giving up.
 MAX_ATTEMPTS: Final = 5
+#: Aggregates kept in memory between batches (a few kilobytes each).
+DEFAULT_AGGREGATE_CACHE_SIZE: Final = 20_000
 
 Clock = Callable[[], datetime]
 
@@ -88,8 +90,14 @@ class LoggedEvent:
 class Ledger(Application[UUID]):
     name = "Subledger"
 
-    def __init__(self, env: Mapping[str, str] | None = None, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        clock: Clock = utc_now,
+        aggregate_cache_size: int = DEFAULT_AGGREGATE_CACHE_SIZE,
+    ) -> None:
         super().__init__(env)
+        self._cache = AggregateCache(aggregate_cache_size)
         if not isinstance(self.recorder, LedgerStore):
             raise TypeError(
                 f"{type(self.recorder).__name__} is not a LedgerStore: point "
@@ -133,12 +141,15 @@ class Ledger(Application[UUID]):
         event_ids = {s.event_id for s in submissions}
         facts = [s.fact for s in submissions]
         touched = aggregate_ids(facts, {})
-        context = self.store.read_batch_context(event_ids, reference_keys(facts), touched)
+        cached = self._cache.take(touched)
+        known = {i: cached[i].version if i in cached else 0 for i in touched}
+        context = self.store.read_batch_context(event_ids, reference_keys(facts), known)
+        aggregates = self._bring_up_to_date(cached, context.stored_events)
         fresh, duplicate_of = _sort_out_duplicates(submissions, context.prior)
         positions: dict[int, int] = {}
         if fresh:
             try:
-                positions = self._append_fresh(submissions, fresh, context, touched)
+                positions = self._append_fresh(submissions, fresh, context, aggregates)
             except BatchRefusedError:
                 # The aggregates may have been read after the ids were looked up (not on
                 # PostgreSQL, which reads them from one snapshot). If a retry of some of these
@@ -147,6 +158,8 @@ class Ledger(Application[UUID]):
                 if self.store.find_appended(event_ids).keys() != context.prior.keys():
                     raise _RacedError from None
                 raise
+        else:
+            self._cache.put(aggregates.values())
         outcomes = []
         for index, submission in enumerate(submissions):
             if index in positions:
@@ -162,15 +175,17 @@ class Ledger(Application[UUID]):
         submissions: Sequence[Submission],
         fresh: list[int],
         context: BatchContext,
-        touched: set[UUID],
+        aggregates: dict[UUID, Aggregate],
     ) -> dict[int, int]:
-        stored_events = list(context.stored_events)
         # A refund names its payment, not its invoice: that invoice is known only now.
         refunds = [s.fact for s in submissions if isinstance(s.fact, PaymentRefunded)]
-        missing = aggregate_ids(refunds, context.references) - touched
+        missing = aggregate_ids(refunds, context.references) - aggregates.keys()
         if missing:
-            stored_events.extend(self.store.select_aggregates_events(missing))
-        batch = Batch(self._load(stored_events), context.references)
+            cached = self._cache.take(missing)
+            known = {i: cached[i].version if i in cached else 0 for i in missing}
+            newer = self.store.select_aggregates_events(known)
+            aggregates.update(self._bring_up_to_date(cached, newer))
+        batch = Batch(aggregates, context.references)
         timestamp = self.clock()
         events: list[CanMutateAggregate[UUID]] = []
         for index in fresh:
@@ -186,6 +201,9 @@ class Ledger(Application[UUID]):
         positions = self._save_in_order(
             events, **{LOG_ENTRIES: log_entries, INVOICE_REFERENCES: batch.new_references}
         )
+        # Saved: the batch's aggregates are what the store holds now. (An aggregate of a batch
+        # that failed is never put back: a refused fact may have changed it half-way.)
+        self._cache.put(batch.aggregates)
         return dict(zip(fresh, positions, strict=True))
 
     def _save_in_order(
@@ -203,20 +221,16 @@ class Ledger(Application[UUID]):
         assert len(positions) == len(events)
         return positions
 
-    def _load(self, stored_events: Sequence[StoredEvent]) -> dict[UUID, Aggregate]:
-        """Reconstruct aggregates from their stored events (each aggregate's in order)."""
-        streams: dict[UUID, list[DomainEventProtocol[UUID]]] = defaultdict(list)
+    def _bring_up_to_date(
+        self, cached: dict[UUID, Aggregate], stored_events: Sequence[StoredEvent]
+    ) -> dict[UUID, Aggregate]:
+        """The cached aggregates moved on by their newer stored events, and the aggregates not
+        cached reconstructed from theirs (each aggregate's events in version order)."""
+        aggregates: dict[UUID, Aggregate | None] = dict(cached)
         for stored in stored_events:
-            event = self.mapper.to_domain_event(stored)
-            streams[event.originator_id].append(event)
-        loaded: dict[UUID, Aggregate] = {}
-        for aggregate_id, stream in streams.items():
-            aggregate: Aggregate | None = None
-            for event in stream:
-                aggregate = cast(CanMutateAggregate[UUID], event).mutate(aggregate)
-            assert isinstance(aggregate, Aggregate)
-            loaded[aggregate_id] = aggregate
-        return loaded
+            event = cast(CanMutateAggregate[UUID], self.mapper.to_domain_event(stored))
+            aggregates[event.originator_id] = event.mutate(aggregates.get(event.originator_id))
+        return {i: aggregate for i, aggregate in aggregates.items() if aggregate is not None}
 
     # Reading.
 

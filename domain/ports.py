@@ -51,7 +51,8 @@ class InvoiceReference:
 @dataclass(frozen=True, slots=True)
 class BatchContext:
     """What deciding a batch needs to read: which of its event ids the log holds, the invoice
-    references it names, and the stored events of the aggregates it touches."""
+    references it names, and the stored events of the aggregates it touches that the ledger
+    does not hold already."""
 
     prior: Mapping[str, PriorAppend]
     references: Mapping[tuple[str, str], str]
@@ -80,13 +81,15 @@ class LedgerStore(Protocol):
         self,
         event_ids: Collection[str],
         reference_keys: Collection[tuple[str, str]],
-        originator_ids: Collection[UUID],
+        known_versions: Mapping[UUID, int],
     ) -> BatchContext:
         """The known event ids among `event_ids`, the invoice each known `(kind, key)` lives in,
-        and the stored events of the aggregates `originator_ids`: ideally in one round trip."""
+        and the stored events of the aggregates in `known_versions` after the version given for
+        each (0 for all of them): ideally in one round trip."""
 
-    def select_aggregates_events(self, originator_ids: Collection[UUID]) -> Sequence[StoredEvent]:
-        """The stored events of several aggregates at once, each aggregate's in version order."""
+    def select_aggregates_events(self, known_versions: Mapping[UUID, int]) -> Sequence[StoredEvent]:
+        """The stored events of several aggregates after the versions given, each aggregate's
+        in version order."""
 
     def read_log(self, after: int, limit: int) -> Sequence[LogRecord]:
         """Up to `limit` events after position `after`, in log order."""

@@ -68,7 +68,7 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
         self,
         event_ids: Collection[str],
         reference_keys: Collection[tuple[str, str]],
-        originator_ids: Collection[UUID],
+        known_versions: Mapping[UUID, int],
     ) -> BatchContext:
         with self._database_lock:
             return BatchContext(
@@ -76,15 +76,15 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
                 references={
                     key: self._references[key] for key in reference_keys if key in self._references
                 },
-                stored_events=self.select_aggregates_events(originator_ids),
+                stored_events=self.select_aggregates_events(known_versions),
             )
 
-    def select_aggregates_events(self, originator_ids: Collection[UUID]) -> Sequence[StoredEvent]:
+    def select_aggregates_events(self, known_versions: Mapping[UUID, int]) -> Sequence[StoredEvent]:
         with self._database_lock:
             return [
                 event
-                for originator_id in sorted(originator_ids)
-                for event in self.select_events(originator_id)
+                for originator_id, version in sorted(known_versions.items())
+                for event in self.select_events(originator_id, gt=version)
             ]
 
     def read_log(self, after: int, limit: int) -> Sequence[LogRecord]:

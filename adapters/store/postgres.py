@@ -172,7 +172,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         self,
         event_ids: Collection[str],
         reference_keys: Collection[tuple[str, str]],
-        originator_ids: Collection[UUID],
+        known_versions: Mapping[UUID, int],
     ) -> BatchContext:
         """Up to three reads on one connection, results in binary (a `bytea` in text would be
         hex: twice the bytes, and decoded in Python)."""
@@ -200,27 +200,30 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                     ([kind for kind, _ in keys], [key for _, key in keys]),
                 )
                 references = {(kind, key): invoice for kind, key, invoice in cursor.fetchall()}
-            stored_events = self._select_aggregates_events(cursor, originator_ids)
+            stored_events = self._select_aggregates_events(cursor, known_versions)
         return BatchContext(prior, references, stored_events)
 
-    def select_aggregates_events(self, originator_ids: Collection[UUID]) -> Sequence[StoredEvent]:
+    def select_aggregates_events(self, known_versions: Mapping[UUID, int]) -> Sequence[StoredEvent]:
         with (
             self.datastore.get_connection() as connection,
             connection.cursor(row_factory=tuple_row, binary=True) as cursor,
         ):
-            return self._select_aggregates_events(cursor, originator_ids)
+            return self._select_aggregates_events(cursor, known_versions)
 
     def _select_aggregates_events(
-        self, cursor: Cursor[tuple[Any, ...]], originator_ids: Collection[UUID]
+        self, cursor: Cursor[tuple[Any, ...]], known_versions: Mapping[UUID, int]
     ) -> list[StoredEvent]:
-        if not originator_ids:
+        if not known_versions:
             return []
         cursor.execute(
             self._sql(
-                "SELECT originator_id, originator_version, topic, state FROM {events}"
-                " WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+                "SELECT e.originator_id, e.originator_version, e.topic, e.state"
+                " FROM unnest(%b::uuid[], %b::bigint[]) AS known(id, version)"
+                " JOIN {events} AS e"
+                "  ON e.originator_id = known.id AND e.originator_version > known.version"
+                " ORDER BY e.originator_id, e.originator_version"
             ),
-            (list(originator_ids),),
+            (list(known_versions), list(known_versions.values())),
         )
         return [StoredEvent(*row) for row in cursor.fetchall()]
 

@@ -105,12 +105,12 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         self,
         event_ids: Collection[str],
         reference_keys: Collection[tuple[str, str]],
-        originator_ids: Collection[UUID],
+        known_versions: Mapping[UUID, int],
     ) -> BatchContext:
         return BatchContext(
             prior=self.find_appended(event_ids),
             references=self._find_invoice_references(reference_keys),
-            stored_events=self.select_aggregates_events(originator_ids),
+            stored_events=self.select_aggregates_events(known_versions),
         )
 
     def _find_invoice_references(
@@ -126,15 +126,17 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         )
         return {(row["kind"], row["key"]): row["invoice_id"] for row in rows}
 
-    def select_aggregates_events(self, originator_ids: Collection[UUID]) -> Sequence[StoredEvent]:
-        ids = [originator_id.hex for originator_id in originator_ids]
-        if not ids:
+    def select_aggregates_events(self, known_versions: Mapping[UUID, int]) -> Sequence[StoredEvent]:
+        if not known_versions:
             return []
         rows = self._fetch(
-            "SELECT originator_id, originator_version, topic, state"
-            f" FROM {self.events_table_name} WHERE originator_id IN ({','.join('?' * len(ids))})"
-            " ORDER BY originator_id, originator_version",
-            ids,
+            "WITH known(id, version) AS"
+            f" (VALUES {','.join(['(?, ?)'] * len(known_versions))})"
+            " SELECT e.originator_id, e.originator_version, e.topic, e.state"
+            f" FROM known JOIN {self.events_table_name} AS e"
+            "  ON e.originator_id = known.id AND e.originator_version > known.version"
+            " ORDER BY e.originator_id, e.originator_version",
+            [value for pair in known_versions.items() for value in (pair[0].hex, pair[1])],
         )
         return [
             StoredEvent(

@@ -6,6 +6,7 @@ itself into the domain's fact with `to_fact()`; the domain then checks the value
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -24,6 +25,7 @@ from api.schemas.types import (
     WireModel,
 )
 from domain import facts, values
+from domain.dates import Month
 from domain.values import CLEARED
 
 Kind = Literal["person", "company", "public"]
@@ -56,7 +58,7 @@ class ItemIn(WireModel):
     def to_value(self) -> values.SubscriptionItem:
         return values.SubscriptionItem(
             product_id=self.product_id,
-            quantity=self.quantity,
+            quantity=Decimal(self.quantity),
             unit_amount=self.unit_amount,
             description=self.description,
         )
@@ -72,7 +74,7 @@ class DiscountIn(WireModel):
 
     def to_value(self) -> values.Discount:
         return values.Discount(
-            percent=self.percent,
+            percent=None if self.percent is None else Decimal(self.percent),
             amount_off=self.amount_off,
             duration=self.duration,
             duration_in_months=self.duration_in_months,
@@ -96,10 +98,10 @@ class LineIn(WireModel):
             line_id=self.line_id,
             product_id=self.product_id,
             description=self.description,
-            quantity=self.quantity,
+            quantity=Decimal(self.quantity),
             unit_amount=self.unit_amount,
             discount_amount=self.discount_amount,
-            vat_rate=self.vat_rate,
+            vat_rate=Decimal(self.vat_rate),
             period_start=self.period_start,
             period_end=self.period_end,
             recognition=self.recognition,
@@ -382,14 +384,14 @@ class PeriodClosedData(DataModel):
     period: MonthString
 
     def to_fact(self) -> facts.PeriodClosed:
-        return facts.PeriodClosed(period=self.period)
+        return facts.PeriodClosed(period=Month.parse(self.period))
 
 
 class PeriodReopenedData(DataModel):
     period: MonthString
 
     def to_fact(self) -> facts.PeriodReopened:
-        return facts.PeriodReopened(period=self.period)
+        return facts.PeriodReopened(period=Month.parse(self.period))
 
 
 DATA_MODELS: dict[str, type[DataModel]] = {
