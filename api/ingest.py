@@ -5,6 +5,7 @@ Every malformed event of a batch is reported at once (index and field), and noth
 
 from __future__ import annotations
 
+from hashlib import sha256
 from typing import Any, Final
 
 import orjson
@@ -13,7 +14,6 @@ from pydantic import TypeAdapter, ValidationError
 from api.errors import ApiError
 from api.schemas.documents import ANY_EVENT, EVENT_BATCH
 from api.schemas.events import DATA_MODELS
-from api.wire import data_of, digest
 from domain.ledger import Submission
 
 MAX_BATCH_EVENTS: Final = 1000
@@ -134,15 +134,12 @@ def parse_submissions(body: bytes) -> list[Submission]:
         envelopes = _BATCH.validate_json(body).events if batch else [_SINGLE.validate_json(body)]
     except ValidationError as error:
         raise _invalid(_details(error, batch)) from None
-    submissions = []
-    for envelope in envelopes:
-        fact = envelope.data.to_fact()
-        submissions.append(
-            Submission(
-                event_id=envelope.id,
-                fact=fact,
-                digest=digest(envelope.type, data_of(fact)),
-                occurred_at=envelope.occurred_at,
-            )
+    return [
+        Submission(
+            event_id=envelope.id,
+            fact=envelope.data.to_fact(),
+            digest=sha256(envelope.type.encode() + b"\n" + envelope.data.canonical_json()).digest(),
+            occurred_at=envelope.occurred_at,
         )
-    return submissions
+        for envelope in envelopes
+    ]

@@ -1,20 +1,16 @@
-"""Facts and events in their wire form: the `data` of §1.2, and the digest that identifies it.
+"""Facts and events in their wire form: the `data` of §1.2.
 
 One function renders a fact (as submitted) and a stored event (which inherits the fact's fields)
-alike, so `GET /v1/events` returns each event's data exactly as it was appended, and the digest
-of a retry is computed from the same form as the original's.
+alike, so `GET /v1/events` returns each event's data as it was appended.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
 from typing import Any
-
-import orjson
 
 from domain.dates import Month
 from domain.facts import FACT_TYPES
@@ -66,9 +62,3 @@ def data_of(fact_or_event: Any) -> dict[str, Any]:
         for name in _fact_fields(type_of(fact_or_event))
         if (value := getattr(fact_or_event, name)) is not None
     }
-
-
-def digest(type_name: str, data: dict[str, Any]) -> bytes:
-    """SHA-256 of the canonical JSON of an event's type and data."""
-    canonical = orjson.dumps({"type": type_name, "data": data}, option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(canonical).digest()

@@ -5,10 +5,11 @@
 
 For each batch size (1, 100, 1000) it starts `subledger serve` on a fresh schema, appends a
 generated business's events (a realistic mix: customers, subscriptions, invoices, payments,
-failures, credits, refunds, changes, pauses, cancellations) over real HTTP, and times it. Single
-events are sent one request at a time, once by one sender and once by several at once. Then it
-inserts the very rows the API stored into an identical table with raw psycopg (`executemany`,
-100 rows per transaction) and prints events/s for each, and the ratios.
+failures, credits, refunds, changes, pauses, cancellations) over real HTTP, and times it: one
+sender at a time, and several senders against a server of several processes. Then it inserts
+the very rows the API stored into an identical table with raw psycopg (`executemany`, 100 rows
+per transaction) and prints events/s for each and the ratios. It does this `--rounds` times and
+reports the medians: on a shared machine one run can be a third slower than the next.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import httpx
@@ -205,6 +207,7 @@ def main() -> None:
     parser.add_argument("--single-events", type=int, default=3000)
     parser.add_argument("--senders", type=int, default=4, help="senders of single events")
     parser.add_argument("--workers", type=int, default=2, help="server processes")
+    parser.add_argument("--rounds", type=int, default=3, help="report the median of rounds")
     arguments = parser.parse_args()
 
     events: list[dict[str, Any]] = []
@@ -223,25 +226,38 @@ def main() -> None:
     )
     print(f"events: {len(events)} (single-event runs: {len(singles)})\n")
 
-    schemas = []
-    results: list[tuple[str, float]] = []
     many, workers = arguments.senders, arguments.workers
-    for label, stream, batch, senders, processes in (
+    runs = (
         ("1 event per request, 1 sender", singles, 1, 1, 1),
         (f"1 event per request, {many} senders, {workers} workers", singles, 1, many, workers),
         ("batches of 100, 1 sender", events, 100, 1, 1),
         ("batches of 1,000, 1 sender", events, 1000, 1, 1),
-        (f"batches of 1,000, 2 senders, {workers} workers", events, 1000, 2, workers),
-    ):
-        rate, schema = run_http(arguments.database_url, stream, batch, senders, processes)
-        schemas.append(schema)
-        results.append((label, rate))
-        print(f"HTTP, {label:46s} {rate:9,.0f} events/s", flush=True)
-    raw = run_raw(arguments.database_url, schemas[-1])
-    print(f"{'raw psycopg executemany, 100 rows per transaction':52s} {raw:9,.0f} rows/s\n")
-    for label, rate in results:
-        print(f"HTTP, {label:46s} {rate / raw:6.2f} × raw")
-    drop(arguments.database_url, schemas)
+        (f"batches of 1,000, {many} senders, {workers} workers", events, 1000, many, workers),
+    )
+    rates: dict[str, list[float]] = {label: [] for label, *_ in runs}
+    ratios: dict[str, list[float]] = {label: [] for label, *_ in runs}
+    raws: list[float] = []
+    for round_number in range(1, arguments.rounds + 1):
+        print(f"round {round_number} of {arguments.rounds}", flush=True)
+        schemas = []
+        for label, stream, batch, senders, processes in runs:
+            rate, schema = run_http(arguments.database_url, stream, batch, senders, processes)
+            schemas.append(schema)
+            rates[label].append(rate)
+            print(f"  HTTP, {label:46s} {rate:9,.0f} events/s", flush=True)
+        raw = run_raw(arguments.database_url, schemas[-2])
+        raws.append(raw)
+        for label, *_ in runs:
+            ratios[label].append(rates[label][-1] / raw)
+        print(f"  {'raw psycopg executemany, 100 rows per transaction':52s} {raw:9,.0f} rows/s")
+        drop(arguments.database_url, schemas)
+
+    print(f"\nmedians of {arguments.rounds} rounds (each ratio is taken within its round):\n")
+    print("| appending | events/s | × raw |")
+    print("|---|---:|---:|")
+    for label, *_ in runs:
+        print(f"| HTTP, {label} | {median(rates[label]):,.0f} | {median(ratios[label]):.2f} |")
+    print(f"| raw psycopg `executemany`, 100 rows per transaction | {median(raws):,.0f} | 1.00 |")
 
 
 if __name__ == "__main__":

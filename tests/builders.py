@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from api.wire import data_of, digest, type_of
+import orjson
+
+from api.wire import data_of, type_of
 from domain import facts
 from domain.dates import Month
 from domain.ledger import Ledger, Outcome, Submission
@@ -165,6 +168,11 @@ def closed(period: str) -> facts.PeriodClosed:
 
 def reopened(period: str) -> facts.PeriodReopened:
     return facts.PeriodReopened(period=Month.parse(period))
+
+
+def digest(type_name: str, data: dict[str, Any]) -> bytes:
+    """A digest of a fact's type and data, for submitting facts to the ledger directly."""
+    return hashlib.sha256(orjson.dumps([type_name, data], option=orjson.OPT_SORT_KEYS)).digest()
 
 
 def submission(fact: facts.Fact, event_id: str | None = None) -> Submission:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
+import orjson
 from pydantic import Field, model_validator
 
 from api.schemas.types import (
@@ -38,6 +39,26 @@ class DataModel(WireModel):
 
     def to_fact(self) -> facts.Fact:
         raise NotImplementedError
+
+    def canonical_json(self) -> bytes:
+        """The data as canonical JSON, for telling a retry from another event under the same
+        id: fields in the model's order, optional fields that are null or left out omitted."""
+        return self.__pydantic_serializer__.to_json(self, exclude_none=True)
+
+
+class DataWithRemovals(DataModel):
+    """Data in which `null` means "remove" for some fields, so it differs from leaving them out."""
+
+    REMOVABLE: ClassVar[tuple[str, ...]] = ()
+
+    def canonical_json(self) -> bytes:
+        data = self.model_dump(mode="json", exclude_none=True)
+        data.update(
+            (name, None)
+            for name in self.REMOVABLE
+            if name in self.model_fields_set and getattr(self, name) is None
+        )
+        return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
 
 
 class AddressIn(WireModel):
@@ -141,10 +162,11 @@ class CustomerCreatedData(DataModel):
         )
 
 
-class CustomerUpdatedData(DataModel):
+class CustomerUpdatedData(DataWithRemovals):
     """Only the fields to change; `null` removes an optional field (email, vat_number, ...)."""
 
     REQUIRED_ELSEWHERE: ClassVar[tuple[str, ...]] = ("name", "country", "kind")
+    REMOVABLE = ("email", "vat_number", "ean", "customer_number", "address")
 
     customer_id: Identifier
     name: Text | None = None
@@ -220,8 +242,10 @@ class SubscriptionStartedData(DataModel):
         )
 
 
-class SubscriptionChangedData(DataModel):
+class SubscriptionChangedData(DataWithRemovals):
     """`discount`: left out keeps the current one, `null` removes it, an object replaces it."""
+
+    REMOVABLE = ("discount",)
 
     subscription_id: Identifier
     effective_date: IsoDate

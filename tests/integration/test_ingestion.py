@@ -213,6 +213,37 @@ def test_the_same_body_with_another_occurred_at_is_still_a_duplicate(client: Tes
     assert answer.json()["results"][0]["status"] == "duplicate"
 
 
+def test_a_retry_with_keys_reordered_and_nulls_for_absent_fields_is_a_duplicate(
+    client: TestClient,
+) -> None:
+    event = wire_event(invoice(subscription_id="s1"), "e3")
+    post(client, {"events": [*story()[:2], event]})
+    retry = {
+        "data": dict(reversed(event["data"].items())) | {"due_date": None, "number": None},
+        "type": event["type"],
+        "id": "e3",
+    }
+    answer = post(client, retry)
+    assert answer.status_code == 200
+    assert answer.json()["results"][0]["status"] == "duplicate"
+
+
+def test_null_that_removes_a_field_is_not_the_same_as_leaving_it_out(client: TestClient) -> None:
+    post(client, {"events": story()})
+    keep = {
+        "id": "u1",
+        "type": "customer.updated",
+        "data": {"customer_id": "c1", "name": "Nordlys A/S"},
+    }
+    remove = {
+        "id": "u1",
+        "type": "customer.updated",
+        "data": {"customer_id": "c1", "name": "Nordlys A/S", "email": None},
+    }
+    assert post(client, keep).status_code == 201
+    refusal(post(client, remove), 409, "EVENT_ID_REUSED")
+
+
 def test_a_refused_batch_appends_nothing_and_can_be_fixed_and_resent(client: TestClient) -> None:
     events = [*story(), wire_event(payment(amount=12500), "e4")]
     events[3]["data"]["currency"] = "SEK"
