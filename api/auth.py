@@ -41,4 +41,3 @@ def require(scope: str) -> Callable[..., Awaitable[ApiKey]]:
 
 WriteKey = Annotated[ApiKey, Depends(require("events:write"))]
 ReadKey = Annotated[ApiKey, Depends(require("read"))]
-AdminKey = Annotated[ApiKey, Depends(require("admin"))]

@@ -66,46 +66,24 @@ def _parse(body: bytes) -> Any:
         raise ApiError(400, "INVALID_JSON", f"the body is not JSON: {error}") from None
 
 
+def _malformed(field: str, message: str) -> ApiError:
+    """A body whose shape is wrong as a whole (not one of its events)."""
+    return _invalid([{"index": 0, "field": field, "code": "INVALID_EVENT", "message": message}])
+
+
 def _events_of(payload: Any) -> list[Any]:
     """The events of a body, checking its shape: a batch or a single event."""
-    if isinstance(payload, dict) and "events" in payload:
-        if len(payload) != 1:
-            unknown = sorted(set(payload) - {"events"})
-            raise _invalid(
-                [
-                    {
-                        "index": 0,
-                        "field": unknown[0],
-                        "code": "INVALID_EVENT",
-                        "message": "a batch holds only `events`",
-                    }
-                ]
-            )
-        events = payload["events"]
-        if not isinstance(events, list):
-            raise _invalid(
-                [
-                    {
-                        "index": 0,
-                        "field": "events",
-                        "code": "INVALID_EVENT",
-                        "message": "must be a list of events",
-                    }
-                ]
-            )
-        return events
-    if isinstance(payload, dict):
+    if not isinstance(payload, dict):
+        raise _malformed("event", 'the body is an event or {"events": [...]}')
+    if "events" not in payload:
         return [payload]
-    raise _invalid(
-        [
-            {
-                "index": 0,
-                "field": "event",
-                "code": "INVALID_EVENT",
-                "message": 'the body is an event or {"events": [...]}',
-            }
-        ]
-    )
+    unknown = sorted(set(payload) - {"events"})
+    if unknown:
+        raise _malformed(unknown[0], "a batch holds only `events`")
+    if not isinstance(payload["events"], list):
+        raise _malformed("events", "must be a list of events")
+    events: list[Any] = payload["events"]
+    return events
 
 
 def parse_submissions(body: bytes) -> list[Submission]:
@@ -119,16 +97,7 @@ def parse_submissions(body: bytes) -> list[Submission]:
             f"a batch holds at most {MAX_BATCH_EVENTS} events; this one has {len(events)}",
         )
     if not events:
-        raise _invalid(
-            [
-                {
-                    "index": 0,
-                    "field": "events",
-                    "code": "INVALID_EVENT",
-                    "message": f"a batch holds 1 to {MAX_BATCH_EVENTS} events",
-                }
-            ]
-        )
+        raise _malformed("events", f"a batch holds 1 to {MAX_BATCH_EVENTS} events")
     batch = isinstance(payload, dict) and "events" in payload
     try:
         envelopes = _BATCH.validate_json(body).events if batch else [_SINGLE.validate_json(body)]

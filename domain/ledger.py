@@ -1,10 +1,10 @@
 """The ledger application: batches of submitted facts in, one totally ordered log out.
 
 All aggregates live in this one `eventsourcing` application, so the log has one order and a
-position means the same everywhere. A batch is appended whole or not at all, in one `save()` (one
-transaction), in the order it was sent. It is idempotent on the sender's event ids: the ids are
-written with the events, in the same transaction and under a unique constraint, so two racing
-retries of one batch append it once; the loser re-reads and reports duplicates.
+position means the same everywhere. A batch is appended whole or not at all, in one transaction
+(what `save()` does), in the order it was sent. It is idempotent on the sender's event ids: the
+ids are written with the events, in the same transaction and under a unique constraint, so two
+racing retries of one batch append it once; the loser re-reads and reports duplicates.
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ class Ledger(Application[UUID]):
                 outcomes.append(Outcome(submission.event_id, True, positions[index]))
             else:
                 earlier = duplicate_of[index]
-                position = earlier if isinstance(earlier, int) else positions[earlier[0]]
+                position = positions[earlier.index] if isinstance(earlier, _SameAs) else earlier
                 outcomes.append(Outcome(submission.event_id, False, position))
         return outcomes
 
@@ -248,9 +248,6 @@ class Ledger(Application[UUID]):
     def last_position(self) -> int:
         return self.store.last_position()
 
-    def ping(self) -> None:
-        self.store.ping()
-
 
 class _RacedError(Exception):
     """A batch was decided on reads that straddled another writer's append of its events."""
@@ -267,13 +264,20 @@ def _refuse_malformed(submissions: Sequence[Submission]) -> None:
         raise BatchRefusedError(problems)
 
 
+@dataclass(frozen=True)
+class _SameAs:
+    """A duplicate of the event at `index` earlier in the same batch."""
+
+    index: int
+
+
 def _sort_out_duplicates(
     submissions: Sequence[Submission], prior: Mapping[str, PriorAppend]
-) -> tuple[list[int], dict[int, int | tuple[int]]]:
+) -> tuple[list[int], dict[int, int | _SameAs]]:
     """Split a batch into the indexes to append and, for each duplicate, either the position it
-    holds in the log or (as a 1-tuple) the index of its first occurrence in this batch."""
+    holds in the log or the earlier event of this batch it repeats."""
     fresh: list[int] = []
-    duplicate_of: dict[int, int | tuple[int]] = {}
+    duplicate_of: dict[int, int | _SameAs] = {}
     first_index: dict[str, int] = {}
     problems = []
     for index, submission in enumerate(submissions):
@@ -286,7 +290,7 @@ def _sort_out_duplicates(
         elif submission.event_id in first_index:
             first = first_index[submission.event_id]
             if submissions[first].digest == submission.digest:
-                duplicate_of[index] = (first,)
+                duplicate_of[index] = _SameAs(first)
             else:
                 problems.append(Problem(index, _reused(submission, f"index {first} of this batch")))
         else:

@@ -96,6 +96,3 @@ class LedgerStore(Protocol):
 
     def last_position(self) -> int:
         """The highest position in the log (0 when it is empty)."""
-
-    def ping(self) -> None:
-        """Raise if the store does not answer."""

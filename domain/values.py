@@ -107,10 +107,6 @@ class InvoiceLine:
     def vat(self) -> int:
         return vat_of(self.net, self.vat_rate)
 
-    def vat_on(self, credited_net: int) -> int:
-        """The VAT of a credit of `credited_net` on this line: `rhu(amount × vat_rate)`."""
-        return vat_of(credited_net, self.vat_rate)
-
 
 def line_ids(lines: tuple[InvoiceLine, ...]) -> tuple[str, ...]:
     """Each line's id: its own, or `"1"`, `"2"`, ... by position where it gave none."""

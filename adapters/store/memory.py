@@ -97,9 +97,6 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
     def last_position(self) -> int:
         return self.max_notification_id() or 0
 
-    def ping(self) -> None:
-        return None
-
 
 class MemoryStoreFactory(POPOFactory):
     def application_recorder(self) -> MemoryLedgerRecorder:

@@ -1,19 +1,22 @@
 """The ledger's event store on PostgreSQL (psycopg 3, binary, pooled).
 
-The library's recorder writes each batch under `LOCK TABLE ... IN EXCLUSIVE MODE`, so positions
-arrive in commit order. This recorder adds, inside that same locked transaction:
+Beside the library's `<app>_events` table (whose `notification_id` is the position), it keeps:
 - `<app>_log`: one row per event (position, the sender's event id under a unique constraint, the
   digest of its body, and `recorded_at`, taken under the lock so it never decreases);
 - `<app>_invoice_refs`: payment, refund and credit-note ids and the invoice each lives in.
+All three are written by one call of `<app>_append`, which takes the library's
+`LOCK TABLE ... IN EXCLUSIVE MODE` first, so positions arrive in commit order as with the
+library's own insert, and the whole batch is one transaction and one round trip.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from contextlib import suppress
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
 from psycopg import Cursor
 from psycopg.rows import DictRow, tuple_row
@@ -89,7 +92,8 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         super()._create_table(curs)
 
     def create_table(self) -> None:
-        with self.datastore.transaction(commit=True) as curs:
+        # Two processes creating the same schema at once: one of them is told it exists.
+        with suppress(IntegrityError), self.datastore.transaction(commit=True) as curs:
             curs.execute(
                 SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(Identifier(self.datastore.schema))
             )
@@ -236,24 +240,17 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             self.datastore.get_connection() as connection,
             connection.cursor(row_factory=tuple_row, binary=True) as cursor,
         ):
-            return self._select_aggregates_events(cursor, known_versions)
-
-    def _select_aggregates_events(
-        self, cursor: Cursor[tuple[Any, ...]], known_versions: Mapping[UUID, int]
-    ) -> list[StoredEvent]:
-        if not known_versions:
-            return []
-        cursor.execute(
-            self._sql(
-                "SELECT e.originator_id, e.originator_version, e.topic, e.state"
-                " FROM unnest(%b::uuid[], %b::bigint[]) AS known(id, version)"
-                " JOIN {events} AS e"
-                "  ON e.originator_id = known.id AND e.originator_version > known.version"
-                " ORDER BY e.originator_id, e.originator_version"
-            ),
-            (list(known_versions), list(known_versions.values())),
-        )
-        return [StoredEvent(*row) for row in cursor.fetchall()]
+            cursor.execute(
+                self._sql(
+                    "SELECT e.originator_id, e.originator_version, e.topic, e.state"
+                    " FROM unnest(%b::uuid[], %b::bigint[]) AS known(id, version)"
+                    " JOIN {events} AS e"
+                    "  ON e.originator_id = known.id AND e.originator_version > known.version"
+                    " ORDER BY e.originator_id, e.originator_version"
+                ),
+                (list(known_versions), list(known_versions.values())),
+            )
+            return [StoredEvent(*row) for row in cursor.fetchall()]
 
     def read_log(self, after: int, limit: int) -> Sequence[LogRecord]:
         rows = self._fetch(
@@ -280,9 +277,6 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
 
     def last_position(self) -> int:
         return self.max_notification_id() or 0
-
-    def ping(self) -> None:
-        self._fetch("SELECT 1", ())
 
     def _fetch(self, template: str, params: Sequence[Any]) -> list[DictRow]:
         with self.datastore.get_connection() as connection, connection.cursor() as cursor:

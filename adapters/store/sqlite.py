@@ -174,9 +174,6 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
     def last_position(self) -> int:
         return self.max_notification_id() or 0
 
-    def ping(self) -> None:
-        self._fetch("SELECT 1", [])
-
     def _fetch(self, statement: str, params: Sequence[Any]) -> list[Any]:
         with self.datastore.transaction(commit=False) as c:
             c.execute(statement, params)

@@ -195,3 +195,48 @@ def test_serve_refuses_a_placeholder_secret(tmp_path: Path) -> None:
 def test_version_prints_the_version() -> None:
     result = subprocess.run([SUBLEDGER, "version"], capture_output=True, text=True, timeout=30)
     assert result.stdout.startswith("subledger 0.1.0")
+
+
+@pytest.mark.slow
+def test_the_readmes_run_command_installs_and_serves_on_a_fresh_copy(tmp_path: Path) -> None:
+    """The README's first command, run as written (on a free port) in a fresh copy of the
+    project: it makes its own virtualenv, installs, and serves on ./subledger.db."""
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    copy = tmp_path / "subledger"
+    for name in files:
+        source = ROOT / name
+        if source.is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            (copy / name).write_bytes(source.read_bytes())
+    run_command = (ROOT / "README.md").read_text().split("```sh\n", 1)[1].split("\n```", 1)[0]
+    port = free_port()
+    assert run_command.endswith("subledger serve")
+    process = subprocess.Popen(
+        ["bash", "-c", f"{run_command} --port {port}"],
+        cwd=copy,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                if answer.status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(1)
+        else:
+            raise AssertionError(process.communicate(timeout=30)[0].decode()[-3000:])
+        assert answer.json()["store"] == "sqlite"
+        assert (copy / "subledger.db").exists()
+    finally:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=30)
