@@ -39,13 +39,14 @@ class _Pending:
 
 @dataclass
 class Business:
-    """`customers` customers arriving over `months` months from `start`."""
+    """`customers` customers arriving over `months` months from `start`; `eur_percent` of them
+    are billed in euros, the others in kroner."""
 
     customers: int = 500
     start: date = date(2023, 1, 1)
     months: int = 36
     seed: int = 1
-    eur_share: float = 0.15
+    eur_percent: int = 15
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)  # noqa: S311 (deterministic, not secret)
@@ -104,7 +105,7 @@ class Business:
                     "customer.updated",
                     {"customer_id": customer_id, "email": f"finance{number}@example.dk"},
                 )
-        currency = "EUR" if rnd.random() < self.eur_share else "DKK"
+        currency = "EUR" if rnd.randrange(100) < self.eur_percent else "DKK"
         start = arrival
         while start < self.end:
             ended = self._subscription(customer_id, currency, start)

@@ -163,9 +163,12 @@ def test_health_says_whether_the_store_answers(server: str) -> None:
     assert answer.headers["X-Request-Id"]
 
 
-def test_serve_refuses_to_start_without_keys(tmp_path: Path) -> None:
+def serve_briefly(tmp_path: Path, keys: str | None) -> subprocess.CompletedProcess[str]:
+    """`subledger serve` with `SUBLEDGER_API_KEYS` set to `keys` (or unset), expected to stop."""
     env = {k: v for k, v in os.environ.items() if k != "SUBLEDGER_API_KEYS"}
-    result = subprocess.run(
+    if keys is not None:
+        env["SUBLEDGER_API_KEYS"] = keys
+    return subprocess.run(
         [SUBLEDGER, "serve", "--port", str(free_port())],
         cwd=tmp_path,
         env=env,
@@ -173,20 +176,16 @@ def test_serve_refuses_to_start_without_keys(tmp_path: Path) -> None:
         text=True,
         timeout=30,
     )
+
+
+def test_serve_refuses_to_start_without_keys(tmp_path: Path) -> None:
+    result = serve_briefly(tmp_path, None)
     assert result.returncode != 0
     assert "SUBLEDGER_API_KEYS" in result.stderr
 
 
 def test_serve_refuses_a_placeholder_secret(tmp_path: Path) -> None:
-    env = {**os.environ, "SUBLEDGER_API_KEYS": "local:changeme:read"}
-    result = subprocess.run(
-        [SUBLEDGER, "serve", "--port", str(free_port())],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = serve_briefly(tmp_path, "local:changeme:read")
     assert result.returncode != 0
     assert "at least 16 characters" in result.stderr
     assert "changeme" not in result.stderr
