@@ -4,7 +4,10 @@ layers pointing inward, and a docker-compose file that would run (it cannot run 
 from __future__ import annotations
 
 import ast
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -95,3 +98,39 @@ def test_the_image_holds_every_package_and_serves_on_all_interfaces() -> None:
     for package in ("domain", "projections", "adapters", "api"):
         assert f"COPY {package} ./{package}" in dockerfile
     assert '"serve", "--host", "0.0.0.0", "--port", "8000"' in dockerfile
+
+
+def run_a_postgres_test(**env: str) -> subprocess.CompletedProcess[str]:
+    """Run one PostgreSQL test in a fresh pytest, with PostgreSQL out of reach."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("SUBLEDGER_")}
+    environment |= {"SUBLEDGER_TEST_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"}
+    environment |= env
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-rs",
+            "tests/integration/test_ingestion.py::test_an_empty_batch_is_refused[postgresql]",
+        ],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_without_postgresql_its_tests_are_skipped_with_the_reason() -> None:
+    result = run_a_postgres_test()
+    assert result.returncode == 0, result.stdout
+    assert "1 skipped" in result.stdout
+    assert "no PostgreSQL: SUBLEDGER_TEST_DATABASE_URL does not answer" in result.stdout
+
+
+def test_when_postgresql_is_required_its_absence_fails_the_tests() -> None:
+    result = run_a_postgres_test(SUBLEDGER_REQUIRE_POSTGRES="1")
+    assert result.returncode != 0
+    assert "PostgreSQL is required here" in result.stdout
