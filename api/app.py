@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,11 +15,13 @@ from fastapi.openapi.utils import get_openapi
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.bootstrap import build_keys, build_ledger, describe_store
+from adapters.follow import Follower
+from api.bootstrap import build_keys, build_ledger, build_runner, describe_store
 from api.errors import install_error_handlers
 from api.keys import KeyRing
+from api.reads import Reader
 from api.responses import OrjsonResponse
-from api.routes import events, health
+from api.routes import events, health, revenue
 from api.schemas.documents import append_request_schema
 from api.settings import Settings
 from domain.ledger import Ledger
@@ -45,10 +48,13 @@ def create_app(
     *,
     ledger: Ledger | None = None,
     keys: KeyRing | None = None,
+    run_projections: bool = True,
     server_process: bool = False,
 ) -> FastAPI:
     """The service. The ledger is built when the app starts, unless one is given.
 
+    `run_projections` folds the log into the projections in this process (else a separate
+    `subledger project` worker does, and reads wait for it through the store).
     `server_process` says the app owns its process (`subledger serve`), so it may tune the
     process's garbage collector once started.
     """
@@ -60,11 +66,27 @@ def create_app(
         owned = app.state.ledger is None
         if owned:
             app.state.ledger = build_ledger(settings)
+        runner = build_runner(settings, app.state.ledger)
+        rebuilt = runner.prepare()
+        if rebuilt:
+            logger.info("projections to fold from the start: %s", ", ".join(rebuilt))
+        follower = Follower(app.state.ledger, runner) if run_projections else None
+        app.state.reader = Reader(
+            app.state.ledger,
+            runner.store,
+            runner.projections,
+            settings.read_wait_seconds,
+            runner if follower is not None else None,
+        )
+        if follower is not None:
+            follower.start()
         if server_process:
             tune_garbage_collector()
         try:
             yield
         finally:
+            if follower is not None:
+                follower.stop()
             if owned:
                 app.state.ledger.close()
                 app.state.ledger = None
@@ -83,6 +105,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(events.router)
+    app.include_router(revenue.router)
 
     app.add_middleware(RequestIdMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
@@ -117,7 +140,15 @@ class RequestIdMiddleware:
 def server_app() -> FastAPI:
     """The app of one `subledger serve` process, settings from the environment (the factory
     that uvicorn calls in each worker process)."""
-    return create_app(Settings(), server_process=True)
+    return create_app(
+        Settings(),
+        run_projections=os.environ.get(NO_PROJECTIONS) != "1",
+        server_process=True,
+    )
+
+
+#: Set by `serve --no-projections` for its worker processes.
+NO_PROJECTIONS = "SUBLEDGER_SERVE_WITHOUT_PROJECTIONS"
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

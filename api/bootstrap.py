@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from adapters.rows.stores import row_store_for
 from adapters.store import store_env, store_kind
 from api.keys import KeyRing, parse_keys
 from api.settings import Settings
 from domain.ledger import Ledger
+from projections.engine import Projection
+from projections.revenue import RevenueProjection
+from projections.runner import ProjectionRunner
 
 
 def build_ledger(settings: Settings) -> Ledger:
@@ -19,3 +23,15 @@ def build_keys(settings: Settings) -> KeyRing:
 
 def describe_store(settings: Settings) -> str:
     return store_kind(settings.database_url)
+
+
+def build_projections(settings: Settings) -> list[Projection]:
+    """Every projection the service keeps, configured from the settings."""
+    return [RevenueProjection(default_policy=settings.recognition)]
+
+
+def build_runner(settings: Settings, ledger: Ledger) -> ProjectionRunner:
+    """A runner of every projection, on the store beside the ledger's log."""
+    return ProjectionRunner(
+        ledger, row_store_for(ledger), build_projections(settings), settings.projection_page_size
+    )

@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
+import time
 from urllib.parse import urlsplit, urlunsplit
 
 import click
 import uvicorn
 from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
 
+from adapters.follow import Follower
 from adapters.store import StoreURLError, store_kind
-from api.app import VERSION, create_app
-from api.bootstrap import build_keys
+from api.app import NO_PROJECTIONS, VERSION, create_app
+from api.bootstrap import build_keys, build_ledger, build_runner
 from api.keys import KeyConfigurationError
 from api.settings import Settings
 
@@ -54,7 +67,13 @@ def version() -> None:
     type=click.IntRange(1, 64),
     help="Server processes (one per core suits a busy service).",
 )
-def serve(host: str, port: int, workers: int) -> None:
+@click.option(
+    "--projections/--no-projections",
+    default=True,
+    show_default=True,
+    help="Fold the projections in this process (else run `subledger project` beside it).",
+)
+def serve(host: str, port: int, workers: int, projections: bool) -> None:
     """Serve the HTTP API on the store named by SUBLEDGER_DATABASE_URL (SQLite by default)."""
     settings = _settings()
     try:
@@ -74,9 +93,13 @@ def serve(host: str, port: int, workers: int) -> None:
         " (docs at /docs)",
         err=True,
     )
+    if not projections:
+        if kind == "memory":
+            raise click.ClickException("a memory:// store cannot be folded by another process")
+        os.environ[NO_PROJECTIONS] = "1"
     if workers == 1:
         uvicorn.run(
-            create_app(settings, keys=keys, server_process=True),
+            create_app(settings, keys=keys, run_projections=projections, server_process=True),
             host=host,
             port=port,
             log_level=settings.log_level,
@@ -90,6 +113,108 @@ def serve(host: str, port: int, workers: int) -> None:
             workers=workers,
             log_level=settings.log_level,
         )
+
+
+def _database_settings() -> Settings:
+    settings = _settings()
+    try:
+        kind = store_kind(settings.database_url)
+    except StoreURLError as error:
+        raise click.ClickException(str(error)) from None
+    if kind == "memory":
+        raise click.ClickException("memory:// lives inside one process; use sqlite or postgresql")
+    return settings
+
+
+@main.command()
+def project() -> None:
+    """Fold the projections as events are appended, until stopped (Ctrl-C or SIGTERM).
+
+    For deployments that run `subledger serve --no-projections`, or several servers: on
+    PostgreSQL one worker folds at a time and the others stand by.
+    """
+    settings = _database_settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(message)s")
+    ledger = build_ledger(settings)
+    runner = build_runner(settings, ledger)
+    rebuilt = runner.prepare()
+    follower = Follower(ledger, runner)
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signal_number, lambda *_: follower.stopped.set())
+    click.echo(
+        f"subledger project: folding {', '.join(runner.projections)} at "
+        f"{redact(settings.database_url)}"
+        + (f" (from the start: {', '.join(rebuilt)})" if rebuilt else ""),
+        err=True,
+    )
+    follower.run_here()
+    ledger.close()
+    click.echo("subledger project: stopped", err=True)
+
+
+@main.group()
+def projections() -> None:
+    """The projections: where they stand, and rebuilding them."""
+
+
+@projections.command()
+def status() -> None:
+    """Each projection's position, the log's end, and how far behind it is."""
+    settings = _database_settings()
+    ledger = build_ledger(settings)
+    runner = build_runner(settings, ledger)
+    runner.store.create_tables(
+        table for projection in runner.projections.values() for table in projection.tables
+    )
+    stored = runner.store.stored()
+    end = ledger.last_position()
+    table = Table("projection", "position", "log", "behind", "state", box=None)
+    for name, projection in runner.projections.items():
+        found = stored.get(name)
+        if found is None:
+            table.add_row(name, "-", str(end), str(end), "never folded")
+            continue
+        current = found.fingerprint == projection.fingerprint()
+        state = "current" if current else f"to rebuild (folded as {found.fingerprint})"
+        table.add_row(name, str(found.position), str(end), str(end - found.position), state)
+    Console().print(table)
+    ledger.close()
+
+
+@projections.command()
+@click.argument("names", nargs=-1)
+def rebuild(names: tuple[str, ...]) -> None:
+    """Drop the named projections (all by default) and fold them again from position 0."""
+    settings = _database_settings()
+    ledger = build_ledger(settings)
+    runner = build_runner(settings, ledger)
+    unknown = set(names) - set(runner.projections)
+    if unknown:
+        raise click.ClickException(
+            f"no projection {', '.join(sorted(unknown))}; there are {', '.join(runner.projections)}"
+        )
+    chosen = list(names or runner.projections)
+    runner.prepare()
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} events/s"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task(f"rebuilding {', '.join(chosen)}", total=None, rate="-")
+        started = time.monotonic()
+
+        def advance(position: int, end: int) -> None:
+            rate = position / max(time.monotonic() - started, 1e-6)
+            bar.update(task, completed=position, total=end, rate=f"{rate:,.0f}")
+
+        end = runner.rebuild(chosen, progress=advance)
+        bar.update(task, completed=end, total=end)
+    elapsed = time.monotonic() - started
+    click.echo(f"rebuilt {', '.join(chosen)} to position {end} in {elapsed:.1f} s", err=True)
+    ledger.close()
 
 
 if __name__ == "__main__":

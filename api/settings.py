@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -24,6 +26,17 @@ class Settings(BaseSettings):
     pool_size: int = Field(default=5, ge=1, le=100)
     pool_max_overflow: int = Field(default=10, ge=0, le=100)
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    recognition: Literal["daily", "monthly"] = Field(
+        default="daily",
+        description="How lines with a service period and no recognition of their own are"
+        " recognized; changing it rebuilds the revenue projection",
+    )
+    projection_page_size: int = Field(
+        default=2000, ge=1, le=100_000, description="Events a projection folds per transaction"
+    )
+    read_wait_seconds: float = Field(
+        default=5.0, gt=0, le=120, description="How long a read waits for the projections"
+    )
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
 
     def store_options(self) -> StoreOptions:

@@ -9,7 +9,7 @@ racing retries of one batch append it once; the loser re-reads and reports dupli
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, cast
@@ -24,6 +24,7 @@ from eventsourcing.persistence import (
     OperationalError,
     StoredEvent,
 )
+from eventsourcing.utils import get_topic
 
 from domain.batch import Batch, aggregate_ids, reference_keys
 from domain.cache import AggregateCache
@@ -79,6 +80,14 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Entry:
+    """One event of the log, at its position (what projections fold)."""
+
+    position: int
+    event: DomainEventProtocol[UUID]
+
+
+@dataclass(frozen=True)
 class LoggedEvent:
     """An event as the log holds it."""
 
@@ -105,6 +114,12 @@ class Ledger(Application[UUID]):
             )
         self.store: LedgerStore = self.recorder
         self.clock = clock
+        self._appended_listeners: list[Callable[[], None]] = []
+
+    def on_append(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after every batch this ledger appends (to wake a projection runner
+        in this process without waiting for a poll)."""
+        self._appended_listeners.append(listener)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -204,6 +219,8 @@ class Ledger(Application[UUID]):
         # Saved: the batch's aggregates are what the store holds now. (An aggregate of a batch
         # that failed is never put back: a refused fact may have changed it half-way.)
         self._cache.put(batch.aggregates)
+        for listener in self._appended_listeners:
+            listener()
         return dict(zip(fresh, positions, strict=True))
 
     def _save_in_order(
@@ -245,8 +262,34 @@ class Ledger(Application[UUID]):
             for record in self.store.read_log(after, limit)
         ]
 
+    def read_entries(
+        self, after: int, upto: int, limit: int, event_types: Collection[type]
+    ) -> list[Entry]:
+        """Up to `limit` events of `event_types` with `after < position <= upto`, decoded."""
+        topics = [get_topic(kind) for kind in event_types]
+        return [
+            Entry(notification.id, self.mapper.to_domain_event(notification))
+            for notification in self.store.read_notifications(after, upto, limit, topics)
+        ]
+
+    def iter_entries(
+        self, upto: int, event_types: Collection[type], page_size: int = 5000
+    ) -> Iterator[Entry]:
+        """Every event of `event_types` up to position `upto`, in order, read a page at a time."""
+        after = 0
+        while True:
+            page = self.read_entries(after, upto, page_size, event_types)
+            yield from page
+            if len(page) < page_size:
+                return
+            after = page[-1].position
+
     def last_position(self) -> int:
         return self.store.last_position()
+
+    def position_at(self, instant: datetime) -> int:
+        """The last position recorded at or before `instant` (0 if none was)."""
+        return self.store.position_at(instant)
 
 
 class _RacedError(Exception):

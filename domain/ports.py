@@ -94,5 +94,14 @@ class LedgerStore(Protocol):
     def read_log(self, after: int, limit: int) -> Sequence[LogRecord]:
         """Up to `limit` events after position `after`, in log order."""
 
+    def read_notifications(
+        self, after: int, upto: int, limit: int, topics: Collection[str]
+    ) -> Sequence[Notification]:
+        """Up to `limit` stored events of the given topics with `after < position <= upto`, in
+        log order (the fast path for projections: no log row, no recorded time)."""
+
     def last_position(self) -> int:
         """The highest position in the log (0 when it is empty)."""
+
+    def position_at(self, instant: datetime) -> int:
+        """The last position recorded at or before `instant` (0 if none was)."""

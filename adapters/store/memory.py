@@ -14,6 +14,7 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 
+from adapters.rows.memory import MemoryRowStore
 from domain.ports import (
     INVOICE_REFERENCES,
     LOG_ENTRIES,
@@ -31,6 +32,8 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
         self._appended: dict[str, PriorAppend] = {}
         self._log: dict[int, tuple[str, datetime]] = {}
         self._references: dict[tuple[str, str], str] = {}
+        #: The projections' rows live beside this log, in memory too.
+        self.row_store = MemoryRowStore()
 
     def _assert_uniqueness(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         super()._assert_uniqueness(stored_events, **kwargs)
@@ -94,8 +97,20 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
             )
             return [LogRecord(n, *self._log[n.id]) for n in notifications]
 
+    def read_notifications(
+        self, after: int, upto: int, limit: int, topics: Collection[str]
+    ) -> Sequence[Notification]:
+        return self.select_notifications(
+            after, limit, stop=upto, topics=list(topics), inclusive_of_start=False
+        )
+
     def last_position(self) -> int:
         return self.max_notification_id() or 0
+
+    def position_at(self, instant: datetime) -> int:
+        with self._database_lock:
+            recorded = [p for p, (_, moment) in self._log.items() if moment <= instant]
+            return max(recorded, default=0)
 
 
 class MemoryStoreFactory(POPOFactory):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import suppress
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -275,8 +276,43 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             for row in rows
         ]
 
+    def read_notifications(
+        self, after: int, upto: int, limit: int, topics: Collection[str]
+    ) -> Sequence[Notification]:
+        with (
+            self.datastore.get_connection() as connection,
+            connection.cursor(row_factory=tuple_row, binary=True) as cursor,
+        ):
+            cursor.execute(
+                self._sql(
+                    "SELECT notification_id, originator_id, originator_version, topic, state"
+                    " FROM {events} WHERE notification_id > %b AND notification_id <= %b"
+                    " AND topic = ANY(%b::text[]) ORDER BY notification_id LIMIT %b"
+                ),
+                (after, upto, list(topics), limit),
+                prepare=True,
+            )
+            return [
+                Notification(
+                    id=position,
+                    originator_id=originator_id,
+                    originator_version=version,
+                    topic=topic,
+                    state=state,
+                )
+                for position, originator_id, version, topic, state in cursor.fetchall()
+            ]
+
     def last_position(self) -> int:
         return self.max_notification_id() or 0
+
+    def position_at(self, instant: datetime) -> int:
+        rows = self._fetch(
+            "SELECT position FROM {log} WHERE recorded_at <= %s"
+            " ORDER BY recorded_at DESC, position DESC LIMIT 1",
+            (instant,),
+        )
+        return int(rows[0]["position"]) if rows else 0
 
     def _fetch(self, template: str, params: Sequence[Any]) -> list[DictRow]:
         with self.datastore.get_connection() as connection, connection.cursor() as cursor:

@@ -171,8 +171,37 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             for row in rows
         ]
 
+    def read_notifications(
+        self, after: int, upto: int, limit: int, topics: Collection[str]
+    ) -> Sequence[Notification]:
+        wanted = list(topics)
+        rows = self._fetch(
+            "SELECT rowid, originator_id, originator_version, topic, state"
+            f" FROM {self.events_table_name} WHERE rowid > ? AND rowid <= ?"
+            f" AND topic IN ({','.join('?' * len(wanted))}) ORDER BY rowid LIMIT ?",
+            [after, upto, *wanted, limit],
+        )
+        return [
+            Notification(
+                id=row["rowid"],
+                originator_id=self.convert_originator_id(row["originator_id"]),
+                originator_version=row["originator_version"],
+                topic=row["topic"],
+                state=row["state"],
+            )
+            for row in rows
+        ]
+
     def last_position(self) -> int:
         return self.max_notification_id() or 0
+
+    def position_at(self, instant: datetime) -> int:
+        rows = self._fetch(
+            f"SELECT position FROM {_LOG} WHERE recorded_at <= ?"
+            " ORDER BY recorded_at DESC, position DESC LIMIT 1",
+            [_recorded_text(instant)],
+        )
+        return int(rows[0]["position"]) if rows else 0
 
     def _fetch(self, statement: str, params: Sequence[Any]) -> list[Any]:
         with self.datastore.transaction(commit=False) as c:

@@ -1,0 +1,37 @@
+"""Rows in and out of SQL columns: `json` columns are stored as orjson bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from projections.engine import Key, Row, Table
+
+TRACKING = "subledger_projections"
+
+
+def table_name(table: Table) -> str:
+    return f"subledger_{table.name}"
+
+
+def encode(table: Table, key: Key, row: Row) -> tuple[Any, ...]:
+    """The key and the row as one tuple of column values, in the table's column order."""
+    return (
+        *key,
+        *(
+            orjson.dumps(row[column.name]) if column.kind == "json" else row[column.name]
+            for column in table.values
+        ),
+    )
+
+
+def decode(table: Table, values: Sequence[Any]) -> tuple[Key, Row]:
+    """A stored tuple of column values back into a key and a row."""
+    width = len(table.key)
+    row = {
+        column.name: orjson.loads(value) if column.kind == "json" else value
+        for column, value in zip(table.values, values[width:], strict=True)
+    }
+    return tuple(values[:width]), row

@@ -1,0 +1,185 @@
+"""Projection rows in PostgreSQL, in the log's schema and through its connection pool.
+
+Rows go in and out as binary arrays (`unnest` in, `= ANY` out), a page of changes in one
+`INSERT ... ON CONFLICT DO UPDATE` a table, in the same transaction as the positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from eventsourcing.postgres import PostgresDatastore
+from psycopg import Cursor
+from psycopg.rows import tuple_row
+from psycopg.sql import SQL, Composed, Identifier
+
+from adapters.rows.codec import TRACKING, decode, encode, table_name
+from projections.engine import Key, Projection, Row, RowSource, Table
+from projections.runner import Move, ProjectionMovedError, Stored
+
+_TYPES = {"text": "text", "int": "bigint", "json": "bytea"}
+
+
+class PostgresRowStore:
+    def __init__(self, datastore: PostgresDatastore) -> None:
+        self.datastore = datastore
+
+    def _name(self, name: str) -> Composed:
+        return Composed([Identifier(self.datastore.schema), SQL("."), Identifier(name)])
+
+    def create_tables(self, tables: Iterable[Table]) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('subledger schema'))")
+            cursor.execute(
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {0} (name text PRIMARY KEY,"
+                    " position bigint NOT NULL, fingerprint text NOT NULL)"
+                ).format(self._name(TRACKING))
+            )
+            for table in tables:
+                columns = SQL(", ").join(
+                    SQL("{0} {1}").format(Identifier(c.name), SQL(_TYPES[c.kind]))
+                    for c in table.columns
+                )
+                keys = SQL(", ").join(Identifier(c.name) for c in table.key)
+                cursor.execute(
+                    SQL("CREATE TABLE IF NOT EXISTS {0} ({1}, PRIMARY KEY ({2}))").format(
+                        self._name(table_name(table)), columns, keys
+                    )
+                )
+
+    def stored(self) -> dict[str, Stored]:
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(
+                SQL("SELECT name, position, fingerprint FROM {0}").format(self._name(TRACKING))
+            )
+            return {r["name"]: Stored(r["position"], r["fingerprint"]) for r in cursor.fetchall()}
+
+    def reset(self, projection: Projection) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            for table in projection.tables:
+                cursor.execute(SQL("TRUNCATE {0}").format(self._name(table_name(table))))
+            cursor.execute(
+                SQL(
+                    "INSERT INTO {0} (name, position, fingerprint) VALUES (%s, 0, %s)"
+                    " ON CONFLICT (name) DO UPDATE"
+                    " SET position = 0, fingerprint = EXCLUDED.fingerprint"
+                ).format(self._name(TRACKING)),
+                (projection.name, projection.fingerprint()),
+            )
+
+    def load(self, table: Table, keys: Collection[Key]) -> dict[Key, Row]:
+        if not keys:
+            return {}
+        with (
+            self.datastore.get_connection() as connection,
+            connection.cursor(row_factory=tuple_row, binary=True) as cursor,
+        ):
+            return dict(self._load(cursor, table, list(keys)))
+
+    def load_all(self, table: Table) -> dict[Key, Row]:
+        with (
+            self.datastore.get_connection() as connection,
+            connection.cursor(row_factory=tuple_row, binary=True) as cursor,
+        ):
+            return dict(self._scan(cursor, table, (), None))
+
+    def commit(self, changes: Mapping[Table, Mapping[Key, Row]], moves: Sequence[Move]) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            for move in moves:
+                cursor.execute(
+                    SQL(
+                        "UPDATE {0} SET position = %s, fingerprint = %s"
+                        " WHERE name = %s AND position = %s"
+                    ).format(self._name(TRACKING)),
+                    (move.end, move.fingerprint, move.name, move.start),
+                )
+                if cursor.rowcount != 1:
+                    raise ProjectionMovedError(move.name)
+            for table, rows in changes.items():
+                if rows:
+                    self._upsert(cursor, table, rows)
+
+    def _upsert(self, cursor: Cursor[Any], table: Table, rows: Mapping[Key, Row]) -> None:
+        encoded = [encode(table, key, row) for key, row in rows.items()]
+        columns = SQL(", ").join(Identifier(c.name) for c in table.columns)
+        arrays = SQL(", ").join(SQL("%b::{0}[]").format(SQL(_TYPES[c.kind])) for c in table.columns)
+        updates = SQL(", ").join(
+            SQL("{0} = EXCLUDED.{0}").format(Identifier(c.name)) for c in table.values
+        )
+        keys = SQL(", ").join(Identifier(c.name) for c in table.key)
+        cursor.execute(
+            SQL(
+                "INSERT INTO {0} ({1}) SELECT * FROM unnest({2})"
+                " ON CONFLICT ({3}) DO UPDATE SET {4}"
+            ).format(self._name(table_name(table)), columns, arrays, keys, updates),
+            [[values[i] for values in encoded] for i in range(len(table.columns))],
+        )
+
+    @contextmanager
+    def snapshot(self, name: str) -> Iterator[tuple[int, RowSource]]:
+        with (
+            self.datastore.get_connection() as connection,
+            connection.transaction(),
+            connection.cursor(row_factory=tuple_row, binary=True) as cursor,
+        ):
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            cursor.execute(
+                SQL("SELECT position FROM {0} WHERE name = %s").format(self._name(TRACKING)),
+                (name,),
+            )
+            found = cursor.fetchone()
+            yield (found[0] if found else 0), _PostgresRows(self, cursor)
+
+    def _load(self, cursor: Cursor[Any], table: Table, keys: list[Key]) -> list[tuple[Key, Row]]:
+        columns = SQL(", ").join(Identifier(c.name) for c in table.columns)
+        wanted = SQL(", ").join(SQL("%b::{0}[]").format(SQL(_TYPES[c.kind])) for c in table.key)
+        names = SQL(", ").join(Identifier(c.name) for c in table.key)
+        cursor.execute(
+            SQL("SELECT {0} FROM {1} JOIN unnest({2}) AS wanted({3}) USING ({3})").format(
+                columns, self._name(table_name(table)), wanted, names
+            ),
+            [[key[i] for key in keys] for i in range(len(table.key))],
+        )
+        return [decode(table, row) for row in cursor.fetchall()]
+
+    def _scan(
+        self,
+        cursor: Cursor[Any],
+        table: Table,
+        prefix: Key,
+        between: tuple[Any, Any] | None,
+    ) -> list[tuple[Key, Row]]:
+        conditions = [SQL("{0} = %s").format(Identifier(c.name)) for c in table.key[: len(prefix)]]
+        parameters: list[Any] = list(prefix)
+        if between is not None:
+            conditions.append(
+                SQL("{0} BETWEEN %s AND %s").format(Identifier(table.key[len(prefix)].name))
+            )
+            parameters.extend(between)
+        where = SQL(" WHERE ") + SQL(" AND ").join(conditions) if conditions else SQL("")
+        columns = SQL(", ").join(Identifier(c.name) for c in table.columns)
+        order = SQL(", ").join(Identifier(c.name) for c in table.key)
+        cursor.execute(
+            SQL("SELECT {0} FROM {1}{2} ORDER BY {3}").format(
+                columns, self._name(table_name(table)), where, order
+            ),
+            parameters,
+        )
+        return [decode(table, row) for row in cursor.fetchall()]
+
+
+class _PostgresRows:
+    def __init__(self, store: PostgresRowStore, cursor: Cursor[Any]) -> None:
+        self.store = store
+        self.cursor = cursor
+
+    def get(self, table: Table, key: Key) -> Row | None:
+        return dict(self.store._load(self.cursor, table, [key])).get(key)
+
+    def scan(
+        self, table: Table, prefix: Key = (), between: tuple[Any, Any] | None = None
+    ) -> list[tuple[Key, Row]]:
+        return self.store._scan(self.cursor, table, prefix, between)

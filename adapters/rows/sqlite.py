@@ -1,0 +1,133 @@
+"""Projection rows in the SQLite file beside the log."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore
+
+from adapters.rows.codec import TRACKING, decode, encode, table_name
+from projections.engine import Key, Projection, Row, RowSource, Table
+from projections.runner import Move, ProjectionMovedError, Stored
+
+_TYPES = {"text": "TEXT", "int": "INTEGER", "json": "BLOB"}
+_VARIABLES_PER_QUERY = 30_000
+
+
+class SQLiteRowStore:
+    def __init__(self, datastore: SQLiteDatastore) -> None:
+        self.datastore = datastore
+
+    def create_tables(self, tables: Iterable[Table]) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {TRACKING} (name TEXT PRIMARY KEY,"
+                " position INTEGER NOT NULL, fingerprint TEXT NOT NULL)"
+            )
+            for table in tables:
+                columns = ", ".join(f"{c.name} {_TYPES[c.kind]}" for c in table.columns)
+                keys = ", ".join(column.name for column in table.key)
+                cursor.execute(
+                    f"CREATE TABLE IF NOT EXISTS {table_name(table)}"
+                    f" ({columns}, PRIMARY KEY ({keys})) WITHOUT ROWID"
+                )
+
+    def stored(self) -> dict[str, Stored]:
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(f"SELECT name, position, fingerprint FROM {TRACKING}")
+            return {row[0]: Stored(row[1], row[2]) for row in cursor.fetchall()}
+
+    def reset(self, projection: Projection) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            for table in projection.tables:
+                cursor.execute(f"DELETE FROM {table_name(table)}")
+            cursor.execute(
+                f"INSERT INTO {TRACKING} (name, position, fingerprint) VALUES (?, 0, ?)"
+                " ON CONFLICT (name)"
+                " DO UPDATE SET position = 0, fingerprint = excluded.fingerprint",
+                (projection.name, projection.fingerprint()),
+            )
+
+    def load(self, table: Table, keys: Collection[Key]) -> dict[Key, Row]:
+        with self.datastore.transaction(commit=False) as cursor:
+            return dict(_load(cursor, table, list(keys)))
+
+    def load_all(self, table: Table) -> dict[Key, Row]:
+        with self.datastore.transaction(commit=False) as cursor:
+            return dict(_scan(cursor, table, (), None))
+
+    def commit(self, changes: Mapping[Table, Mapping[Key, Row]], moves: Sequence[Move]) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            for move in moves:
+                cursor.execute(
+                    f"UPDATE {TRACKING} SET position = ?, fingerprint = ?"
+                    " WHERE name = ? AND position = ?",
+                    (move.end, move.fingerprint, move.name, move.start),
+                )
+                if cursor.sqlite_cursor.rowcount != 1:
+                    raise ProjectionMovedError(move.name)
+            for table, rows in changes.items():
+                columns = ", ".join(column.name for column in table.columns)
+                keys = ", ".join(column.name for column in table.key)
+                updates = ", ".join(f"{c.name} = excluded.{c.name}" for c in table.values)
+                cursor.executemany(
+                    f"INSERT INTO {table_name(table)} ({columns})"
+                    f" VALUES ({', '.join('?' * len(table.columns))})"
+                    f" ON CONFLICT ({keys}) DO UPDATE SET {updates}",
+                    [encode(table, key, row) for key, row in rows.items()],
+                )
+
+    @contextmanager
+    def snapshot(self, name: str) -> Iterator[tuple[int, RowSource]]:
+        # In WAL mode a read transaction sees one state of the file from its first read on.
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(f"SELECT position FROM {TRACKING} WHERE name = ?", (name,))
+            found = cursor.fetchone()
+            yield (found[0] if found else 0), _SQLiteRows(cursor)
+
+
+class _SQLiteRows:
+    def __init__(self, cursor: SQLiteCursor) -> None:
+        self.cursor = cursor
+
+    def get(self, table: Table, key: Key) -> Row | None:
+        return dict(_load(self.cursor, table, [key])).get(key)
+
+    def scan(
+        self, table: Table, prefix: Key = (), between: tuple[Any, Any] | None = None
+    ) -> list[tuple[Key, Row]]:
+        return _scan(self.cursor, table, prefix, between)
+
+
+def _load(cursor: SQLiteCursor, table: Table, keys: list[Key]) -> list[tuple[Key, Row]]:
+    found: list[tuple[Key, Row]] = []
+    width = len(table.key)
+    names = ", ".join(column.name for column in table.key)
+    columns = ", ".join(column.name for column in table.columns)
+    step = _VARIABLES_PER_QUERY // width
+    for start in range(0, len(keys), step):
+        chunk = keys[start : start + step]
+        tuples = ", ".join(["(" + ", ".join("?" * width) + ")"] * len(chunk))
+        cursor.execute(
+            f"SELECT {columns} FROM {table_name(table)} WHERE ({names}) IN (VALUES {tuples})",
+            [value for key in chunk for value in key],
+        )
+        found.extend(decode(table, tuple(row)) for row in cursor.fetchall())
+    return found
+
+
+def _scan(
+    cursor: SQLiteCursor, table: Table, prefix: Key, between: tuple[Any, Any] | None
+) -> list[tuple[Key, Row]]:
+    conditions = [f"{column.name} = ?" for column in table.key[: len(prefix)]]
+    parameters: list[Any] = list(prefix)
+    if between is not None:
+        conditions.append(f"{table.key[len(prefix)].name} BETWEEN ? AND ?")
+        parameters.extend(between)
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    columns = ", ".join(column.name for column in table.columns)
+    order = ", ".join(column.name for column in table.key)
+    cursor.execute(f"SELECT {columns} FROM {table_name(table)}{where} ORDER BY {order}", parameters)
+    return [decode(table, tuple(row)) for row in cursor.fetchall()]

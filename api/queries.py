@@ -1,0 +1,96 @@
+"""Query parameters shared by the read endpoints: months, currency, and the point of the log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Query
+
+from api.errors import ApiError
+from api.reads import AsOf
+from domain.dates import Month
+from domain.money import is_currency
+
+#: The most months one answer covers.
+MAX_MONTHS = 600
+
+FromParameter = Annotated[
+    str | None,
+    Query(
+        alias="from",
+        pattern=r"^\d{4}-\d{2}$",
+        description="the first month, YYYY-MM (by default 11 months before `to`)",
+    ),
+]
+ToParameter = Annotated[
+    str | None,
+    Query(
+        alias="to",
+        pattern=r"^\d{4}-\d{2}$",
+        description="the last month, YYYY-MM (by default this one)",
+    ),
+]
+CurrencyParameter = Annotated[
+    str | None,
+    Query(
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217; may be left out where the data has one currency",
+    ),
+]
+
+
+def as_of(
+    position: Annotated[
+        int | None, Query(ge=0, description="answer as of this position of the log")
+    ] = None,
+    known_at: Annotated[
+        datetime | None,
+        Query(description="answer as the log stood at this instant (ISO 8601 with a zone)"),
+    ] = None,
+) -> AsOf:
+    if known_at is not None and known_at.tzinfo is None:
+        raise ApiError(422, "INVALID_REQUEST", "known_at needs a zone, e.g. 2026-01-31T23:59:59Z")
+    return AsOf(position, known_at)
+
+
+def month_range(first: str | None, last: str | None) -> list[str]:
+    """The months `first` to `last`; by default the twelve months up to the current one."""
+    try:
+        end = Month.parse(last) if last else Month.of(datetime.now(UTC).date())
+        start = Month.parse(first) if first else _back(end, 11)
+    except ValueError as error:
+        raise ApiError(422, "INVALID_REQUEST", str(error)) from None
+    if start > end:
+        raise ApiError(422, "INVALID_REQUEST", f"from ({start}) is after to ({end})")
+    months = [start]
+    while months[-1] < end:
+        months.append(months[-1].next())
+        if len(months) > MAX_MONTHS:
+            raise ApiError(422, "INVALID_REQUEST", f"at most {MAX_MONTHS} months at once")
+    return [str(month) for month in months]
+
+
+def _back(month: Month, count: int) -> Month:
+    for _ in range(count):
+        month = month.previous()
+    return month
+
+
+def checked_currency(currency: str | None) -> str | None:
+    if currency is not None and not is_currency(currency):
+        raise ApiError(422, "INVALID_REQUEST", f"{currency} is not an ISO 4217 currency code")
+    return currency
+
+
+def pick_currency(currency: str | None, present: list[str]) -> str | None:
+    """The currency asked for; else the data's only one; else a refusal naming them."""
+    if currency is not None:
+        return currency
+    if len(present) > 1:
+        raise ApiError(
+            422,
+            "CURRENCY_REQUIRED",
+            f"the data has several currencies ({', '.join(present)}): name one with currency=",
+        )
+    return present[0] if present else None

@@ -1,0 +1,107 @@
+"""Reading a projection for an answer: live (read your writes) or as of a past point of the log.
+
+Live: the answer reflects at least every event appended before the read began. The read looks
+at the log's last position, waits (up to `SUBLEDGER_READ_WAIT_SECONDS`) for the projection to
+have folded it, and answers from the stored rows and position read together.
+
+As of `position=` or `known_at=`: the log up to that point is folded in memory by the same fold,
+so a past answer is never computed by other code than today's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from api.errors import ApiError
+from domain.ledger import Ledger
+from projections.engine import Projection, Rows, RowSource
+from projections.runner import ProjectionRunner, ProjectionStore
+
+#: Between two looks at a projection's position while waiting for it, in seconds.
+_WAIT_STEP = 0.02
+
+
+@dataclass(frozen=True)
+class AsOf:
+    """A point of the log to answer as of, or `None` for now."""
+
+    position: int | None = None
+    known_at: datetime | None = None
+
+
+class Reader:
+    def __init__(
+        self,
+        ledger: Ledger,
+        store: ProjectionStore,
+        projections: dict[str, Projection],
+        wait_seconds: float,
+        runner: ProjectionRunner | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.store = store
+        self.projections = projections
+        self.wait_seconds = wait_seconds
+        self.runner = runner
+
+    @contextmanager
+    def rows(self, name: str, as_of: AsOf) -> Iterator[tuple[int, RowSource]]:
+        """The rows of projection `name`, and the position they reflect."""
+        position = self.resolve(as_of)
+        if position is None:
+            with self._live(name) as live:
+                yield live
+        else:
+            yield position, self.fold(name, position)
+
+    def resolve(self, as_of: AsOf) -> int | None:
+        """The position to answer as of, checked against the log; `None` for now."""
+        if as_of.position is not None and as_of.known_at is not None:
+            raise ApiError(422, "INVALID_REQUEST", "give position or known_at, not both")
+        if as_of.position is not None:
+            last = self.ledger.last_position()
+            if as_of.position > last:
+                raise ApiError(
+                    422, "INVALID_REQUEST",
+                    f"position {as_of.position} is beyond the end of the log ({last})",
+                )  # fmt: skip
+            return as_of.position
+        if as_of.known_at is not None:
+            if as_of.known_at > datetime.now(UTC):
+                raise ApiError(422, "INVALID_REQUEST", "known_at is in the future")
+            return self.ledger.position_at(as_of.known_at)
+        return None
+
+    def fold(self, name: str, position: int) -> Rows:
+        """The projection's rows as of `position`, folded in memory."""
+        projection = self.projections[name]
+        rows = Rows()
+        for entry in self.ledger.iter_entries(position, projection.event_types):
+            projection.fold(rows, entry)
+        return rows
+
+    @contextmanager
+    def _live(self, name: str) -> Iterator[tuple[int, RowSource]]:
+        wanted = self.ledger.last_position()
+        deadline = time.monotonic() + self.wait_seconds
+        while True:
+            with self.store.snapshot(name) as (position, rows):
+                if position >= wanted:
+                    yield position, rows
+                    return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ApiError(
+                    503, "NOT_CAUGHT_UP",
+                    f"the {name} projection is at position {position}, the log at {wanted}; "
+                    "retry shortly",
+                    headers={"Retry-After": "1"},
+                )  # fmt: skip
+            if self.runner is not None:
+                self.runner.wait_for(name, wanted, min(remaining, 0.25))
+            else:
+                time.sleep(min(remaining, _WAIT_STEP))

@@ -1,0 +1,87 @@
+"""Revenue recognition (§4): the monthly summary, an invoice's schedule, and the waterfall."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+
+from api.auth import ReadKey
+from api.errors import ApiError
+from api.queries import (
+    CurrencyParameter,
+    FromParameter,
+    ToParameter,
+    as_of,
+    checked_currency,
+    month_range,
+    pick_currency,
+)
+from api.reads import AsOf, Reader
+from api.responses import OrjsonResponse
+from projections import revenue
+
+router = APIRouter(prefix="/v1/revenue", tags=["revenue"])
+
+AsOfParameters = Annotated[AsOf, Depends(as_of)]
+
+
+def _answer(body: object, position: int) -> OrjsonResponse:
+    return OrjsonResponse(body, headers={"X-Log-Position": str(position)})
+
+
+@router.get("/summary", summary="Billed, credited, recognized and deferred revenue by month")
+def revenue_summary(
+    request: Request,
+    _: ReadKey,
+    point: AsOfParameters,
+    first: FromParameter = None,
+    last: ToParameter = None,
+    currency: CurrencyParameter = None,
+) -> OrjsonResponse:
+    months = month_range(first, last)
+    wanted = checked_currency(currency)
+    reader: Reader = request.app.state.reader
+    with reader.rows("revenue", point) as (position, rows):
+        chosen = pick_currency(wanted, revenue.currencies(rows))
+        answer = revenue.summary(rows, chosen, months) if chosen else _zeros(months)
+    return _answer({"currency": chosen, "months": answer}, position)
+
+
+@router.get("/schedules/{invoice_id}", summary="An invoice's recognition schedule by line")
+def revenue_schedule(
+    request: Request,
+    _: ReadKey,
+    point: AsOfParameters,
+    invoice_id: Annotated[str, Path(min_length=1, max_length=128)],
+) -> OrjsonResponse:
+    reader: Reader = request.app.state.reader
+    with reader.rows("revenue", point) as (position, rows):
+        schedule = revenue.invoice_schedule(rows, invoice_id)
+    if schedule is None:
+        raise ApiError(404, "UNKNOWN_INVOICE", f"no invoice {invoice_id!r} (as of {position})")
+    return _answer(schedule, position)
+
+
+@router.get("/waterfall", summary="Each billing month's revenue by the month it is recognized")
+def revenue_waterfall(
+    request: Request,
+    _: ReadKey,
+    point: AsOfParameters,
+    first: FromParameter = None,
+    last: ToParameter = None,
+    currency: CurrencyParameter = None,
+) -> OrjsonResponse:
+    months = month_range(first, last)
+    wanted = checked_currency(currency)
+    reader: Reader = request.app.state.reader
+    with reader.rows("revenue", point) as (position, rows):
+        chosen = pick_currency(wanted, revenue.currencies(rows))
+        answer = revenue.waterfall(rows, chosen, months) if chosen else []
+    return _answer({"currency": chosen, "rows": answer}, position)
+
+
+def _zeros(months: list[str]) -> list[dict[str, object]]:
+    return [
+        {"month": m, "billed": 0, "credited": 0, "recognized": 0, "deferred_end": 0} for m in months
+    ]

@@ -1,0 +1,143 @@
+"""The projection engine's pure half: what a projection is, and the rows it folds into.
+
+A projection is a fold: `fold(rows, entry)` reads and changes rows for one event of the log, and
+does nothing else (no I/O, no clock). Its rows live in tables it declares. The runner
+(`projections.runner`) feeds it the log a page at a time and writes the page's changed rows and
+the new position in one transaction; time travel feeds the same fold, in memory, the log up to a
+position. Both are the same code, so an answer as of a past position is never computed twice.
+
+A table is either *kept*: small, read whole by the runner when it starts and kept in memory
+(monthly totals, say), or *keyed*: large, its rows loaded a page at a time by the keys the
+page's events name (one invoice's schedule, say).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol
+from uuid import UUID
+
+from eventsourcing.domain import DomainEventProtocol
+
+from domain.ledger import Entry
+
+Key = tuple[Any, ...]
+Row = dict[str, Any]
+ColumnKind = Literal["text", "int", "json"]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: ColumnKind
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of a projection: its key columns, its value columns, and whether it is kept."""
+
+    name: str
+    key: tuple[Column, ...]
+    values: tuple[Column, ...]
+    kept: bool = False
+
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        return self.key + self.values
+
+
+class RowSource(Protocol):
+    """Where answers read rows from: the stored rows, or rows folded in memory."""
+
+    def get(self, table: Table, key: Key) -> Row | None: ...
+
+    def scan(
+        self, table: Table, prefix: Key = (), between: tuple[Any, Any] | None = None
+    ) -> list[tuple[Key, Row]]:
+        """Rows whose key starts with `prefix` (and whose next key column lies in `between`,
+        both ends included), in key order."""
+        ...
+
+
+class Projection(ABC):
+    """A pure fold of the log into rows."""
+
+    name: ClassVar[str]
+    #: Bump when the fold changes: a stored projection of another version is rebuilt.
+    version: ClassVar[int]
+    tables: ClassVar[tuple[Table, ...]]
+    #: The event classes the fold reads; the others only advance the position.
+    event_types: ClassVar[tuple[type, ...]]
+
+    def fingerprint(self) -> str:
+        """What the stored rows were folded with; rows of another fingerprint are rebuilt."""
+        return f"{self.name}:v{self.version}"
+
+    def keys(self, event: DomainEventProtocol[UUID]) -> Iterable[tuple[Table, Key]]:
+        """The rows of keyed tables that folding `event` reads (loaded before the fold)."""
+        return ()
+
+    @abstractmethod
+    def fold(self, rows: Rows, entry: Entry) -> None:
+        """Apply one event to the rows."""
+
+
+@dataclass
+class Rows:
+    """The rows a fold reads and changes, tracking what changed.
+
+    `known` holds kept tables whole and the keyed rows loaded for a page; a key absent from a
+    table's dict has no row.
+    """
+
+    known: dict[str, dict[Key, Row]] = field(default_factory=dict)
+    changed: dict[str, set[Key]] = field(default_factory=dict)
+
+    def get(self, table: Table, key: Key) -> Row | None:
+        return self.known.get(table.name, {}).get(key)
+
+    def put(self, table: Table, key: Key, row: Row) -> None:
+        self.known.setdefault(table.name, {})[key] = row
+        self.changed.setdefault(table.name, set()).add(key)
+
+    def add(self, table: Table, key: Key, column: str, amount: int) -> None:
+        """Add `amount` to an integer column, the row starting at zeros."""
+        row = self.get(table, key)
+        if row is None:
+            row = dict.fromkeys((column.name for column in table.values), 0)
+        row[column] += amount
+        self.put(table, key, row)
+
+    def changes(self) -> dict[str, dict[Key, Row]]:
+        """The changed rows by table name, and forget that they changed."""
+        result = {
+            name: {key: self.known[name][key] for key in keys}
+            for name, keys in self.changed.items()
+        }
+        self.changed = {}
+        return result
+
+    def scan(
+        self, table: Table, prefix: Key = (), between: tuple[Any, Any] | None = None
+    ) -> list[tuple[Key, Row]]:
+        rows = self.known.get(table.name, {})
+        return [
+            (key, rows[key])
+            for key in sorted(rows)
+            if key[: len(prefix)] == prefix
+            and (between is None or between[0] <= key[len(prefix)] <= between[1])
+        ]
+
+
+def fold_all(
+    projections: Iterable[Projection], entries: Iterable[Entry], rows: Mapping[str, Rows]
+) -> None:
+    """Fold `entries` into each projection's rows, skipping the events it does not read."""
+    chosen = [(projection, rows[projection.name]) for projection in projections]
+    for entry in entries:
+        kind = type(entry.event)
+        for projection, projection_rows in chosen:
+            if kind in projection.event_types:
+                projection.fold(projection_rows, entry)

@@ -1,0 +1,188 @@
+"""Revenue recognition as a projection (§3.1): schedules per invoice line, monthly totals per
+currency, and the waterfall; and the answers read from them.
+
+Rows:
+- `revenue_invoices` (keyed by invoice): each line's net, policy, scheduled amounts by month,
+  reversals by month and credited total. A credit note reads it to rescale what is left.
+- `revenue_months` (kept): per currency and month, `billed` (net of invoices issued), `credited`
+  (net of credit notes issued) and `recognized` (schedule amounts, reversals included).
+- `revenue_waterfall` (kept): per currency, billing month (the invoice's issue month) and
+  recognition month, the amount recognized.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from domain.invoice import Invoice
+from domain.ledger import Entry
+from domain.values import line_ids
+from projections.engine import Column, Key, Projection, Row, Rows, RowSource, Table
+from projections.recognition import Policy, apply_credit, month_of, policy_of, schedule
+
+INVOICES = Table(
+    "revenue_invoices",
+    key=(Column("invoice_id", "text"),),
+    values=(Column("currency", "text"), Column("billing_month", "text"), Column("lines", "json")),
+)
+MONTHS = Table(
+    "revenue_months",
+    key=(Column("currency", "text"), Column("month", "text")),
+    values=(Column("billed", "int"), Column("credited", "int"), Column("recognized", "int")),
+    kept=True,
+)
+WATERFALL = Table(
+    "revenue_waterfall",
+    key=(Column("currency", "text"), Column("billing_month", "text"), Column("month", "text")),
+    values=(Column("amount", "int"),),
+    kept=True,
+)
+
+
+class RevenueProjection(Projection):
+    name = "revenue"
+    version = 1
+    tables = (INVOICES, MONTHS, WATERFALL)
+    event_types = (Invoice.Issued, Invoice.CreditNoteIssued)
+
+    def __init__(self, default_policy: Policy = "daily") -> None:
+        self.default_policy = default_policy
+
+    def fingerprint(self) -> str:
+        return f"{super().fingerprint()}:{self.default_policy}"
+
+    def keys(self, event: Any) -> Iterable[tuple[Table, Key]]:
+        return ((INVOICES, (event.invoice_id,)),)
+
+    def fold(self, rows: Rows, entry: Entry) -> None:
+        event: Any = entry.event
+        if isinstance(event, Invoice.Issued):
+            self._issued(rows, event)
+        else:
+            _credited(rows, event)
+
+    def _issued(self, rows: Rows, event: Invoice.Issued) -> None:
+        currency, billed_in = event.currency, month_of(event.issue_date)
+        lines: list[dict[str, Any]] = []
+        for line_id, line in zip(line_ids(event.lines), event.lines, strict=True):
+            policy = policy_of(line, self.default_policy)
+            scheduled = schedule(line, event.issue_date, policy)
+            for month, amount in scheduled.items():
+                _recognize(rows, currency, billed_in, month, amount)
+            lines.append(
+                {
+                    "line_id": line_id,
+                    "net": line.net,
+                    "policy": policy,
+                    "scheduled": scheduled,
+                    "reversals": {},
+                    "credited": 0,
+                }
+            )
+        rows.add(MONTHS, (currency, billed_in), "billed", sum(line["net"] for line in lines))
+        rows.put(
+            INVOICES,
+            (event.invoice_id,),
+            {"currency": currency, "billing_month": billed_in, "lines": lines},
+        )
+
+
+def _recognize(rows: Rows, currency: str, billed_in: str, month: str, amount: int) -> None:
+    rows.add(MONTHS, (currency, month), "recognized", amount)
+    rows.add(WATERFALL, (currency, billed_in, month), "amount", amount)
+
+
+def _credited(rows: Rows, event: Invoice.CreditNoteIssued) -> None:
+    invoice = rows.get(INVOICES, (event.invoice_id,))
+    assert invoice is not None, "a credit note follows its invoice in the log"
+    currency, billed_in = invoice["currency"], invoice["billing_month"]
+    credited_in = month_of(event.issue_date)
+    lines = {line["line_id"]: line for line in invoice["lines"]}
+    for credit in event.credited:
+        line = lines[credit.line_id]
+        scheduled, reversal = apply_credit(line["scheduled"], credit.amount, credited_in)
+        for month, amount in scheduled.items():
+            if amount != line["scheduled"][month]:
+                _recognize(rows, currency, billed_in, month, amount - line["scheduled"][month])
+        if reversal:
+            reversals = line["reversals"]
+            reversals[credited_in] = reversals.get(credited_in, 0) - reversal
+            _recognize(rows, currency, billed_in, credited_in, -reversal)
+        line["scheduled"] = scheduled
+        line["credited"] += credit.amount
+    rows.add(MONTHS, (currency, credited_in), "credited", sum(c.amount for c in event.credited))
+    rows.put(INVOICES, (event.invoice_id,), invoice)
+
+
+# Answers, read from stored rows or rows folded in memory alike.
+
+
+def invoice_schedule(rows: RowSource, invoice_id: str) -> dict[str, Any] | None:
+    """`{"invoice_id", "currency", "lines": [{"line_id", "net", ..., "months": [...]}]}`."""
+    invoice = rows.get(INVOICES, (invoice_id,))
+    if invoice is None:
+        return None
+    lines = []
+    for line in invoice["lines"]:
+        scheduled, reversals = line["scheduled"], line["reversals"]
+        months = sorted(set(scheduled) | set(reversals))
+        lines.append(
+            {
+                "line_id": line["line_id"],
+                "net": line["net"],
+                "recognition": line["policy"],
+                "credited": line["credited"],
+                "months": [
+                    {"month": m, "amount": scheduled.get(m, 0) + reversals.get(m, 0)}
+                    for m in months
+                ],
+            }
+        )
+    return {"invoice_id": invoice_id, "currency": invoice["currency"], "lines": lines}
+
+
+def currencies(rows: RowSource) -> list[str]:
+    return sorted({key[0] for key, _ in rows.scan(MONTHS)})
+
+
+def summary(rows: RowSource, currency: str, months: list[str]) -> list[dict[str, Any]]:
+    """Each of `months` (consecutive, in order): billed, credited, recognized and
+    `deferred_end`, the running `Σ billed − Σ credited − Σ recognized` to the month's end."""
+    totals = {key[1]: row for key, row in rows.scan(MONTHS, (currency,))}
+    deferred = sum(
+        row["billed"] - row["credited"] - row["recognized"]
+        for month, row in totals.items()
+        if month < months[0]
+    )
+    answer = []
+    for month in months:
+        row: Row = totals.get(month) or {"billed": 0, "credited": 0, "recognized": 0}
+        deferred += row["billed"] - row["credited"] - row["recognized"]
+        answer.append(
+            {
+                "month": month,
+                "billed": row["billed"],
+                "credited": row["credited"],
+                "recognized": row["recognized"],
+                "deferred_end": deferred,
+            }
+        )
+    return answer
+
+
+def waterfall(rows: RowSource, currency: str, months: list[str]) -> list[dict[str, Any]]:
+    """For each billing month of `months`: what was billed then, and when it was recognized."""
+    cells = rows.scan(WATERFALL, (currency,), (months[0], months[-1]))
+    totals = {key[1]: row for key, row in rows.scan(MONTHS, (currency,), (months[0], months[-1]))}
+    by_billing_month: dict[str, list[dict[str, Any]]] = {}
+    for (_, billed_in, month), row in cells:
+        by_billing_month.setdefault(billed_in, []).append({"month": month, "amount": row["amount"]})
+    return [
+        {
+            "billing_month": month,
+            "billed": totals[month]["billed"] if month in totals else 0,
+            "months": by_billing_month.get(month, []),
+        }
+        for month in months
+    ]

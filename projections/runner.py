@@ -1,0 +1,206 @@
+"""The batched runner: reads the log after each projection's position a page at a time, folds the
+page in memory, and writes the page's changed rows and the projections' new positions in one
+transaction. A crash therefore never applies an event twice or skips one.
+
+It is written against two ports: where the log is read from (`LogSource`) and where rows and
+positions are kept (`ProjectionStore`, in `adapters`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from domain.ledger import Entry
+from projections.engine import Key, Projection, Row, Rows, RowSource, Table
+
+DEFAULT_PAGE_SIZE: Final = 2000
+
+Progress = Callable[[int, int], None]
+"""Called after each page with the position reached and the position aimed at."""
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the store holds of a projection: how far it is folded, and with what."""
+
+    position: int
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Move:
+    """A projection's position moving from `start` to `end` with a page's rows."""
+
+    name: str
+    start: int
+    end: int
+    fingerprint: str
+
+
+class ProjectionMovedError(Exception):
+    """A projection's stored position was not where this runner left it: another runner (or a
+    rebuild) moved it. Nothing of the page was written."""
+
+
+class LogSource(Protocol):
+    def last_position(self) -> int: ...
+
+    def read_entries(
+        self, after: int, upto: int, limit: int, event_types: Collection[type]
+    ) -> list[Entry]:
+        """Up to `limit` events of the given types with `after < position <= upto`, in order."""
+        ...
+
+
+class ProjectionStore(Protocol):
+    def create_tables(self, tables: Iterable[Table]) -> None: ...
+
+    def stored(self) -> dict[str, Stored]: ...
+
+    def reset(self, projection: Projection) -> None:
+        """Delete the projection's rows; store it at position 0 with its fingerprint."""
+        ...
+
+    def load(self, table: Table, keys: Collection[Key]) -> dict[Key, Row]: ...
+
+    def load_all(self, table: Table) -> dict[Key, Row]: ...
+
+    def commit(self, changes: Mapping[Table, Mapping[Key, Row]], moves: Sequence[Move]) -> None:
+        """Write the rows and the moves in one transaction; raise `ProjectionMovedError` (and
+        write nothing) if a projection's stored position is not its move's start."""
+        ...
+
+    def snapshot(self, name: str) -> AbstractContextManager[tuple[int, RowSource]]:
+        """The projection's position and rows, read consistently with each other."""
+        ...
+
+
+class ProjectionRunner:
+    def __init__(
+        self,
+        log: LogSource,
+        store: ProjectionStore,
+        projections: Sequence[Projection],
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> None:
+        self.log = log
+        self.store = store
+        self.projections = {projection.name: projection for projection in projections}
+        self.page_size = page_size
+        self._positions: dict[str, int] = {}
+        self._kept: dict[str, dict[str, dict[Key, Row]]] = {}
+        self._work = threading.Lock()
+        self._advanced = threading.Condition()
+
+    # Starting.
+
+    def prepare(self) -> list[str]:
+        """Create the tables; reset every projection folded with another fingerprint (or never
+        folded); read positions and kept tables. Returns the names that were reset."""
+        with self._work:
+            self.store.create_tables(
+                table for projection in self.projections.values() for table in projection.tables
+            )
+            stored = self.store.stored()
+            reset = []
+            for name, projection in self.projections.items():
+                found = stored.get(name)
+                if found is None or found.fingerprint != projection.fingerprint():
+                    self.store.reset(projection)
+                    reset.append(name)
+            self._reload()
+            return reset
+
+    def _reload(self) -> None:
+        stored = self.store.stored()
+        self._positions = {name: stored[name].position for name in self.projections}
+        self._kept = {
+            name: {
+                table.name: self.store.load_all(table) for table in projection.tables if table.kept
+            }
+            for name, projection in self.projections.items()
+        }
+
+    # Folding.
+
+    def position(self, name: str) -> int:
+        return self._positions[name]
+
+    def catch_up(self, progress: Progress | None = None) -> int:
+        """Fold every projection to the end of the log as it is now; return that position."""
+        with self._work:
+            end = self.log.last_position()
+            try:
+                while self._page(end):
+                    if progress is not None:
+                        progress(min(self._positions.values()), end)
+            except ProjectionMovedError:
+                self._reload()  # someone else folded: continue from where they got to
+                raise
+            except BaseException:
+                self._reload()  # the page's folds changed kept rows that were not written
+                raise
+            return end
+
+    def rebuild(self, names: Collection[str], progress: Progress | None = None) -> int:
+        """Drop the named projections' rows and fold them again from position 0."""
+        with self._work:
+            for name in names:
+                self.store.reset(self.projections[name])
+            self._reload()
+        return self.catch_up(progress)
+
+    def _page(self, end: int) -> bool:
+        """Fold one page of the projections that are behind `end`; False if none is."""
+        behind = [name for name, position in self._positions.items() if position < end]
+        if not behind:
+            return False
+        start = min(self._positions[name] for name in behind)
+        types = {kind for name in behind for kind in self.projections[name].event_types}
+        entries = self.log.read_entries(start, end, self.page_size, types)
+        page_end = entries[-1].position if len(entries) == self.page_size else end
+        changes: dict[Table, dict[Key, Row]] = {}
+        moves = []
+        for name in behind:
+            projection = self.projections[name]
+            mine = [
+                entry
+                for entry in entries
+                if self._positions[name] < entry.position <= page_end
+                and type(entry.event) in projection.event_types
+            ]
+            rows = self._rows_for(projection, mine)
+            for entry in mine:
+                projection.fold(rows, entry)
+            tables = {table.name: table for table in projection.tables}
+            for table_name, changed in rows.changes().items():
+                changes[tables[table_name]] = changed
+            moves.append(Move(name, self._positions[name], page_end, projection.fingerprint()))
+        self.store.commit(changes, moves)
+        with self._advanced:
+            for move in moves:
+                self._positions[move.name] = move.end
+            self._advanced.notify_all()
+        return True
+
+    def _rows_for(self, projection: Projection, entries: list[Entry]) -> Rows:
+        """The kept tables, and the keyed rows the entries name, loaded in one read a table."""
+        wanted: dict[Table, set[Key]] = {}
+        for entry in entries:
+            for table, key in projection.keys(entry.event):
+                wanted.setdefault(table, set()).add(key)
+        known = dict(self._kept[projection.name])
+        for table, keys in wanted.items():
+            known[table.name] = self.store.load(table, keys)
+        return Rows(known=known)
+
+    # Waiting.
+
+    def wait_for(self, name: str, position: int, timeout: float) -> bool:
+        """Wait until `name` has folded `position`; False if it had not within `timeout`."""
+        with self._advanced:
+            return self._advanced.wait_for(lambda: self._positions[name] >= position, timeout)

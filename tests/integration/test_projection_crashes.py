@@ -1,0 +1,74 @@
+"""Killing the projection worker mid-page, again and again, loses and doubles nothing."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+from adapters.rows.stores import row_store_for
+from adapters.store import store_env
+from api.generator import generate
+from api.ingest import parse_submissions
+from domain.ledger import Ledger
+from projections.engine import Rows
+from projections.revenue import INVOICES, MONTHS, WATERFALL, RevenueProjection
+from projections.runner import ProjectionRunner
+
+SUBLEDGER = str(Path(sys.executable).parent / "subledger")
+
+
+def worker(url: str, cwd: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "SUBLEDGER_DATABASE_URL": url, "SUBLEDGER_PROJECTION_PAGE_SIZE": "40"}
+    return subprocess.Popen(
+        [SUBLEDGER, "project"], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+
+
+def test_a_worker_killed_mid_page_five_times_ends_where_a_rebuild_does(
+    database_url: str, tmp_path: Path
+) -> None:
+    ledger = Ledger(store_env(database_url))
+    events = generate(1000, months=30, seed=11)
+    for start in range(0, len(events), 1000):
+        ledger.append(parse_submissions(orjson.dumps({"events": events[start : start + 1000]})))
+    store = row_store_for(ledger)
+    chances = random.Random(11)
+    positions = []
+    for _ in range(5):
+        process = worker(database_url, tmp_path)
+        time.sleep(chances.uniform(0.8, 1.6))
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        positions.append(store.stored().get("revenue"))
+    assert any(p is not None and 0 < p.position < ledger.last_position() for p in positions), (
+        f"the kills should land while the worker is folding: {positions}"
+    )
+
+    runner = ProjectionRunner(ledger, store, [RevenueProjection()])
+    runner.prepare()
+    runner.catch_up()
+    projection = RevenueProjection()
+    rebuilt = Rows()
+    for entry in ledger.iter_entries(ledger.last_position(), projection.event_types):
+        projection.fold(rebuilt, entry)
+    with store.snapshot("revenue") as (position, rows):
+        assert position == ledger.last_position()
+        for table in (INVOICES, MONTHS, WATERFALL):
+            assert rows.scan(table) == rebuilt.scan(table), table.name
+    ledger.close()
+
+
+def test_the_worker_stops_cleanly_when_asked(database_url: str, tmp_path: Path) -> None:
+    process = worker(database_url, tmp_path)
+    time.sleep(2)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert b"subledger project: stopped" in output

@@ -1,0 +1,110 @@
+"""The projection runner on every store: never missing or repeating an event, rebuilds equal
+to live rows, and any prefix folded in memory equal to the live rows at that position."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import orjson
+import pytest
+
+from adapters.rows.stores import row_store_for
+from adapters.store import store_env
+from api.generator import generate
+from api.ingest import parse_submissions
+from domain.ledger import Ledger
+from projections.engine import Rows, RowSource
+from projections.revenue import (
+    INVOICES,
+    MONTHS,
+    WATERFALL,
+    RevenueProjection,
+    invoice_schedule,
+)
+from projections.runner import ProjectionMovedError, ProjectionRunner
+
+
+@pytest.fixture
+def ledger(store_url: str) -> Iterator[Ledger]:
+    ledger = Ledger(store_env(store_url))
+    yield ledger
+    ledger.close()
+
+
+def append_business(ledger: Ledger, events: list[dict[str, object]], size: int = 700) -> None:
+    for start in range(0, len(events), size):
+        body = orjson.dumps({"events": events[start : start + size]})
+        ledger.append(parse_submissions(body))
+
+
+def everything(rows: RowSource) -> dict[str, list[object]]:
+    """Every row of the revenue projection, comparable across stores."""
+    return {table.name: rows.scan(table) for table in (INVOICES, MONTHS, WATERFALL)}
+
+
+def in_memory(ledger: Ledger, position: int) -> Rows:
+    projection = RevenueProjection()
+    rows = Rows()
+    for entry in ledger.iter_entries(position, projection.event_types):
+        projection.fold(rows, entry)
+    return rows
+
+
+def runner_for(ledger: Ledger, page_size: int = 300) -> ProjectionRunner:
+    runner = ProjectionRunner(ledger, row_store_for(ledger), [RevenueProjection()], page_size)
+    runner.prepare()
+    return runner
+
+
+def test_live_rows_equal_a_rebuild_and_every_prefix_folded_in_memory(ledger: Ledger) -> None:
+    events = generate(120, months=24, seed=5)
+    runner = runner_for(ledger)
+    seen: dict[int, dict[str, list[object]]] = {}
+    for start in range(0, len(events), 900):
+        append_business(ledger, events[start : start + 900])
+        position = runner.catch_up()
+        with runner.store.snapshot("revenue") as (at, rows):
+            assert at == position
+            seen[position] = everything(rows)
+    for position, live in seen.items():
+        assert everything(in_memory(ledger, position)) == live, f"as of {position}"
+    final = max(seen)
+    runner.rebuild(["revenue"])
+    with runner.store.snapshot("revenue") as (at, rows):
+        assert at == final
+        assert everything(rows) == seen[final]
+
+
+def test_a_new_fingerprint_rebuilds_on_start(ledger: Ledger) -> None:
+    append_business(ledger, generate(30, months=12, seed=6))
+    runner_for(ledger).catch_up()
+    monthly = ProjectionRunner(
+        ledger, row_store_for(ledger), [RevenueProjection(default_policy="monthly")]
+    )
+    assert monthly.prepare() == ["revenue"]
+    assert monthly.position("revenue") == 0
+    monthly.catch_up()
+    daily = ProjectionRunner(ledger, row_store_for(ledger), [RevenueProjection()])
+    assert daily.prepare() == ["revenue"], "and back again"
+    assert daily.prepare() == [], "once"
+
+
+def test_a_runner_overtaken_by_another_writes_nothing_and_carries_on(ledger: Ledger) -> None:
+    append_business(ledger, generate(30, months=12, seed=7))
+    first, second = runner_for(ledger), runner_for(ledger)
+    second.catch_up()
+    with pytest.raises(ProjectionMovedError):
+        first.catch_up()
+    assert first.catch_up() == ledger.last_position(), "it reloaded and found nothing to do"
+    with first.store.snapshot("revenue") as (_, rows):
+        assert everything(rows) == everything(in_memory(ledger, ledger.last_position()))
+
+
+def test_events_a_projection_does_not_read_still_advance_its_position(ledger: Ledger) -> None:
+    from tests.builders import append, customer, subscription
+
+    append(ledger, customer(), subscription())
+    runner = runner_for(ledger)
+    assert runner.catch_up() == 2
+    assert runner.position("revenue") == 2
+    assert invoice_schedule(in_memory(ledger, 2), "i1") is None
