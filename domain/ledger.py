@@ -20,7 +20,6 @@ from eventsourcing.domain import Aggregate, CanMutateAggregate, DomainEventProto
 from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
-    JSONTranscoder,
     OperationalError,
     StoredEvent,
 )
@@ -45,7 +44,6 @@ from domain.ports import (
     PriorAppend,
 )
 from domain.recording import Envelope
-from domain.transcodings import domain_transcodings
 
 #: How often a batch is re-decided after losing a race to another writer before giving up.
 MAX_ATTEMPTS: Final = 5
@@ -120,11 +118,6 @@ class Ledger(Application[UUID]):
         """Call `listener` after every batch this ledger appends (to wake a projection runner
         in this process without waiting for a poll)."""
         self._appended_listeners.append(listener)
-
-    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
-        super().register_transcodings(transcoder)
-        for transcoding in domain_transcodings():
-            transcoder.register(transcoding)
 
     # Writing.
 

@@ -104,11 +104,17 @@ class Rows:
 
     def add(self, table: Table, key: Key, column: str, amount: int) -> None:
         """Add `amount` to an integer column, the row starting at zeros."""
-        row = self.get(table, key)
+        rows = self.known.get(table.name)
+        if rows is None:
+            rows = self.known[table.name] = {}
+        row = rows.get(key)
         if row is None:
-            row = dict.fromkeys((column.name for column in table.values), 0)
+            row = rows[key] = dict.fromkeys((column.name for column in table.values), 0)
         row[column] += amount
-        self.put(table, key, row)
+        changed = self.changed.get(table.name)
+        if changed is None:
+            changed = self.changed[table.name] = set()
+        changed.add(key)
 
     def changes(self) -> dict[str, dict[Key, Row]]:
         """The changed rows by table name, and forget that they changed."""

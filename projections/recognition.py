@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Final, Literal
 
-from domain.dates import Month, add_months
+from domain.dates import add_months
 from domain.values import InvoiceLine
 
 Policy = Literal["daily", "monthly", "point_in_time"]
@@ -36,9 +36,12 @@ def policy_of(line: InvoiceLine, default_policy: Policy) -> Policy:
     return "point_in_time" if line.period_start is None else default_policy
 
 
-def schedule(line: InvoiceLine, issue_date: date, policy: Policy) -> dict[str, int]:
-    """The line's net by calendar month under `policy` (as `policy_of` gives it)."""
-    net = line.net
+def schedule(
+    line: InvoiceLine, issue_date: date, policy: Policy, net: int | None = None
+) -> dict[str, int]:
+    """The line's net (given, if known) by calendar month under `policy` (as `policy_of`
+    gives it)."""
+    net = line.net if net is None else net
     if policy == "point_in_time" or line.period_start is None or line.period_end is None:
         return {month_of(issue_date): net}
     if policy == "monthly":
@@ -50,17 +53,20 @@ def schedule(line: InvoiceLine, issue_date: date, policy: Policy) -> dict[str, i
 
 def daily_schedule(net: int, start: date, end: date) -> dict[str, int]:
     """`cum(M) = rhu(net × d(M) / N)`, each month earning `cum(M) − cum(M − 1)`."""
-    days = (end - start).days
+    first, last = start.toordinal(), end.toordinal()
+    days = last - first
     amounts: dict[str, int] = {}
-    month = Month.of(start)
+    year, month = start.year, start.month
     previous = 0
-    while month.first_day < end:
-        elapsed = (min(month.end, end) - start).days
-        cumulative = rhu_div(net * elapsed, days)
-        amounts[str(month)] = cumulative - previous
+    while True:
+        year_after, month_after = (year + 1, 1) if month == 12 else (year, month + 1)
+        month_end = date(year_after, month_after, 1).toordinal()
+        cumulative = rhu_div(net * (min(month_end, last) - first), days)
+        amounts[f"{year:04d}-{month:02d}"] = cumulative - previous
+        if month_end >= last:
+            return amounts
         previous = cumulative
-        month = month.next()
-    return amounts
+        year, month = year_after, month_after
 
 
 def monthly_schedule(net: int, start: date, end: date) -> dict[str, int] | None:

@@ -67,13 +67,14 @@ class RevenueProjection(Projection):
         lines: list[dict[str, Any]] = []
         for line_id, line in zip(line_ids(event.lines), event.lines, strict=True):
             policy = policy_of(line, self.default_policy)
-            scheduled = schedule(line, event.issue_date, policy)
+            net = line.net
+            scheduled = schedule(line, event.issue_date, policy, net)
             for month, amount in scheduled.items():
                 _recognize(rows, currency, billed_in, month, amount)
             lines.append(
                 {
                     "line_id": line_id,
-                    "net": line.net,
+                    "net": net,
                     "policy": policy,
                     "scheduled": scheduled,
                     "reversals": {},

@@ -14,10 +14,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from eventsourcing.utils import get_topic
 
+from adapters.store.mapper import PlainJSONMapper
 from adapters.store.memory import MemoryStoreFactory
 from adapters.store.postgres import PostgresStoreFactory
 from adapters.store.sqlite import SQLiteStoreFactory
-from adapters.store.transcoder import OrjsonTranscoder
 
 
 class StoreURLError(ValueError):
@@ -49,7 +49,7 @@ def store_kind(url: str) -> str:
 def store_env(url: str, options: StoreOptions | None = None) -> dict[str, str]:
     """The `eventsourcing` environment for the ledger application stored at `url`."""
     options = options or StoreOptions()
-    env = {"TRANSCODER_TOPIC": get_topic(OrjsonTranscoder)}
+    env = {"MAPPER_TOPIC": get_topic(PlainJSONMapper)}
     kind = store_kind(url)
     if kind == "memory":
         env["PERSISTENCE_MODULE"] = get_topic(MemoryStoreFactory)
