@@ -11,14 +11,15 @@ so a past answer is never computed by other code than today's.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from uuid import UUID
 
 from api.errors import ApiError
-from domain.ledger import Ledger
-from projections.engine import Projection, Rows, RowSource
+from domain.ledger import Entry, Ledger
+from projections.engine import Key, Projection, Rows, RowSource, Table
 from projections.runner import ProjectionRunner, ProjectionStore
 
 #: Between two looks at a projection's position while waiting for it, in seconds.
@@ -49,12 +50,22 @@ class Reader:
         self.runner = runner
 
     @contextmanager
-    def rows(self, name: str, as_of: AsOf) -> Iterator[tuple[int, RowSource]]:
-        """The rows of projection `name`, and the position they reflect."""
+    def rows(
+        self, name: str, as_of: AsOf, aggregate: UUID | None = None
+    ) -> Iterator[tuple[int, RowSource]]:
+        """The rows of projection `name`, and the position they reflect.
+
+        As of a past point, the whole log up to it is folded, keeping only the kept tables and
+        the keyed rows that later events read; or, if the answer concerns one `aggregate`, only
+        that aggregate's events are folded.
+        """
         position = self.resolve(as_of)
         if position is None:
             with self._live(name) as live:
                 yield live
+        elif aggregate is not None:
+            entries = self.ledger.iter_aggregate_entries(aggregate, position)
+            yield position, self._fold(self.projections[name], entries)
         else:
             yield position, self.fold(name, position)
 
@@ -77,11 +88,27 @@ class Reader:
         return None
 
     def fold(self, name: str, position: int) -> Rows:
-        """The projection's rows as of `position`, folded in memory."""
+        """The projection's kept rows as of `position`, folded in memory (with only the keyed
+        rows that some event up to `position` reads again)."""
         projection = self.projections[name]
-        rows = Rows()
-        for entry in self.ledger.iter_entries(position, projection.event_types):
-            projection.fold(rows, entry)
+        read_again = {
+            (table.name, key)
+            for entry in self.ledger.iter_entries(position, projection.referencing_types)
+            for table, key in projection.keys(entry.event)
+        }
+        entries = self.ledger.iter_entries(position, projection.event_types)
+        return self._fold(projection, entries, lambda table, key: (table.name, key) in read_again)
+
+    @staticmethod
+    def _fold(
+        projection: Projection,
+        entries: Iterable[Entry],
+        retain: Callable[[Table, Key], bool] | None = None,
+    ) -> Rows:
+        rows = Rows(retain=retain)
+        for entry in entries:
+            if type(entry.event) in projection.event_types:
+                projection.fold(rows, entry)
         return rows
 
     @contextmanager

@@ -277,6 +277,11 @@ class Ledger(Application[UUID]):
                 return
             after = page[-1].position
 
+    def iter_aggregate_entries(self, aggregate_id: UUID, upto: int) -> Iterator[Entry]:
+        """One aggregate's events up to position `upto`, in order."""
+        for notification in self.store.read_aggregate_notifications(aggregate_id, upto):
+            yield Entry(notification.id, self.mapper.to_domain_event(notification))
+
     def last_position(self) -> int:
         return self.store.last_position()
 

@@ -100,6 +100,11 @@ class LedgerStore(Protocol):
         """Up to `limit` stored events of the given topics with `after < position <= upto`, in
         log order (the fast path for projections: no log row, no recorded time)."""
 
+    def read_aggregate_notifications(
+        self, originator_id: UUID, upto: int
+    ) -> Sequence[Notification]:
+        """One aggregate's stored events with a position up to `upto`, in order."""
+
     def last_position(self) -> int:
         """The highest position in the log (0 when it is empty)."""
 

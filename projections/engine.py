@@ -14,7 +14,7 @@ page's events name (one invoice's schedule, say).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 from uuid import UUID
@@ -70,6 +70,9 @@ class Projection(ABC):
     tables: ClassVar[tuple[Table, ...]]
     #: The event classes the fold reads; the others only advance the position.
     event_types: ClassVar[tuple[type, ...]]
+    #: The event classes whose `keys()` name rows that earlier events made (a credit note names
+    #: its invoice): a fold in memory keeps only the keyed rows that these will read.
+    referencing_types: ClassVar[tuple[type, ...]] = ()
 
     def fingerprint(self) -> str:
         """What the stored rows were folded with; rows of another fingerprint are rebuilt."""
@@ -94,11 +97,15 @@ class Rows:
 
     known: dict[str, dict[Key, Row]] = field(default_factory=dict)
     changed: dict[str, set[Key]] = field(default_factory=dict)
+    #: If given, the only keyed rows worth keeping (rows of kept tables are always kept).
+    retain: Callable[[Table, Key], bool] | None = None
 
     def get(self, table: Table, key: Key) -> Row | None:
         return self.known.get(table.name, {}).get(key)
 
     def put(self, table: Table, key: Key, row: Row) -> None:
+        if self.retain is not None and not table.kept and not self.retain(table, key):
+            return
         self.known.setdefault(table.name, {})[key] = row
         self.changed.setdefault(table.name, set()).add(key)
 

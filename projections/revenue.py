@@ -45,6 +45,7 @@ class RevenueProjection(Projection):
     version = 1
     tables = (INVOICES, MONTHS, WATERFALL)
     event_types = (Invoice.Issued, Invoice.CreditNoteIssued)
+    referencing_types = (Invoice.CreditNoteIssued,)
 
     def __init__(self, default_policy: Policy = "daily") -> None:
         self.default_policy = default_policy

@@ -7,7 +7,8 @@ strings, decimals as strings, value objects as objects) and reads them back thro
 compiled once per event class from its type hints: a `date` field is parsed as a date, a
 `tuple[InvoiceLine, ...]` as a tuple of lines, and fields that need nothing get nothing. On the
 same events, reading took 8 µs instead of 13 and writing 6 instead of 11; reading is what
-projections and rebuilds do all day. `class_version` and the `upcast_vN_vM` methods work as with the library's mapper.
+projections and rebuilds do all day. `class_version` and the `upcast_vN_vM` methods work as
+with the library's mapper.
 
 `CLEARED` (an optional field that an update removes) is written as `{"__cleared__": true}`.
 """

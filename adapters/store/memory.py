@@ -104,6 +104,27 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
             after, limit, stop=upto, topics=list(topics), inclusive_of_start=False
         )
 
+    def read_aggregate_notifications(
+        self, originator_id: UUID, upto: int
+    ) -> Sequence[Notification]:
+        with self._database_lock:
+            index = self._stored_events_index[str(originator_id)]
+            found = []
+            for version in sorted(index):
+                position = index[version] + 1
+                if position <= upto:
+                    stored = self._stored_events[index[version]]
+                    found.append(
+                        Notification(
+                            id=position,
+                            originator_id=stored.originator_id,
+                            originator_version=stored.originator_version,
+                            topic=stored.topic,
+                            state=stored.state,
+                        )
+                    )
+            return found
+
     def last_position(self) -> int:
         return self.max_notification_id() or 0
 

@@ -303,6 +303,25 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 for position, originator_id, version, topic, state in cursor.fetchall()
             ]
 
+    def read_aggregate_notifications(
+        self, originator_id: UUID, upto: int
+    ) -> Sequence[Notification]:
+        rows = self._fetch(
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {events}"
+            " WHERE originator_id = %s AND notification_id <= %s ORDER BY originator_version",
+            (originator_id, upto),
+        )
+        return [
+            Notification(
+                id=row["notification_id"],
+                originator_id=row["originator_id"],
+                originator_version=row["originator_version"],
+                topic=row["topic"],
+                state=bytes(row["state"]),
+            )
+            for row in rows
+        ]
+
     def last_position(self) -> int:
         return self.max_notification_id() or 0
 

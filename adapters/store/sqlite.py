@@ -192,6 +192,26 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             for row in rows
         ]
 
+    def read_aggregate_notifications(
+        self, originator_id: UUID, upto: int
+    ) -> Sequence[Notification]:
+        rows = self._fetch(
+            "SELECT rowid, originator_id, originator_version, topic, state"
+            f" FROM {self.events_table_name} WHERE originator_id = ? AND rowid <= ?"
+            " ORDER BY originator_version",
+            [originator_id.hex, upto],
+        )
+        return [
+            Notification(
+                id=row["rowid"],
+                originator_id=self.convert_originator_id(row["originator_id"]),
+                originator_version=row["originator_version"],
+                topic=row["topic"],
+                state=row["state"],
+            )
+            for row in rows
+        ]
+
     def last_position(self) -> int:
         return self.max_notification_id() or 0
 
