@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -119,6 +119,21 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Like `store_url`, for tests that need a real database (SQLite and PostgreSQL)."""
     return _store_url(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=STORES)
+def fresh_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], str]:
+    """Makes a new, empty store of one kind on each call (for hypothesis examples)."""
+
+    def make() -> str:
+        if request.param == "memory":
+            return "memory://"
+        if request.param == "sqlite":
+            return f"sqlite:///{tmp_path / uuid.uuid4().hex}.db"
+        database: str = request.getfixturevalue("postgres_database_url")
+        return f"{database}?schema=t_{uuid.uuid4().hex[:12]}"
+
+    return make
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -39,17 +38,25 @@ def test_a_worker_killed_mid_page_five_times_ends_where_a_rebuild_does(
     for start in range(0, len(events), 1000):
         ledger.append(parse_submissions(orjson.dumps({"events": events[start : start + 1000]})))
     store = row_store_for(ledger)
-    chances = random.Random(11)
-    positions = []
-    for _ in range(5):
+    store.create_tables(RevenueProjection.tables)
+    end = ledger.last_position()
+    kills: list[int] = []
+    folded = 0
+    while len(kills) < 5 and folded < end:
         process = worker(database_url, tmp_path)
-        time.sleep(chances.uniform(0.8, 1.6))
+        # Kill it just after it has written another page: it is then folding the next one.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            stored = store.stored().get("revenue")
+            if stored is not None and stored.position > folded:
+                break
+            time.sleep(0.002)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
-        positions.append(store.stored().get("revenue"))
-    assert any(p is not None and 0 < p.position < ledger.last_position() for p in positions), (
-        f"the kills should land while the worker is folding: {positions}"
-    )
+        stored = store.stored().get("revenue")
+        folded = stored.position if stored is not None else 0
+        kills.append(folded)
+    assert len([k for k in kills if k < end]) >= 3, f"kills should land mid-fold: {kills}"
 
     runner = ProjectionRunner(ledger, store, [RevenueProjection()])
     runner.prepare()

@@ -3,10 +3,12 @@ to live rows, and any prefix folded in memory equal to the live rows at that pos
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from adapters.rows.stores import row_store_for
 from adapters.store import store_env
@@ -108,3 +110,34 @@ def test_events_a_projection_does_not_read_still_advance_its_position(ledger: Le
     assert runner.catch_up() == 2
     assert runner.position("revenue") == 2
     assert invoice_schedule(in_memory(ledger, 2), "i1") is None
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 10_000),
+    customers=st.integers(1, 40),
+    step=st.integers(50, 900),
+    page=st.integers(1, 500),
+)
+def test_any_business_folded_in_any_pages_equals_its_rebuild_and_its_prefixes(
+    fresh_store_url: Callable[[], str], seed: int, customers: int, step: int, page: int
+) -> None:
+    ledger = Ledger(store_env(fresh_store_url()))
+    try:
+        events = generate(customers, months=18, seed=seed)
+        runner = runner_for(ledger, page_size=page)
+        seen = {}
+        for start in range(0, len(events), step):
+            append_business(ledger, events[start : start + step])
+            position = runner.catch_up()
+            with runner.store.snapshot("revenue") as (_, rows):
+                seen[position] = everything(rows)
+        for position, live in seen.items():
+            assert everything(in_memory(ledger, position)) == live
+        runner.rebuild(["revenue"])
+        with runner.store.snapshot("revenue") as (_, rows):
+            assert everything(rows) == seen[max(seen)]
+    finally:
+        ledger.close()

@@ -1,0 +1,63 @@
+"""`subledger projections status` and `rebuild`, run as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+from adapters.store import store_env
+from api.generator import generate
+from api.ingest import parse_submissions
+from domain.ledger import Ledger
+
+SUBLEDGER = str(Path(sys.executable).parent / "subledger")
+
+
+def run(url: str, cwd: Path, *arguments: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "SUBLEDGER_DATABASE_URL": url, **env}
+    return subprocess.run(
+        [SUBLEDGER, *arguments],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_status_and_rebuild_show_and_fold_the_projections(
+    database_url: str, tmp_path: Path
+) -> None:
+    ledger = Ledger(store_env(database_url))
+    events = generate(60, months=12, seed=8)
+    ledger.append(parse_submissions(orjson.dumps({"events": events[:1000]})))
+    end = ledger.last_position()
+    ledger.close()
+
+    before = run(database_url, tmp_path, "projections", "status")
+    assert before.returncode == 0, before.stderr
+    assert "never folded" in before.stdout
+
+    rebuilt = run(database_url, tmp_path, "projections", "rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert f"rebuilt revenue to position {end}" in rebuilt.stderr
+
+    after = run(database_url, tmp_path, "projections", "status")
+    assert after.stdout.split("\n")[1].split() == ["revenue", str(end), str(end), "0", "current"]
+
+    monthly = run(database_url, tmp_path, "projections", "status", SUBLEDGER_RECOGNITION="monthly")
+    assert "to rebuild (folded as revenue:v1:daily)" in monthly.stdout
+
+
+def test_rebuild_names_the_projections_there_are(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'subledger.db'}"
+    unknown = run(url, tmp_path, "projections", "rebuild", "nope")
+    assert unknown.returncode != 0
+    assert "no projection nope; there are revenue" in unknown.stderr
+    memory = run("memory://", tmp_path, "projections", "status")
+    assert memory.returncode != 0
+    assert "memory:// lives inside one process" in memory.stderr
