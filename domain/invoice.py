@@ -38,18 +38,27 @@ class _Payment:
 
 
 class Invoice(Aggregate):
+    """Its events after `Issued` also record the invoice's `customer_id`, which their facts do
+    not name, so that a projection can find the customer's rows from any of them."""
+
     class Issued(Aggregate.Created, facts.InvoiceIssued, Recorded):
         pass
 
     class PaymentReceived(Aggregate.Event, facts.PaymentReceived, Recorded):
+        customer_id: str
+
         def apply(self, aggregate: Invoice) -> None:
             aggregate.payment(self.payment_id).received = self.amount
 
     class PaymentFailed(Aggregate.Event, facts.PaymentFailed, Recorded):
+        customer_id: str
+
         def apply(self, aggregate: Invoice) -> None:
             aggregate.payment(self.payment_id)
 
     class PaymentRefunded(Aggregate.Event, facts.PaymentRefunded, Recorded):
+        customer_id: str
+
         def apply(self, aggregate: Invoice) -> None:
             aggregate.payment(self.payment_id).refunded += self.amount
             aggregate.refund_ids.add(self.refund_id)
@@ -57,6 +66,7 @@ class Invoice(Aggregate):
     class CreditNoteIssued(Aggregate.Event, facts.CreditNoteIssued, Recorded):
         """`credited`: what the credit note took from each line (all of it where it named none)."""
 
+        customer_id: str
         credited: tuple[CreditLine, ...]
 
         def apply(self, aggregate: Invoice) -> None:
@@ -125,7 +135,9 @@ class Invoice(Aggregate):
         known = self.payments.get(fact.payment_id)
         if known is not None and known.received is not None:
             raise AlreadyExistsError(f"payment {fact.payment_id!r} exists", "payment_id")
-        self.trigger_event(self.PaymentReceived, **event_fields(fact, envelope))
+        self.trigger_event(
+            self.PaymentReceived, **event_fields(fact, envelope, customer_id=self.customer_id)
+        )
 
     def record_failed_payment(self, fact: facts.PaymentFailed, envelope: Envelope) -> None:
         self._refuse_other_currency(fact.currency)
@@ -134,7 +146,9 @@ class Invoice(Aggregate):
             raise RuleViolatedError(
                 f"payment {fact.payment_id!r} was received; it cannot fail now", "payment_id"
             )
-        self.trigger_event(self.PaymentFailed, **event_fields(fact, envelope))
+        self.trigger_event(
+            self.PaymentFailed, **event_fields(fact, envelope, customer_id=self.customer_id)
+        )
 
     def refund(self, fact: facts.PaymentRefunded, envelope: Envelope) -> None:
         if fact.refund_id in self.refund_ids:
@@ -152,7 +166,9 @@ class Invoice(Aggregate):
                 f"refunds on a payment never exceed it: {refundable} is left to refund",
                 "amount",
             )
-        self.trigger_event(self.PaymentRefunded, **event_fields(fact, envelope))
+        self.trigger_event(
+            self.PaymentRefunded, **event_fields(fact, envelope, customer_id=self.customer_id)
+        )
 
     def issue_credit_note(self, fact: facts.CreditNoteIssued, envelope: Envelope) -> None:
         if fact.credit_note_id in self.credit_note_ids:
@@ -164,7 +180,10 @@ class Invoice(Aggregate):
                 f"must not be before the invoice's issue_date {self.issue_date}", "issue_date"
             )
         credited = self._credits(fact)
-        self.trigger_event(self.CreditNoteIssued, **event_fields(fact, envelope, credited=credited))
+        self.trigger_event(
+            self.CreditNoteIssued,
+            **event_fields(fact, envelope, customer_id=self.customer_id, credited=credited),
+        )
 
     def _credits(self, fact: facts.CreditNoteIssued) -> tuple[CreditLine, ...]:
         if fact.lines is None:

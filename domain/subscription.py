@@ -7,6 +7,7 @@ MRR) is the projections' business: they see every change with its effective date
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
@@ -14,6 +15,7 @@ from eventsourcing.domain import Aggregate
 from domain.customer import Customer
 from domain.errors import RuleViolatedError
 from domain.facts import (
+    Fact,
     SubscriptionCancelled,
     SubscriptionChanged,
     SubscriptionPaused,
@@ -24,23 +26,32 @@ from domain.recording import Envelope, Recorded, aggregate_id, event_fields
 
 
 class Subscription(Aggregate):
+    """Its events after `Started` also record the subscription's `customer_id`, which their
+    facts do not name, so that a projection can find the customer's rows from any of them."""
+
     class Started(Aggregate.Created, SubscriptionStarted, Recorded):
         pass
 
     class Changed(Aggregate.Event, SubscriptionChanged, Recorded):
-        pass
+        customer_id: str
 
     class Paused(Aggregate.Event, SubscriptionPaused, Recorded):
+        customer_id: str
+
         def apply(self, aggregate: Subscription) -> None:
             aggregate.paused = True
             aggregate.last_pause_change = self.effective_date
 
     class Resumed(Aggregate.Event, SubscriptionResumed, Recorded):
+        customer_id: str
+
         def apply(self, aggregate: Subscription) -> None:
             aggregate.paused = False
             aggregate.last_pause_change = self.effective_date
 
     class Cancelled(Aggregate.Event, SubscriptionCancelled, Recorded):
+        customer_id: str
+
         def apply(self, aggregate: Subscription) -> None:
             # A later-appended cancellation can only be dated earlier (see `_refuse_date`):
             # the service ends at the earliest one.
@@ -72,25 +83,28 @@ class Subscription(Aggregate):
 
     def change(self, fact: SubscriptionChanged, envelope: Envelope) -> None:
         self._refuse_date(fact.effective_date)
-        self.trigger_event(self.Changed, **event_fields(fact, envelope))
+        self.trigger_event(self.Changed, **self._recorded(fact, envelope))
 
     def pause(self, fact: SubscriptionPaused, envelope: Envelope) -> None:
         self._refuse_date(fact.effective_date)
         if self.paused:
             raise RuleViolatedError("the subscription is paused already", "effective_date")
         self._refuse_before_last_pause_change(fact.effective_date, "resumed")
-        self.trigger_event(self.Paused, **event_fields(fact, envelope))
+        self.trigger_event(self.Paused, **self._recorded(fact, envelope))
 
     def resume(self, fact: SubscriptionResumed, envelope: Envelope) -> None:
         self._refuse_date(fact.effective_date)
         if not self.paused:
             raise RuleViolatedError("the subscription is not paused", "effective_date")
         self._refuse_before_last_pause_change(fact.effective_date, "paused")
-        self.trigger_event(self.Resumed, **event_fields(fact, envelope))
+        self.trigger_event(self.Resumed, **self._recorded(fact, envelope))
 
     def cancel(self, fact: SubscriptionCancelled, envelope: Envelope) -> None:
         self._refuse_date(fact.effective_date)
-        self.trigger_event(self.Cancelled, **event_fields(fact, envelope))
+        self.trigger_event(self.Cancelled, **self._recorded(fact, envelope))
+
+    def _recorded(self, fact: Fact, envelope: Envelope) -> dict[str, Any]:
+        return event_fields(fact, envelope, customer_id=self.customer_id)
 
     def _refuse_date(self, effective_date: date) -> None:
         """Nothing is dated before the start, and nothing happens on or after a cancellation.
