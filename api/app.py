@@ -21,7 +21,7 @@ from api.errors import install_error_handlers
 from api.keys import KeyRing
 from api.reads import Reader
 from api.responses import OrjsonResponse
-from api.routes import events, health, revenue
+from api.routes import events, health, mrr, revenue
 from api.schemas.documents import append_request_schema
 from api.settings import Settings
 from domain.ledger import Ledger
@@ -106,6 +106,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(events.router)
     app.include_router(revenue.router)
+    app.include_router(mrr.router)
 
     app.add_middleware(RequestIdMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

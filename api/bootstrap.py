@@ -8,6 +8,7 @@ from api.keys import KeyRing, parse_keys
 from api.settings import Settings
 from domain.ledger import Ledger
 from projections.engine import Projection
+from projections.mrr import MrrProjection
 from projections.revenue import RevenueProjection
 from projections.runner import ProjectionRunner
 
@@ -27,7 +28,7 @@ def describe_store(settings: Settings) -> str:
 
 def build_projections(settings: Settings) -> list[Projection]:
     """Every projection the service keeps, configured from the settings."""
-    return [RevenueProjection(default_policy=settings.recognition)]
+    return [RevenueProjection(default_policy=settings.recognition), MrrProjection()]
 
 
 def build_runner(settings: Settings, ledger: Ledger) -> ProjectionRunner:

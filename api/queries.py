@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Query
+from fastapi import Depends, Query
 
 from api.errors import ApiError
 from api.reads import AsOf
@@ -52,6 +52,9 @@ def as_of(
     if known_at is not None and known_at.tzinfo is None:
         raise ApiError(422, "INVALID_REQUEST", "known_at needs a zone, e.g. 2026-01-31T23:59:59Z")
     return AsOf(position, known_at)
+
+
+AsOfParameters = Annotated[AsOf, Depends(as_of)]
 
 
 def month_range(first: str | None, last: str | None) -> list[str]:

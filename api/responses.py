@@ -14,6 +14,11 @@ class OrjsonResponse(JSONResponse):
         return orjson.dumps(content, option=orjson.OPT_UTC_Z)
 
 
+def positioned(body: Any, position: int) -> OrjsonResponse:
+    """An answer with the log position it reflects in `X-Log-Position` (§4)."""
+    return OrjsonResponse(body, headers={"X-Log-Position": str(position)})
+
+
 def iso_instant(moment: datetime | None) -> str | None:
     """An instant as ISO 8601, `Z` for UTC: `2026-01-15T10:00:00Z`."""
     if moment is None:

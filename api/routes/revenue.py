@@ -4,31 +4,25 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 
 from api.auth import ReadKey
 from api.errors import ApiError
 from api.queries import (
+    AsOfParameters,
     CurrencyParameter,
     FromParameter,
     ToParameter,
-    as_of,
     checked_currency,
     month_range,
     pick_currency,
 )
-from api.reads import AsOf, Reader
-from api.responses import OrjsonResponse
+from api.reads import Reader
+from api.responses import OrjsonResponse, positioned
 from domain.invoice import Invoice
 from projections import revenue
 
 router = APIRouter(prefix="/v1/revenue", tags=["revenue"])
-
-AsOfParameters = Annotated[AsOf, Depends(as_of)]
-
-
-def _answer(body: object, position: int) -> OrjsonResponse:
-    return OrjsonResponse(body, headers={"X-Log-Position": str(position)})
 
 
 @router.get("/summary", summary="Billed, credited, recognized and deferred revenue by month")
@@ -46,7 +40,7 @@ def revenue_summary(
     with reader.rows("revenue", point) as (position, rows):
         chosen = pick_currency(wanted, revenue.currencies(rows))
         answer = revenue.summary(rows, chosen, months) if chosen else _zeros(months)
-    return _answer({"currency": chosen, "months": answer}, position)
+    return positioned({"currency": chosen, "months": answer}, position)
 
 
 @router.get("/schedules/{invoice_id}", summary="An invoice's recognition schedule by line")
@@ -61,7 +55,7 @@ def revenue_schedule(
         schedule = revenue.invoice_schedule(rows, invoice_id)
     if schedule is None:
         raise ApiError(404, "UNKNOWN_INVOICE", f"no invoice {invoice_id!r} (as of {position})")
-    return _answer(schedule, position)
+    return positioned(schedule, position)
 
 
 @router.get("/waterfall", summary="Each billing month's revenue by the month it is recognized")
@@ -79,7 +73,7 @@ def revenue_waterfall(
     with reader.rows("revenue", point) as (position, rows):
         chosen = pick_currency(wanted, revenue.currencies(rows))
         answer = revenue.waterfall(rows, chosen, months) if chosen else []
-    return _answer({"currency": chosen, "rows": answer}, position)
+    return positioned({"currency": chosen, "rows": answer}, position)
 
 
 def _zeros(months: list[str]) -> list[dict[str, object]]:

@@ -16,9 +16,8 @@ from adapters.store import store_env
 from api.generator import generate
 from api.ingest import parse_submissions
 from domain.ledger import Ledger
-from projections.engine import Rows
-from projections.revenue import INVOICES, MONTHS, WATERFALL, RevenueProjection
 from projections.runner import ProjectionRunner
+from tests.integration.test_projections import PROJECTIONS, in_memory, stored
 
 SUBLEDGER = str(Path(sys.executable).parent / "subledger")
 
@@ -38,7 +37,8 @@ def test_a_worker_killed_mid_page_five_times_ends_where_a_rebuild_does(
     for start in range(0, len(events), 1000):
         ledger.append(parse_submissions(orjson.dumps({"events": events[start : start + 1000]})))
     store = row_store_for(ledger)
-    store.create_tables(RevenueProjection.tables)
+    for projection in PROJECTIONS:
+        store.create_tables(projection.tables)
     end = ledger.last_position()
     kills: list[int] = []
     folded = 0
@@ -47,28 +47,21 @@ def test_a_worker_killed_mid_page_five_times_ends_where_a_rebuild_does(
         # Kill it just after it has written another page: it is then folding the next one.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            stored = store.stored().get("revenue")
-            if stored is not None and stored.position > folded:
+            mark = store.stored().get("revenue")
+            if mark is not None and mark.position > folded:
                 break
             time.sleep(0.002)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
-        stored = store.stored().get("revenue")
-        folded = stored.position if stored is not None else 0
+        mark = store.stored().get("revenue")
+        folded = mark.position if mark is not None else 0
         kills.append(folded)
     assert len([k for k in kills if k < end]) >= 3, f"kills should land mid-fold: {kills}"
 
-    runner = ProjectionRunner(ledger, store, [RevenueProjection()])
+    runner = ProjectionRunner(ledger, store, list(PROJECTIONS))
     runner.prepare()
     runner.catch_up()
-    projection = RevenueProjection()
-    rebuilt = Rows()
-    for entry in ledger.iter_entries(ledger.last_position(), projection.event_types):
-        projection.fold(rebuilt, entry)
-    with store.snapshot("revenue") as (position, rows):
-        assert position == ledger.last_position()
-        for table in (INVOICES, MONTHS, WATERFALL):
-            assert rows.scan(table) == rebuilt.scan(table), table.name
+    assert stored(runner) == (end, in_memory(ledger, end))
     ledger.close()
 
 

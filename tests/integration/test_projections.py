@@ -15,15 +15,13 @@ from adapters.store import store_env
 from api.generator import generate
 from api.ingest import parse_submissions
 from domain.ledger import Ledger
-from projections.engine import Rows, RowSource
-from projections.revenue import (
-    INVOICES,
-    MONTHS,
-    WATERFALL,
-    RevenueProjection,
-    invoice_schedule,
-)
+from projections.engine import Projection, Rows, RowSource
+from projections.mrr import MrrProjection
+from projections.revenue import RevenueProjection
 from projections.runner import ProjectionMovedError, ProjectionRunner
+
+PROJECTIONS: tuple[Projection, ...] = (RevenueProjection(), MrrProjection())
+NAMES = [projection.name for projection in PROJECTIONS]
 
 
 @pytest.fixture
@@ -39,21 +37,37 @@ def append_business(ledger: Ledger, events: list[dict[str, object]], size: int =
         ledger.append(parse_submissions(body))
 
 
-def everything(rows: RowSource) -> dict[str, list[object]]:
-    """Every row of the revenue projection, comparable across stores."""
-    return {table.name: rows.scan(table) for table in (INVOICES, MONTHS, WATERFALL)}
+Everything = dict[str, list[object]]
 
 
-def in_memory(ledger: Ledger, position: int) -> Rows:
-    projection = RevenueProjection()
-    rows = Rows()
-    for entry in ledger.iter_entries(position, projection.event_types):
-        projection.fold(rows, entry)
-    return rows
+def everything(rows: RowSource, projection: Projection) -> Everything:
+    """Every row of a projection, comparable across stores."""
+    return {table.name: rows.scan(table) for table in projection.tables}
+
+
+def stored(runner: ProjectionRunner) -> tuple[int, Everything]:
+    """Every stored row of every projection, and the position they all reflect."""
+    positions, answer = set(), {}
+    for projection in PROJECTIONS:
+        with runner.store.snapshot(projection.name) as (position, rows):
+            positions.add(position)
+            answer |= everything(rows, projection)
+    assert len(positions) == 1, positions
+    return positions.pop(), answer
+
+
+def in_memory(ledger: Ledger, position: int) -> Everything:
+    answer: Everything = {}
+    for projection in PROJECTIONS:
+        rows = Rows()
+        for entry in ledger.iter_entries(position, projection.event_types):
+            projection.fold(rows, entry)
+        answer |= everything(rows, projection)
+    return answer
 
 
 def runner_for(ledger: Ledger, page_size: int = 300) -> ProjectionRunner:
-    runner = ProjectionRunner(ledger, row_store_for(ledger), [RevenueProjection()], page_size)
+    runner = ProjectionRunner(ledger, row_store_for(ledger), list(PROJECTIONS), page_size)
     runner.prepare()
     return runner
 
@@ -65,16 +79,13 @@ def test_live_rows_equal_a_rebuild_and_every_prefix_folded_in_memory(ledger: Led
     for start in range(0, len(events), 900):
         append_business(ledger, events[start : start + 900])
         position = runner.catch_up()
-        with runner.store.snapshot("revenue") as (at, rows):
-            assert at == position
-            seen[position] = everything(rows)
+        at, seen[position] = stored(runner)
+        assert at == position
     for position, live in seen.items():
-        assert everything(in_memory(ledger, position)) == live, f"as of {position}"
+        assert in_memory(ledger, position) == live, f"as of {position}"
     final = max(seen)
-    runner.rebuild(["revenue"])
-    with runner.store.snapshot("revenue") as (at, rows):
-        assert at == final
-        assert everything(rows) == seen[final]
+    runner.rebuild(NAMES)
+    assert stored(runner) == (final, seen[final])
 
 
 def test_a_new_fingerprint_rebuilds_on_start(ledger: Ledger) -> None:
@@ -98,18 +109,17 @@ def test_a_runner_overtaken_by_another_writes_nothing_and_carries_on(ledger: Led
     with pytest.raises(ProjectionMovedError):
         first.catch_up()
     assert first.catch_up() == ledger.last_position(), "it reloaded and found nothing to do"
-    with first.store.snapshot("revenue") as (_, rows):
-        assert everything(rows) == everything(in_memory(ledger, ledger.last_position()))
+    assert stored(first) == (ledger.last_position(), in_memory(ledger, ledger.last_position()))
 
 
 def test_events_a_projection_does_not_read_still_advance_its_position(ledger: Ledger) -> None:
-    from tests.builders import append, customer, subscription
+    from tests.builders import append, closed, customer, subscription
 
-    append(ledger, customer(), subscription())
+    append(ledger, customer(), subscription(), closed("2025-12"))
     runner = runner_for(ledger)
-    assert runner.catch_up() == 2
-    assert runner.position("revenue") == 2
-    assert invoice_schedule(in_memory(ledger, 2), "i1") is None
+    assert runner.catch_up() == 3
+    assert runner.position("revenue") == 3, "it reads none of them"
+    assert runner.position("mrr") == 3, "it reads the first two"
 
 
 @settings(
@@ -132,12 +142,10 @@ def test_any_business_folded_in_any_pages_equals_its_rebuild_and_its_prefixes(
         for start in range(0, len(events), step):
             append_business(ledger, events[start : start + step])
             position = runner.catch_up()
-            with runner.store.snapshot("revenue") as (_, rows):
-                seen[position] = everything(rows)
+            seen[position] = stored(runner)[1]
         for position, live in seen.items():
-            assert everything(in_memory(ledger, position)) == live
-        runner.rebuild(["revenue"])
-        with runner.store.snapshot("revenue") as (_, rows):
-            assert everything(rows) == seen[max(seen)]
+            assert in_memory(ledger, position) == live
+        runner.rebuild(NAMES)
+        assert stored(runner)[1] == seen[max(seen)]
     finally:
         ledger.close()

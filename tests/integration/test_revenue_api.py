@@ -27,6 +27,14 @@ def get(client: TestClient, path: str, **params: Any) -> Any:
     return client.get(path, params=params, headers=READ)
 
 
+#: Every read over a range of months, each taking `from`, `to`, `currency` and a point of the log.
+MONTHLY_READS = (
+    "/v1/revenue/summary",
+    "/v1/revenue/waterfall",
+    "/v1/metrics/mrr",
+    "/v1/metrics/retention",
+    "/v1/customers/c1/mrr",
+)
 DAILY = line(unit_amount=60000, period_start=date(2026, 1, 15), period_end=date(2026, 7, 15))
 MONTHLY = line(
     unit_amount=1200,
@@ -147,7 +155,7 @@ def test_any_past_position_answers_as_the_live_rows_did_then(client: TestClient)
 )
 def test_bad_parameters_are_refused(client: TestClient, params: dict[str, Any], code: str) -> None:
     post(client, wire_event(customer()), wire_event(invoice()))
-    for path in ("/v1/revenue/summary", "/v1/revenue/waterfall"):
+    for path in MONTHLY_READS:
         answer = get(client, path, **params)
         assert answer.status_code == 422, (path, params, answer.text)
         assert answer.json()["error"]["code"] == code

@@ -1,0 +1,94 @@
+"""MRR and ARR (§3.2, §4): metrics with movements, retention, and one customer's drill-down."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+
+from api.auth import ReadKey
+from api.errors import ApiError
+from api.queries import (
+    AsOfParameters,
+    CurrencyParameter,
+    FromParameter,
+    ToParameter,
+    checked_currency,
+    month_range,
+    pick_currency,
+)
+from api.reads import Reader
+from api.responses import OrjsonResponse, positioned
+from projections import mrr
+
+router = APIRouter(tags=["mrr"])
+
+
+@router.get("/v1/metrics/mrr", summary="MRR, ARR, customers, ARPA and movements by month")
+def mrr_metrics(
+    request: Request,
+    _: ReadKey,
+    point: AsOfParameters,
+    first: FromParameter = None,
+    last: ToParameter = None,
+    currency: CurrencyParameter = None,
+) -> OrjsonResponse:
+    months = month_range(first, last)
+    wanted = checked_currency(currency)
+    reader: Reader = request.app.state.reader
+    with reader.rows("mrr", point) as (position, rows):
+        chosen = pick_currency(wanted, mrr.currencies(rows))
+        answer = mrr.monthly(rows, chosen, months)
+    return positioned({"currency": chosen, "months": answer}, position)
+
+
+@router.get(
+    "/v1/metrics/retention",
+    summary="Gross and net revenue retention and customer churn rate by month",
+)
+def retention_metrics(
+    request: Request,
+    _: ReadKey,
+    point: AsOfParameters,
+    first: FromParameter = None,
+    last: ToParameter = None,
+    currency: CurrencyParameter = None,
+) -> OrjsonResponse:
+    months = month_range(first, last)
+    wanted = checked_currency(currency)
+    reader: Reader = request.app.state.reader
+    with reader.rows("mrr", point) as (position, rows):
+        chosen = pick_currency(wanted, mrr.currencies(rows))
+        answer = mrr.retention(rows, chosen, months)
+    return positioned({"currency": chosen, "months": answer}, position)
+
+
+@router.get(
+    "/v1/customers/{customer_id}/mrr",
+    summary="One customer's MRR by month, each movement with the events behind it",
+)
+def customer_mrr(
+    request: Request,
+    _: ReadKey,
+    point: AsOfParameters,
+    customer_id: Annotated[str, Path(min_length=1, max_length=128)],
+    first: FromParameter = None,
+    last: ToParameter = None,
+    currency: CurrencyParameter = None,
+) -> OrjsonResponse:
+    months = month_range(first, last)
+    wanted = checked_currency(currency)
+    reader: Reader = request.app.state.reader
+
+    def concerns(event: Any) -> bool:
+        return bool(event.customer_id == customer_id)
+
+    with reader.rows("mrr", point, concerns=concerns) as (position, rows):
+        present = mrr.customer_currencies(rows, customer_id)
+        if present is None:
+            raise ApiError(
+                404, "UNKNOWN_CUSTOMER", f"no customer {customer_id!r} (as of {position})"
+            )
+        chosen = pick_currency(wanted, present)
+        answer = mrr.customer_monthly(rows, customer_id, chosen, months)
+    return positioned({"customer_id": customer_id, "currency": chosen, "months": answer}, position)
