@@ -10,12 +10,12 @@ so a past answer is never computed by other code than today's.
 
 from __future__ import annotations
 
+import heapq
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
 from api.errors import ApiError
@@ -52,31 +52,24 @@ class Reader:
 
     @contextmanager
     def rows(
-        self,
-        name: str,
-        as_of: AsOf,
-        aggregate: UUID | None = None,
-        concerns: Callable[[Any], bool] | None = None,
+        self, name: str, as_of: AsOf, aggregates: Sequence[UUID] | None = None
     ) -> Iterator[tuple[int, RowSource]]:
         """The rows of projection `name`, and the position they reflect.
 
         As of a past point, the whole log up to it is folded, keeping only the kept tables and
-        the keyed rows that later events read; or, if the answer concerns one `aggregate`, only
-        that aggregate's events are folded; or, if `concerns` tells the events the answer
-        depends on (one customer's, say), only those.
+        the keyed rows that later events read; or, if the answer concerns only some
+        `aggregates` (one invoice, one customer and its subscriptions), only their events.
         """
         position = self.resolve(as_of)
         if position is None:
             with self._live(name) as live:
                 yield live
-        elif aggregate is not None:
-            entries = self.ledger.iter_aggregate_entries(aggregate, position)
+        elif aggregates is not None:
+            entries = heapq.merge(
+                *(self.ledger.iter_aggregate_entries(one, position) for one in aggregates),
+                key=lambda entry: entry.position,
+            )
             yield position, self._fold(self.projections[name], entries)
-        elif concerns is not None:
-            projection = self.projections[name]
-            entries = self.ledger.iter_entries(position, projection.event_types)
-            chosen = (entry for entry in entries if concerns(entry.event))
-            yield position, self._fold(projection, chosen)
         else:
             yield position, self.fold(name, position)
 

@@ -18,70 +18,24 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import platform
-import socket
-import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from statistics import median
 from typing import Any
 
-import httpx
 import orjson
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api.generator import generate
+from bench.harness import machine, server
 
 SECRET = "bench-writer-secret-0001"
 HEADERS = {"Authorization": f"Bearer {SECRET}", "Content-Type": "application/json"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def server(database_url: str, schema: str, workers: int = 1) -> Iterator[str]:
-    """`subledger serve` on a fresh schema; yields its base URL."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "SUBLEDGER_DATABASE_URL": f"{database_url}?schema={schema}",
-        "SUBLEDGER_API_KEYS": f"bench:{SECRET}:events:write+read",
-        "SUBLEDGER_LOG_LEVEL": "warning",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", str(workers)],
-        env=env,
-        cwd=Path(__file__).resolve().parent.parent,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("the server did not start")
-            time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def send(base: str, bodies: list[bytes]) -> None:
@@ -123,7 +77,8 @@ def run_http(
         ]
         for stream in streams
     ]
-    with server(database_url, schema, workers) as base:
+    keys = f"bench:{SECRET}:events:write+read"
+    with server(f"{database_url}?schema={schema}", keys, workers) as base:
         started = time.perf_counter()
         threads = [threading.Thread(target=send, args=(base, lane)) for lane in lanes]
         for thread in threads:
@@ -242,12 +197,7 @@ def main() -> None:
     events = events[: arguments.events]
     singles = events[: arguments.single_events]
     link_references(events)
-    with psycopg.connect(arguments.database_url) as connection:
-        version = connection.execute("SHOW server_version").fetchone()
-    print(
-        f"machine: {os.cpu_count()} cores, Python {platform.python_version()},"
-        f" PostgreSQL {version[0] if version else '?'}"
-    )
+    print(machine(arguments.database_url))
     print(f"events: {len(events)} (single-event runs: {len(singles)})\n")
 
     many, workers = arguments.senders, arguments.workers

@@ -16,12 +16,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import socket
-import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -38,25 +33,18 @@ sys.path.insert(0, str(ROOT))
 from adapters.store import store_env  # noqa: E402
 from api.generator import Business  # noqa: E402
 from api.ingest import parse_submissions  # noqa: E402
+from bench.harness import (  # noqa: E402
+    drop_schema,
+    machine,
+    percentiles,
+    raw_read,
+    rebuild,
+    server,
+)
 from domain.ledger import Ledger  # noqa: E402
 
 SECRET = "bench-reader-secret-0001"
 CUSTOMERS_PER_CHUNK = 4000
-
-REBUILD = """
-import json, resource, sys, time
-from api.bootstrap import build_ledger, build_runner
-from api.settings import Settings
-settings = Settings()
-ledger = build_ledger(settings)
-runner = build_runner(settings, ledger)
-runner.prepare()
-started = time.perf_counter()
-end = runner.rebuild(list(runner.projections))
-elapsed = time.perf_counter() - started
-peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"end": end, "seconds": elapsed, "peak_mib": peak_kib / 1024}))
-"""
 
 
 def append_business(url: str, wanted: int) -> int:
@@ -80,48 +68,6 @@ def append_business(url: str, wanted: int) -> int:
     return appended
 
 
-def raw_read(database_url: str, schema: str) -> float:
-    """Rows per second reading the whole log with psycopg, binary, keyset pages of 2,000."""
-    with psycopg.connect(database_url) as connection:
-        cursor = connection.cursor(binary=True)
-        started = time.perf_counter()
-        after, count = 0, 0
-        while True:
-            cursor.execute(
-                f"SELECT notification_id, originator_id, originator_version, topic, state"
-                f" FROM {schema}.subledger_events WHERE notification_id > %s"
-                " ORDER BY notification_id LIMIT 2000",
-                (after,),
-            )
-            rows = cursor.fetchall()
-            if not rows:
-                break
-            count += len(rows)
-            after = rows[-1][0]
-        return count / (time.perf_counter() - started)
-
-
-def rebuild(url: str) -> dict[str, Any]:
-    env = {**os.environ, "SUBLEDGER_DATABASE_URL": url}
-    output = subprocess.run(
-        [sys.executable, "-c", REBUILD],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
-    return result
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def timed(client: httpx.Client, path: str, **params: Any) -> tuple[float, httpx.Response]:
     started = time.perf_counter()
     answer = client.get(path, params=params)
@@ -132,58 +78,32 @@ def timed(client: httpx.Client, path: str, **params: Any) -> tuple[float, httpx.
 
 
 def queries(url: str, database_url: str, schema: str) -> dict[str, Any]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "SUBLEDGER_DATABASE_URL": url,
-        "SUBLEDGER_LOG_LEVEL": "warning",
-        "SUBLEDGER_API_KEYS": f"bench:{SECRET}:read",
-        "SUBLEDGER_READ_WAIT_SECONDS": "60",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stderr=subprocess.DEVNULL,
-    )
     results: dict[str, Any] = {}
-    try:
-        base = f"http://127.0.0.1:{port}"
-        with httpx.Client(
+    with (
+        server(url, f"bench:{SECRET}:read") as base,
+        httpx.Client(
             base_url=base, headers={"Authorization": f"Bearer {SECRET}"}, timeout=600
-        ) as client:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if client.get("/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the server did not start")
-                time.sleep(0.2)
-            span = {"from": "2023-01", "to": "2025-12", "currency": "DKK"}
-            timed(client, "/v1/revenue/summary", **span)
-            live = [timed(client, "/v1/revenue/summary", **span)[0] for _ in range(50)]
-            results["live"] = (statistics.median(live), sorted(live)[int(0.95 * len(live)) - 1])
-            with psycopg.connect(database_url) as connection:
-                moments = [
-                    connection.execute(
-                        f"SELECT recorded_at FROM {schema}.subledger_log"
-                        f" ORDER BY position OFFSET (SELECT count(*) * {share} / 100"
-                        f" FROM {schema}.subledger_log) LIMIT 1"
-                    ).fetchone()[0]  # type: ignore[index]
-                    for share in (25, 50, 75)
-                ]
-            results["known_at"] = [
-                timed(client, "/v1/revenue/summary", known_at=moment.isoformat(), **span)[0]
-                for moment in moments
+        ) as client,
+    ):
+        span = {"from": "2023-01", "to": "2025-12", "currency": "DKK"}
+        timed(client, "/v1/revenue/summary", **span)
+        live = [timed(client, "/v1/revenue/summary", **span)[0] for _ in range(50)]
+        results["live"] = percentiles(live)
+        with psycopg.connect(database_url) as connection:
+            moments = [
+                connection.execute(
+                    f"SELECT recorded_at FROM {schema}.subledger_log"
+                    f" ORDER BY position OFFSET (SELECT count(*) * {share} / 100"
+                    f" FROM {schema}.subledger_log) LIMIT 1"
+                ).fetchone()[0]  # type: ignore[index]
+                for share in (25, 50, 75)
             ]
-            last = client.get("/health").json()["last_position"]
-            results["position"] = timed(client, "/v1/revenue/summary", position=last, **span)[0]
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
+        results["known_at"] = [
+            timed(client, "/v1/revenue/summary", known_at=moment.isoformat(), **span)[0]
+            for moment in moments
+        ]
+        last = client.get("/health").json()["last_position"]
+        results["position"] = timed(client, "/v1/revenue/summary", position=last, **span)[0]
     return results
 
 
@@ -201,12 +121,7 @@ def main() -> None:
     database_url = arguments.database_url
     schema = f"bench_project_{uuid.uuid4().hex[:6]}"
     url = f"{database_url}?schema={schema}"
-    with psycopg.connect(database_url) as connection:
-        version = connection.execute("SHOW server_version").fetchone()
-    print(
-        f"machine: {os.cpu_count()} cores, Python {platform.python_version()},"
-        f" PostgreSQL {version[0] if version else '?'}; schema {schema}"
-    )
+    print(f"{machine(database_url)}; schema {schema}")
     try:
         print(f"appending {arguments.events:,} events")
         appended = append_business(url, arguments.events)
@@ -237,8 +152,7 @@ def main() -> None:
         )
     finally:
         if not arguments.keep:
-            with psycopg.connect(database_url, autocommit=True) as connection:
-                connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            drop_schema(database_url, schema)
 
 
 if __name__ == "__main__":

@@ -289,6 +289,14 @@ def customer_currencies(rows: RowSource, customer_id: str) -> list[str] | None:
     return None if customer is None else sorted(customer["currencies"])
 
 
+def customer_subscriptions(rows: RowSource, customer_id: str) -> list[str]:
+    """The ids of a customer's subscriptions, in every currency."""
+    customer = rows.get(CUSTOMERS, (customer_id,))
+    if customer is None:
+        return []
+    return [s for books in customer["currencies"].values() for s in books["subscriptions"]]
+
+
 def customer_monthly(
     rows: RowSource, customer_id: str, currency: str | None, months: list[str]
 ) -> list[dict[str, Any]]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
+from uuid import UUID
 
 from fastapi import APIRouter, Path, Request
 
@@ -17,8 +18,10 @@ from api.queries import (
     month_range,
     pick_currency,
 )
-from api.reads import Reader
+from api.reads import AsOf, Reader
 from api.responses import OrjsonResponse, positioned
+from domain.customer import Customer
+from domain.subscription import Subscription
 from projections import mrr
 
 router = APIRouter(tags=["mrr"])
@@ -79,11 +82,8 @@ def customer_mrr(
     months = month_range(first, last)
     wanted = checked_currency(currency)
     reader: Reader = request.app.state.reader
-
-    def concerns(event: Any) -> bool:
-        return bool(event.customer_id == customer_id)
-
-    with reader.rows("mrr", point, concerns=concerns) as (position, rows):
+    aggregates = _customers_aggregates(reader, point, customer_id)
+    with reader.rows("mrr", point, aggregates) as (position, rows):
         present = mrr.customer_currencies(rows, customer_id)
         if present is None:
             raise ApiError(
@@ -92,3 +92,13 @@ def customer_mrr(
         chosen = pick_currency(wanted, present)
         answer = mrr.customer_monthly(rows, customer_id, chosen, months)
     return positioned({"customer_id": customer_id, "currency": chosen, "months": answer}, position)
+
+
+def _customers_aggregates(reader: Reader, point: AsOf, customer_id: str) -> list[UUID] | None:
+    """For an answer as of a past point: the customer's aggregate and its subscriptions', whose
+    events alone are folded (the live rows, which reflect at least that point, name them)."""
+    if point == AsOf():
+        return None
+    with reader.rows("mrr", AsOf()) as (_, live):
+        subscriptions = mrr.customer_subscriptions(live, customer_id)
+    return [Customer.id_for(customer_id), *map(Subscription.id_for, subscriptions)]

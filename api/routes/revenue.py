@@ -51,7 +51,7 @@ def revenue_schedule(
     invoice_id: Annotated[str, Path(min_length=1, max_length=128)],
 ) -> OrjsonResponse:
     reader: Reader = request.app.state.reader
-    with reader.rows("revenue", point, Invoice.id_for(invoice_id)) as (position, rows):
+    with reader.rows("revenue", point, [Invoice.id_for(invoice_id)]) as (position, rows):
         schedule = revenue.invoice_schedule(rows, invoice_id)
     if schedule is None:
         raise ApiError(404, "UNKNOWN_INVOICE", f"no invoice {invoice_id!r} (as of {position})")
