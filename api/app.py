@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import uuid
@@ -16,7 +15,13 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.follow import Follower
-from api.bootstrap import build_keys, build_ledger, build_runner, describe_store
+from api.bootstrap import (
+    build_keys,
+    build_ledger,
+    build_runner,
+    describe_store,
+    tune_garbage_collector,
+)
 from api.errors import install_error_handlers
 from api.keys import KeyRing
 from api.reads import Reader
@@ -28,19 +33,6 @@ from domain.ledger import Ledger
 
 logger = logging.getLogger("subledger.api")
 VERSION = "0.1.0"
-
-
-def tune_garbage_collector() -> None:
-    """Freeze what start-up allocated and collect young objects less often.
-
-    A 1,000-event batch allocates a few hundred thousand short-lived objects; with the default
-    thresholds the collector's passes took about a third of an append's time (measured with
-    bench/append.py). The ledger's objects are freed by reference counting; cycles are rare,
-    so collecting them later costs little memory.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
 
 
 def create_app(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from adapters.rows.stores import row_store_for
 from adapters.store import store_env, store_kind
 from api.keys import KeyRing, parse_keys
@@ -36,3 +38,18 @@ def build_runner(settings: Settings, ledger: Ledger) -> ProjectionRunner:
     return ProjectionRunner(
         ledger, row_store_for(ledger), build_projections(settings), settings.projection_page_size
     )
+
+
+def tune_garbage_collector() -> None:
+    """Freeze what start-up allocated and collect young objects less often (in a server or a
+    projection worker).
+
+    A 1,000-event batch allocates a few hundred thousand short-lived objects; with the default
+    thresholds the collector's passes took about a third of an append's time (measured with
+    bench/append.py), and a quarter of folding the MRR projection (bench/mrr.py). The ledger's
+    and the projections' objects are freed by reference counting; cycles are rare,
+    so collecting them later costs little memory.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)

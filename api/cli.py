@@ -25,7 +25,7 @@ from rich.table import Table
 from adapters.follow import Follower
 from adapters.store import StoreURLError, store_kind
 from api.app import NO_PROJECTIONS, VERSION, create_app
-from api.bootstrap import build_keys, build_ledger, build_runner
+from api.bootstrap import build_keys, build_ledger, build_runner, tune_garbage_collector
 from api.keys import KeyConfigurationError
 from api.settings import Settings
 
@@ -138,6 +138,7 @@ def project() -> None:
     ledger = build_ledger(settings)
     runner = build_runner(settings, ledger)
     rebuilt = runner.prepare()
+    tune_garbage_collector()
     follower = Follower(ledger, runner)
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signal_number, lambda *_: follower.stopped.set())
@@ -195,6 +196,7 @@ def rebuild(names: tuple[str, ...]) -> None:
         )
     chosen = list(names or runner.projections)
     runner.prepare()
+    tune_garbage_collector()
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),

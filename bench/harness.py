@@ -1,11 +1,12 @@
-"""What the benchmarks share: a `subledger serve` on a schema, a rebuild in a process of its own,
+"""What the benchmarks share: a `subledger serve` on a schema, `subledger projections rebuild`,
 the raw read of the log, percentiles, and a line about the machine."""
 
 from __future__ import annotations
 
-import json
 import os
 import platform
+import re
+import resource
 import socket
 import statistics
 import subprocess
@@ -20,22 +21,6 @@ import httpx
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
-
-_REBUILD = """
-import json, resource, sys, time
-from api.bootstrap import build_ledger, build_runner
-from api.settings import Settings
-settings = Settings()
-ledger = build_ledger(settings)
-runner = build_runner(settings, ledger)
-runner.prepare()
-names = sys.argv[1:] or list(runner.projections)
-started = time.perf_counter()
-end = runner.rebuild(names)
-elapsed = time.perf_counter() - started
-peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"end": end, "seconds": elapsed, "peak_mib": peak_kib / 1024}))
-"""
 
 
 def free_port() -> int:
@@ -82,19 +67,19 @@ def server(url: str, keys: str, workers: int = 1, wait_seconds: float = 30) -> I
 
 
 def rebuild(url: str, names: Sequence[str] = ()) -> dict[str, Any]:
-    """Rebuild the named projections (all by default) in a process of its own: `end` (the
-    position reached), `seconds` and the process's `peak_mib`."""
+    """`subledger projections rebuild` of the named projections (all by default): `end` (the
+    position reached), `seconds` (as the command reports them) and its `peak_mib` (the largest
+    child process so far: run it before any other)."""
     env = {**os.environ, "SUBLEDGER_DATABASE_URL": url}
-    output = subprocess.run(
-        [sys.executable, "-c", _REBUILD, *names],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
-    return result
+    command = [sys.executable, "-m", "api.cli", "projections", "rebuild", *names]
+    process = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    if process.returncode != 0:
+        raise RuntimeError(f"the rebuild failed: {process.stderr[-2000:]}")
+    found = re.search(r"to position (\d+) in ([\d.]+) s", process.stderr)
+    if found is None:
+        raise RuntimeError(f"no result in {process.stderr[-500:]!r}")
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"end": int(found[1]), "seconds": float(found[2]), "peak_mib": peak_kib / 1024}
 
 
 def raw_read(database_url: str, schema: str) -> float:

@@ -72,15 +72,16 @@ class MrrProjection(Projection):
     referencing_types = (Subscription.Started, *_FOLLOW_UPS)
 
     def keys(self, event: Any) -> Iterable[tuple[Table, Key]]:
+        if isinstance(event, Customer.Created):
+            return  # it makes the customer's row and reads nothing
         yield CUSTOMERS, (event.customer_id,)
-        if not isinstance(event, Customer.Created | Subscription.Started):
+        if not isinstance(event, Subscription.Started):
             yield SUBSCRIPTIONS, (event.subscription_id,)
 
     def fold(self, rows: Rows, entry: Entry) -> None:
         event: Any = entry.event
-        if isinstance(event, Customer.Created):
-            if rows.get(CUSTOMERS, (event.customer_id,)) is None:
-                rows.put(CUSTOMERS, (event.customer_id,), {"currencies": {}})
+        if isinstance(event, Customer.Created):  # once per customer: the domain sees to it
+            rows.put(CUSTOMERS, (event.customer_id,), {"currencies": {}})
             return
         key = (event.subscription_id,)
         if isinstance(event, Subscription.Started):

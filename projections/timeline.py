@@ -19,10 +19,10 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Final
 
-from domain.dates import Month, add_months
+from domain.dates import add_months, days_in_month
 from domain.money import extended_amount
 from domain.values import CLEARED, Cleared, Discount, SubscriptionItem
-from projections.recognition import month_of, rhu_div
+from projections.recognition import rhu_div
 
 #: Periods a year per interval: `MRR = rhu(discounted × P / (12 × interval_count))`.
 PERIODS_A_YEAR: Final = {"week": 52, "month": 12, "quarter": 4, "year": 1}
@@ -169,16 +169,17 @@ class Timeline:
 
     def month_end_steps(self) -> list[Step]:
         """The month-end MRR wherever it changes, with the events dated in that month."""
-        by_month: dict[str, list[tuple[int, str]]] = {}
+        by_month: dict[tuple[int, int], list[tuple[int, str]]] = {}
         for day, position, event_id in self.marks:
             if self.end is None or day <= self.end:
-                by_month.setdefault(month_of(day), []).append((position, event_id))
+                by_month.setdefault((day.year, day.month), []).append((position, event_id))
         steps: list[Step] = []
         previous = 0
-        for month in sorted(by_month):
-            value = self.mrr_on(Month.parse(month).last_day)
+        for year, month in sorted(by_month):
+            value = self.mrr_on(date(year, month, days_in_month(year, month)))
             if value != previous:
-                steps.append([month, value, _unique(event for _, event in sorted(by_month[month]))])
+                marks = sorted(by_month[year, month])
+                steps.append([f"{year:04d}-{month:02d}", value, _unique(e for _, e in marks)])
                 previous = value
         return steps
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 import shlex
-from datetime import date
+import time
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -135,6 +136,9 @@ def test_retention_is_measured_against_the_month_before(client: TestClient) -> N
 
 def test_a_backdated_cancellation_rewrites_the_months_from_its_date(client: TestClient) -> None:
     before = post(client, *EXAMPLE)
+    time.sleep(0.01)
+    then_known = datetime.now(UTC)
+    time.sleep(0.01)
     post(client, wire_event(cancelled("b1", date(2026, 3, 20)), "evt_b_cancel"))
     months = get(client, "/v1/metrics/mrr", **SPRING).json()["months"]
     assert [m["mrr"] for m in months] == [10000, 44667, 15000, 15000, 0, 0, 10000]
@@ -142,6 +146,11 @@ def test_a_backdated_cancellation_rewrites_the_months_from_its_date(client: Test
     assert_identity(months)
     then = get(client, "/v1/metrics/mrr", position=before, **SPRING).json()["months"]
     assert [m["mrr"] for m in then] == [10000, 44667, 49667, 58333, 43333, 43333, 53333]
+    known = get(client, "/v1/metrics/mrr", known_at=then_known.isoformat(), **SPRING)
+    assert known.headers["X-Log-Position"] == str(before)
+    assert known.json()["months"] == then
+    b_then = get(client, "/v1/customers/B/mrr", known_at=then_known.isoformat(), **SPRING)
+    assert [m["mrr"] for m in b_then.json()["months"]][2:4] == [34667, 43333]
 
 
 def test_a_customers_past_answer_is_the_one_given_then(client: TestClient) -> None:

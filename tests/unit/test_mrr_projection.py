@@ -328,3 +328,18 @@ def test_the_movement_identity_holds_month_by_month(books: Ledger) -> None:
         before = previous["mrr"] if previous else 0
         assert month["mrr"] == before + sum(month["movements"].values())
         previous = month
+
+
+def test_a_backdated_event_changes_no_month_before_its_date(books: Ledger) -> None:
+    append(books, subscription("s1"), subscription("s2", customer_id="c2"))
+    append(books, changed("s1", date(2026, 6, 1), items=(item(30000),)))
+    append(books, paused("s2", date(2026, 3, 1)), resumed("s2", date(2026, 8, 1)))
+    projection, rows = MrrProjection(), fold(books)
+    rows.changes()
+    append(books, cancelled("s1", date(2026, 4, 20)))
+    end = books.last_position()
+    for entry in books.read_entries(end - 1, end, 10, projection.event_types):
+        projection.fold(rows, entry)
+    touched = sorted(key[1] for key in rows.changes()["mrr_months"])
+    assert touched == ["2026-04", "2026-06"]  # the churn moves in; June's expansion goes
+    assert mrr(books, "2026-01", 8) == [20000, 20000, 10000, 0, 0, 0, 0, 10000]
