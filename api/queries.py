@@ -1,16 +1,21 @@
-"""Query parameters shared by the read endpoints: months, currency, and the point of the log."""
+"""Query parameters shared by the read endpoints (months, currency, the point of the log), and
+the answer per currency that the monthly reads share."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query
 
 from api.errors import ApiError
-from api.reads import AsOf
+from api.reads import AsOf, Reader
+from api.responses import OrjsonResponse, positioned
 from domain.dates import Month
 from domain.money import is_currency
+from projections.engine import RowSource
 
 #: The most months one answer covers.
 MAX_MONTHS = 600
@@ -57,6 +62,27 @@ def as_of(
 AsOfParameters = Annotated[AsOf, Depends(as_of)]
 
 
+@dataclass(frozen=True)
+class MonthlyQuery:
+    """A read over a range of months: the months, the currency asked for, the point of the log."""
+
+    months: list[str]
+    currency: str | None
+    point: AsOf
+
+
+def monthly_query(
+    point: AsOfParameters,
+    first: FromParameter = None,
+    last: ToParameter = None,
+    currency: CurrencyParameter = None,
+) -> MonthlyQuery:
+    return MonthlyQuery(month_range(first, last), checked_currency(currency), point)
+
+
+MonthlyParameters = Annotated[MonthlyQuery, Depends(monthly_query)]
+
+
 def month_range(first: str | None, last: str | None) -> list[str]:
     """The months `first` to `last`; by default the twelve months up to the current one."""
     try:
@@ -97,3 +123,19 @@ def pick_currency(currency: str | None, present: list[str]) -> str | None:
             f"the data has several currencies ({', '.join(present)}): name one with currency=",
         )
     return present[0] if present else None
+
+
+def by_currency(
+    reader: Reader,
+    projection: str,
+    query: MonthlyQuery,
+    currencies: Callable[[RowSource], list[str]],
+    answer: Callable[[RowSource, str | None, list[str]], Any],
+    key: str = "months",
+) -> OrjsonResponse:
+    """`{"currency": ..., key: answer}` from one projection's rows: the currency asked for, or
+    the data's only one (`None` where there is none yet), answered as of the query's point."""
+    with reader.rows(projection, query.point) as (position, rows):
+        chosen = pick_currency(query.currency, currencies(rows))
+        body = {"currency": chosen, key: answer(rows, chosen, query.months)}
+    return positioned(body, position)

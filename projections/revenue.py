@@ -148,10 +148,12 @@ def currencies(rows: RowSource) -> list[str]:
     return sorted({key[0] for key, _ in rows.scan(MONTHS)})
 
 
-def summary(rows: RowSource, currency: str, months: list[str]) -> list[dict[str, Any]]:
+def summary(rows: RowSource, currency: str | None, months: list[str]) -> list[dict[str, Any]]:
     """Each of `months` (consecutive, in order): billed, credited, recognized and
-    `deferred_end`, the running `Σ billed − Σ credited − Σ recognized` to the month's end."""
-    totals = {key[1]: row for key, row in rows.scan(MONTHS, (currency,))}
+    `deferred_end`, the running `Σ billed − Σ credited − Σ recognized` to the month's end; all
+    zeros for no currency (where the data has no invoice yet)."""
+    scanned = rows.scan(MONTHS, (currency,)) if currency else []
+    totals = {key[1]: row for key, row in scanned}
     deferred = sum(
         row["billed"] - row["credited"] - row["recognized"]
         for month, row in totals.items()
@@ -173,8 +175,11 @@ def summary(rows: RowSource, currency: str, months: list[str]) -> list[dict[str,
     return answer
 
 
-def waterfall(rows: RowSource, currency: str, months: list[str]) -> list[dict[str, Any]]:
-    """For each billing month of `months`: what was billed then, and when it was recognized."""
+def waterfall(rows: RowSource, currency: str | None, months: list[str]) -> list[dict[str, Any]]:
+    """For each billing month of `months`: what was billed then, and when it was recognized;
+    no rows for no currency (where the data has no invoice yet)."""
+    if currency is None:
+        return []
     cells = rows.scan(WATERFALL, (currency,), (months[0], months[-1]))
     totals = {key[1]: row for key, row in rows.scan(MONTHS, (currency,), (months[0], months[-1]))}
     by_billing_month: dict[str, list[dict[str, Any]]] = {}

@@ -10,12 +10,8 @@ from fastapi import APIRouter, Path, Request
 from api.auth import ReadKey
 from api.errors import ApiError
 from api.queries import (
-    AsOfParameters,
-    CurrencyParameter,
-    FromParameter,
-    ToParameter,
-    checked_currency,
-    month_range,
+    MonthlyParameters,
+    by_currency,
     pick_currency,
 )
 from api.reads import AsOf, Reader
@@ -28,42 +24,18 @@ router = APIRouter(tags=["mrr"])
 
 
 @router.get("/v1/metrics/mrr", summary="MRR, ARR, customers, ARPA and movements by month")
-def mrr_metrics(
-    request: Request,
-    _: ReadKey,
-    point: AsOfParameters,
-    first: FromParameter = None,
-    last: ToParameter = None,
-    currency: CurrencyParameter = None,
-) -> OrjsonResponse:
-    months = month_range(first, last)
-    wanted = checked_currency(currency)
+def mrr_metrics(request: Request, _: ReadKey, query: MonthlyParameters) -> OrjsonResponse:
     reader: Reader = request.app.state.reader
-    with reader.rows("mrr", point) as (position, rows):
-        chosen = pick_currency(wanted, mrr.currencies(rows))
-        answer = mrr.monthly(rows, chosen, months)
-    return positioned({"currency": chosen, "months": answer}, position)
+    return by_currency(reader, "mrr", query, mrr.currencies, mrr.monthly)
 
 
 @router.get(
     "/v1/metrics/retention",
     summary="Gross and net revenue retention and customer churn rate by month",
 )
-def retention_metrics(
-    request: Request,
-    _: ReadKey,
-    point: AsOfParameters,
-    first: FromParameter = None,
-    last: ToParameter = None,
-    currency: CurrencyParameter = None,
-) -> OrjsonResponse:
-    months = month_range(first, last)
-    wanted = checked_currency(currency)
+def retention_metrics(request: Request, _: ReadKey, query: MonthlyParameters) -> OrjsonResponse:
     reader: Reader = request.app.state.reader
-    with reader.rows("mrr", point) as (position, rows):
-        chosen = pick_currency(wanted, mrr.currencies(rows))
-        answer = mrr.retention(rows, chosen, months)
-    return positioned({"currency": chosen, "months": answer}, position)
+    return by_currency(reader, "mrr", query, mrr.currencies, mrr.retention)
 
 
 @router.get(
@@ -73,24 +45,19 @@ def retention_metrics(
 def customer_mrr(
     request: Request,
     _: ReadKey,
-    point: AsOfParameters,
     customer_id: Annotated[str, Path(min_length=1, max_length=128)],
-    first: FromParameter = None,
-    last: ToParameter = None,
-    currency: CurrencyParameter = None,
+    query: MonthlyParameters,
 ) -> OrjsonResponse:
-    months = month_range(first, last)
-    wanted = checked_currency(currency)
     reader: Reader = request.app.state.reader
-    aggregates = _customers_aggregates(reader, point, customer_id)
-    with reader.rows("mrr", point, aggregates) as (position, rows):
+    aggregates = _customers_aggregates(reader, query.point, customer_id)
+    with reader.rows("mrr", query.point, aggregates) as (position, rows):
         present = mrr.customer_currencies(rows, customer_id)
         if present is None:
             raise ApiError(
                 404, "UNKNOWN_CUSTOMER", f"no customer {customer_id!r} (as of {position})"
             )
-        chosen = pick_currency(wanted, present)
-        answer = mrr.customer_monthly(rows, customer_id, chosen, months)
+        chosen = pick_currency(query.currency, present)
+        answer = mrr.customer_monthly(rows, customer_id, chosen, query.months)
     return positioned({"customer_id": customer_id, "currency": chosen, "months": answer}, position)
 
 

@@ -8,15 +8,7 @@ from fastapi import APIRouter, Path, Request
 
 from api.auth import ReadKey
 from api.errors import ApiError
-from api.queries import (
-    AsOfParameters,
-    CurrencyParameter,
-    FromParameter,
-    ToParameter,
-    checked_currency,
-    month_range,
-    pick_currency,
-)
+from api.queries import AsOfParameters, MonthlyParameters, by_currency
 from api.reads import Reader
 from api.responses import OrjsonResponse, positioned
 from domain.invoice import Invoice
@@ -26,21 +18,9 @@ router = APIRouter(prefix="/v1/revenue", tags=["revenue"])
 
 
 @router.get("/summary", summary="Billed, credited, recognized and deferred revenue by month")
-def revenue_summary(
-    request: Request,
-    _: ReadKey,
-    point: AsOfParameters,
-    first: FromParameter = None,
-    last: ToParameter = None,
-    currency: CurrencyParameter = None,
-) -> OrjsonResponse:
-    months = month_range(first, last)
-    wanted = checked_currency(currency)
+def revenue_summary(request: Request, _: ReadKey, query: MonthlyParameters) -> OrjsonResponse:
     reader: Reader = request.app.state.reader
-    with reader.rows("revenue", point) as (position, rows):
-        chosen = pick_currency(wanted, revenue.currencies(rows))
-        answer = revenue.summary(rows, chosen, months) if chosen else _zeros(months)
-    return positioned({"currency": chosen, "months": answer}, position)
+    return by_currency(reader, "revenue", query, revenue.currencies, revenue.summary)
 
 
 @router.get("/schedules/{invoice_id}", summary="An invoice's recognition schedule by line")
@@ -59,24 +39,6 @@ def revenue_schedule(
 
 
 @router.get("/waterfall", summary="Each billing month's revenue by the month it is recognized")
-def revenue_waterfall(
-    request: Request,
-    _: ReadKey,
-    point: AsOfParameters,
-    first: FromParameter = None,
-    last: ToParameter = None,
-    currency: CurrencyParameter = None,
-) -> OrjsonResponse:
-    months = month_range(first, last)
-    wanted = checked_currency(currency)
+def revenue_waterfall(request: Request, _: ReadKey, query: MonthlyParameters) -> OrjsonResponse:
     reader: Reader = request.app.state.reader
-    with reader.rows("revenue", point) as (position, rows):
-        chosen = pick_currency(wanted, revenue.currencies(rows))
-        answer = revenue.waterfall(rows, chosen, months) if chosen else []
-    return positioned({"currency": chosen, "rows": answer}, position)
-
-
-def _zeros(months: list[str]) -> list[dict[str, object]]:
-    return [
-        {"month": m, "billed": 0, "credited": 0, "recognized": 0, "deferred_end": 0} for m in months
-    ]
+    return by_currency(reader, "revenue", query, revenue.currencies, revenue.waterfall, "rows")
