@@ -15,9 +15,7 @@ times and reports the medians: on a shared machine one run can be a third slower
 
 from __future__ import annotations
 
-import argparse
 import http.client
-import os
 import sys
 import threading
 import time
@@ -32,7 +30,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api.generator import generate
-from bench.harness import machine, server
+from bench.harness import machine, parser_for, server
 
 SECRET = "bench-writer-secret-0001"
 HEADERS = {"Authorization": f"Bearer {SECRET}", "Content-Type": "application/json"}
@@ -175,13 +173,7 @@ def drop(database_url: str, schemas: list[str]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get(
-            "SUBLEDGER_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
-        ),
-    )
+    parser = parser_for(__doc__)
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--single-events", type=int, default=3000)
     parser.add_argument("--senders", type=int, default=4, help="senders of single events")

@@ -3,6 +3,7 @@ the raw read of the log, percentiles, and a line about the machine."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import re
@@ -12,6 +13,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,6 +66,16 @@ def server(url: str, keys: str, workers: int = 1, wait_seconds: float = 30) -> I
     finally:
         process.terminate()
         process.wait(timeout=60)
+
+
+def timed(client: httpx.Client, path: str, **params: Any) -> tuple[float, Any]:
+    """How long a GET took, in seconds, and its JSON; anything but 200 is an error."""
+    started = time.perf_counter()
+    answer = client.get(path, params=params)
+    elapsed = time.perf_counter() - started
+    if answer.status_code != 200:
+        raise RuntimeError(f"{path}: {answer.status_code}: {answer.text[:300]}")
+    return elapsed, answer.json()
 
 
 def rebuild(url: str, names: Sequence[str] = ()) -> dict[str, Any]:
@@ -119,6 +131,35 @@ def machine(database_url: str) -> str:
     )
 
 
-def drop_schema(database_url: str, schema: str) -> None:
+def parser_for(doc: str | None) -> argparse.ArgumentParser:
+    """A benchmark's argument parser, described by its docstring's first paragraph, with
+    `--database-url` (a server where the benchmark may make and drop a schema)."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(
+            "SUBLEDGER_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+        ),
+    )
+    return parser
+
+
+@contextmanager
+def scratch_schema(database_url: str, prefix: str, keep: bool = False) -> Iterator[tuple[str, str]]:
+    """A fresh schema's name and the store URL on it, after a line about the machine; the
+    schema is dropped afterwards unless `keep`."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:6]}"
+    print(f"{machine(database_url)}; schema {schema}")
+    try:
+        yield schema, f"{database_url}?schema={schema}"
+    finally:
+        if not keep:
+            with psycopg.connect(database_url, autocommit=True) as connection:
+                connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def vacuum(database_url: str, schema: str, *tables: str) -> None:
+    """`VACUUM ANALYZE` freshly appended tables, so that reads time a settled database."""
     with psycopg.connect(database_url, autocommit=True) as connection:
-        connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        for table in tables:
+            connection.execute(f"VACUUM ANALYZE {schema}.{table}")

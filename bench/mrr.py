@@ -20,12 +20,9 @@
 
 from __future__ import annotations
 
-import argparse
-import os
 import random
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +35,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from adapters.store import store_env
 from api.generator import Business
 from api.ingest import parse_submissions
-from bench.harness import drop_schema, machine, percentiles, raw_read, rebuild, server
+from bench.harness import (
+    parser_for,
+    percentiles,
+    raw_read,
+    rebuild,
+    scratch_schema,
+    server,
+    timed,
+    vacuum,
+)
 from domain.ledger import Ledger
 
 SECRET = "bench-reader-secret-0001"
@@ -83,15 +89,6 @@ def append_subscriptions(url: str, wanted: int) -> tuple[int, int, list[str]]:
         )
     ledger.close()
     return events, subscriptions, list(dict.fromkeys(customers))
-
-
-def timed(client: httpx.Client, path: str, **params: Any) -> tuple[float, Any]:
-    started = time.perf_counter()
-    answer = client.get(path, params=params)
-    elapsed = time.perf_counter() - started
-    if answer.status_code != 200:
-        raise RuntimeError(f"{path}: {answer.status_code}: {answer.text[:300]}")
-    return elapsed, answer.json()
 
 
 def raw_months(connection: psycopg.Connection[Any], schema: str) -> tuple[float, dict[str, int]]:
@@ -183,26 +180,16 @@ def report(what: str, samples: list[float], raw: list[float], raw_what: str) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get(
-            "SUBLEDGER_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
-        ),
-    )
+    parser = parser_for(__doc__)
     parser.add_argument("--subscriptions", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--keep", action="store_true", help="keep the schema afterwards")
     arguments = parser.parse_args()
     database_url = arguments.database_url
-    schema = f"bench_mrr_{uuid.uuid4().hex[:6]}"
-    url = f"{database_url}?schema={schema}"
-    print(f"{machine(database_url)}; schema {schema}")
-    try:
+    with scratch_schema(database_url, "bench_mrr", arguments.keep) as (schema, url):
         print(f"appending {arguments.subscriptions:,} subscriptions")
         events, subscriptions, customers = append_subscriptions(url, arguments.subscriptions)
-        with psycopg.connect(database_url, autocommit=True) as connection:
-            connection.execute(f"VACUUM ANALYZE {schema}.subledger_events")
+        vacuum(database_url, schema, "subledger_events")
         raw = raw_read(database_url, schema)
         print(f"raw psycopg read of the log:  {raw:10,.0f} rows/s")
         result = rebuild(url, ["mrr"])
@@ -213,9 +200,6 @@ def main() -> None:
             f" peak memory {result['peak_mib']:,.0f} MiB"
         )
         queries(url, database_url, schema, customers, arguments.queries)
-    finally:
-        if not arguments.keep:
-            drop_schema(database_url, schema)
 
 
 if __name__ == "__main__":

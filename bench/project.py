@@ -15,11 +15,8 @@
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +31,14 @@ from adapters.store import store_env  # noqa: E402
 from api.generator import Business  # noqa: E402
 from api.ingest import parse_submissions  # noqa: E402
 from bench.harness import (  # noqa: E402
-    drop_schema,
-    machine,
+    parser_for,
     percentiles,
     raw_read,
     rebuild,
+    scratch_schema,
     server,
+    timed,
+    vacuum,
 )
 from domain.ledger import Ledger  # noqa: E402
 
@@ -66,15 +65,6 @@ def append_business(url: str, wanted: int) -> int:
         print(f"  appended {appended:,} events ({rate:,.0f}/s)", flush=True)
     ledger.close()
     return appended
-
-
-def timed(client: httpx.Client, path: str, **params: Any) -> tuple[float, httpx.Response]:
-    started = time.perf_counter()
-    answer = client.get(path, params=params)
-    elapsed = time.perf_counter() - started
-    if answer.status_code != 200:
-        raise RuntimeError(f"{answer.status_code}: {answer.text[:300]}")
-    return elapsed, answer
 
 
 def queries(url: str, database_url: str, schema: str) -> dict[str, Any]:
@@ -108,26 +98,15 @@ def queries(url: str, database_url: str, schema: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get(
-            "SUBLEDGER_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
-        ),
-    )
+    parser = parser_for(__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the schema afterwards")
     arguments = parser.parse_args()
     database_url = arguments.database_url
-    schema = f"bench_project_{uuid.uuid4().hex[:6]}"
-    url = f"{database_url}?schema={schema}"
-    print(f"{machine(database_url)}; schema {schema}")
-    try:
+    with scratch_schema(database_url, "bench_project", arguments.keep) as (schema, url):
         print(f"appending {arguments.events:,} events")
         appended = append_business(url, arguments.events)
-        with psycopg.connect(database_url, autocommit=True) as connection:
-            connection.execute(f"VACUUM ANALYZE {schema}.subledger_events")
-            connection.execute(f"VACUUM ANALYZE {schema}.subledger_log")
+        vacuum(database_url, schema, "subledger_events", "subledger_log")
         raw = raw_read(database_url, schema)
         print(f"raw psycopg read of the log:       {raw:12,.0f} rows/s")
         result = rebuild(url)
@@ -150,9 +129,6 @@ def main() -> None:
             f"revenue summary as of position= the end ({appended:,} events): "
             f"{answers['position']:.2f} s"
         )
-    finally:
-        if not arguments.keep:
-            drop_schema(database_url, schema)
 
 
 if __name__ == "__main__":
