@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.follow import Follower
 from api.bootstrap import (
+    build_chart,
     build_keys,
     build_ledger,
     build_runner,
@@ -27,6 +28,7 @@ from api.keys import KeyRing
 from api.reads import Reader
 from api.responses import OrjsonResponse
 from api.routes import events, health, mrr, revenue
+from api.routes import ledger as ledger_routes
 from api.schemas.documents import append_request_schema
 from api.settings import Settings
 from domain.ledger import Ledger
@@ -91,6 +93,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.chart = build_chart(settings)
     app.state.keys = keys
     app.state.ledger = ledger
     app.state.store_kind = describe_store(settings)
@@ -99,6 +102,7 @@ def create_app(
     app.include_router(events.router)
     app.include_router(revenue.router)
     app.include_router(mrr.router)
+    app.include_router(ledger_routes.router)
 
     app.add_middleware(RequestIdMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

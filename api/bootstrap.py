@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import gc
+import tomllib
+from typing import Any
 
 from adapters.rows.stores import row_store_for
 from adapters.store import store_env, store_kind
 from api.keys import KeyRing, parse_keys
 from api.settings import Settings
+from domain.chart import Chart, ChartError
 from domain.ledger import Ledger
 from projections.engine import Projection
+from projections.journal import JournalProjection
 from projections.mrr import MrrProjection
 from projections.revenue import RevenueProjection
 from projections.runner import ProjectionRunner
@@ -30,7 +34,40 @@ def describe_store(settings: Settings) -> str:
 
 def build_projections(settings: Settings) -> list[Projection]:
     """Every projection the service keeps, configured from the settings."""
-    return [RevenueProjection(default_policy=settings.recognition), MrrProjection()]
+    return [
+        RevenueProjection(default_policy=settings.recognition),
+        MrrProjection(),
+        JournalProjection(default_policy=settings.recognition),
+    ]
+
+
+class ConfigurationError(Exception):
+    """A configuration file that cannot be used, with where and what is wrong."""
+
+
+def read_configuration(settings: Settings) -> dict[str, Any]:
+    """The configuration file's tables; none where the default file is missing."""
+    path = settings.config
+    if not path.exists():
+        if "config" in settings.model_fields_set:
+            raise ConfigurationError(f"{path}: no such file (SUBLEDGER_CONFIG)")
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ConfigurationError(f"{path}: {error}") from None
+
+
+def build_chart(settings: Settings) -> Chart:
+    """The chart of accounts: the defaults, changed by the `[accounts]` table of the
+    configuration file."""
+    accounts = read_configuration(settings).get("accounts", {})
+    if not isinstance(accounts, dict):
+        raise ConfigurationError(f"{settings.config}: [accounts] must be a table")
+    try:
+        return Chart.from_mapping(accounts)
+    except ChartError as error:
+        raise ConfigurationError(f"{settings.config}: {error}") from None
 
 
 def build_runner(settings: Settings, ledger: Ledger) -> ProjectionRunner:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 import click
@@ -25,9 +31,19 @@ from rich.table import Table
 from adapters.follow import Follower
 from adapters.store import StoreURLError, store_kind
 from api.app import NO_PROJECTIONS, VERSION, create_app
-from api.bootstrap import build_keys, build_ledger, build_runner, tune_garbage_collector
+from api.bootstrap import (
+    ConfigurationError,
+    build_chart,
+    build_keys,
+    build_ledger,
+    build_runner,
+    tune_garbage_collector,
+)
+from api.export import COLUMNS, journal_lines
 from api.keys import KeyConfigurationError
 from api.settings import Settings
+from domain.money import is_currency
+from projections.runner import ProjectionMovedError, ProjectionRunner
 
 
 def _settings() -> Settings:
@@ -79,7 +95,8 @@ def serve(host: str, port: int, workers: int, projections: bool) -> None:
     try:
         kind = store_kind(settings.database_url)
         keys = build_keys(settings)
-    except (KeyConfigurationError, StoreURLError) as error:
+        build_chart(settings)
+    except (KeyConfigurationError, StoreURLError, ConfigurationError) as error:
         raise click.ClickException(str(error)) from None
     if not len(keys):
         raise click.ClickException(
@@ -217,6 +234,80 @@ def rebuild(names: tuple[str, ...]) -> None:
     elapsed = time.monotonic() - started
     click.echo(f"rebuilt {', '.join(chosen)} to position {end} in {elapsed:.1f} s", err=True)
     ledger.close()
+
+
+@main.group()
+def export() -> None:
+    """Export what the ledger holds, for people and other systems."""
+
+
+@export.command("journal")
+@click.option(
+    "--from", "first", required=True, type=click.DateTime(["%Y-%m-%d"]), help="The first day."
+)
+@click.option(
+    "--to", "last", required=True, type=click.DateTime(["%Y-%m-%d"]), help="The last day."
+)
+@click.option("--currency", default=None, help="Only entries in this currency (ISO 4217).")
+@click.option("--format", "form", type=click.Choice(["csv"]), default="csv", show_default=True)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="The file to write (standard output by default).",
+)
+def export_journal(
+    first: datetime, last: datetime, currency: str | None, form: str, output: Path | None
+) -> None:
+    """The journal's entries booked from one day to another, one CSV row per line, amounts in
+    major units (1250.00), accounts from the chart of accounts."""
+    settings = _database_settings()
+    if first > last:
+        raise click.ClickException(f"--from {first:%Y-%m-%d} is after --to {last:%Y-%m-%d}")
+    if currency is not None and not is_currency(currency):
+        raise click.ClickException(f"--currency {currency} is not an ISO 4217 currency code")
+    try:
+        chart = build_chart(settings)
+    except ConfigurationError as error:
+        raise click.ClickException(str(error)) from None
+    ledger = build_ledger(settings)
+    runner = build_runner(settings, ledger)
+    _catch_up(runner)
+    columns = (TextColumn("[bold]{task.description}"), MofNCompleteColumn())
+    with (
+        Progress(*columns, console=Console(stderr=True)) as bar,
+        runner.store.snapshot("journal") as (position, rows),
+        output.open("w", newline="", encoding="utf-8") if output else _stdout() as file,
+    ):
+        task = bar.add_task("exporting entries", total=None)
+        writer = csv.writer(file)
+        writer.writerow(COLUMNS)
+        count = 0
+        span = (f"{first:%Y-%m-%d}", f"{last:%Y-%m-%d}")
+        for entry_lines in journal_lines(rows, chart, *span, currency):
+            writer.writerows(entry_lines)
+            count += 1
+            if count % 500 == 0:
+                bar.update(task, completed=count)
+        bar.update(task, completed=count, total=count)
+    click.echo(f"exported {count} entries (the log to position {position})", err=True)
+    ledger.close()
+
+
+def _catch_up(runner: ProjectionRunner) -> None:
+    """Bring the projections to the end of the log, beside any other process folding them."""
+    runner.prepare()
+    while True:
+        try:
+            runner.catch_up()
+            return
+        except ProjectionMovedError:
+            continue
+
+
+@contextmanager
+def _stdout() -> Iterator[TextIO]:
+    yield sys.stdout
 
 
 if __name__ == "__main__":

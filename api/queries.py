@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Query
@@ -60,6 +60,45 @@ def as_of(
 
 
 AsOfParameters = Annotated[AsOf, Depends(as_of)]
+
+_DAY = r"^\d{4}-\d{2}-\d{2}$"
+FromDayParameter = Annotated[
+    str | None,
+    Query(
+        alias="from",
+        pattern=_DAY,
+        description="the first day, YYYY-MM-DD (by default the first of this month)",
+    ),
+]
+ToDayParameter = Annotated[
+    str | None,
+    Query(
+        alias="to",
+        pattern=_DAY,
+        description="the last day, YYYY-MM-DD (by default the last of this month)",
+    ),
+]
+CursorParameter = Annotated[
+    str | None,
+    Query(max_length=200, description="the `next` of the page before, to read on from there"),
+]
+
+
+def day_of(text: str, name: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ApiError(422, "INVALID_REQUEST", f"{name}: {text} is not a day") from None
+
+
+def day_range(first: str | None, last: str | None) -> tuple[str, str]:
+    """The days `first` to `last` as ISO dates; by default this month's."""
+    month = Month.of(datetime.now(UTC).date())
+    start = day_of(first, "from") if first else month.first_day
+    end = day_of(last, "to") if last else month.last_day
+    if start > end:
+        raise ApiError(422, "INVALID_REQUEST", f"from ({start}) is after to ({end})")
+    return start.isoformat(), end.isoformat()
 
 
 @dataclass(frozen=True)

@@ -52,13 +52,18 @@ class Reader:
 
     @contextmanager
     def rows(
-        self, name: str, as_of: AsOf, aggregates: Sequence[UUID] | None = None
+        self,
+        name: str,
+        as_of: AsOf,
+        aggregates: Sequence[UUID] | None = None,
+        keep: Callable[[Table, Key], bool] | None = None,
     ) -> Iterator[tuple[int, RowSource]]:
         """The rows of projection `name`, and the position they reflect.
 
-        As of a past point, the whole log up to it is folded, keeping only the kept tables and
-        the keyed rows that later events read; or, if the answer concerns only some
-        `aggregates` (one invoice, one customer and its subscriptions), only their events.
+        As of a past point, the whole log up to it is folded, keeping only the kept tables,
+        the keyed rows that later events read and those the answer needs (`keep`: the entries
+        of a range of days, say); or, if the answer concerns only some `aggregates` (one
+        invoice, one customer and its subscriptions), only their events.
         """
         position = self.resolve(as_of)
         if position is None:
@@ -71,7 +76,7 @@ class Reader:
             )
             yield position, self._fold(self.projections[name], entries)
         else:
-            yield position, self.fold(name, position)
+            yield position, self.fold(name, position, keep)
 
     def resolve(self, as_of: AsOf) -> int | None:
         """The position to answer as of, checked against the log; `None` for now."""
@@ -91,17 +96,23 @@ class Reader:
             return self.ledger.position_at(as_of.known_at)
         return None
 
-    def fold(self, name: str, position: int) -> Rows:
-        """The projection's kept rows as of `position`, folded in memory (with only the keyed
-        rows that some event up to `position` reads again)."""
+    def fold(
+        self, name: str, position: int, keep: Callable[[Table, Key], bool] | None = None
+    ) -> Rows:
+        """The projection's kept rows as of `position`, folded in memory, with only the keyed
+        rows that some event up to `position` reads again, or that `keep` asks for."""
         projection = self.projections[name]
         read_again = {
             (table.name, key)
             for entry in self.ledger.iter_entries(position, projection.referencing_types)
             for table, key in projection.keys(entry.event)
         }
+
+        def retain(table: Table, key: Key) -> bool:
+            return (table.name, key) in read_again or (keep is not None and keep(table, key))
+
         entries = self.ledger.iter_entries(position, projection.event_types)
-        return self._fold(projection, entries, lambda table, key: (table.name, key) in read_again)
+        return self._fold(projection, entries, retain)
 
     @staticmethod
     def _fold(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -38,6 +39,11 @@ class Settings(BaseSettings):
         default=5.0, gt=0, le=120, description="How long a read waits for the projections"
     )
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
+    config: Path = Field(
+        default=Path("subledger.toml"),
+        description="The configuration file (the chart of accounts); where the default is"
+        " missing, the defaults apply",
+    )
 
     def store_options(self) -> StoreOptions:
         return StoreOptions(

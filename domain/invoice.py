@@ -35,11 +35,14 @@ class _Line:
 class _Payment:
     received: int | None = None
     refunded: int = 0
+    method: str | None = None
 
 
 class Invoice(Aggregate):
     """Its events after `Issued` also record the invoice's `customer_id`, which their facts do
-    not name, so that a projection can find the customer's rows from any of them."""
+    not name, so that a projection can find the customer's rows from any of them; a refund also
+    records the invoice's `currency` and its payment's `method`, so that its journal entry needs
+    nothing but the event."""
 
     class Issued(Aggregate.Created, facts.InvoiceIssued, Recorded):
         pass
@@ -48,7 +51,8 @@ class Invoice(Aggregate):
         customer_id: str
 
         def apply(self, aggregate: Invoice) -> None:
-            aggregate.payment(self.payment_id).received = self.amount
+            payment = aggregate.payment(self.payment_id)
+            payment.received, payment.method = self.amount, self.method
 
     class PaymentFailed(Aggregate.Event, facts.PaymentFailed, Recorded):
         customer_id: str
@@ -58,6 +62,8 @@ class Invoice(Aggregate):
 
     class PaymentRefunded(Aggregate.Event, facts.PaymentRefunded, Recorded):
         customer_id: str
+        currency: str
+        method: str
 
         def apply(self, aggregate: Invoice) -> None:
             aggregate.payment(self.payment_id).refunded += self.amount
@@ -166,8 +172,16 @@ class Invoice(Aggregate):
                 f"refunds on a payment never exceed it: {refundable} is left to refund",
                 "amount",
             )
+        assert payment.method is not None, "a received payment has its method"
         self.trigger_event(
-            self.PaymentRefunded, **event_fields(fact, envelope, customer_id=self.customer_id)
+            self.PaymentRefunded,
+            **event_fields(
+                fact,
+                envelope,
+                customer_id=self.customer_id,
+                currency=self.currency,
+                method=payment.method,
+            ),
         )
 
     def issue_credit_note(self, fact: facts.CreditNoteIssued, envelope: Envelope) -> None:

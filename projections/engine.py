@@ -54,10 +54,16 @@ class RowSource(Protocol):
     def get(self, table: Table, key: Key) -> Row | None: ...
 
     def scan(
-        self, table: Table, prefix: Key = (), between: tuple[Any, Any] | None = None
+        self,
+        table: Table,
+        prefix: Key = (),
+        between: tuple[Any, Any] | None = None,
+        after: Key | None = None,
+        limit: int | None = None,
     ) -> list[tuple[Key, Row]]:
         """Rows whose key starts with `prefix` (and whose next key column lies in `between`,
-        both ends included), in key order."""
+        both ends included), in key order; only those whose whole key comes after `after`,
+        and at most `limit` of them (a page)."""
         ...
 
 
@@ -133,15 +139,22 @@ class Rows:
         return result
 
     def scan(
-        self, table: Table, prefix: Key = (), between: tuple[Any, Any] | None = None
+        self,
+        table: Table,
+        prefix: Key = (),
+        between: tuple[Any, Any] | None = None,
+        after: Key | None = None,
+        limit: int | None = None,
     ) -> list[tuple[Key, Row]]:
         rows = self.known.get(table.name, {})
-        return [
+        found = [
             (key, rows[key])
             for key in sorted(rows)
             if key[: len(prefix)] == prefix
             and (between is None or between[0] <= key[len(prefix)] <= between[1])
+            and (after is None or key > after)
         ]
+        return found if limit is None else found[:limit]
 
 
 def fold_all(

@@ -151,6 +151,8 @@ class PostgresRowStore:
         table: Table,
         prefix: Key,
         between: tuple[Any, Any] | None,
+        after: Key | None = None,
+        limit: int | None = None,
     ) -> list[tuple[Key, Row]]:
         conditions = [SQL("{0} = %s").format(Identifier(c.name)) for c in table.key[: len(prefix)]]
         parameters: list[Any] = list(prefix)
@@ -159,12 +161,19 @@ class PostgresRowStore:
                 SQL("{0} BETWEEN %s AND %s").format(Identifier(table.key[len(prefix)].name))
             )
             parameters.extend(between)
+        order = SQL(", ").join(Identifier(c.name) for c in table.key)
+        if after is not None:
+            placeholders = SQL(", ").join(SQL("%s") for _ in table.key)
+            conditions.append(SQL("({0}) > ({1})").format(order, placeholders))
+            parameters.extend(after)
         where = SQL(" WHERE ") + SQL(" AND ").join(conditions) if conditions else SQL("")
         columns = SQL(", ").join(Identifier(c.name) for c in table.columns)
-        order = SQL(", ").join(Identifier(c.name) for c in table.key)
+        page = SQL(" LIMIT %s") if limit is not None else SQL("")
+        if limit is not None:
+            parameters.append(limit)
         cursor.execute(
-            SQL("SELECT {0} FROM {1}{2} ORDER BY {3}").format(
-                columns, self._name(table_name(table)), where, order
+            SQL("SELECT {0} FROM {1}{2} ORDER BY {3}{4}").format(
+                columns, self._name(table_name(table)), where, order, page
             ),
             parameters,
         )
@@ -180,6 +189,11 @@ class _PostgresRows:
         return dict(self.store._load(self.cursor, table, [key])).get(key)
 
     def scan(
-        self, table: Table, prefix: Key = (), between: tuple[Any, Any] | None = None
+        self,
+        table: Table,
+        prefix: Key = (),
+        between: tuple[Any, Any] | None = None,
+        after: Key | None = None,
+        limit: int | None = None,
     ) -> list[tuple[Key, Row]]:
-        return self.store._scan(self.cursor, table, prefix, between)
+        return self.store._scan(self.cursor, table, prefix, between, after, limit)

@@ -96,9 +96,14 @@ class _SQLiteRows:
         return dict(_load(self.cursor, table, [key])).get(key)
 
     def scan(
-        self, table: Table, prefix: Key = (), between: tuple[Any, Any] | None = None
+        self,
+        table: Table,
+        prefix: Key = (),
+        between: tuple[Any, Any] | None = None,
+        after: Key | None = None,
+        limit: int | None = None,
     ) -> list[tuple[Key, Row]]:
-        return _scan(self.cursor, table, prefix, between)
+        return _scan(self.cursor, table, prefix, between, after, limit)
 
 
 def _load(cursor: SQLiteCursor, table: Table, keys: list[Key]) -> list[tuple[Key, Row]]:
@@ -119,15 +124,28 @@ def _load(cursor: SQLiteCursor, table: Table, keys: list[Key]) -> list[tuple[Key
 
 
 def _scan(
-    cursor: SQLiteCursor, table: Table, prefix: Key, between: tuple[Any, Any] | None
+    cursor: SQLiteCursor,
+    table: Table,
+    prefix: Key,
+    between: tuple[Any, Any] | None,
+    after: Key | None = None,
+    limit: int | None = None,
 ) -> list[tuple[Key, Row]]:
     conditions = [f"{column.name} = ?" for column in table.key[: len(prefix)]]
     parameters: list[Any] = list(prefix)
     if between is not None:
         conditions.append(f"{table.key[len(prefix)].name} BETWEEN ? AND ?")
         parameters.extend(between)
+    order = ", ".join(column.name for column in table.key)
+    if after is not None:
+        conditions.append(f"({order}) > ({', '.join('?' * len(table.key))})")
+        parameters.extend(after)
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     columns = ", ".join(column.name for column in table.columns)
-    order = ", ".join(column.name for column in table.key)
-    cursor.execute(f"SELECT {columns} FROM {table_name(table)}{where} ORDER BY {order}", parameters)
+    page = " LIMIT ?" if limit is not None else ""
+    if limit is not None:
+        parameters.append(limit)
+    cursor.execute(
+        f"SELECT {columns} FROM {table_name(table)}{where} ORDER BY {order}{page}", parameters
+    )
     return [decode(table, tuple(row)) for row in cursor.fetchall()]

@@ -194,6 +194,13 @@ def test_serve_refuses_a_placeholder_secret(tmp_path: Path) -> None:
     assert "changeme" not in result.stderr
 
 
+def test_serve_refuses_a_chart_of_accounts_it_cannot_use(tmp_path: Path) -> None:
+    (tmp_path / "subledger.toml").write_text('[accounts]\noutput_vat = "5600"\n')
+    result = serve_briefly(tmp_path, "local:local-development-key:read")
+    assert result.returncode != 0
+    assert "subledger.toml: account 5600 serves two roles" in result.stderr
+
+
 def test_version_prints_the_version() -> None:
     result = subprocess.run([SUBLEDGER, "version"], capture_output=True, text=True, timeout=30)
     assert result.stdout.startswith("subledger 0.1.0")

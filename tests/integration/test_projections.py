@@ -16,11 +16,12 @@ from api.generator import generate
 from api.ingest import parse_submissions
 from domain.ledger import Ledger
 from projections.engine import Projection, Rows, RowSource
+from projections.journal import JournalProjection
 from projections.mrr import MrrProjection
 from projections.revenue import RevenueProjection
 from projections.runner import ProjectionMovedError, ProjectionRunner
 
-PROJECTIONS: tuple[Projection, ...] = (RevenueProjection(), MrrProjection())
+PROJECTIONS: tuple[Projection, ...] = (RevenueProjection(), MrrProjection(), JournalProjection())
 NAMES = [projection.name for projection in PROJECTIONS]
 
 
@@ -120,6 +121,7 @@ def test_events_a_projection_does_not_read_still_advance_its_position(ledger: Le
     assert runner.catch_up() == 3
     assert runner.position("revenue") == 3, "it reads none of them"
     assert runner.position("mrr") == 3, "it reads the first two"
+    assert runner.position("journal") == 3, "it reads the last"
 
 
 @settings(

@@ -1,0 +1,162 @@
+"""The journal (§3.3, §4): entries by day, the trial balance, and an account's ledger card."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+
+from api.auth import ReadKey
+from api.errors import ApiError
+from api.queries import (
+    AsOfParameters,
+    CurrencyParameter,
+    CursorParameter,
+    FromDayParameter,
+    ToDayParameter,
+    checked_currency,
+    day_of,
+    day_range,
+    pick_currency,
+)
+from api.reads import AsOf, Reader
+from api.responses import OrjsonResponse, positioned
+from domain.chart import Chart
+from projections import journal
+from projections.engine import Key, Table
+
+router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
+
+EntriesLimit = Annotated[int, Query(ge=1, le=1000, description="entries a page (at most 1,000)")]
+CardLimit = Annotated[int, Query(ge=1, le=5000, description="entries read a page (at most 5,000)")]
+
+
+@router.get("/entries", summary="Journal entries booked from one day to another, a page at a time")
+def ledger_entries(
+    request: Request,
+    _: ReadKey,
+    point: AsOfParameters,
+    first: FromDayParameter = None,
+    last: ToDayParameter = None,
+    currency: CurrencyParameter = None,
+    after: CursorParameter = None,
+    limit: EntriesLimit = 100,
+) -> OrjsonResponse:
+    start, end = day_range(first, last)
+    wanted = checked_currency(currency)
+    key = _cursor(after, (str, int, int)) if after else None
+    reader: Reader = request.app.state.reader
+    chart: Chart = request.app.state.chart
+    with reader.rows("journal", point, keep=_entries_between(start, end)) as (position, rows):
+        page, next_key = journal.entries_page(rows, start, end, key, limit)
+    today = _today(point)
+    entries = [
+        journal.render(chart, key, row, today)
+        for key, row in page
+        if wanted is None or row["currency"] == wanted
+    ]
+    body = {
+        "from": start,
+        "to": end,
+        "entries": entries,
+        "next": journal.encode_cursor(list(next_key)) if next_key else None,
+    }
+    return positioned(body, position)
+
+
+@router.get("/trial-balance", summary="Every account's balance at the end of a day")
+def ledger_trial_balance(
+    request: Request,
+    _: ReadKey,
+    point: AsOfParameters,
+    day: Annotated[
+        str | None,
+        Query(
+            alias="as_of",
+            pattern=r"^\d{4}-\d{2}-\d{2}$",
+            description="the day, YYYY-MM-DD (by default today): entries booked up to its end",
+        ),
+    ] = None,
+    currency: CurrencyParameter = None,
+) -> OrjsonResponse:
+    as_of = (day_of(day, "as_of") if day else _today(point)).isoformat()
+    wanted = checked_currency(currency)
+    reader: Reader = request.app.state.reader
+    with reader.rows("journal", point) as (position, rows):
+        chosen = pick_currency(wanted, journal.currencies(rows))
+        body = journal.trial_balance(rows, request.app.state.chart, chosen, as_of)
+    return positioned(body, position)
+
+
+@router.get(
+    "/accounts/{account}",
+    summary="An account's ledger card: its lines from one day to another, with running balance",
+)
+def ledger_account(
+    request: Request,
+    _: ReadKey,
+    point: AsOfParameters,
+    account: Annotated[str, Path(pattern=r"^[0-9]{1,10}$")],
+    first: FromDayParameter = None,
+    last: ToDayParameter = None,
+    currency: CurrencyParameter = None,
+    after: CursorParameter = None,
+    limit: CardLimit = 1000,
+) -> OrjsonResponse:
+    chart: Chart = request.app.state.chart
+    role = chart.accounts().get(account)
+    if role is None:
+        raise ApiError(404, "UNKNOWN_ACCOUNT", f"the chart of accounts has no account {account}")
+    start, end = day_range(first, last)
+    wanted = checked_currency(currency)
+    carried = _cursor(after, (str, int, int, int)) if after else None
+    reader: Reader = request.app.state.reader
+    with reader.rows("journal", point, keep=_entries_between(start, end)) as (position, rows):
+        chosen = pick_currency(wanted, journal.currencies(rows))
+        lines: list[dict[str, Any]] = []
+        next_key: Key | None = None
+        opening = closing = 0
+        if chosen is not None:
+            if carried is None:
+                opening = journal.account_balance(rows, chart, account, chosen, start)
+            else:
+                opening = carried[3]
+            page, next_key = journal.entries_page(
+                rows, start, end, tuple(carried[:3]) if carried else None, limit
+            )
+            lines, closing = journal.account_lines(chart, account, chosen, page, opening)
+    body = {
+        "account": account,
+        "role": role,
+        "currency": chosen,
+        "from": start,
+        "to": end,
+        "opening_balance": opening,
+        "lines": lines,
+        "closing_balance": closing if next_key is None else None,
+        "next": journal.encode_cursor([*next_key, closing]) if next_key else None,
+    }
+    return positioned(body, position)
+
+
+def _cursor(text: str, shape: tuple[type, ...]) -> tuple[Any, ...]:
+    parts = journal.decode_cursor(text, shape)
+    if parts is None:
+        raise ApiError(422, "INVALID_REQUEST", "after: not a cursor this read gave")
+    return tuple(parts)
+
+
+def _entries_between(start: str, end: str) -> Any:
+    """For a read as of a past point: keep the entries booked in the days asked about."""
+
+    def keep(table: Table, key: Key) -> bool:
+        return table is journal.ENTRIES and start <= key[0] <= end
+
+    return keep
+
+
+def _today(point: AsOf) -> date:
+    """The day a read is about: the day of `known_at`, else today (UTC)."""
+    moment = point.known_at or datetime.now(UTC)
+    return moment.astimezone(UTC).date()

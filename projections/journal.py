@@ -1,0 +1,422 @@
+"""The journal as a projection (§3.3, §3.4): balanced double-entry postings for every fact that
+moves money, dated as booked; and the answers read from them.
+
+Each entry is produced once, when its fact is folded, and never changes: an invoice produces its
+own entry and one recognition entry per month of its ratable lines' schedules (future months
+included: they are *scheduled* until their date); a credit note produces its own entry and one
+adjustment per month whose scheduled amount it reduced; a payment and a refund one entry each.
+An entry dated in a month that was closed when it was produced (in log order) is booked on the
+first day of the first open month after it and keeps its `original_date`.
+
+Lines name a *role* and a *detail* (the product of a revenue line, the method of a bank line),
+not an account: `domain.chart` maps them to account numbers when the journal is read, so the
+chart can change without touching an entry.
+
+Rows:
+- `journal_entries` (keyed by booked date, position of the source event, sequence): the entries.
+- `journal_invoices` (keyed by invoice): its currency, and each line's product, VAT rate,
+  whether it is ratable and its scheduled amounts, which a credit note reads and rescales.
+- `journal_totals` (kept): per currency, booked date, role and detail, the debits and credits,
+  which balances as of any day sum.
+- `journal_periods` (kept): the months closed to postings.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable
+from datetime import date
+from decimal import Decimal
+from typing import Any, Final
+from uuid import UUID, uuid5
+
+import orjson
+
+from domain.chart import DEBIT_ROLES, Chart
+from domain.dates import Month
+from domain.invoice import Invoice
+from domain.ledger import Entry
+from domain.money import vat_of
+from domain.period import Period
+from domain.values import line_ids
+from projections.engine import Column, Key, Projection, Row, Rows, RowSource, Table
+from projections.recognition import Policy, apply_credit, month_of, policy_of, schedule
+
+ENTRIES = Table(
+    "journal_entries",
+    key=(Column("date", "text"), Column("position", "int"), Column("seq", "int")),
+    values=(
+        Column("entry_id", "text"),
+        Column("original_date", "text"),
+        Column("kind", "text"),
+        Column("currency", "text"),
+        Column("customer_id", "text"),
+        Column("source_event_ids", "json"),
+        Column("lines", "json"),
+    ),
+)
+INVOICES = Table(
+    "journal_invoices",
+    key=(Column("invoice", "text"),),
+    values=(Column("currency", "text"), Column("lines", "json")),
+)
+TOTALS = Table(
+    "journal_totals",
+    key=(
+        Column("currency", "text"),
+        Column("date", "text"),
+        Column("role", "text"),
+        Column("detail", "text"),
+    ),
+    values=(Column("debit", "int"), Column("credit", "int")),
+    kept=True,
+)
+PERIODS = Table(
+    "journal_periods", key=(Column("month", "text"),), values=(Column("closed", "int"),), kept=True
+)
+
+#: Entry ids are uuid5 of this namespace and `kind/source event id/month`: the same on every
+#: rebuild, and unique, since the log's event ids are.
+ENTRY_NAMESPACE: Final = UUID("6f1d2b0e-5c3a-4f7e-9a51-3d2c8e4b7a90")
+
+Line = list[Any]
+"""`[role, detail, debit, credit]`."""
+
+
+def entry_id(kind: str, source_event_id: str, month: str = "") -> str:
+    return str(uuid5(ENTRY_NAMESPACE, f"{kind}/{source_event_id}/{month}"))
+
+
+class _Posting:
+    """The lines of one entry being made: an amount per role and detail, debit positive."""
+
+    def __init__(self) -> None:
+        self._amounts: dict[tuple[str, str], int] = {}
+
+    def debit(self, role: str, amount: int, detail: str = "") -> None:
+        self._amounts[role, detail] = self._amounts.get((role, detail), 0) + amount
+
+    def credit(self, role: str, amount: int, detail: str = "") -> None:
+        self.debit(role, -amount, detail)
+
+    def lines(self) -> list[Line]:
+        """Debits, then credits, each in the order first posted; lines that net to 0 left out."""
+        amounts = self._amounts.items()
+        lines: list[Line] = [[role, detail, net, 0] for (role, detail), net in amounts if net > 0]
+        lines += [[role, detail, 0, -net] for (role, detail), net in amounts if net < 0]
+        assert sum(self._amounts.values()) == 0, "an entry balances"
+        return lines
+
+
+class JournalProjection(Projection):
+    name = "journal"
+    version = 1
+    tables = (ENTRIES, INVOICES, TOTALS, PERIODS)
+    event_types = (
+        Invoice.Issued,
+        Invoice.CreditNoteIssued,
+        Invoice.PaymentReceived,
+        Invoice.PaymentRefunded,
+        Period.FirstClosed,
+        Period.Closed,
+        Period.Reopened,
+    )
+    referencing_types = (Invoice.CreditNoteIssued,)
+
+    def __init__(self, default_policy: Policy = "daily") -> None:
+        self.default_policy = default_policy
+
+    def fingerprint(self) -> str:
+        return f"{super().fingerprint()}:{self.default_policy}"
+
+    def keys(self, event: Any) -> Iterable[tuple[Table, Key]]:
+        if isinstance(event, Invoice.CreditNoteIssued):
+            yield INVOICES, (str(event.originator_id),)
+
+    def fold(self, rows: Rows, entry: Entry) -> None:
+        event: Any = entry.event
+        if isinstance(event, Period.FirstClosed | Period.Closed | Period.Reopened):
+            closed = int(not isinstance(event, Period.Reopened))
+            rows.put(PERIODS, (str(event.period),), {"closed": closed})
+        elif isinstance(event, Invoice.Issued):
+            self._issued(rows, entry, event)
+        elif isinstance(event, Invoice.CreditNoteIssued):
+            _credited(rows, entry, event)
+        elif isinstance(event, Invoice.PaymentReceived):
+            posting = _Posting()
+            posting.debit("bank", event.amount, event.method)
+            posting.credit("receivable", event.amount)
+            _Book(rows, entry, event.currency, event.customer_id).post(
+                "payment", event.received_on, posting
+            )
+        else:
+            posting = _Posting()
+            posting.debit("receivable", event.amount)
+            posting.credit("bank", event.amount, event.method)
+            _Book(rows, entry, event.currency, event.customer_id).post(
+                "refund", event.refunded_on, posting
+            )
+
+    def _issued(self, rows: Rows, entry: Entry, event: Invoice.Issued) -> None:
+        posting = _Posting()
+        recognition: dict[str, dict[str, int]] = {}
+        lines = []
+        for line_id, line in zip(line_ids(event.lines), event.lines, strict=True):
+            policy = policy_of(line, self.default_policy)
+            net, vat = line.net, line.vat
+            posting.debit("receivable", net + vat)
+            posting.credit("output_vat", vat)
+            scheduled: dict[str, int] = {}
+            if policy == "point_in_time":
+                posting.credit("revenue", net, line.product_id)
+            else:
+                posting.credit("deferred_revenue", net)
+                scheduled = schedule(line, event.issue_date, policy, net)
+                for month, amount in scheduled.items():
+                    by_product = recognition.setdefault(month, {})
+                    by_product[line.product_id] = by_product.get(line.product_id, 0) + amount
+            lines.append(
+                {
+                    "line_id": line_id,
+                    "product_id": line.product_id,
+                    "vat_rate": str(line.vat_rate),
+                    "ratable": policy != "point_in_time",
+                    "scheduled": scheduled,
+                }
+            )
+        book = _Book(rows, entry, event.currency, event.customer_id)
+        book.post("invoice", event.issue_date, posting)
+        for month in sorted(recognition):
+            posting = _Posting()
+            for product_id, amount in recognition[month].items():
+                posting.debit("deferred_revenue", amount)
+                posting.credit("revenue", amount, product_id)
+            book.post("recognition", Month.parse(month).last_day, posting, month)
+        invoice = {"currency": event.currency, "lines": lines}
+        rows.put(INVOICES, (str(event.originator_id),), invoice)
+
+
+def _credited(rows: Rows, entry: Entry, event: Invoice.CreditNoteIssued) -> None:
+    invoice = rows.get(INVOICES, (str(event.originator_id),))
+    assert invoice is not None, "a credit note follows its invoice in the log"
+    lines = {line["line_id"]: line for line in invoice["lines"]}
+    credited_in = month_of(event.issue_date)
+    posting = _Posting()
+    reductions: dict[str, dict[str, int]] = {}
+    for credit in event.credited:
+        line, amount = lines[credit.line_id], credit.amount
+        product_id = line["product_id"]
+        vat = vat_of(amount, Decimal(line["vat_rate"]))
+        posting.debit("output_vat", vat)
+        posting.credit("receivable", amount + vat)
+        if not line["ratable"]:
+            posting.debit("revenue", amount, product_id)
+            continue
+        scheduled, reversal = apply_credit(line["scheduled"], amount, credited_in)
+        posting.debit("deferred_revenue", amount - reversal)
+        posting.debit("revenue", reversal, product_id)
+        for month, before in line["scheduled"].items():
+            if scheduled[month] != before:
+                by_product = reductions.setdefault(month, {})
+                by_product[product_id] = by_product.get(product_id, 0) + before - scheduled[month]
+        line["scheduled"] = scheduled
+    book = _Book(rows, entry, invoice["currency"], event.customer_id)
+    book.post("credit_note", event.issue_date, posting)
+    for month in sorted(reductions):
+        posting = _Posting()
+        for product_id, reduction in reductions[month].items():
+            posting.debit("revenue", reduction, product_id)
+            posting.credit("deferred_revenue", reduction)
+        book.post("credit_adjustment", Month.parse(month).last_day, posting, month)
+    rows.put(INVOICES, (str(event.originator_id),), invoice)
+
+
+class _Book:
+    """Posts the entries of one event: each dated (or moved past closed months), keyed after
+    the ones before it, and added to the totals."""
+
+    def __init__(self, rows: Rows, entry: Entry, currency: str, customer_id: str) -> None:
+        self.rows, self.entry = rows, entry
+        self.currency, self.customer_id = currency, customer_id
+        self.seq = 0
+
+    def post(self, kind: str, dated: date, posting: _Posting, month: str = "") -> None:
+        lines = posting.lines()
+        if not lines:
+            return
+        booked = _first_open_day(self.rows, dated).isoformat()
+        source: str = self.entry.event.event_id  # type: ignore[attr-defined]
+        self.rows.put(
+            ENTRIES,
+            (booked, self.entry.position, self.seq),
+            {
+                "entry_id": entry_id(kind, source, month),
+                "original_date": dated.isoformat(),
+                "kind": kind,
+                "currency": self.currency,
+                "customer_id": self.customer_id,
+                "source_event_ids": [source],
+                "lines": lines,
+            },
+        )
+        self.seq += 1
+        for role, detail, debit, credit in lines:
+            key = (self.currency, booked, role, detail)
+            self.rows.add(TOTALS, key, "debit" if debit else "credit", debit or credit)
+
+
+def _first_open_day(rows: Rows, day: date) -> date:
+    """`day`, or if its month is closed, the first day of the first open month after it."""
+    month = Month.of(day)
+    if not _closed(rows, month):
+        return day
+    while _closed(rows, month):
+        month = month.next()
+    return month.first_day
+
+
+def _closed(rows: Rows, month: Month) -> bool:
+    row = rows.get(PERIODS, (str(month),))
+    return row is not None and bool(row["closed"])
+
+
+# Answers, read from stored rows or rows folded in memory alike.
+
+
+def currencies(rows: RowSource) -> list[str]:
+    return sorted({key[0] for key, _ in rows.scan(TOTALS)})
+
+
+def closed_months(rows: RowSource) -> list[str]:
+    return [key[0] for key, row in rows.scan(PERIODS) if row["closed"]]
+
+
+def render(chart: Chart, key: Key, row: Row, today: date) -> dict[str, Any]:
+    """An entry as §4 shows it, each line with its account; `status` is `scheduled` for an
+    entry dated after `today`, else `posted`."""
+    booked = key[0]
+    lines = []
+    for role, detail, debit, credit in row["lines"]:
+        line = {
+            "account": chart.account(role, detail),
+            "role": role,
+            "debit": debit,
+            "credit": credit,
+            "currency": row["currency"],
+        }
+        if role == "revenue":
+            line["product_id"] = detail
+        elif role == "bank":
+            line["method"] = detail
+        lines.append(line)
+    return {
+        "entry_id": row["entry_id"],
+        "date": booked,
+        "original_date": row["original_date"],
+        "status": "scheduled" if booked > today.isoformat() else "posted",
+        "kind": row["kind"],
+        "currency": row["currency"],
+        "customer_id": row["customer_id"],
+        "source_event_ids": row["source_event_ids"],
+        "lines": lines,
+    }
+
+
+def entries_page(
+    rows: RowSource, first: str, last: str, after: Key | None, limit: int
+) -> tuple[list[tuple[Key, Row]], Key | None]:
+    """Up to `limit` entries booked from `first` to `last` (ISO dates), after the key `after`,
+    and the key to go on after (`None` on the last page)."""
+    page = rows.scan(ENTRIES, (), (first, last), after, limit)
+    return page, (page[-1][0] if len(page) == limit else None)
+
+
+def trial_balance(
+    rows: RowSource, chart: Chart, currency: str | None, as_of: str
+) -> dict[str, Any]:
+    """Every account's balance on `as_of` (entries booked up to and including that day): in
+    the debit or the credit column, and as `balance`, positive on the account's usual side
+    (debit for receivable and bank, credit for the others)."""
+    sums: dict[str, int] = {}
+    roles: dict[str, str] = {}
+    scanned = rows.scan(TOTALS, (currency,), ("", as_of)) if currency else []
+    for (_, _, role, detail), row in scanned:
+        account = chart.account(role, detail)
+        sums[account] = sums.get(account, 0) + row["debit"] - row["credit"]
+        roles[account] = role
+    accounts = []
+    for account in sorted(sums):
+        net, role = sums[account], roles[account]
+        accounts.append(
+            {
+                "account": account,
+                "role": role,
+                "debit": max(net, 0),
+                "credit": max(-net, 0),
+                "balance": net if role in DEBIT_ROLES else -net,
+            }
+        )
+    return {
+        "currency": currency,
+        "as_of": as_of,
+        "accounts": accounts,
+        "total_debit": sum(a["debit"] for a in accounts),
+        "total_credit": sum(a["credit"] for a in accounts),
+    }
+
+
+def account_balance(rows: RowSource, chart: Chart, account: str, currency: str, before: str) -> int:
+    """The account's balance (on its usual side) from entries booked before the day `before`."""
+    net = 0
+    role = chart.accounts()[account]
+    for (_, booked, line_role, detail), row in rows.scan(TOTALS, (currency,)):
+        if booked < before and chart.account(line_role, detail) == account:
+            net += row["debit"] - row["credit"]
+    return net if role in DEBIT_ROLES else -net
+
+
+def account_lines(
+    chart: Chart, account: str, currency: str, page: list[tuple[Key, Row]], balance: int
+) -> tuple[list[dict[str, Any]], int]:
+    """The lines of `page`'s entries on `account` in `currency`, each with the running balance
+    from `balance`; and the balance after them."""
+    debit_side = chart.accounts()[account] in DEBIT_ROLES
+    lines = []
+    for key, row in page:
+        if row["currency"] != currency:
+            continue
+        for role, detail, debit, credit in row["lines"]:
+            if chart.account(role, detail) != account:
+                continue
+            balance += (debit - credit) if debit_side else (credit - debit)
+            lines.append(
+                {
+                    "date": key[0],
+                    "original_date": row["original_date"],
+                    "entry_id": row["entry_id"],
+                    "kind": row["kind"],
+                    "customer_id": row["customer_id"],
+                    "debit": debit,
+                    "credit": credit,
+                    "balance": balance,
+                }
+            )
+    return lines, balance
+
+
+def encode_cursor(parts: list[Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(parts)).decode().rstrip("=")
+
+
+def decode_cursor(text: str, shape: tuple[type, ...]) -> list[Any] | None:
+    """The parts of a cursor made by `encode_cursor`, if they have the types of `shape`."""
+    try:
+        parts = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+    if not isinstance(parts, list) or len(parts) != len(shape):
+        return None
+    if not all(type(part) is kind for part, kind in zip(parts, shape, strict=True)):
+        return None
+    return parts

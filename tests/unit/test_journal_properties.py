@@ -1,0 +1,168 @@
+"""Invariants of the journal (§3.3) on generated businesses: every entry balances, the trial
+balance balances on every day, `deferred_revenue` is the revenue projection's `deferred_end` at
+every month end where no period is closed, and each customer's receivable is what they were
+invoiced less what was credited and paid, plus what was refunded."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.store import store_env
+from api.generator import Business
+from api.ingest import parse_submissions
+from domain.chart import DEFAULT_CHART
+from domain.dates import Month
+from domain.invoice import Invoice
+from domain.ledger import Ledger
+from domain.money import vat_of
+from domain.values import line_ids
+from projections.engine import Rows
+from projections.journal import ENTRIES, JournalProjection, trial_balance
+from projections.revenue import RevenueProjection, summary
+from tests.builders import append, credit_note
+
+
+def ledger_of(business: Business) -> Ledger:
+    ledger = Ledger(store_env("memory://"))
+    events = list(business.events())
+    for start in range(0, len(events), 500):
+        ledger.append(parse_submissions(orjson.dumps({"events": events[start : start + 500]})))
+    return ledger
+
+
+def fold(ledger: Ledger, *projections: Any) -> list[Rows]:
+    folded = []
+    for projection in projections:
+        rows = Rows()
+        for entry in ledger.iter_entries(ledger.last_position(), projection.event_types):
+            projection.fold(rows, entry)
+        folded.append(rows)
+    return folded
+
+
+businesses = st.builds(
+    Business,
+    customers=st.integers(1, 25),
+    start=st.just(date(2025, 1, 1)),
+    months=st.integers(3, 18),
+    seed=st.integers(0, 10_000),
+    eur_percent=st.sampled_from([0, 30]),
+    close_periods=st.booleans(),
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(businesses)
+def test_every_entry_and_every_days_trial_balance_balance(business: Business) -> None:
+    ledger = ledger_of(business)
+    (rows,) = fold(ledger, JournalProjection())
+    days = set()
+    for (booked, _, _), row in rows.scan(ENTRIES):
+        assert sum(line[2] for line in row["lines"]) == sum(line[3] for line in row["lines"])
+        assert all(line[2] >= 0 and line[3] >= 0 for line in row["lines"])
+        days.add(booked)
+    for currency in ("DKK", "EUR"):
+        for day in sorted(days):
+            balance = trial_balance(rows, DEFAULT_CHART, currency, day)
+            assert balance["total_debit"] == balance["total_credit"], (currency, day)
+
+
+@settings(max_examples=25, deadline=None)
+@given(businesses.map(lambda b: Business(**{**_fields(b), "close_periods": False})))
+def test_deferred_revenue_is_deferred_end_at_every_month_end(business: Business) -> None:
+    ledger = ledger_of(business)
+    journal, revenue = fold(ledger, JournalProjection(), RevenueProjection())
+    months = [str(Month(2024 + (12 + i) // 12, 1 + i % 12)) for i in range(40)]
+    for currency in ("DKK", "EUR"):
+        expected = summary(revenue, currency, months)
+        for month in expected:
+            last_day = Month.parse(month["month"]).last_day.isoformat()
+            accounts = trial_balance(journal, DEFAULT_CHART, currency, last_day)["accounts"]
+            deferred = sum(a["balance"] for a in accounts if a["role"] == "deferred_revenue")
+            assert deferred == month["deferred_end"], (currency, month["month"])
+
+
+def _fields(business: Business) -> dict[str, Any]:
+    names = ("customers", "start", "months", "seed", "eur_percent", "close_periods")
+    return {name: getattr(business, name) for name in names}
+
+
+@settings(max_examples=25, deadline=None)
+@given(businesses)
+def test_a_customers_receivable_is_invoiced_less_credited_and_paid_plus_refunded(
+    business: Business,
+) -> None:
+    ledger = ledger_of(business)
+    (rows,) = fold(ledger, JournalProjection())
+    assert receivable_by_customer(rows) == owed_by_the_facts(ledger)
+
+
+def receivable_by_customer(rows: Rows) -> dict[str, int]:
+    booked: dict[str, int] = {}
+    for _, row in rows.scan(ENTRIES):
+        for role, _, debit, credit in row["lines"]:
+            if role == "receivable":
+                owner = row["customer_id"]
+                booked[owner] = booked.get(owner, 0) + debit - credit
+    return {customer: amount for customer, amount in booked.items() if amount}
+
+
+def owed_by_the_facts(ledger: Ledger) -> dict[str, int]:
+    owed: dict[str, int] = {}
+    rates: dict[tuple[str, str], Any] = {}
+    for entry in ledger.iter_entries(ledger.last_position(), _MONEY):
+        event: Any = entry.event
+        amount = 0
+        if isinstance(event, Invoice.Issued):
+            for line_id, line in zip(line_ids(event.lines), event.lines, strict=True):
+                rates[event.invoice_id, line_id] = line.vat_rate
+                amount += line.net + line.vat
+        elif isinstance(event, Invoice.CreditNoteIssued):
+            for credit in event.credited:
+                rate = rates[event.invoice_id, credit.line_id]
+                amount -= credit.amount + vat_of(credit.amount, rate)
+        elif isinstance(event, Invoice.PaymentReceived):
+            amount = -event.amount
+        else:
+            amount = event.amount
+        owed[event.customer_id] = owed.get(event.customer_id, 0) + amount
+    return {customer: amount for customer, amount in owed.items() if amount}
+
+
+_MONEY = (
+    Invoice.Issued,
+    Invoice.CreditNoteIssued,
+    Invoice.PaymentReceived,
+    Invoice.PaymentRefunded,
+)
+
+
+def test_the_invariants_hold_where_entries_move_out_of_closed_months() -> None:
+    business = Business(customers=40, start=date(2025, 1, 1), months=14, seed=3)
+    ledger = ledger_of(business)
+    issued = next(
+        entry.event
+        for entry in ledger.iter_entries(ledger.last_position(), (Invoice.Issued,))
+        if entry.event.issue_date.month == 2  # type: ignore[attr-defined]
+    )
+    late = credit_note("late", issued.invoice_id, issue_date=issued.issue_date)  # type: ignore[attr-defined]
+    append(ledger, late)
+    (rows,) = fold(ledger, JournalProjection())
+    moved = [row for key, row in rows.scan(ENTRIES) if key[0] != row["original_date"]]
+    assert {row["kind"] for row in moved} >= {"credit_note"}
+    assert all(row["original_date"] < key for key, row in _keyed(rows, moved))
+    day = date(2025, 1, 1)
+    while day < date(2026, 6, 1):
+        balance = trial_balance(rows, DEFAULT_CHART, "DKK", day.isoformat())
+        assert balance["total_debit"] == balance["total_credit"]
+        day += timedelta(days=13)
+    assert receivable_by_customer(rows) == owed_by_the_facts(ledger)
+
+
+def _keyed(rows: Rows, chosen: list[Any]) -> list[tuple[str, Any]]:
+    return [(key[0], row) for key, row in rows.scan(ENTRIES) if row in chosen]
