@@ -54,7 +54,7 @@ def journal_lines(
                     str(to_major(credit, row["currency"])) if credit else "",
                     row["currency"],
                     row["customer_id"],
-                    " ".join(row["source_event_ids"]),
+                    row["source_event_id"],
                 ]
                 for role, detail, debit, credit in row["lines"]
             ]

@@ -3,17 +3,27 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from adapters.store import store_env
 from domain.chart import DEFAULT_CHART, Chart, ChartError
 from domain.ledger import Ledger
 from projections.engine import Rows
-from projections.journal import ENTRIES, JournalProjection, entry_id, render, trial_balance
+from projections.journal import (
+    ENTRIES,
+    ENTRY_NAMESPACE,
+    JournalProjection,
+    entry_id,
+    render,
+    trial_balance,
+)
 from tests.builders import (
     append,
     closed,
@@ -275,3 +285,10 @@ def test_a_chart_that_cannot_be_used_is_refused_with_what_is_wrong(
 ) -> None:
     with pytest.raises(ChartError, match=says):
         Chart.from_mapping(mapping)
+
+
+@given(st.sampled_from(["invoice", "recognition"]), st.text(min_size=1, max_size=128))
+def test_an_entry_id_is_the_uuid5_of_kind_source_and_month(kind: str, source: str) -> None:
+    assert entry_id(kind, source, "2026-03") == str(
+        uuid.uuid5(ENTRY_NAMESPACE, f"{kind}/{source}/2026-03")
+    )
