@@ -9,10 +9,10 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 import click
@@ -39,6 +39,7 @@ from api.bootstrap import (
     build_runner,
     tune_garbage_collector,
 )
+from api.checks import check_journal
 from api.export import COLUMNS, journal_lines
 from api.keys import KeyConfigurationError
 from api.settings import Settings
@@ -236,6 +237,38 @@ def rebuild(names: tuple[str, ...]) -> None:
     ledger.close()
 
 
+@projections.command()
+def check() -> None:
+    """Check the journal: every entry balances, the trial balance balances on every day,
+    deferred revenue matches recognition, receivables match the log. Exits 1 on a failure."""
+    settings = _database_settings()
+    try:
+        chart = build_chart(settings)
+    except ConfigurationError as error:
+        raise click.ClickException(str(error)) from None
+    ledger = build_ledger(settings)
+    runner = build_runner(settings, ledger)
+    columns = (TextColumn("[bold]{task.description}"), MofNCompleteColumn())
+    with (
+        _snapshots(runner, "journal", "revenue") as (position, rows),
+        Progress(*columns, console=Console(stderr=True)) as bar,
+    ):
+        task = bar.add_task("checking entries", total=None)
+
+        def advance(count: int) -> None:
+            bar.update(task, completed=count)
+
+        findings = check_journal(ledger, position, rows["journal"], rows["revenue"], chart, advance)
+    table = Table("check", "result", "detail", box=None)
+    for finding in findings:
+        table.add_row(finding.check, "ok" if finding.ok else "FAILED", finding.detail)
+    Console().print(table)
+    click.echo(f"checked the journal as of position {position}", err=True)
+    ledger.close()
+    if not all(finding.ok for finding in findings):
+        sys.exit(1)
+
+
 @main.group()
 def export() -> None:
     """Export what the ledger holds, for people and other systems."""
@@ -272,11 +305,10 @@ def export_journal(
         raise click.ClickException(str(error)) from None
     ledger = build_ledger(settings)
     runner = build_runner(settings, ledger)
-    _catch_up(runner)
     columns = (TextColumn("[bold]{task.description}"), MofNCompleteColumn())
     with (
         Progress(*columns, console=Console(stderr=True)) as bar,
-        runner.store.snapshot("journal") as (position, rows),
+        _snapshots(runner, "journal") as (position, rows),
         output.open("w", newline="", encoding="utf-8") if output else _stdout() as file,
     ):
         task = bar.add_task("exporting entries", total=None)
@@ -284,7 +316,7 @@ def export_journal(
         writer.writerow(COLUMNS)
         count = 0
         span = (f"{first:%Y-%m-%d}", f"{last:%Y-%m-%d}")
-        for entry_lines in journal_lines(rows, chart, *span, currency):
+        for entry_lines in journal_lines(rows["journal"], chart, *span, currency):
             writer.writerows(entry_lines)
             count += 1
             if count % 500 == 0:
@@ -303,6 +335,20 @@ def _catch_up(runner: ProjectionRunner) -> None:
             return
         except ProjectionMovedError:
             continue
+
+
+@contextmanager
+def _snapshots(runner: ProjectionRunner, *names: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The named projections' stored rows, caught up to the end of the log and all at one
+    position (read again if another process folded between two of the reads)."""
+    while True:
+        _catch_up(runner)
+        with ExitStack() as stack:
+            taken = {name: stack.enter_context(runner.store.snapshot(name)) for name in names}
+            positions = {position for position, _ in taken.values()}
+            if len(positions) == 1:
+                yield positions.pop(), {name: rows for name, (_, rows) in taken.items()}
+                return
 
 
 @contextmanager

@@ -126,6 +126,9 @@ class PostgresRowStore:
             connection.cursor(row_factory=tuple_row, binary=True) as cursor,
         ):
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            # A reader may work between its queries for longer than the pool's idle limit (an
+            # export, a check holding two projections' snapshots): this transaction only reads.
+            cursor.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
             cursor.execute(
                 SQL("SELECT position FROM {0} WHERE name = %s").format(self._name(TRACKING)),
                 (name,),

@@ -1,9 +1,10 @@
-"""`subledger export journal`, run as an accountant's bookkeeper would."""
+"""`subledger export journal` and `subledger projections check`, run as a bookkeeper would."""
 
 from __future__ import annotations
 
 import csv
 import io
+import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
@@ -71,3 +72,27 @@ def test_export_refuses_what_it_cannot_do(tmp_path: Path) -> None:
     charted = run(url, tmp_path, "export", "journal", "--from", "2026-01-01", "--to", "2026-01-31")
     assert charted.returncode != 0
     assert "no role recievable" in charted.stderr
+
+
+def test_the_journal_check_passes_on_true_books_and_fails_on_tampered_ones(
+    database_url: str, tmp_path: Path
+) -> None:
+    append_business(database_url)
+    checked = run(database_url, tmp_path, "projections", "check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    results = [line.split()[-1] for line in checked.stdout.splitlines()[1:] if line.strip()]
+    assert "FAILED" not in checked.stdout
+    assert len(results) == 4
+    for check in ("entries balance", "trial balance balances every day", "receivables match"):
+        assert check in checked.stdout
+    if not database_url.startswith("sqlite"):
+        return
+    with sqlite3.connect(database_url.removeprefix("sqlite:///")) as connection:
+        connection.execute(
+            "UPDATE subledger_journal_totals SET debit = debit + 1"
+            " WHERE (currency, date, role, detail) = (SELECT currency, date, role, detail"
+            " FROM subledger_journal_totals WHERE debit > 0 LIMIT 1)"
+        )
+    tampered = run(database_url, tmp_path, "projections", "check")
+    assert tampered.returncode == 1
+    assert "FAILED" in tampered.stdout
