@@ -3,12 +3,16 @@ card, time travel, and the chart of accounts from the configuration file."""
 
 from __future__ import annotations
 
+import re
+import shlex
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
@@ -16,7 +20,7 @@ from api.app import create_app
 from api.bootstrap import ConfigurationError
 from api.settings import Settings
 from tests.builders import closed, credit_note, customer, invoice, line, payment, wire_event
-from tests.conftest import API_KEYS, WRITE
+from tests.conftest import API_KEYS, READ, WRITE
 from tests.integration.test_revenue_api import MONTHLY, get, post
 
 SPRING = {"from": "2026-01-01", "to": "2026-06-30"}
@@ -246,3 +250,16 @@ def test_a_named_configuration_file_must_exist(tmp_path: Path) -> None:
         create_app(
             Settings(database_url="memory://", api_keys=API_KEYS, config=tmp_path / "none.toml")
         )
+
+
+def test_the_docs_show_the_services_own_answers(client: TestClient) -> None:
+    the_credit_example(client)
+    post(client, wire_event(payment(amount=250, method="card", received_on=date(2026, 3, 6))))
+    text = (Path(__file__).parents[2] / "docs" / "journal.md").read_text()
+    commands = [c for c in re.findall(r"```sh\n(.*?)\n```", text, re.DOTALL) if "curl" in c]
+    shown = re.findall(r"```json\n(.*?)\n```", text, re.DOTALL)
+    assert len(commands) == len(shown) == 3
+    for command, answer in zip(commands, shown, strict=True):
+        url = urlsplit(next(p for p in shlex.split(command) if p.startswith("http")))
+        actual = client.get(f"{url.path}?{url.query}", headers=READ)
+        assert actual.json() == orjson.loads(answer), url
