@@ -5,16 +5,23 @@
 
 1. Appends a generated business (thousands of customers over three years: plans, trials,
    discounts, upgrades, pauses, churn, credit notes, refunds, late payments, two currencies) in
-   batches of 1,000 through the ledger, made in chunks so that it never sits in memory whole.
+   batches of 1,000 through the ledger, made in chunks of customers so that it never sits in
+   memory whole, and then closes the months of its first two years.
 2. Reads the whole log with raw psycopg (binary, keyset pages of 2,000 rows): rows/s.
 3. Rebuilds every projection in a process of its own: events/s of the log, and that process's
    peak memory.
-4. Starts `subledger serve` and times the revenue summary on live rows, as of `known_at`
-   instants across the log, and as of `position=` the end of the log.
+4. Runs `subledger projections check` on the rebuilt rows: every journal entry balances, the
+   trial balance balances on every day, deferred revenue matches recognition at every month
+   end, and receivables match the log; fails the benchmark if any does not.
+5. Starts `subledger serve` and times the revenue summary and the trial balance on live rows, a
+   month's journal entries, and the summary as of `known_at` instants across the log and as of
+   `position=` the end of the log.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -40,6 +47,7 @@ from bench.harness import (  # noqa: E402
     timed,
     vacuum,
 )
+from domain.dates import Month  # noqa: E402
 from domain.ledger import Ledger  # noqa: E402
 
 SECRET = "bench-reader-secret-0001"
@@ -47,15 +55,19 @@ CUSTOMERS_PER_CHUNK = 4000
 
 
 def append_business(url: str, wanted: int) -> int:
+    """Append chunks of customers over the same three years, then close the first two years'
+    months (as a business that has closed its books for them): `wanted` events in all."""
     ledger = Ledger(store_env(url))
+    closing = [
+        {"id": f"evt_close_{month}", "type": "period.closed", "data": {"period": str(month)}}
+        for month in _months(Month(2023, 1), 24)
+    ]
     appended = 0
     chunk = 0
     started = time.perf_counter()
-    while appended < wanted:
-        business = Business(
-            customers=CUSTOMERS_PER_CHUNK, seed=100 + chunk, close_periods=chunk == 0
-        )
-        events = list(business.events())[: wanted - appended]
+    while appended < wanted - len(closing):
+        business = Business(customers=CUSTOMERS_PER_CHUNK, seed=100 + chunk, close_periods=False)
+        events = list(business.events())[: wanted - len(closing) - appended]
         for start in range(0, len(events), 1000):
             body = orjson.dumps({"events": events[start : start + 1000]})
             ledger.append(parse_submissions(body))
@@ -63,8 +75,33 @@ def append_business(url: str, wanted: int) -> int:
         chunk += 1
         rate = appended / (time.perf_counter() - started)
         print(f"  appended {appended:,} events ({rate:,.0f}/s)", flush=True)
+    ledger.append(parse_submissions(orjson.dumps({"events": closing})))
     ledger.close()
-    return appended
+    return appended + len(closing)
+
+
+def _months(first: Month, count: int) -> list[Month]:
+    months = [first]
+    while len(months) < count:
+        months.append(months[-1].next())
+    return months
+
+
+def check(url: str) -> tuple[float, list[str]]:
+    """`subledger projections check` on the rebuilt rows: its time and its findings."""
+    env = {**os.environ, "SUBLEDGER_DATABASE_URL": url}
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "api.cli", "projections", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"the journal check failed:\n{done.stdout}{done.stderr[-2000:]}")
+    return seconds, [line.strip() for line in done.stdout.splitlines()[1:] if line.strip()]
 
 
 def queries(url: str, database_url: str, schema: str) -> dict[str, Any]:
@@ -79,6 +116,12 @@ def queries(url: str, database_url: str, schema: str) -> dict[str, Any]:
         timed(client, "/v1/revenue/summary", **span)
         live = [timed(client, "/v1/revenue/summary", **span)[0] for _ in range(50)]
         results["live"] = percentiles(live)
+        balance = {"as_of": "2025-12-31", "currency": "DKK"}
+        trial = [timed(client, "/v1/ledger/trial-balance", **balance)[0] for _ in range(50)]
+        results["trial_balance"] = percentiles(trial)
+        month = {"from": "2025-06-01", "to": "2025-06-30", "limit": 1000}
+        pages = [timed(client, "/v1/ledger/entries", **month)[0] for _ in range(50)]
+        results["entries"] = percentiles(pages)
         with psycopg.connect(database_url) as connection:
             moments = [
                 connection.execute(
@@ -116,11 +159,21 @@ def main() -> None:
             f"  ({result['seconds']:.1f} s, {rate / raw:.2f} × the raw read)"
         )
         print(f"peak memory of the rebuild:        {result['peak_mib']:12,.0f} MiB")
+        seconds, findings = check(url)
+        print(f"subledger projections check:       {seconds:12.1f} s")
+        for finding in findings:
+            print(f"  {finding}")
         answers = queries(url, database_url, schema)
         p50, p95 = answers["live"]
         print(
             f"revenue summary on live rows:      p50 {p50 * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms"
         )
+        for name, label in (("trial_balance", "trial balance"), ("entries", "a month's entries")):
+            p50, p95 = answers[name]
+            print(
+                f"{label + ', 1,000 a page:' if name == 'entries' else label + ':':34} "
+                f"p50 {p50 * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms"
+            )
         print(
             "revenue summary as of known_at at 25/50/75% of the log: "
             + ", ".join(f"{t:.2f} s" for t in answers["known_at"])
