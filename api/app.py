@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,6 +16,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.follow import Follower
+from adapters.store import store_kind
 from api.bootstrap import (
     build_chart,
     build_keys,
@@ -29,9 +31,12 @@ from api.reads import Reader
 from api.responses import OrjsonResponse
 from api.routes import events, health, mrr, revenue
 from api.routes import ledger as ledger_routes
+from api.routes import sync as sync_routes
 from api.schemas.documents import append_request_schema
 from api.settings import Settings
+from api.sync import Sync
 from domain.ledger import Ledger
+from projections.runner import ProjectionRunner
 
 logger = logging.getLogger("subledger.api")
 VERSION = "0.1.0"
@@ -74,11 +79,13 @@ def create_app(
         )
         if follower is not None:
             follower.start()
+        app.state.sync, stop_sync = _start_sync(settings, app.state.ledger, runner, server_process)
         if server_process:
             tune_garbage_collector()
         try:
             yield
         finally:
+            stop_sync()
             if follower is not None:
                 follower.stop()
             if owned:
@@ -103,10 +110,35 @@ def create_app(
     app.include_router(revenue.router)
     app.include_router(mrr.router)
     app.include_router(ledger_routes.router)
+    app.include_router(sync_routes.router)
 
     app.add_middleware(RequestIdMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _start_sync(
+    settings: Settings, ledger: Ledger, runner: ProjectionRunner, deliver: bool
+) -> tuple[Sync | None, Callable[[], None]]:
+    """The process's sync service (None on a memory store), delivering in a thread of its own
+    when this is the server's process and targets are configured; and how to stop it."""
+    if store_kind(settings.database_url) == "memory":
+        return None, lambda: None
+    service = Sync(settings, ledger, runner)
+    if not deliver or not service.targets:
+        return service, service.close
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=service.run, args=(stop, settings.sync_workers), name="sync", daemon=True
+    )
+    thread.start()
+
+    def halt() -> None:
+        stop.set()
+        thread.join(30)
+        service.close()
+
+    return service, halt
 
 
 class RequestIdMiddleware:

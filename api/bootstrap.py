@@ -15,6 +15,7 @@ from domain.ledger import Ledger
 from projections.engine import Projection
 from projections.journal import JournalProjection
 from projections.mrr import MrrProjection
+from projections.outbox import OutboxProjection
 from projections.revenue import RevenueProjection
 from projections.runner import ProjectionRunner
 
@@ -38,6 +39,7 @@ def build_projections(settings: Settings) -> list[Projection]:
         RevenueProjection(default_policy=settings.recognition),
         MrrProjection(),
         JournalProjection(default_policy=settings.recognition),
+        OutboxProjection(),
     ]
 
 

@@ -356,5 +356,15 @@ def _stdout() -> Iterator[TextIO]:
     yield sys.stdout
 
 
+from api.sync_cli import sync  # noqa: E402  (it imports this module's helpers)
+
+main.add_command(sync)
+
+
+from api.sandbox_cli import sandbox  # noqa: E402
+
+main.add_command(sandbox)
+
+
 if __name__ == "__main__":
     sys.exit(main())

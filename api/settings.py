@@ -45,6 +45,21 @@ class Settings(BaseSettings):
         " missing, the defaults apply",
     )
 
+    sync_workers: int = Field(
+        default=2, ge=1, le=32, description="Threads delivering outbox messages per process"
+    )
+    sync_lease_seconds: float = Field(
+        default=120,
+        gt=0,
+        description="How long a claimed message is a worker's before another may take it over",
+    )
+    sync_backoff_seconds: float = Field(
+        default=1.0, gt=0, description="The first retry's delay; each further retry doubles it"
+    )
+    sync_backoff_cap_seconds: float = Field(
+        default=300.0, gt=0, description="The longest delay between two retries"
+    )
+
     def store_options(self) -> StoreOptions:
         return StoreOptions(
             lock_timeout_seconds=self.lock_timeout_seconds,

@@ -1,0 +1,231 @@
+"""The dispatcher: moves messages from the outbox into the delivery log, and from there to the
+targets, with retries, backoff and a lease on each claim.
+
+`enqueue` pairs every outbox message after each target's cursor with that target, and, once a
+month has ended (by the dispatcher's clock), its recognition voucher; if the journal's revenue of
+an ended month changes after its voucher was enqueued (a late fact in an open month), a further
+voucher for the difference follows, so the target's books always add up to ours.
+
+`Dispatcher.deliver_one` claims one message, has its target send it, and records the attempt:
+`sent`; `pending` again after a backoff (exponential with jitter, at least the target's
+`Retry-After`) when retrying may help; or `failed`, with a notification, when it cannot. A
+failed message holds its customer's later messages until it is retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from adapters.sync.log import Attempt, DeliveryLog, Message, NewMessage
+from adapters.sync.port import RejectedError, RetryableError, Target, Trace
+from domain.chart import Chart
+from domain.dates import Month
+from projections.engine import RowSource
+from projections.journal import TOTALS
+from projections.outbox import BOOKS_LANE, message_id, messages_after, recognition_voucher
+
+log = logging.getLogger("subledger.sync")
+
+Clock = Callable[[], datetime]
+Notify = Callable[[Message, str], None]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# Enqueueing.
+
+
+def enqueue_messages(
+    delivery: DeliveryLog, outbox: RowSource, position: int, targets: Sequence[str], now: datetime
+) -> int:
+    """Pair the outbox's messages after each target's cursor with the target; the number new."""
+    if not targets:
+        return 0
+    after = min(delivery.cursor(target) for target in targets)
+    inserted = 0
+    while after < position:
+        page = [m for m in messages_after(outbox, after, 1000) if m["position"] <= position]
+        if not page:
+            break
+        new = [
+            NewMessage(
+                id=message_id(target, m["kind"], m["source_event_id"]),
+                target=target,
+                lane=m["lane"],
+                seq=m["position"],
+                kind=m["kind"],
+                source=m["source_event_id"],
+                dated=_dated(m["payload"]),
+                payload=m["payload"],
+            )
+            for m in page
+            for target in targets
+        ]
+        after = page[-1]["position"]
+        inserted += delivery.enqueue(new, now, dict.fromkeys(targets, after))
+    delivery.enqueue([], now, dict.fromkeys(targets, position))
+    return inserted
+
+
+def _dated(payload: dict[str, Any]) -> str:
+    """The business date of a message (a document's date; a contact has none: the empty
+    string, which sorts before every date)."""
+    return str(payload.get("issue_date") or payload.get("date") or "")
+
+
+def enqueue_vouchers(
+    delivery: DeliveryLog, books: RowSource, chart: Chart, targets: Sequence[str], today: date
+) -> int:
+    """Each ended month's recognition voucher (or the difference since the last), per target."""
+    days = sorted({key[1] for key, _ in books.scan(TOTALS)})
+    if not days:
+        return 0
+    month, inserted = Month.of(date.fromisoformat(days[0])), 0
+    while month.last_day < today:
+        voucher = recognition_voucher(books, chart, month)
+        for target in targets:
+            inserted += _enqueue_voucher(delivery, target, voucher, month)
+        month = month.next()
+    return inserted
+
+
+def _enqueue_voucher(
+    delivery: DeliveryLog, target: str, voucher: dict[str, Any], month: Month
+) -> int:
+    before = delivery.vouchers(target, voucher["date"])
+    sent: dict[tuple[str, str], int] = {}
+    for message in before:
+        for line in message.payload["lines"]:
+            _add(sent, line)
+    wanted: dict[tuple[str, str], int] = {}
+    for line in voucher["lines"]:
+        _add(wanted, line)
+    difference = {key: wanted.get(key, 0) - sent.get(key, 0) for key in wanted.keys() | sent}
+    lines = [
+        {
+            "account": account,
+            "currency": currency,
+            "side": "debit" if amount > 0 else "credit",
+            "amount": abs(amount),
+        }
+        for (account, currency), amount in sorted(difference.items())
+        if amount
+    ]
+    if not lines:
+        return 0
+    revision = len(before)
+    source = str(month) if revision == 0 else f"{month}/r{revision}"
+    new = NewMessage(
+        id=message_id(target, "recognition", source),
+        target=target,
+        lane=BOOKS_LANE,
+        seq=(month.year * 12 + month.month) * 1000 + revision,
+        kind="recognition",
+        source=source,
+        dated=voucher["date"],
+        payload={"month": str(month), "date": voucher["date"], "lines": lines},
+    )
+    return delivery.enqueue([new], _now())
+
+
+def _add(amounts: dict[tuple[str, str], int], line: dict[str, Any]) -> None:
+    key = (line["account"], line["currency"])
+    signed = line["amount"] if line["side"] == "debit" else -line["amount"]
+    amounts[key] = amounts.get(key, 0) + signed
+
+
+# Delivering.
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    lease: timedelta = timedelta(seconds=120)
+    backoff_base: float = 1.0
+    backoff_cap: float = 300.0
+    idle: float = 0.5
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        delivery: DeliveryLog,
+        targets: Mapping[str, Target],
+        settings: DispatchSettings | None = None,
+        notify: Notify | None = None,
+        clock: Clock = _now,
+    ) -> None:
+        self.delivery = delivery
+        self.targets = targets
+        self.settings = settings or DispatchSettings()
+        self.notify = notify
+        self.clock = clock
+        self.random = random.Random()  # noqa: S311 (jitter, not secrets)
+
+    def deliver_one(self, target: str) -> bool:
+        """Claim and send one message of `target`; False if none was due."""
+        message = self.delivery.claim(target, self.clock(), self.settings.lease)
+        if message is None:
+            return False
+        trace, started = Trace(), self.clock()
+        clock_start = time.perf_counter()
+        ids: dict[str, Any] = {}
+        error: str | None = None
+        try:
+            ids = self.targets[target].send(message, trace)
+            status, outcome, retry_at = "sent", "sent", None
+        except RetryableError as problem:
+            error, status, outcome = str(problem), "pending", "retry"
+            retry_at = self.clock() + timedelta(seconds=self._backoff(message, problem))
+        except RejectedError as problem:
+            error, status, outcome, retry_at = str(problem), "failed", "failed", None
+        except Exception as problem:  # a bug of ours: keep the message, say what happened
+            log.exception("sending %s to %s failed unexpectedly", message.id, target)
+            error = f"{type(problem).__name__}: {problem}"
+            status, outcome = "pending", "retry"
+            retry_at = self.clock() + timedelta(seconds=self._backoff(message, None))
+        attempt = Attempt(
+            started_at=started,
+            duration_ms=round((time.perf_counter() - clock_start) * 1000),
+            requests=trace.requests,
+            http_status=trace.status,
+            target_ids=ids,
+            error=error,
+            outcome=outcome,
+        )
+        self.delivery.finish(message, attempt, status, retry_at)
+        if status == "failed" and self.notify is not None and error is not None:
+            try:
+                self.notify(message, error)
+            except Exception:
+                log.exception("the notification of %s's failure was not delivered", message.id)
+        return True
+
+    def _backoff(self, message: Message, problem: RetryableError | None) -> float:
+        exponent = min(message.attempts - 1, 30)
+        delay: float = min(self.settings.backoff_cap, self.settings.backoff_base * 2.0**exponent)
+        delay *= self.random.uniform(0.5, 1.0)
+        if problem is not None and problem.retry_after is not None:
+            delay = max(delay, problem.retry_after)
+        return delay
+
+    def work(self, stop: threading.Event) -> None:
+        """Deliver messages of every target until `stop` is set, resting while none is due."""
+        while not stop.is_set():
+            busy = False
+            for target in self.targets:
+                try:
+                    busy |= self.deliver_one(target)
+                except Exception:
+                    log.exception("the delivery log could not be read or written")
+                    stop.wait(self.settings.idle)
+            if not busy:
+                stop.wait(self.settings.idle)

@@ -1,0 +1,108 @@
+"""HTTP to an accounting target: one httpx client per target, its request budget, and the
+translation of what went wrong into retryable or rejected.
+
+Every request first takes a slot of the target's budget (requests per minute, shared through
+the delivery log by every worker of every process), then is noted in the attempt's trace
+without headers (so no token ever reaches a log). Timeouts and broken connections, 429 and 5xx
+raise `RetryableError` (with `Retry-After` when the target sent one); other 4xx raise
+`RejectedError` with the target's own words.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from adapters.sync.port import RejectedError, RetryableError, Trace
+
+Budget = Callable[[], float]
+"""Takes one request of the target's budget: 0, or the seconds to wait before asking again."""
+
+Explain = Callable[[httpx.Response], str]
+
+
+class TargetHTTP:
+    def __init__(
+        self,
+        base_url: str,
+        headers: dict[str, str],
+        timeout: float,
+        budget: Budget | None,
+        explain: Explain,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.client = httpx.Client(
+            base_url=base_url, headers=headers, timeout=timeout, transport=transport
+        )
+        self.budget = budget
+        self.explain = explain
+
+    def request(
+        self,
+        trace: Trace,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+    ) -> Any:
+        """The decoded JSON answer of a 2xx; raises `RetryableError` or `RejectedError`."""
+        self._wait_for_budget()
+        started = time.perf_counter()
+        line = f"{method} {path}"
+        try:
+            response = self.client.request(method, path, params=params, json=json)
+        except httpx.TimeoutException as error:
+            trace.requests.append(f"{line} → timeout ({_ms(started)} ms)")
+            raise RetryableError(f"{line}: timed out ({type(error).__name__})") from None
+        except httpx.TransportError as error:
+            trace.requests.append(f"{line} → {type(error).__name__} ({_ms(started)} ms)")
+            raise RetryableError(f"{line}: connection failed ({type(error).__name__})") from None
+        trace.status = response.status_code
+        trace.requests.append(f"{line} → {response.status_code} ({_ms(started)} ms)")
+        if response.status_code == 429 or response.status_code >= 500:
+            raise RetryableError(
+                f"{line}: {response.status_code} {self.explain(response)}",
+                response.status_code,
+                _retry_after(response),
+            )
+        if response.status_code >= 400:
+            raise RejectedError(
+                f"{line}: {response.status_code} {self.explain(response)}", response.status_code
+            )
+        try:
+            return response.json()
+        except ValueError:
+            raise RetryableError(f"{line}: an answer that is not JSON") from None
+
+    def _wait_for_budget(self) -> None:
+        if self.budget is None:
+            return
+        while (wait := self.budget()) > 0:
+            time.sleep(wait)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _ms(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """`Retry-After` in seconds, given as seconds or as an HTTP date."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = datetime.strptime(value, "%a, %d %b %Y %H:%M:%S GMT").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

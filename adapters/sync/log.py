@@ -1,0 +1,481 @@
+"""The delivery log: what each accounting target has been sent, and every attempt (§7).
+
+Unlike the projections it is never rebuilt: it records what the outside world has seen. Each
+outbox message meets each configured target here as a row of `sync_messages` (under its fixed
+id, `projections.outbox.message_id`), inserted once whatever replays or rebuilds happen
+(`INSERT ... ON CONFLICT DO NOTHING`). A row moves `pending → sending → sent`, or to `failed`
+on an error that retrying cannot fix; `sync_attempts` keeps every attempt.
+
+Claiming is safe with any number of workers in any number of processes: a claim is one
+`UPDATE ... RETURNING` of the oldest due message that heads its lane (no earlier message of
+the same target and customer is unsent), with `FOR UPDATE SKIP LOCKED` on PostgreSQL and
+SQLite's single writer elsewhere. A claim is a lease: a worker killed while sending leaves the
+message `sending` until the lease ends, and then another worker takes it over (the adapters
+look for what they create before creating it, so taking over never duplicates).
+
+The same SQL runs on PostgreSQL and SQLite; instants are bound as timezone-aware datetimes on
+PostgreSQL (`timestamptz`) and as fixed-width UTC text on SQLite, so that both compare them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import orjson
+from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.sqlite import SQLiteDatastore
+from psycopg.sql import SQL, Identifier
+
+STATUSES: Final = ("pending", "sending", "sent", "failed")
+
+_TABLES: Final = (
+    """CREATE TABLE IF NOT EXISTS sync_messages (
+        id text PRIMARY KEY,
+        target text NOT NULL,
+        lane text NOT NULL,
+        seq bigint NOT NULL,
+        kind text NOT NULL,
+        source text NOT NULL,
+        dated text NOT NULL,
+        payload text NOT NULL,
+        status text NOT NULL,
+        attempts integer NOT NULL DEFAULT 0,
+        next_attempt_at {instant} NOT NULL,
+        claimed_until {instant},
+        target_ids text,
+        last_error text,
+        created_at {instant} NOT NULL,
+        updated_at {instant} NOT NULL,
+        sent_at {instant})""",
+    "CREATE INDEX IF NOT EXISTS sync_messages_unsent ON sync_messages (target, lane, seq)"
+    " WHERE status <> 'sent'",
+    "CREATE INDEX IF NOT EXISTS sync_messages_due ON sync_messages (target, seq)"
+    " WHERE status IN ('pending', 'sending')",
+    "CREATE INDEX IF NOT EXISTS sync_messages_status ON sync_messages (status, target, seq)",
+    """CREATE TABLE IF NOT EXISTS sync_attempts (
+        message_id text NOT NULL,
+        number integer NOT NULL,
+        started_at {instant} NOT NULL,
+        duration_ms integer NOT NULL,
+        requests text NOT NULL,
+        http_status integer,
+        target_ids text,
+        error text,
+        outcome text NOT NULL,
+        PRIMARY KEY (message_id, number))""",
+    """CREATE TABLE IF NOT EXISTS sync_cursors (
+        target text PRIMARY KEY,
+        position bigint NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS sync_requests (
+        target text NOT NULL,
+        at {instant} NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS sync_requests_at ON sync_requests (target, at)",
+    """CREATE TABLE IF NOT EXISTS sync_budgets (
+        target text PRIMARY KEY)""",
+)
+_INSTANT_COLUMNS: Final = (
+    "next_attempt_at",
+    "claimed_until",
+    "created_at",
+    "updated_at",
+    "sent_at",
+    "started_at",
+    "at",
+)
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message for one target, as it is enqueued."""
+
+    id: str
+    target: str
+    lane: str
+    seq: int
+    kind: str
+    source: str
+    dated: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Message(NewMessage):
+    """A message as the delivery log holds it."""
+
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    target_ids: dict[str, Any]
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None
+
+    def describe(self) -> dict[str, Any]:
+        """The message as the API shows it."""
+        return {
+            "id": self.id,
+            "target": self.target,
+            "kind": self.kind,
+            "customer_id": self.lane or None,
+            "source": self.source,
+            "dated": self.dated,
+            "status": self.status,
+            "attempts": self.attempts,
+            "next_attempt_at": self.next_attempt_at if self.status == "pending" else None,
+            "target_ids": self.target_ids,
+            "last_error": self.last_error,
+            "created_at": self.created_at,
+            "sent_at": self.sent_at,
+            "payload": self.payload,
+        }
+
+
+@dataclass(frozen=True)
+class Attempt:
+    started_at: datetime
+    duration_ms: int
+    requests: Sequence[str]
+    http_status: int | None
+    target_ids: dict[str, Any]
+    error: str | None
+    outcome: str
+
+
+class _Database:
+    """One SQL text for both databases: `%(name)s` parameters, rows as dicts."""
+
+    def __init__(self, datastore: PostgresDatastore | SQLiteDatastore) -> None:
+        self.datastore = datastore
+        self.postgres = isinstance(datastore, PostgresDatastore)
+
+    @contextmanager
+    def transaction(self) -> Iterator[_Statements]:
+        datastore = self.datastore
+        if isinstance(datastore, PostgresDatastore):
+            with datastore.transaction(commit=True) as cursor:
+                path = SQL("SET LOCAL search_path TO {0}").format(Identifier(datastore.schema))
+                cursor.execute(path)
+                yield _Statements(cursor, postgres=True)
+        else:
+            with datastore.transaction(commit=True) as cursor:
+                yield _Statements(cursor.sqlite_cursor, postgres=False)
+
+
+class _Statements:
+    def __init__(self, cursor: Any, postgres: bool) -> None:
+        self.cursor, self.postgres = cursor, postgres
+
+    def run(self, sql: str, **parameters: Any) -> list[dict[str, Any]]:
+        if self.postgres:
+            self.cursor.execute(sql, parameters)
+        else:
+            sql = re.sub(r"%\((\w+)\)s", r":\1", sql).replace(" FOR UPDATE SKIP LOCKED", "")
+            sql = sql.replace(" FOR UPDATE", "")
+            self.cursor.execute(sql, {k: _to_sqlite(v) for k, v in parameters.items()})
+        if self.cursor.description is None:
+            return []
+        names = [column[0] for column in self.cursor.description]
+        return [_from_row(names, row) for row in self.cursor.fetchall()]
+
+
+def _to_sqlite(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value
+
+
+def _from_row(names: list[str], row: Any) -> dict[str, Any]:
+    values = (
+        {name: row[name] for name in names}
+        if hasattr(row, "keys")
+        else dict(zip(names, row, strict=True))
+    )
+    for name in _INSTANT_COLUMNS:
+        value = values.get(name)
+        if isinstance(value, str):
+            values[name] = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return values
+
+
+def _message(row: dict[str, Any]) -> Message:
+    return Message(
+        id=row["id"],
+        target=row["target"],
+        lane=row["lane"],
+        seq=row["seq"],
+        kind=row["kind"],
+        source=row["source"],
+        dated=row["dated"],
+        payload=orjson.loads(row["payload"]),
+        status=row["status"],
+        attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        target_ids=orjson.loads(row["target_ids"]) if row["target_ids"] else {},
+        last_error=row["last_error"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        sent_at=row["sent_at"],
+    )
+
+
+class DeliveryLog:
+    def __init__(self, datastore: PostgresDatastore | SQLiteDatastore) -> None:
+        self.db = _Database(datastore)
+
+    def create_tables(self) -> None:
+        instant = "timestamptz" if self.db.postgres else "text"
+        with self.db.transaction() as sql:
+            if self.db.postgres:
+                sql.run("SELECT pg_advisory_xact_lock(hashtext('subledger sync schema'))")
+            for statement in _TABLES:
+                sql.run(statement.format(instant=instant))
+
+    # Enqueueing.
+
+    def cursor(self, target: str) -> int:
+        with self.db.transaction() as sql:
+            found = sql.run("SELECT position FROM sync_cursors WHERE target = %(t)s", t=target)
+        return found[0]["position"] if found else 0
+
+    def enqueue(
+        self, messages: Sequence[NewMessage], now: datetime, cursors: dict[str, int] | None = None
+    ) -> int:
+        """Insert the messages not yet known (by id) as `pending`, and move the targets'
+        cursors forward; the number inserted."""
+        inserted = 0
+        with self.db.transaction() as sql:
+            for message in messages:
+                inserted += len(
+                    sql.run(
+                        "INSERT INTO sync_messages (id, target, lane, seq, kind, source, dated,"
+                        " payload, status, next_attempt_at, created_at, updated_at)"
+                        " VALUES (%(id)s, %(target)s, %(lane)s, %(seq)s, %(kind)s, %(source)s,"
+                        " %(dated)s, %(payload)s, 'pending', %(now)s, %(now)s, %(now)s)"
+                        " ON CONFLICT (id) DO NOTHING RETURNING id",
+                        id=message.id,
+                        target=message.target,
+                        lane=message.lane,
+                        seq=message.seq,
+                        kind=message.kind,
+                        source=message.source,
+                        dated=message.dated,
+                        payload=orjson.dumps(message.payload).decode(),
+                        now=now,
+                    )
+                )
+            for target, position in (cursors or {}).items():
+                sql.run(
+                    "INSERT INTO sync_cursors (target, position) VALUES (%(t)s, %(p)s)"
+                    " ON CONFLICT (target) DO UPDATE SET position = %(p)s"
+                    " WHERE sync_cursors.position < %(p)s",
+                    t=target,
+                    p=position,
+                )
+        return inserted
+
+    def vouchers(self, target: str, month: str) -> list[Message]:
+        """The recognition vouchers of `month` already enqueued for `target`."""
+        with self.db.transaction() as sql:
+            rows = sql.run(
+                "SELECT * FROM sync_messages WHERE target = %(t)s AND kind = 'recognition'"
+                " AND dated = %(d)s ORDER BY seq",
+                t=target,
+                d=month,
+            )
+        return [_message(row) for row in rows]
+
+    # Delivering.
+
+    def claim(self, target: str, now: datetime, lease: timedelta) -> Message | None:
+        """The oldest due message heading its lane at `target`, now `sending` under a lease."""
+        with self.db.transaction() as sql:
+            rows = sql.run(
+                "UPDATE sync_messages SET status = 'sending', claimed_until = %(until)s,"
+                " attempts = attempts + 1, updated_at = %(now)s"
+                " WHERE id = (SELECT c.id FROM sync_messages c"
+                "  WHERE c.target = %(target)s AND c.next_attempt_at <= %(now)s"
+                "  AND (c.status = 'pending'"
+                "       OR (c.status = 'sending' AND c.claimed_until < %(now)s))"
+                "  AND NOT EXISTS (SELECT 1 FROM sync_messages e WHERE e.target = c.target"
+                "   AND e.lane = c.lane AND e.seq < c.seq AND e.status <> 'sent')"
+                "  ORDER BY c.seq LIMIT 1 FOR UPDATE SKIP LOCKED)"
+                " RETURNING *",
+                target=target,
+                now=now,
+                until=now + lease,
+            )
+        return _message(rows[0]) if rows else None
+
+    def finish(
+        self,
+        message: Message,
+        attempt: Attempt,
+        status: str,
+        next_attempt_at: datetime | None = None,
+    ) -> None:
+        """Record an attempt and the message's new status (`sent`, `pending` to retry at
+        `next_attempt_at`, or `failed`)."""
+        ids = {**message.target_ids, **attempt.target_ids}
+        with self.db.transaction() as sql:
+            sql.run(
+                "INSERT INTO sync_attempts (message_id, number, started_at, duration_ms,"
+                " requests, http_status, target_ids, error, outcome) VALUES (%(id)s,"
+                " (SELECT COALESCE(MAX(number), 0) + 1 FROM sync_attempts"
+                "  WHERE message_id = %(id)s),"
+                " %(started)s, %(ms)s, %(requests)s, %(http)s, %(ids)s, %(error)s, %(outcome)s)",
+                id=message.id,
+                started=attempt.started_at,
+                ms=attempt.duration_ms,
+                requests="\n".join(attempt.requests),
+                http=attempt.http_status,
+                ids=orjson.dumps(attempt.target_ids).decode(),
+                error=attempt.error,
+                outcome=attempt.outcome,
+            )
+            now = attempt.started_at + timedelta(milliseconds=attempt.duration_ms)
+            sql.run(
+                "UPDATE sync_messages SET status = %(status)s, claimed_until = NULL,"
+                " next_attempt_at = %(next)s, target_ids = %(ids)s, last_error = %(error)s,"
+                " updated_at = %(now)s,"
+                " sent_at = CASE WHEN %(status)s = 'sent' THEN %(now)s ELSE sent_at END"
+                " WHERE id = %(id)s",
+                id=message.id,
+                status=status,
+                next=next_attempt_at or now,
+                ids=orjson.dumps(ids).decode(),
+                error=attempt.error if status != "sent" else None,
+                now=now,
+            )
+
+    def retry(self, message_id: str, now: datetime) -> Message | None:
+        """A `failed` message back to `pending`, due now; None if there is no such message."""
+        with self.db.transaction() as sql:
+            sql.run(
+                "UPDATE sync_messages SET status = 'pending', next_attempt_at = %(now)s,"
+                " updated_at = %(now)s WHERE id = %(id)s AND status = 'failed'",
+                id=message_id,
+                now=now,
+            )
+        return self.message(message_id)
+
+    def replay(
+        self,
+        target: str,
+        now: datetime,
+        positions: tuple[int, int] | None = None,
+        dates: tuple[str, str] | None = None,
+    ) -> int:
+        """Messages of `target` in a range of source positions or of dates, sent or failed,
+        back to `pending`: the adapters find what the target has and create nothing twice."""
+        bounds: tuple[object, object]
+        if dates is not None:
+            condition, bounds = "dated BETWEEN %(low)s AND %(high)s", dates
+        elif positions is not None:
+            condition = "seq BETWEEN %(low)s AND %(high)s AND kind <> 'recognition'"
+            bounds = positions
+        else:
+            raise ValueError("a range of positions or of dates")
+        with self.db.transaction() as sql:
+            rows = sql.run(
+                "UPDATE sync_messages SET status = 'pending', next_attempt_at = %(now)s,"
+                f" updated_at = %(now)s WHERE target = %(target)s AND {condition}"
+                " AND status IN ('sent', 'failed') RETURNING id",
+                target=target,
+                now=now,
+                low=bounds[0],
+                high=bounds[1],
+            )
+        return len(rows)
+
+    # Reading.
+
+    def message(self, message_id: str) -> Message | None:
+        with self.db.transaction() as sql:
+            rows = sql.run("SELECT * FROM sync_messages WHERE id = %(id)s", id=message_id)
+        return _message(rows[0]) if rows else None
+
+    def attempts(self, message_id: str) -> list[dict[str, Any]]:
+        with self.db.transaction() as sql:
+            rows = sql.run(
+                "SELECT * FROM sync_attempts WHERE message_id = %(id)s ORDER BY number",
+                id=message_id,
+            )
+        for row in rows:
+            row["requests"] = row["requests"].splitlines()
+            row["target_ids"] = orjson.loads(row["target_ids"]) if row["target_ids"] else {}
+        return rows
+
+    def messages(
+        self,
+        target: str | None = None,
+        status: str | None = None,
+        after: tuple[str, int, str] | None = None,
+        limit: int = 100,
+    ) -> list[Message]:
+        """Messages in (target, seq, id) order, optionally of one target and status, after a
+        cursor."""
+        conditions: list[str] = []
+        parameters: dict[str, Any] = {}
+        if target is not None:
+            conditions.append("target = %(target)s")
+            parameters["target"] = target
+        if status is not None:
+            conditions.append("status = %(status)s")
+            parameters["status"] = status
+        if after is not None:
+            conditions.append(
+                "(target > %(a_target)s OR (target = %(a_target)s AND (seq > %(a_seq)s"
+                " OR (seq = %(a_seq)s AND id > %(a_id)s))))"
+            )
+            parameters.update(a_target=after[0], a_seq=after[1], a_id=after[2])
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        with self.db.transaction() as sql:
+            rows = sql.run(
+                f"SELECT * FROM sync_messages {where} ORDER BY target, seq, id LIMIT %(limit)s",
+                limit=limit,
+                **parameters,
+            )
+        return [_message(row) for row in rows]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per target, the number of messages in each status."""
+        with self.db.transaction() as sql:
+            rows = sql.run(
+                "SELECT target, status, COUNT(*) AS n FROM sync_messages GROUP BY target, status"
+            )
+        counts: dict[str, dict[str, int]] = {}
+        for row in rows:
+            counts.setdefault(row["target"], dict.fromkeys(STATUSES, 0))[row["status"]] = row["n"]
+        return counts
+
+    # The request budget.
+
+    def take_request(self, target: str, per_minute: int, now: datetime) -> float:
+        """Take one request of `target`'s budget of `per_minute` in any 60 seconds, shared by
+        every worker of every process: 0 if taken, else the seconds to wait before asking
+        again."""
+        window = now - timedelta(seconds=60)
+        with self.db.transaction() as sql:
+            sql.run(
+                "INSERT INTO sync_budgets (target) VALUES (%(t)s) ON CONFLICT DO NOTHING", t=target
+            )
+            sql.run("SELECT target FROM sync_budgets WHERE target = %(t)s FOR UPDATE", t=target)
+            sql.run(
+                "DELETE FROM sync_requests WHERE target = %(t)s AND at <= %(w)s", t=target, w=window
+            )
+            recent = sql.run(
+                "SELECT at FROM sync_requests WHERE target = %(t)s ORDER BY at", t=target
+            )
+            if len(recent) >= per_minute:
+                oldest: datetime = recent[len(recent) - per_minute]["at"]
+                return max(0.01, (oldest - window).total_seconds())
+            sql.run(
+                "INSERT INTO sync_requests (target, at) VALUES (%(t)s, %(at)s)", t=target, at=now
+            )
+        return 0.0

@@ -1,0 +1,70 @@
+"""The one port every accounting target implements, and what crosses it.
+
+The dispatcher hands a target one message at a time; the target does whatever requests that
+takes (finding what exists, creating what does not, reading back, booking, e-mailing), and
+either returns the ids the target gave, or raises `RetryableError` (a timeout, a dropped
+connection, 429, 5xx: trying again later may work) or `RejectedError` (the target refused
+what we sent, or its totals differ from ours: nothing will change until a person looks). Every
+request made is noted, without secrets, in the trace the dispatcher logs with the attempt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from adapters.sync.log import Message
+
+
+class RetryableError(Exception):
+    def __init__(
+        self, message: str, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class RejectedError(Exception):
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Trace:
+    """The requests of one attempt, as `METHOD path → status (ms)` lines, and the last status."""
+
+    requests: list[str] = field(default_factory=list)
+    status: int | None = None
+
+
+@dataclass(frozen=True)
+class TargetInvoice:
+    """An invoice or credit note as the target holds it, in minor units."""
+
+    number: str
+    kind: str
+    gross: int
+    balance: int
+    state: str
+    payments: int
+
+
+class Target(Protocol):
+    name: str
+
+    def send(self, message: Message, trace: Trace) -> dict[str, Any]:
+        """Make the target hold what `message` says, creating nothing twice; the target's ids."""
+        ...
+
+    def check(self, products: set[str]) -> list[str]:
+        """What in the mapping does not hold at the target (its accounts, and the products the
+        outbox names): empty if all does."""
+        ...
+
+    def invoices(self) -> list[TargetInvoice]:
+        """Every invoice and credit note the target holds, for reconciliation."""
+        ...
+
+    def close(self) -> None: ...

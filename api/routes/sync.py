@@ -1,0 +1,202 @@
+"""Syncing, seen and steered (§7): the delivery log's messages with their attempts, a retry of a
+failed one, a replay of a range, and a reconciliation of our invoices with a target's."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from api.auth import ReadKey, require
+from api.errors import ApiError
+from api.keys import ApiKey
+from api.responses import OrjsonResponse
+from api.sync import Sync
+from projections.outbox import MESSAGES, invoice_balances
+
+router = APIRouter(prefix="/v1/sync", tags=["sync"])
+AdminKey = Annotated[ApiKey, Depends(require("admin"))]
+Status = Literal["pending", "sending", "sent", "failed"]
+
+
+def _sync(request: Request) -> Sync:
+    sync: Sync | None = getattr(request.app.state, "sync", None)
+    if sync is None:
+        raise ApiError(
+            409, "SYNC_UNAVAILABLE", "syncing needs a database: use sqlite:/// or postgresql://"
+        )
+    return sync
+
+
+def _known_target(sync: Sync, target: str) -> None:
+    if target not in sync.targets:
+        known = ", ".join(sync.targets) or "none"
+        raise ApiError(404, "NOT_FOUND", f"no target {target!r} is configured (known: {known})")
+
+
+@router.get("/messages", summary="The delivery log's messages, a page at a time")
+def sync_messages(
+    request: Request,
+    _: ReadKey,
+    status: Annotated[Status | None, Query(description="only messages in this status")] = None,
+    target: Annotated[str | None, Query(max_length=64)] = None,
+    after: Annotated[str | None, Query(max_length=512, description="`next` of a page")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> OrjsonResponse:
+    sync = _sync(request)
+    cursor = _decode(after) if after else None
+    found = sync.delivery.messages(target, status, cursor, limit)
+    last = found[-1] if len(found) == limit else None
+    body = {
+        "messages": [m.describe() for m in found],
+        "next": _encode([last.target, last.seq, last.id]) if last else None,
+    }
+    return OrjsonResponse(body)
+
+
+@router.get("/messages/{message_id}", summary="One message with every attempt to send it")
+def sync_message(
+    request: Request, _: ReadKey, message_id: Annotated[str, Path(max_length=64)]
+) -> OrjsonResponse:
+    sync = _sync(request)
+    message = sync.delivery.message(message_id)
+    if message is None:
+        raise ApiError(404, "NOT_FOUND", f"no message {message_id!r}")
+    return OrjsonResponse({**message.describe(), "attempts": sync.delivery.attempts(message_id)})
+
+
+@router.post("/messages/{message_id}/retry", summary="Send a failed message again")
+def sync_retry(
+    request: Request, _: AdminKey, message_id: Annotated[str, Path(max_length=64)]
+) -> OrjsonResponse:
+    sync = _sync(request)
+    before = sync.delivery.message(message_id)
+    if before is None:
+        raise ApiError(404, "NOT_FOUND", f"no message {message_id!r}")
+    if before.status != "failed":
+        raise ApiError(
+            409, "NOT_FAILED", f"the message is {before.status}: only a failed one is retried"
+        )
+    after = sync.delivery.retry(message_id, datetime.now(UTC))
+    assert after is not None
+    return OrjsonResponse(after.describe(), status_code=202)
+
+
+class Replay(BaseModel):
+    """A target and a range of log positions or of document dates, both ends included."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: str = Field(max_length=64)
+    from_position: int | None = Field(default=None, ge=0)
+    to_position: int | None = Field(default=None, ge=0)
+    from_date: date | None = None
+    to_date: date | None = None
+
+    @model_validator(mode="after")
+    def one_kind_of_range(self) -> Replay:
+        positions = self.from_position is not None or self.to_position is not None
+        dates = self.from_date is not None or self.to_date is not None
+        if positions == dates:
+            raise ValueError("give a range of positions or a range of dates (not both)")
+        return self
+
+
+@router.post("/replay", summary="Send a range of messages again, creating nothing twice")
+def sync_replay(request: Request, _: AdminKey, replay: Replay) -> OrjsonResponse:
+    sync = _sync(request)
+    _known_target(sync, replay.target)
+    now = datetime.now(UTC)
+    if replay.from_date is not None or replay.to_date is not None:
+        low = replay.from_date.isoformat() if replay.from_date else ""
+        high = replay.to_date.isoformat() if replay.to_date else "9999-12-31"
+        count = sync.delivery.replay(replay.target, now, dates=(low, high))
+    else:
+        span = (replay.from_position or 0, replay.to_position or 2**62)
+        count = sync.delivery.replay(replay.target, now, positions=span)
+    return OrjsonResponse({"target": replay.target, "replayed": count}, status_code=202)
+
+
+@router.get("/reconciliation", summary="Our invoices and credit notes beside the target's")
+def sync_reconciliation(
+    request: Request, _: ReadKey, target: Annotated[str, Query(max_length=64)]
+) -> OrjsonResponse:
+    sync = _sync(request)
+    _known_target(sync, target)
+    with sync.snapshots() as (position, rows):
+        ours = invoice_balances(rows["outbox"])
+        credit_notes = _credit_notes(rows["outbox"])
+    theirs = {(i.kind, i.number): i for i in sync.targets[target].invoices()}
+    differences: list[dict[str, Any]] = []
+    for invoice in ours.values():
+        held = theirs.pop(("invoice", str(invoice["number"])), None)
+        _compare(differences, "invoice", invoice["number"], invoice, held)
+    for number, gross in credit_notes.items():
+        held = theirs.pop(("credit_note", number), None)
+        _compare(differences, "credit_note", number, {"gross": gross}, held)
+    for kind, number in sorted(theirs):
+        differences.append({"kind": kind, "number": number, "problem": "only at the target"})
+    body = {
+        "target": target,
+        "position": position,
+        "invoices": len(ours),
+        "credit_notes": len(credit_notes),
+        "open_balance": sum(i["balance"] for i in ours.values()),
+        "differences": differences,
+    }
+    return OrjsonResponse(body, headers={"X-Log-Position": str(position)})
+
+
+def _credit_notes(rows: Any) -> dict[str, int]:
+    return {
+        str(row["payload"]["number"]): row["payload"]["gross"]
+        for _, row in rows.scan(MESSAGES)
+        if row["kind"] == "credit_note"
+    }
+
+
+def _compare(
+    differences: list[dict[str, Any]], kind: str, number: str, ours: dict[str, Any], held: Any
+) -> None:
+    if held is None:
+        differences.append({"kind": kind, "number": number, "problem": "missing at the target"})
+        return
+    if held.gross != ours["gross"]:
+        differences.append(
+            {
+                "kind": kind,
+                "number": number,
+                "problem": "gross",
+                "ours": ours["gross"],
+                "theirs": held.gross,
+            }
+        )
+    if "balance" in ours and held.balance != ours["balance"]:
+        differences.append(
+            {
+                "kind": kind,
+                "number": number,
+                "problem": "open balance",
+                "ours": ours["balance"],
+                "theirs": held.balance,
+            }
+        )
+
+
+def _encode(key: list[Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(key)).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> tuple[str, int, str]:
+    try:
+        target, seq, message_id = orjson.loads(
+            base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        )
+        return str(target), int(seq), str(message_id)
+    except (binascii.Error, ValueError, TypeError, orjson.JSONDecodeError):
+        raise ApiError(422, "INVALID_CURSOR", "`after` is not a cursor this service gave") from None

@@ -1,0 +1,141 @@
+"""`subledger sync`: run the dispatcher, see where delivery stands, check a target's mapping."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from api.bootstrap import ConfigurationError, build_ledger, build_runner
+from api.settings import Settings
+from api.sync import Sync
+from projections.outbox import MESSAGES
+
+
+def _sync() -> tuple[Settings, Sync]:
+    from api.cli import _database_settings
+
+    settings = _database_settings()
+    ledger = build_ledger(settings)
+    try:
+        return settings, Sync(settings, ledger, build_runner(settings, ledger))
+    except ConfigurationError as error:
+        ledger.close()
+        raise click.ClickException(str(error)) from None
+
+
+@click.group()
+def sync() -> None:
+    """Deliver the outbox to the accounting targets of subledger.toml."""
+
+
+@sync.command()
+@click.option("--workers", type=click.IntRange(1, 32), default=None, help="Delivering threads.")
+@click.option("--once", is_flag=True, help="Deliver what is due, then stop.")
+def run(workers: int | None, once: bool) -> None:
+    """Enqueue and deliver until stopped (Ctrl-C or SIGTERM); safe beside other workers."""
+    settings, service = _sync()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(message)s")
+    if not service.targets:
+        raise click.ClickException(f"no targets in {settings.config}: add a [targets.<name>]")
+    click.echo(f"subledger sync: delivering to {', '.join(service.targets)}", err=True)
+    if once:
+        service.enqueue()
+        while any(service.dispatcher.deliver_one(name) for name in service.targets):
+            pass
+    else:
+        stop = threading.Event()
+        for signal_number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signal_number, lambda *_: stop.set())
+        service.run(stop, workers or settings.sync_workers)
+    _status_table(service)
+    service.close()
+
+
+@sync.command()
+def status() -> None:
+    """The messages of each target by status, and the failed ones with their errors."""
+    _, service = _sync()
+    service.enqueue()
+    _status_table(service)
+    failed = service.delivery.messages(status="failed", limit=20)
+    for message in failed:
+        click.echo(
+            f"failed {message.id} {message.target} {message.kind} {message.lane}: "
+            f"{message.last_error}"
+        )
+    service.close()
+
+
+def _status_table(service: Sync) -> None:
+    table = Table("target", "pending", "sending", "sent", "failed")
+    for target, counts in sorted(service.delivery.counts().items()):
+        table.add_row(target, *(f"{counts[s]:,}" for s in ("pending", "sending", "sent", "failed")))
+    Console().print(table)
+
+
+@sync.command()
+def check() -> None:
+    """Check each target's mapping against the target (accounts and products exist) before
+    anything is sent; exits 1 if anything is missing."""
+    _, service = _sync()
+    with service.snapshots() as (_, rows):
+        products = {
+            line["product_id"]
+            for _, row in rows["outbox"].scan(MESSAGES)
+            if row["kind"] == "invoice"
+            for line in row["payload"]["lines"]
+        }
+    problems = []
+    for name, target in service.targets.items():
+        found = target.check(products)
+        problems += found
+        click.echo(f"{name}: {'ok' if not found else f'{len(found)} problem(s)'}")
+    for problem in problems:
+        click.echo(f"  {problem}")
+    service.close()
+    if problems:
+        raise SystemExit(1)
+
+
+@sync.command()
+@click.option("--target", required=True, help="The target whose messages to send again.")
+@click.option("--all", "everything", is_flag=True, help="Every message of the target.")
+@click.option("--from-position", type=click.IntRange(0), help="From this log position.")
+@click.option("--to-position", type=click.IntRange(0), help="To this log position.")
+@click.option("--from-date", type=click.DateTime(["%Y-%m-%d"]), help="From this document date.")
+@click.option("--to-date", type=click.DateTime(["%Y-%m-%d"]), help="To this document date.")
+def replay(
+    target: str,
+    everything: bool,
+    from_position: int | None,
+    to_position: int | None,
+    from_date: Any,
+    to_date: Any,
+) -> None:
+    """Send a range of messages again: each is looked for at the target first, so nothing
+    that is already there is created twice."""
+    _, service = _sync()
+    if target not in service.targets:
+        raise click.ClickException(f"no target {target!r} in the configuration")
+    now = datetime.now(UTC)
+    if everything:
+        count = service.delivery.replay(target, now, dates=("", "9999-12-31"))
+    elif from_date is not None or to_date is not None:
+        low = from_date.date().isoformat() if from_date else ""
+        high = to_date.date().isoformat() if to_date else "9999-12-31"
+        count = service.delivery.replay(target, now, dates=(low, high))
+    elif from_position is not None or to_position is not None:
+        count = service.delivery.replay(
+            target, now, positions=(from_position or 0, to_position or 2**62)
+        )
+    else:
+        raise click.UsageError("say what to replay: --all, --from/--to-position or -date")
+    click.echo(f"{count:,} message(s) of {target} to be sent again")
+    service.close()

@@ -1,0 +1,344 @@
+"""The outbox as a projection (§7): what each accounting target must be told, derived from the
+log, one message per fact that an accounting system keeps.
+
+A message names its *lane* (the customer it belongs to) and carries everything a target adapter
+needs to send it without reading anything else: the customer's matching fields, an invoice's
+lines with their amounts, a payment's method. Messages are target-independent; the delivery log
+(`adapters.sync`) pairs each with every configured target, under an id fixed by the target, the
+message's kind and its source event (`message_id`), so rebuilding the outbox or replaying any
+range of it never makes a second message for the same thing.
+
+Kinds, each from one event: `contact` (a customer created or updated: its full current fields),
+`invoice`, `credit_note` (with the lines it credits, their products and VAT), `payment` and
+`refund`. Messages of one lane are sent in log order, which is dependency order: a customer's
+contact precedes its invoices, an invoice its payments and credit notes, a payment its refunds.
+
+Monthly recognition is not folded here: it is the journal's revenue lines of the month (see
+`recognition_voucher`), sent once the month has ended.
+
+Rows:
+- `outbox_messages` (keyed by the position of the source event): kind, lane, source event id,
+  payload.
+- `outbox_customers` (keyed by customer): the customer's current fields.
+- `outbox_invoices` (keyed by the invoice's aggregate id): its id, number, customer, currency,
+  lines (product, VAT rate), payments and refunds, and the amounts that make its open balance
+  (gross, credited, paid, refunded), which reconciliation compares with the target's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import fields
+from decimal import Decimal
+from typing import Any, Final
+from uuid import UUID
+
+from domain.chart import Chart
+from domain.customer import Customer
+from domain.dates import Month
+from domain.invoice import Invoice
+from domain.ledger import Entry
+from domain.money import vat_of
+from domain.values import CLEARED, Address, line_ids
+from projections.engine import Column, Key, Projection, Rows, RowSource, Table
+from projections.journal import TOTALS
+
+MESSAGES = Table(
+    "outbox_messages",
+    key=(Column("position", "int"),),
+    values=(
+        Column("kind", "text"),
+        Column("lane", "text"),
+        Column("source_event_id", "text"),
+        Column("payload", "json"),
+    ),
+)
+CUSTOMERS = Table(
+    "outbox_customers", key=(Column("customer_id", "text"),), values=(Column("fields", "json"),)
+)
+INVOICES = Table(
+    "outbox_invoices", key=(Column("invoice_id", "text"),), values=(Column("invoice", "json"),)
+)
+
+#: The lane of the monthly recognition vouchers, which belong to no customer.
+BOOKS_LANE: Final = ""
+
+#: Message ids are uuid5 of this namespace and `target/kind/source`.
+MESSAGE_NAMESPACE: Final = UUID("2c4b8e61-0d7f-4a3e-b5c9-8f1e6a2d4b70")
+
+_CUSTOMER_FIELDS: Final = (
+    "name",
+    "country",
+    "kind",
+    "email",
+    "vat_number",
+    "ean",
+    "customer_number",
+    "address",
+)
+
+
+def message_id(target: str, kind: str, source: str) -> str:
+    """The message's id at `target`: uuid5 of `target/kind/source`, the same on every rebuild.
+    `source` is the source event's id, or a recognition voucher's month (and revision)."""
+    name = f"{target}/{kind}/{source}".encode()
+    digest = bytearray(hashlib.sha1(MESSAGE_NAMESPACE.bytes + name, usedforsecurity=False).digest())
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    return str(UUID(bytes=bytes(digest[:16])))
+
+
+class OutboxProjection(Projection):
+    name = "outbox"
+    version = 1
+    tables = (MESSAGES, CUSTOMERS, INVOICES)
+    event_types = (
+        Customer.Created,
+        Customer.Updated,
+        Invoice.Issued,
+        Invoice.CreditNoteIssued,
+        Invoice.PaymentReceived,
+        Invoice.PaymentRefunded,
+    )
+    referencing_types = (
+        Customer.Updated,
+        Invoice.Issued,
+        Invoice.CreditNoteIssued,
+        Invoice.PaymentReceived,
+        Invoice.PaymentRefunded,
+    )
+
+    def keys(self, event: Any) -> Iterable[tuple[Table, Key]]:
+        yield CUSTOMERS, (event.customer_id,)
+        if not isinstance(event, Customer.Created | Customer.Updated):
+            yield INVOICES, (str(event.originator_id),)
+
+    def fold(self, rows: Rows, entry: Entry) -> None:
+        event: Any = entry.event
+        if isinstance(event, Customer.Created | Customer.Updated):
+            customer = _customer_after(rows.get(CUSTOMERS, (event.customer_id,)), event)
+            rows.put(CUSTOMERS, (event.customer_id,), {"fields": customer})
+            _emit(rows, entry, "contact", {"customer_id": event.customer_id, **customer})
+            return
+        row = rows.get(CUSTOMERS, (event.customer_id,))
+        customer = {"customer_id": event.customer_id, **(row["fields"] if row else {})}
+        key = (str(event.originator_id),)
+        if isinstance(event, Invoice.Issued):
+            invoice, payload = _issued(event)
+        else:
+            stored = rows.get(INVOICES, key)
+            assert stored is not None, "an invoice precedes what refers to it in the log"
+            invoice = stored["invoice"]
+            payload = _follow_up(invoice, event)
+        rows.put(INVOICES, key, {"invoice": invoice})
+        _emit(rows, entry, payload.pop("kind"), {**payload, "customer": customer})
+
+
+def _emit(rows: Rows, entry: Entry, kind: str, payload: dict[str, Any]) -> None:
+    event: Any = entry.event
+    rows.put(
+        MESSAGES,
+        (entry.position,),
+        {
+            "kind": kind,
+            "lane": event.customer_id,
+            "source_event_id": event.event_id,
+            "payload": payload,
+        },
+    )
+
+
+def _customer_after(
+    before: dict[str, Any] | None, event: Customer.Created | Customer.Updated
+) -> dict[str, Any]:
+    """The customer's fields after `event`: a creation's, or the earlier ones changed by an
+    update (a cleared field removed)."""
+    customer = dict(before["fields"]) if before else {}
+    for name in _CUSTOMER_FIELDS:
+        value = getattr(event, name)
+        if value is CLEARED:
+            customer.pop(name, None)
+        elif isinstance(value, Address):
+            customer[name] = {f.name: getattr(value, f.name) for f in fields(value)}
+        elif value is not None:
+            customer[name] = value
+    return customer
+
+
+def _issued(event: Invoice.Issued) -> tuple[dict[str, Any], dict[str, Any]]:
+    lines: list[dict[str, Any]] = []
+    for line_id, line in zip(line_ids(event.lines), event.lines, strict=True):
+        lines.append(
+            {
+                "line_id": line_id,
+                "product_id": line.product_id,
+                "description": line.description,
+                "quantity": str(line.quantity),
+                "unit_amount": line.unit_amount,
+                "discount_amount": line.discount_amount or 0,
+                "vat_rate": str(line.vat_rate),
+                "net": line.net,
+                "vat": line.vat,
+            }
+        )
+    net = sum(line["net"] for line in lines)
+    vat = sum(line["vat"] for line in lines)
+    invoice = {
+        "invoice_id": event.invoice_id,
+        "customer_id": event.customer_id,
+        "number": event.number or event.invoice_id,
+        "currency": event.currency,
+        "lines": [
+            {k: line[k] for k in ("line_id", "product_id", "description", "vat_rate")}
+            for line in lines
+        ],
+        "payments": {},
+        "gross": net + vat,
+        "credited": 0,
+        "paid": 0,
+        "refunded": 0,
+    }
+    payload = {
+        "kind": "invoice",
+        "invoice_id": event.invoice_id,
+        "number": invoice["number"],
+        "issue_date": event.issue_date.isoformat(),
+        "due_date": event.due_date.isoformat() if event.due_date else None,
+        "currency": event.currency,
+        "lines": lines,
+        "net": net,
+        "vat": vat,
+        "gross": net + vat,
+    }
+    return invoice, payload
+
+
+def _follow_up(invoice: dict[str, Any], event: Any) -> dict[str, Any]:
+    """The payload of a credit note, payment or refund, and its effect on the stored invoice."""
+    common = {
+        "invoice_id": invoice["invoice_id"],
+        "invoice_number": invoice["number"],
+        "currency": invoice["currency"],
+    }
+    if isinstance(event, Invoice.CreditNoteIssued):
+        lines = {line["line_id"]: line for line in invoice["lines"]}
+        credited = []
+        for credit in event.credited:
+            line = lines[credit.line_id]
+            vat = vat_of(credit.amount, Decimal(line["vat_rate"]))
+            credited.append({**line, "net": credit.amount, "vat": vat})
+        net = sum(line["net"] for line in credited)
+        vat = sum(line["vat"] for line in credited)
+        invoice["credited"] += net + vat
+        return {
+            "kind": "credit_note",
+            **common,
+            "credit_note_id": event.credit_note_id,
+            "number": event.number or event.credit_note_id,
+            "issue_date": event.issue_date.isoformat(),
+            "lines": credited,
+            "net": net,
+            "vat": vat,
+            "gross": net + vat,
+        }
+    if isinstance(event, Invoice.PaymentReceived):
+        same = _alike(invoice["payments"], event.amount, event.received_on.isoformat())
+        invoice["payments"][event.payment_id] = {
+            "amount": event.amount,
+            "date": event.received_on.isoformat(),
+            "method": event.method,
+        }
+        invoice["paid"] += event.amount
+        return {
+            "kind": "payment",
+            **common,
+            "payment_id": event.payment_id,
+            "amount": event.amount,
+            "method": event.method,
+            "date": event.received_on.isoformat(),
+            # Targets keep no reference of ours on a payment: the n-th payment of this invoice
+            # with this date and amount is this one.
+            "ordinal": same,
+        }
+    refunds = invoice.setdefault("refunds", {})
+    same = _alike(refunds, event.amount, event.refunded_on.isoformat())
+    refunds[event.refund_id] = {"amount": event.amount, "date": event.refunded_on.isoformat()}
+    invoice["refunded"] += event.amount
+    return {
+        "kind": "refund",
+        **common,
+        "refund_id": event.refund_id,
+        "payment_id": event.payment_id,
+        "amount": event.amount,
+        "method": event.method,
+        "date": event.refunded_on.isoformat(),
+        "ordinal": same,
+    }
+
+
+def _alike(earlier: dict[str, dict[str, Any]], amount: int, day: str) -> int:
+    """How many of the invoice's earlier payments (or refunds) have this amount and date."""
+    return sum(1 for p in earlier.values() if p["amount"] == amount and p["date"] == day)
+
+
+# Answers, read from stored rows or rows folded in memory alike.
+
+
+def messages_after(rows: RowSource, position: int, limit: int) -> list[dict[str, Any]]:
+    """Up to `limit` messages whose source event comes after `position`, in log order."""
+    return [
+        {"position": key[0], **row}
+        for key, row in rows.scan(MESSAGES, after=(position,), limit=limit)
+    ]
+
+
+def invoice_balances(rows: RowSource) -> dict[str, dict[str, Any]]:
+    """Each invoice's number, currency, customer, gross and open balance
+    (gross − credited − paid + refunded), by invoice id."""
+    answer = {}
+    for _, row in rows.scan(INVOICES):
+        invoice = row["invoice"]
+        answer[invoice["invoice_id"]] = {
+            "number": invoice["number"],
+            "customer_id": invoice["customer_id"],
+            "currency": invoice["currency"],
+            "gross": invoice["gross"],
+            "credited": invoice["credited"],
+            "paid": invoice["paid"],
+            "refunded": invoice["refunded"],
+            "balance": invoice["gross"]
+            - invoice["credited"]
+            - invoice["paid"]
+            + invoice["refunded"],
+        }
+    return answer
+
+
+def recognition_voucher(books: RowSource, chart: Chart, month: Month) -> dict[str, Any]:
+    """The voucher that books `month`'s recognized revenue at a target whose products post to
+    the deferred-revenue account: per currency, every revenue line the journal booked in the
+    month (moved past closed periods like every entry), credited to its revenue account and
+    debited to deferred revenue. Amounts net per account; a negative net (credited revenue) is
+    a debit. `lines` is empty when the month booked no revenue."""
+    first, last = month.first_day.isoformat(), month.last_day.isoformat()
+    lines: list[dict[str, Any]] = []
+    for currency in sorted({key[0] for key, _ in books.scan(TOTALS)}):
+        by_account: dict[str, int] = {}
+        for (_, _, role, detail), row in books.scan(TOTALS, (currency,), (first, last)):
+            if role == "revenue":
+                account = chart.account("revenue", detail)
+                by_account[account] = by_account.get(account, 0) + row["credit"] - row["debit"]
+        deferred = chart.account("deferred_revenue", "")
+        total = sum(by_account.values())
+        if total:
+            lines.append(_voucher_line(deferred, currency, total))
+        for account, amount in sorted(by_account.items()):
+            if amount:
+                lines.append(_voucher_line(account, currency, -amount))
+    return {"month": str(month), "date": month.last_day.isoformat(), "lines": lines}
+
+
+def _voucher_line(account: str, currency: str, debit: int) -> dict[str, Any]:
+    side = "debit" if debit > 0 else "credit"
+    return {"account": account, "currency": currency, "side": side, "amount": abs(debit)}

@@ -1,0 +1,150 @@
+"""The delivery log on SQLite and PostgreSQL: lanes, leases, retries, replays and the budget."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from adapters.store import store_env
+from adapters.sync.log import Attempt, DeliveryLog, NewMessage
+from api.sync import delivery_log_for
+from domain.ledger import Ledger
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=60)
+
+
+@pytest.fixture
+def delivery(database_url: str) -> Iterator[DeliveryLog]:
+    ledger = Ledger(store_env(database_url))
+    yield delivery_log_for(ledger)
+    ledger.close()
+
+
+def new(seq: int, lane: str = "c1", target: str = "billy") -> NewMessage:
+    return NewMessage(
+        id=f"{target}-{seq}",
+        target=target,
+        lane=lane,
+        seq=seq,
+        kind="invoice",
+        source=f"evt_{seq}",
+        dated="2026-01-01",
+        payload={"seq": seq},
+    )
+
+
+def attempt(outcome: str, error: str | None = None) -> Attempt:
+    return Attempt(
+        NOW, 5, ["POST /v2/invoices → 200 (5 ms)"], 200, {"invoice": "x"}, error, outcome
+    )
+
+
+def test_a_message_is_enqueued_once_whatever_replays_it(delivery: DeliveryLog) -> None:
+    assert delivery.enqueue([new(1), new(2)], NOW, {"billy": 2}) == 2
+    assert delivery.enqueue([new(1), new(2), new(3)], NOW, {"billy": 3}) == 1
+    assert delivery.cursor("billy") == 3
+    delivery.enqueue([], NOW, {"billy": 1})
+    assert delivery.cursor("billy") == 3, "a cursor never moves back"
+
+
+def test_only_the_head_of_a_lane_is_claimed(delivery: DeliveryLog) -> None:
+    delivery.enqueue([new(1, "c1"), new(2, "c1"), new(3, "c2")], NOW)
+    first = delivery.claim("billy", NOW, LEASE)
+    second = delivery.claim("billy", NOW, LEASE)
+    assert first is not None and second is not None
+    assert (first.seq, second.seq) == (1, 3)
+    assert delivery.claim("billy", NOW, LEASE) is None, "c1's second waits for its first"
+    delivery.finish(first, attempt("sent"), "sent")
+    third = delivery.claim("billy", NOW, LEASE)
+    assert third is not None and third.seq == 2
+
+
+def test_a_failed_message_holds_its_lane_until_retried(delivery: DeliveryLog) -> None:
+    delivery.enqueue([new(1, "c1"), new(2, "c1"), new(3, "c2")], NOW)
+    first = delivery.claim("billy", NOW, LEASE)
+    assert first is not None
+    delivery.finish(first, attempt("failed", "422 productId: not found"), "failed")
+    other = delivery.claim("billy", NOW, LEASE)
+    assert other is not None and other.lane == "c2"
+    assert delivery.claim("billy", NOW, LEASE) is None
+    retried = delivery.retry(first.id, NOW)
+    assert retried is not None and retried.status == "pending"
+    again = delivery.claim("billy", NOW, LEASE)
+    assert again is not None and again.id == first.id and again.attempts == 2
+
+
+def test_a_retry_waits_for_its_time(delivery: DeliveryLog) -> None:
+    delivery.enqueue([new(1)], NOW)
+    message = delivery.claim("billy", NOW, LEASE)
+    assert message is not None
+    delivery.finish(message, attempt("retry", "500"), "pending", NOW + timedelta(seconds=30))
+    assert delivery.claim("billy", NOW + timedelta(seconds=29), LEASE) is None
+    assert delivery.claim("billy", NOW + timedelta(seconds=31), LEASE) is not None
+
+
+def test_a_dead_workers_claim_is_taken_over_when_its_lease_ends(delivery: DeliveryLog) -> None:
+    delivery.enqueue([new(1)], NOW)
+    assert delivery.claim("billy", NOW, LEASE) is not None
+    assert delivery.claim("billy", NOW + LEASE - timedelta(seconds=1), LEASE) is None
+    taken = delivery.claim("billy", NOW + LEASE + timedelta(seconds=1), LEASE)
+    assert taken is not None and taken.attempts == 2
+
+
+def test_every_attempt_is_kept_with_the_targets_ids(delivery: DeliveryLog) -> None:
+    delivery.enqueue([new(1)], NOW)
+    message = delivery.claim("billy", NOW, LEASE)
+    assert message is not None
+    delivery.finish(message, attempt("retry", "timed out"), "pending", NOW)
+    message = delivery.claim("billy", NOW, LEASE)
+    assert message is not None
+    delivery.finish(message, attempt("sent"), "sent")
+    attempts = delivery.attempts(message.id)
+    assert [a["outcome"] for a in attempts] == ["retry", "sent"]
+    assert attempts[1]["requests"] == ["POST /v2/invoices → 200 (5 ms)"]
+    stored = delivery.message(message.id)
+    assert stored is not None and stored.status == "sent" and stored.target_ids == {"invoice": "x"}
+    assert stored.last_error is None
+
+
+def test_a_replay_puts_sent_messages_of_a_range_back_to_pending(delivery: DeliveryLog) -> None:
+    delivery.enqueue([new(1, "a"), new(2, "b"), new(3, "c")], NOW)
+    while (message := delivery.claim("billy", NOW, LEASE)) is not None:
+        delivery.finish(message, attempt("sent"), "sent")
+    assert delivery.replay("billy", NOW, positions=(2, 3)) == 2
+    assert delivery.counts()["billy"] == {"pending": 2, "sending": 0, "sent": 1, "failed": 0}
+
+
+def test_concurrent_workers_never_claim_one_message_or_one_lane_twice(
+    delivery: DeliveryLog,
+) -> None:
+    delivery.enqueue([new(seq, f"c{seq % 7}") for seq in range(1, 141)], NOW)
+    claimed: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        while (message := delivery.claim("billy", NOW, LEASE)) is not None:
+            with lock:
+                claimed.append((message.lane, message.id))
+            delivery.finish(message, attempt("sent"), "sent")
+
+    workers = [threading.Thread(target=work) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    ids = [message_id for _, message_id in claimed]
+    assert len(ids) == len(set(ids)) == 140
+    for lane in {lane for lane, _ in claimed}:
+        seqs = [int(i.split("-")[1]) for lane_, i in claimed if lane_ == lane]
+        assert seqs == sorted(seqs), "a lane is delivered in order"
+
+
+def test_the_request_budget_is_shared_and_says_how_long_to_wait(delivery: DeliveryLog) -> None:
+    assert [delivery.take_request("dinero", 3, NOW) for _ in range(3)] == [0.0, 0.0, 0.0]
+    wait = delivery.take_request("dinero", 3, NOW + timedelta(seconds=20))
+    assert 39 <= wait <= 40.5
+    assert delivery.take_request("dinero", 3, NOW + timedelta(seconds=61)) == 0.0
