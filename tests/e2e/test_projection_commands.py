@@ -44,13 +44,14 @@ def test_status_and_rebuild_show_and_fold_the_projections(
 
     rebuilt = run(database_url, tmp_path, "projections", "rebuild")
     assert rebuilt.returncode == 0, rebuilt.stderr
-    assert f"rebuilt revenue, mrr, journal to position {end}" in rebuilt.stderr
+    assert f"rebuilt revenue, mrr, journal, outbox to position {end}" in rebuilt.stderr
 
     after = run(database_url, tmp_path, "projections", "status")
-    assert [line.split() for line in after.stdout.split("\n")[1:4]] == [
+    assert [line.split() for line in after.stdout.split("\n")[1:5]] == [
         ["revenue", str(end), str(end), "0", "current"],
         ["mrr", str(end), str(end), "0", "current"],
         ["journal", str(end), str(end), "0", "current"],
+        ["outbox", str(end), str(end), "0", "current"],
     ]
 
     monthly = run(database_url, tmp_path, "projections", "status", SUBLEDGER_RECOGNITION="monthly")
@@ -61,7 +62,7 @@ def test_rebuild_names_the_projections_there_are(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'subledger.db'}"
     unknown = run(url, tmp_path, "projections", "rebuild", "nope")
     assert unknown.returncode != 0
-    assert "no projection nope; there are revenue, mrr, journal" in unknown.stderr
+    assert "no projection nope; there are revenue, mrr, journal, outbox" in unknown.stderr
     memory = run("memory://", tmp_path, "projections", "status")
     assert memory.returncode != 0
     assert "memory:// lives inside one process" in memory.stderr
