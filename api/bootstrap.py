@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import tomllib
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from adapters.rows.stores import row_store_for
@@ -17,7 +19,7 @@ from projections.journal import JournalProjection
 from projections.mrr import MrrProjection
 from projections.outbox import OutboxProjection
 from projections.revenue import RevenueProjection
-from projections.runner import ProjectionRunner
+from projections.runner import ProjectionMovedError, ProjectionRunner
 
 
 def build_ledger(settings: Settings) -> Ledger:
@@ -92,3 +94,30 @@ def tune_garbage_collector() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+
+
+def catch_up(runner: ProjectionRunner) -> None:
+    """Bring the projections to the end of the log, beside any other process folding them."""
+    runner.prepare()
+    while True:
+        try:
+            runner.catch_up()
+            return
+        except ProjectionMovedError:
+            continue
+
+
+@contextmanager
+def caught_up_snapshots(
+    runner: ProjectionRunner, *names: str
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The named projections' stored rows, caught up to the end of the log and all at one
+    position (read again if another process folded between two of the reads)."""
+    while True:
+        catch_up(runner)
+        with ExitStack() as stack:
+            taken = {name: stack.enter_context(runner.store.snapshot(name)) for name in names}
+            positions = {position for position, _ in taken.values()}
+            if len(positions) == 1:
+                yield positions.pop(), {name: rows for name, (_, rows) in taken.items()}
+                return

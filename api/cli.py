@@ -9,10 +9,10 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 import click
@@ -37,6 +37,7 @@ from api.bootstrap import (
     build_keys,
     build_ledger,
     build_runner,
+    caught_up_snapshots,
     tune_garbage_collector,
 )
 from api.checks import check_journal
@@ -44,7 +45,6 @@ from api.export import COLUMNS, journal_lines
 from api.keys import KeyConfigurationError
 from api.settings import Settings
 from domain.money import is_currency
-from projections.runner import ProjectionMovedError, ProjectionRunner
 
 
 def _settings() -> Settings:
@@ -250,7 +250,7 @@ def check() -> None:
     runner = build_runner(settings, ledger)
     columns = (TextColumn("[bold]{task.description}"), MofNCompleteColumn())
     with (
-        _snapshots(runner, "journal", "revenue") as (position, rows),
+        caught_up_snapshots(runner, "journal", "revenue") as (position, rows),
         Progress(*columns, console=Console(stderr=True)) as bar,
     ):
         task = bar.add_task("checking entries", total=None)
@@ -308,7 +308,7 @@ def export_journal(
     columns = (TextColumn("[bold]{task.description}"), MofNCompleteColumn())
     with (
         Progress(*columns, console=Console(stderr=True)) as bar,
-        _snapshots(runner, "journal") as (position, rows),
+        caught_up_snapshots(runner, "journal") as (position, rows),
         output.open("w", newline="", encoding="utf-8") if output else _stdout() as file,
     ):
         task = bar.add_task("exporting entries", total=None)
@@ -324,31 +324,6 @@ def export_journal(
         bar.update(task, completed=count, total=count)
     click.echo(f"exported {count} entries (the log to position {position})", err=True)
     ledger.close()
-
-
-def _catch_up(runner: ProjectionRunner) -> None:
-    """Bring the projections to the end of the log, beside any other process folding them."""
-    runner.prepare()
-    while True:
-        try:
-            runner.catch_up()
-            return
-        except ProjectionMovedError:
-            continue
-
-
-@contextmanager
-def _snapshots(runner: ProjectionRunner, *names: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """The named projections' stored rows, caught up to the end of the log and all at one
-    position (read again if another process folded between two of the reads)."""
-    while True:
-        _catch_up(runner)
-        with ExitStack() as stack:
-            taken = {name: stack.enter_context(runner.store.snapshot(name)) for name in names}
-            positions = {position for position, _ in taken.values()}
-            if len(positions) == 1:
-                yield positions.pop(), {name: rows for name, (_, rows) in taken.items()}
-                return
 
 
 @contextmanager

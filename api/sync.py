@@ -30,8 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -47,11 +46,16 @@ from adapters.sync.dispatcher import (
 from adapters.sync.log import DeliveryLog
 from adapters.sync.notify import Notifier, NotifySettings
 from adapters.sync.port import Target
-from api.bootstrap import ConfigurationError, build_chart, read_configuration
+from api.bootstrap import (
+    ConfigurationError,
+    build_chart,
+    caught_up_snapshots,
+    read_configuration,
+)
 from api.settings import Settings
 from domain.chart import Chart
 from domain.ledger import Ledger
-from projections.runner import ProjectionMovedError, ProjectionRunner
+from projections.runner import ProjectionRunner
 
 log = logging.getLogger("subledger.sync")
 
@@ -210,24 +214,9 @@ class Sync:
                 self._vouchered = (position, today.isoformat())
         return inserted
 
-    @contextmanager
-    def snapshots(self) -> Iterator[tuple[int, dict[str, Any]]]:
+    def snapshots(self) -> AbstractContextManager[tuple[int, dict[str, Any]]]:
         """The outbox's and the journal's rows at one position, caught up with the log."""
-        while True:
-            self.runner.prepare()
-            try:
-                self.runner.catch_up()
-            except ProjectionMovedError:
-                continue
-            with ExitStack() as stack:
-                taken = {
-                    name: stack.enter_context(self.runner.store.snapshot(name))
-                    for name in ("outbox", "journal")
-                }
-                positions = {position for position, _ in taken.values()}
-                if len(positions) == 1:
-                    yield positions.pop(), {name: rows for name, (_, rows) in taken.items()}
-                    return
+        return caught_up_snapshots(self.runner, "outbox", "journal")
 
     def run(self, stop: threading.Event, workers: int = 2, every: float = 1.0) -> None:
         """Enqueue every `every` seconds and deliver with `workers` threads until `stop`."""
