@@ -43,6 +43,7 @@ from adapters.sync.dispatcher import (
     enqueue_messages,
     enqueue_vouchers,
 )
+from adapters.sync.http import RequestBudget
 from adapters.sync.log import DeliveryLog
 from adapters.sync.notify import Notifier, NotifySettings
 from adapters.sync.port import Target
@@ -188,11 +189,11 @@ class Sync:
         )
         self._vouchered: tuple[int, str] | None = None
 
-    def _budget(self, target: TargetSettings) -> Any:
-        def take() -> float:
-            return self.delivery.take_request(target.name, target.requests_per_minute, _now())
+    def _budget(self, target: TargetSettings) -> RequestBudget:
+        def reserve(count: int, now: datetime) -> float:
+            return self.delivery.take_requests(target.name, target.requests_per_minute, now, count)
 
-        return take
+        return RequestBudget(reserve, target.requests_per_minute)
 
     def close(self) -> None:
         for target in self.targets.values():

@@ -18,6 +18,10 @@ timeout, a replay or a rebuild never creates anything twice:
 - `recognition`: a daybook transaction (a voucher) whose `apiType` is our reference, with the
   month's lines by account number.
 
+The ids of contacts and of approved invoices found or made are remembered for the process's
+life, so that an invoice does not look its contact up again, nor a payment its invoice; a
+message that fails forgets those it used, and its next attempt looks them up afresh.
+
 Money goes out in major units and comes back compared in minor units.
 """
 
@@ -29,6 +33,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final, Literal
 
 import httpx
+import orjson
 
 from adapters.sync.http import Budget, TargetHTTP
 from adapters.sync.log import Message
@@ -109,6 +114,13 @@ class BillyTarget:
     # The port.
 
     def send(self, message: Message, trace: Trace) -> dict[str, Any]:
+        try:
+            return self._send(message, trace)
+        except Exception:
+            self._forget(message.payload)
+            raise
+
+    def _send(self, message: Message, trace: Trace) -> dict[str, Any]:
         payload = message.payload
         if message.kind == "contact":
             return {"contact": self._contact(trace, payload)}
@@ -187,6 +199,15 @@ class BillyTarget:
             self._ids[key] = found["id"]
         return self._ids[key]
 
+    def _forget(self, payload: dict[str, Any]) -> None:
+        """Drop what was remembered about a message's contact and invoices, so that its next
+        attempt looks them up afresh (in case they were changed or deleted at Billy)."""
+        if "customer" in payload:
+            self._ids.pop(("contact", self._contact_key(payload["customer"])), None)
+        for name in ("number", "invoice_number"):
+            if name in payload:
+                self._ids.pop(("invoice", str(payload[name])), None)
+
     def _account_no(self, ours: str) -> str:
         return self.settings.accounts.get(ours, ours)
 
@@ -223,11 +244,16 @@ class BillyTarget:
         places.append(("contacts", {"contactNo": contact_no}))
         return places
 
+    def _contact_key(self, customer: dict[str, Any]) -> str:
+        return orjson.dumps(self._match(customer)).decode()
+
     def _find_contact(self, trace: Trace, customer: dict[str, Any]) -> str | None:
         for plural, filters in self._match(customer):
             found = self._find(trace, plural, **filters)
             if found is not None:
-                return str(found["contactId"] if plural == "contactPersons" else found["id"])
+                contact = str(found["contactId"] if plural == "contactPersons" else found["id"])
+                self._ids[("contact", self._contact_key(customer))] = contact
+                return contact
         return None
 
     def _contact(self, trace: Trace, customer: dict[str, Any]) -> str:
@@ -251,12 +277,17 @@ class BillyTarget:
         existing = self._find_contact(trace, customer)
         if existing is None:
             body = self.http.request(trace, "POST", "/contacts", json={"contact": fields})
-            return str(body["contacts"][0]["id"])
+            existing = str(body["contacts"][0]["id"])
+            self._ids[("contact", self._contact_key(customer))] = existing
+            return existing
         self.http.request(trace, "PUT", f"/contacts/{existing}", json={"contact": fields})
         return existing
 
     def _contact_of(self, trace: Trace, customer: dict[str, Any]) -> str:
-        found = self._find_contact(trace, customer)
+        """The customer's contact: remembered from its contact message, else looked up."""
+        found = self._ids.get(("contact", self._contact_key(customer)))
+        if found is None:
+            found = self._find_contact(trace, customer)
         if found is None:
             raise RejectedError(
                 f"Billy has no contact for customer {customer['customer_id']!r}: its contact"
@@ -334,6 +365,8 @@ class BillyTarget:
         if payload.get("due_date"):
             fields["paymentTermsDays"] = _days_between(payload["issue_date"], payload["due_date"])
         record = self._document(trace, payload, fields)
+        if record.get("state") == "approved":
+            self._ids[("invoice", str(payload["number"]))] = str(record["id"])
         ids = {"invoice": record["id"], "contact": contact}
         if record.get("state") == "approved" and record.get("sentState", "unsent") == "unsent":
             self._deliver(trace, record["id"], contact, customer)
@@ -363,27 +396,31 @@ class BillyTarget:
 
     def _credit_note(self, trace: Trace, payload: dict[str, Any]) -> dict[str, Any]:
         contact = self._contact_of(trace, payload["customer"])
-        invoice = self._find(trace, "invoices", invoiceNo=str(payload["invoice_number"]))
-        if invoice is None or invoice.get("state") != "approved":
-            raise RejectedError(
-                f"Billy has no approved invoice {payload['invoice_number']} to credit"
-                " (credit notes need booked invoices: set book = true)"
-            )
-        fields = {"type": "creditNote", "contactId": contact, "creditedInvoiceId": invoice["id"]}
+        invoice = self._approved_invoice(trace, str(payload["invoice_number"]), "credit")
+        fields = {"type": "creditNote", "contactId": contact, "creditedInvoiceId": invoice}
         record = self._document(trace, payload, fields)
-        return {"credit_note": record["id"], "invoice": invoice["id"], "contact": contact}
+        return {"credit_note": record["id"], "invoice": invoice, "contact": contact}
+
+    def _approved_invoice(self, trace: Trace, number: str, purpose: str) -> str:
+        """The id of our invoice `number`, approved at Billy: remembered from its own message,
+        else looked up."""
+        found = self._ids.get(("invoice", number))
+        if found is None:
+            invoice = self._find(trace, "invoices", invoiceNo=number)
+            if invoice is None or invoice.get("state") != "approved":
+                raise RejectedError(
+                    f"Billy has no approved invoice {number} to {purpose}"
+                    f" ({purpose} needs booked invoices: set book = true)"
+                )
+            found = self._ids[("invoice", number)] = str(invoice["id"])
+        return found
 
     # Payments, refunds and vouchers.
 
     def _payment(self, trace: Trace, payload: dict[str, Any], kind: str) -> dict[str, Any]:
-        invoice = self._find(trace, "invoices", invoiceNo=str(payload["invoice_number"]))
-        if invoice is None or invoice.get("state") != "approved":
-            raise RejectedError(
-                f"Billy has no approved invoice {payload['invoice_number']} to pay"
-                " (payments need booked invoices: set book = true)"
-            )
+        invoice = self._approved_invoice(trace, str(payload["invoice_number"]), kind)
         side = "debit" if kind == "payment" else "credit"
-        subject = f"invoice:{invoice['id']}"
+        subject = f"invoice:{invoice}"
         existing = self.http.request(
             trace,
             "GET",
@@ -398,7 +435,7 @@ class BillyTarget:
             and _minor(p.get("cashAmount", 0)) == payload["amount"]
         ]
         if len(same) > payload["ordinal"]:
-            return {kind: same[payload["ordinal"]], "invoice": invoice["id"]}
+            return {kind: same[payload["ordinal"]], "invoice": invoice}
         account = self._account_id(trace, self.chart.account("bank", payload["method"]))
         body = {
             "entryDate": payload["date"],
@@ -408,7 +445,7 @@ class BillyTarget:
             "associations": [{"subjectReference": subject}],
         }
         created = self.http.request(trace, "POST", "/bankPayments", json={"bankPayment": body})
-        return {kind: created["bankPayments"][0]["id"], "invoice": invoice["id"]}
+        return {kind: created["bankPayments"][0]["id"], "invoice": invoice}
 
     def _voucher(self, trace: Trace, payload: dict[str, Any], source: str) -> dict[str, Any]:
         reference = f"subledger:recognition:{source}"

@@ -1,15 +1,17 @@
 """HTTP to an accounting target: one httpx client per target, its request budget, and the
 translation of what went wrong into retryable or rejected.
 
-Every request first takes a slot of the target's budget (requests per minute, shared through
-the delivery log by every worker of every process), then is noted in the attempt's trace
-without headers (so no token ever reaches a log). Timeouts and broken connections, 429 and 5xx
-raise `RetryableError` (with `Retry-After` when the target sent one); other 4xx raise
-`RejectedError` with the target's own words.
+Every request first waits for its slot in the target's budget (requests per minute, spaced
+evenly and shared through the delivery log by every worker of every process), then is noted in
+the attempt's trace without headers (so no token ever reaches a log). Timeouts and broken
+connections, 429 and 5xx raise `RetryableError` (with `Retry-After` when the target sent one);
+other 4xx raise `RejectedError` with the target's own words.
 """
 
 from __future__ import annotations
 
+import math
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -17,10 +19,50 @@ from typing import Any
 
 import httpx
 
+from adapters.sync.log import request_spacing
 from adapters.sync.port import RejectedError, RetryableError, Trace
 
 Budget = Callable[[], float]
-"""Takes one request of the target's budget: 0, or the seconds to wait before asking again."""
+"""Reserves the target's next request slot: the seconds to wait until it (0: go now)."""
+
+Reserve = Callable[[int, datetime], float]
+"""Reserves `count` request slots of a target's shared budget from an instant: the seconds from
+then to the first slot (`DeliveryLog.take_requests`)."""
+
+
+class RequestBudget:
+    """One process's share of a target's request budget: slots reserved from the shared budget
+    in blocks of up to a quarter of a second's worth (one slot at a time for budgets under 240
+    a minute) and handed out one per request, so that a generous budget does not cost a
+    database round trip per request. A slot whose time has passed unused is dropped, never
+    spent late: requests keep the spacing the budget promises."""
+
+    def __init__(
+        self,
+        reserve: Reserve,
+        per_minute: int,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.reserve = reserve
+        self.spacing = request_spacing(per_minute)
+        self.block = max(1, per_minute // 240)
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._start = 0.0  # the block's first slot, in seconds since the epoch
+        self._used = self.block  # slots of the block used or dropped
+
+    def __call__(self) -> float:
+        with self._lock:
+            now = self.clock()
+            at = now.timestamp()
+            passed = math.ceil((at - self._start) / self.spacing)
+            index = max(self._used, passed)
+            if index >= self.block:
+                self._start, index = at + self.reserve(self.block, now), 0
+            self._used = index + 1
+            slot = self._start + index * self.spacing
+        return max(0.0, slot - at)
+
 
 Explain = Callable[[httpx.Response], str]
 
@@ -81,7 +123,8 @@ class TargetHTTP:
     def _wait_for_budget(self) -> None:
         if self.budget is None:
             return
-        while (wait := self.budget()) > 0:
+        wait = self.budget()
+        if wait > 0:
             time.sleep(wait)
 
     def close(self) -> None:

@@ -71,12 +71,9 @@ _TABLES: Final = (
     """CREATE TABLE IF NOT EXISTS sync_cursors (
         target text PRIMARY KEY,
         position bigint NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS sync_requests (
-        target text NOT NULL,
-        at {instant} NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS sync_requests_at ON sync_requests (target, at)",
     """CREATE TABLE IF NOT EXISTS sync_budgets (
-        target text PRIMARY KEY)""",
+        target text PRIMARY KEY,
+        next_at double precision NOT NULL)""",
 )
 _INSTANT_COLUMNS: Final = (
     "next_attempt_at",
@@ -85,8 +82,10 @@ _INSTANT_COLUMNS: Final = (
     "updated_at",
     "sent_at",
     "started_at",
-    "at",
 )
+#: Seconds of lateness between taking a request slot and the request reaching the target that
+#: the budget absorbs (see `DeliveryLog.take_request`).
+BUDGET_TOLERANCE: Final = 1.0
 
 
 @dataclass(frozen=True)
@@ -155,12 +154,16 @@ class _Database:
         self.postgres = isinstance(datastore, PostgresDatastore)
 
     @contextmanager
-    def transaction(self) -> Iterator[_Statements]:
+    def transaction(self, durable: bool = True) -> Iterator[_Statements]:
+        """A transaction; one that is not `durable` commits without waiting for PostgreSQL's
+        write-ahead log to reach the disk (it may be lost in a crash, never half-applied)."""
         datastore = self.datastore
         if isinstance(datastore, PostgresDatastore):
             with datastore.transaction(commit=True) as cursor:
                 path = SQL("SET LOCAL search_path TO {0}").format(Identifier(datastore.schema))
                 cursor.execute(path)
+                if not durable:
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
                 yield _Statements(cursor, postgres=True)
         else:
             with datastore.transaction(commit=True) as cursor:
@@ -456,26 +459,31 @@ class DeliveryLog:
 
     # The request budget.
 
-    def take_request(self, target: str, per_minute: int, now: datetime) -> float:
-        """Take one request of `target`'s budget of `per_minute` in any 60 seconds, shared by
-        every worker of every process: 0 if taken, else the seconds to wait before asking
-        again."""
-        window = now - timedelta(seconds=60)
-        with self.db.transaction() as sql:
-            sql.run(
-                "INSERT INTO sync_budgets (target) VALUES (%(t)s) ON CONFLICT DO NOTHING", t=target
+    def take_requests(self, target: str, per_minute: int, now: datetime, count: int = 1) -> float:
+        """Reserve the next `count` request slots of `target`, shared by every worker of every
+        process: the seconds from `now` to the first (0: go now); the others follow it
+        `request_spacing(per_minute)` apart.
+
+        One row per target keeps the next free slot (as seconds since the epoch), taken in one
+        statement whatever the traffic, without waiting for the disk: a slot lost in a crash
+        costs nothing."""
+        spacing = request_spacing(per_minute)
+        at = now.timestamp()
+        with self.db.transaction(durable=False) as sql:
+            (row,) = sql.run(
+                "INSERT INTO sync_budgets (target, next_at) VALUES (%(t)s, %(at)s + %(span)s)"
+                " ON CONFLICT (target) DO UPDATE SET next_at = CASE"
+                " WHEN sync_budgets.next_at > %(at)s THEN sync_budgets.next_at ELSE %(at)s END"
+                " + %(span)s RETURNING next_at",
+                t=target,
+                at=at,
+                span=spacing * count,
             )
-            sql.run("SELECT target FROM sync_budgets WHERE target = %(t)s FOR UPDATE", t=target)
-            sql.run(
-                "DELETE FROM sync_requests WHERE target = %(t)s AND at <= %(w)s", t=target, w=window
-            )
-            recent = sql.run(
-                "SELECT at FROM sync_requests WHERE target = %(t)s ORDER BY at", t=target
-            )
-            if len(recent) >= per_minute:
-                oldest: datetime = recent[len(recent) - per_minute]["at"]
-                return max(0.01, (oldest - window).total_seconds())
-            sql.run(
-                "INSERT INTO sync_requests (target, at) VALUES (%(t)s, %(at)s)", t=target, at=now
-            )
-        return 0.0
+        return max(0.0, float(row["next_at"]) - spacing * count - at)
+
+
+def request_spacing(per_minute: int) -> float:
+    """Seconds between request slots: `(60 s + BUDGET_TOLERANCE) / per_minute`, so that no 60
+    seconds hold more than `per_minute` requests even when one of them reaches the target up
+    to `BUDGET_TOLERANCE` late."""
+    return (60 + BUDGET_TOLERANCE) / per_minute

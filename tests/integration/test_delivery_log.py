@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from adapters.store import store_env
-from adapters.sync.log import Attempt, DeliveryLog, NewMessage
+from adapters.sync.http import RequestBudget
+from adapters.sync.log import Attempt, DeliveryLog, NewMessage, request_spacing
 from api.sync import delivery_log_for
 from domain.ledger import Ledger
 
@@ -143,8 +146,61 @@ def test_concurrent_workers_never_claim_one_message_or_one_lane_twice(
         assert seqs == sorted(seqs), "a lane is delivered in order"
 
 
-def test_the_request_budget_is_shared_and_says_how_long_to_wait(delivery: DeliveryLog) -> None:
-    assert [delivery.take_request("dinero", 3, NOW) for _ in range(3)] == [0.0, 0.0, 0.0]
-    wait = delivery.take_request("dinero", 3, NOW + timedelta(seconds=20))
-    assert 39 <= wait <= 40.5
-    assert delivery.take_request("dinero", 3, NOW + timedelta(seconds=61)) == 0.0
+def test_request_slots_are_spaced_so_that_no_minute_holds_more_than_the_budget(
+    delivery: DeliveryLog,
+) -> None:
+    slots = [NOW + timedelta(seconds=delivery.take_requests("dinero", 3, NOW)) for _ in range(10)]
+    assert slots[0] == NOW, "the first request goes at once"
+    assert all(
+        sum(1 for other in slots if slot <= other <= slot + timedelta(seconds=60 + 0.999)) <= 3
+        for slot in slots
+    ), "three in any minute, with a second to spare for requests that arrive late"
+    later = slots[-1] + timedelta(minutes=5)
+    assert delivery.take_requests("dinero", 3, later) == 0.0, "an idle budget lets one go at once"
+    assert delivery.take_requests("billy", 3, NOW) == 0.0, "each target has its own budget"
+
+
+def test_workers_in_many_threads_never_share_a_request_slot(delivery: DeliveryLog) -> None:
+    def take(_: int) -> datetime:
+        return NOW + timedelta(seconds=delivery.take_requests("dinero", 100, NOW))
+
+    with ThreadPoolExecutor(4) as pool:
+        slots = sorted(pool.map(take, range(60)))
+    gaps = [later - earlier for earlier, later in itertools.pairwise(slots)]
+    assert min(gaps) >= timedelta(seconds=0.6), "each slot its own, evenly spaced"
+
+
+def test_processes_sharing_a_generous_budget_take_slots_in_blocks_and_never_overlap(
+    delivery: DeliveryLog,
+) -> None:
+    now = [NOW]
+    reserved: list[int] = []
+
+    def reserve(count: int, at: datetime) -> float:
+        reserved.append(count)
+        return delivery.take_requests("billy", 24_000, at, count)
+
+    first, second = (RequestBudget(reserve, 24_000, clock=lambda: now[0]) for _ in range(2))
+    slots = []
+    for step in range(300):
+        budget = first if step % 3 else second
+        slots.append(now[0] + timedelta(seconds=budget()))
+        now[0] += timedelta(milliseconds=1)
+    assert reserved == [100] * len(reserved) and len(reserved) <= 5, "blocks, not requests"
+    assert len(set(slots)) == len(slots), "no slot is taken twice"
+    ordered = sorted(slots)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(ordered)]
+    assert min(gaps) >= timedelta(seconds=request_spacing(24_000)) - timedelta(microseconds=2)
+
+
+def test_a_slot_whose_time_has_passed_is_dropped_not_spent_late(delivery: DeliveryLog) -> None:
+    now = [NOW]
+    budget = RequestBudget(
+        lambda count, at: delivery.take_requests("billy", 24_000, at, count),
+        24_000,
+        clock=lambda: now[0],
+    )
+    assert budget() == 0.0
+    now[0] += timedelta(seconds=10 * request_spacing(24_000) + 0.0001)
+    wait = budget()
+    assert 0 <= wait < request_spacing(24_000), "the next slot from now, not one ten slots ago"
