@@ -206,7 +206,10 @@ class Sync:
         if not names:
             return 0
         with self.snapshots() as (position, rows):
-            inserted = enqueue_messages(self.delivery, rows["outbox"], position, names, _now())
+            fingerprint = self.runner.projections["outbox"].fingerprint()
+            inserted = enqueue_messages(
+                self.delivery, rows["outbox"], position, names, _now(), fingerprint
+            )
             today = _now().date()
             if self._vouchered != (position, today.isoformat()):
                 inserted += enqueue_vouchers(

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
+import orjson
 from rich.console import Console
 from rich.table import Table
 
@@ -59,17 +60,26 @@ def run(workers: int | None, once: bool) -> None:
 
 
 @sync.command()
-def status() -> None:
-    """The messages of each target by status, and the failed ones with their errors."""
+@click.option("--json", "as_json", is_flag=True, help="Print the counts and failures as JSON.")
+def status(as_json: bool) -> None:
+    """The messages of each target by status, and the failed ones with their errors (after
+    enqueueing what the log holds that the delivery log does not yet)."""
     _, service = _sync()
     service.enqueue()
-    _status_table(service)
     failed = service.delivery.messages(status="failed", limit=20)
-    for message in failed:
-        click.echo(
-            f"failed {message.id} {message.target} {message.kind} {message.lane}: "
-            f"{message.last_error}"
-        )
+    if as_json:
+        document = {
+            "counts": service.delivery.counts(),
+            "failed": [message.describe() for message in failed],
+        }
+        click.echo(orjson.dumps(document, default=str).decode())
+    else:
+        _status_table(service)
+        for message in failed:
+            click.echo(
+                f"failed {message.id} {message.target} {message.kind} {message.lane}: "
+                f"{message.last_error}"
+            )
     service.close()
 
 

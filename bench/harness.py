@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -33,12 +33,19 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(url: str, keys: str, workers: int = 1, wait_seconds: float = 30) -> Iterator[str]:
-    """`subledger serve` on the store at `url` with `keys`; yields its base URL once it
-    answers `/health`, and stops it afterwards."""
+def server(
+    url: str,
+    keys: str,
+    workers: int = 1,
+    wait_seconds: float = 30,
+    base_env: Mapping[str, str] | None = None,
+) -> Iterator[str]:
+    """`subledger serve` on the store at `url` with `keys` (in `base_env`, by default this
+    process's environment); yields its base URL once it answers `/health`, and stops it
+    afterwards."""
     port = free_port()
     env = {
-        **os.environ,
+        **(os.environ if base_env is None else base_env),
         "SUBLEDGER_DATABASE_URL": url,
         "SUBLEDGER_API_KEYS": keys,
         "SUBLEDGER_LOG_LEVEL": "warning",

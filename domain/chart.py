@@ -81,7 +81,7 @@ class Chart:
 
     def accounts(self) -> dict[str, str]:
         """Every account of the chart with its role."""
-        return {account: role for role in ROLES for account in sorted(self._accounts_of(role))}
+        return {account: role for role in ROLES for account in sorted(self.accounts_of(role))}
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> Chart:
@@ -113,14 +113,15 @@ class Chart:
     def _refuse_shared_accounts(self) -> None:
         roles_of: dict[str, set[str]] = {}
         for role in ROLES:
-            for account in self._accounts_of(role):
+            for account in self.accounts_of(role):
                 roles_of.setdefault(account, set()).add(role)
         shared = {account: roles for account, roles in roles_of.items() if len(roles) > 1}
         if shared:
             account, roles = sorted(shared.items())[0]
             raise ChartError(f"account {account} serves two roles: {', '.join(sorted(roles))}")
 
-    def _accounts_of(self, role: str) -> set[str]:
+    def accounts_of(self, role: str) -> set[str]:
+        """The accounts a role books to (all of them, for `revenue` and `bank`)."""
         if role == "revenue":
             return {self.revenue, *(account for _, account in self.revenue_by_product)}
         if role == "bank":

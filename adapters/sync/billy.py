@@ -143,10 +143,17 @@ class BillyTarget:
             return [f"{self.name}: the token is refused: {error}"]
         deferred = self._account_no(self.chart.account("deferred_revenue"))
         deferred_id = self._lookup(trace, "accounts", "accountNo", deferred)
+        banks = self.chart.accounts_of("bank")
         for number in sorted(self.chart.accounts()):
             theirs = self._account_no(number)
-            if self._lookup(trace, "accounts", "accountNo", theirs) is None:
+            account = self._find(trace, "accounts", accountNo=theirs)
+            if account is None:
                 problems.append(f"{self.name}: no account {theirs} (our {number})")
+            elif number in banks and not account.get("isPaymentEnabled"):
+                problems.append(
+                    f"{self.name}: account {theirs} (our bank account {number}) does not take"
+                    " payments (isPaymentEnabled is false)"
+                )
         for product in sorted((products or set()) | set(self.settings.products)):
             number = self.settings.products.get(product, product)
             found = self._find(trace, "products", productNo=number)
@@ -160,24 +167,36 @@ class BillyTarget:
         return problems
 
     def invoices(self) -> list[TargetInvoice]:
-        trace, found, page = Trace(), [], 1
-        while True:
-            body = self.http.request(
-                trace, "GET", "/invoices", params={"page": page, "pageSize": 1000}
+        trace = Trace()
+        paid: dict[str, int] = {}
+        for payment in self._everything(trace, "bankPayments", isVoided="false"):
+            sign = 1 if payment.get("cashSide") == "debit" else -1
+            for association in payment.get("associations") or []:
+                subject = str(association.get("subjectReference", ""))
+                if subject.startswith("invoice:"):
+                    invoice = subject.removeprefix("invoice:")
+                    paid[invoice] = paid.get(invoice, 0) + sign * _minor(payment["cashAmount"])
+        return [
+            TargetInvoice(
+                number=str(invoice.get("invoiceNo")),
+                kind="credit_note" if invoice.get("type") == "creditNote" else "invoice",
+                gross=_minor(invoice.get("grossAmount", 0)),
+                balance=_minor(invoice.get("balance", 0)),
+                state=str(invoice.get("state")),
+                paid=paid.get(str(invoice["id"]), 0),
             )
-            for invoice in body["invoices"]:
-                found.append(
-                    TargetInvoice(
-                        number=str(invoice.get("invoiceNo")),
-                        kind="credit_note" if invoice.get("type") == "creditNote" else "invoice",
-                        gross=_minor(invoice.get("grossAmount", 0)),
-                        balance=_minor(invoice.get("balance", 0)),
-                        state=str(invoice.get("state")),
-                        payments=0,
-                    )
-                )
-            paging = body.get("meta", {}).get("paging", {})
-            if page >= paging.get("pageCount", 1):
+            for invoice in self._everything(trace, "invoices")
+        ]
+
+    def _everything(self, trace: Trace, plural: str, **filters: Any) -> list[dict[str, Any]]:
+        """Every record of a list, a page of 1,000 at a time."""
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            params = {**filters, "page": page, "pageSize": 1000}
+            body = self.http.request(trace, "GET", f"/{plural}", params=params)
+            found += body.get(plural) or []
+            if page >= body.get("meta", {}).get("paging", {}).get("pageCount", 1):
                 return found
             page += 1
 

@@ -45,12 +45,19 @@ def _now() -> datetime:
 
 
 def enqueue_messages(
-    delivery: DeliveryLog, outbox: RowSource, position: int, targets: Sequence[str], now: datetime
+    delivery: DeliveryLog,
+    outbox: RowSource,
+    position: int,
+    targets: Sequence[str],
+    now: datetime,
+    fingerprint: str = "",
 ) -> int:
-    """Pair the outbox's messages after each target's cursor with the target; the number new."""
+    """Pair the outbox's messages after each target's cursor with the target; the number new.
+    `fingerprint` is the outbox's: when it changes (an upgrade derives messages otherwise),
+    every message is paired again, and only those not known by id are new."""
     if not targets:
         return 0
-    after = min(delivery.cursor(target) for target in targets)
+    after = min(delivery.cursor(target, fingerprint) for target in targets)
     inserted = 0
     while after < position:
         page = [m for m in messages_after(outbox, after, 1000) if m["position"] <= position]
@@ -71,8 +78,8 @@ def enqueue_messages(
             for target in targets
         ]
         after = page[-1]["position"]
-        inserted += delivery.enqueue(new, now, dict.fromkeys(targets, after))
-    delivery.enqueue([], now, dict.fromkeys(targets, position))
+        inserted += delivery.enqueue(new, now, dict.fromkeys(targets, after), fingerprint)
+    delivery.enqueue([], now, dict.fromkeys(targets, position), fingerprint)
     return inserted
 
 

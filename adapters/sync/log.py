@@ -70,7 +70,8 @@ _TABLES: Final = (
         PRIMARY KEY (message_id, number))""",
     """CREATE TABLE IF NOT EXISTS sync_cursors (
         target text PRIMARY KEY,
-        position bigint NOT NULL)""",
+        position bigint NOT NULL,
+        outbox text NOT NULL DEFAULT '')""",
     """CREATE TABLE IF NOT EXISTS sync_budgets (
         target text PRIMARY KEY,
         next_at double precision NOT NULL)""",
@@ -241,16 +242,28 @@ class DeliveryLog:
 
     # Enqueueing.
 
-    def cursor(self, target: str) -> int:
+    def cursor(self, target: str, outbox: str = "") -> int:
+        """The log position up to which `target` has been paired with the outbox, when the
+        outbox derived its messages as `outbox` (its fingerprint) does now; 0 when it derived
+        them otherwise, so that an upgrade's new or changed messages are paired too (those
+        already known are skipped by id)."""
         with self.db.transaction() as sql:
-            found = sql.run("SELECT position FROM sync_cursors WHERE target = %(t)s", t=target)
+            found = sql.run(
+                "SELECT position FROM sync_cursors WHERE target = %(t)s AND outbox = %(o)s",
+                t=target,
+                o=outbox,
+            )
         return found[0]["position"] if found else 0
 
     def enqueue(
-        self, messages: Sequence[NewMessage], now: datetime, cursors: dict[str, int] | None = None
+        self,
+        messages: Sequence[NewMessage],
+        now: datetime,
+        cursors: dict[str, int] | None = None,
+        outbox: str = "",
     ) -> int:
         """Insert the messages not yet known (by id) as `pending`, and move the targets'
-        cursors forward; the number inserted."""
+        cursors forward (for the outbox fingerprinted `outbox`); the number inserted."""
         inserted = 0
         with self.db.transaction() as sql:
             for message in messages:
@@ -274,11 +287,13 @@ class DeliveryLog:
                 )
             for target, position in (cursors or {}).items():
                 sql.run(
-                    "INSERT INTO sync_cursors (target, position) VALUES (%(t)s, %(p)s)"
-                    " ON CONFLICT (target) DO UPDATE SET position = %(p)s"
-                    " WHERE sync_cursors.position < %(p)s",
+                    "INSERT INTO sync_cursors (target, position, outbox)"
+                    " VALUES (%(t)s, %(p)s, %(o)s)"
+                    " ON CONFLICT (target) DO UPDATE SET position = %(p)s, outbox = %(o)s"
+                    " WHERE sync_cursors.position < %(p)s OR sync_cursors.outbox <> %(o)s",
                     t=target,
                     p=position,
+                    o=outbox,
                 )
         return inserted
 

@@ -41,14 +41,15 @@ class Trace:
 
 @dataclass(frozen=True)
 class TargetInvoice:
-    """An invoice or credit note as the target holds it, in minor units."""
+    """An invoice or credit note as the target holds it, in minor units: `paid` is the money
+    its payments brought in less its refunds."""
 
     number: str
     kind: str
     gross: int
     balance: int
     state: str
-    payments: int
+    paid: int
 
 
 class Target(Protocol):

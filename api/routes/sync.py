@@ -12,6 +12,7 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from adapters.sync.port import RejectedError, RetryableError, TargetInvoice
 from api.auth import ReadKey, require
 from api.errors import ApiError
 from api.keys import ApiKey
@@ -88,11 +89,14 @@ def sync_retry(
 
 
 class Replay(BaseModel):
-    """A target and a range of log positions or of document dates, both ends included."""
+    """A target and what of it to send again: `all` of it, or a range of log positions or of
+    document dates (both ends included; contacts have no date, and recognition vouchers no
+    position of their own, so only `all` takes in both)."""
 
     model_config = ConfigDict(extra="forbid")
 
     target: str = Field(max_length=64)
+    all: bool = False
     from_position: int | None = Field(default=None, ge=0)
     to_position: int | None = Field(default=None, ge=0)
     from_date: date | None = None
@@ -102,17 +106,19 @@ class Replay(BaseModel):
     def one_kind_of_range(self) -> Replay:
         positions = self.from_position is not None or self.to_position is not None
         dates = self.from_date is not None or self.to_date is not None
-        if positions == dates:
-            raise ValueError("give a range of positions or a range of dates (not both)")
+        if [self.all, positions, dates].count(True) != 1:
+            raise ValueError("give all: true, a range of positions or a range of dates (one)")
         return self
 
 
-@router.post("/replay", summary="Send a range of messages again, creating nothing twice")
+@router.post("/replay", summary="Send messages again, creating nothing twice")
 def sync_replay(request: Request, _: AdminKey, replay: Replay) -> OrjsonResponse:
     sync = _sync(request)
     _known_target(sync, replay.target)
     now = datetime.now(UTC)
-    if replay.from_date is not None or replay.to_date is not None:
+    if replay.all:
+        count = sync.delivery.replay(replay.target, now, dates=("", "9999-12-31"))
+    elif replay.from_date is not None or replay.to_date is not None:
         low = replay.from_date.isoformat() if replay.from_date else ""
         high = replay.to_date.isoformat() if replay.to_date else "9999-12-31"
         count = sync.delivery.replay(replay.target, now, dates=(low, high))
@@ -122,7 +128,10 @@ def sync_replay(request: Request, _: AdminKey, replay: Replay) -> OrjsonResponse
     return OrjsonResponse({"target": replay.target, "replayed": count}, status_code=202)
 
 
-@router.get("/reconciliation", summary="Our invoices and credit notes beside the target's")
+@router.get(
+    "/reconciliation",
+    summary="Our invoices, credit notes, payments and open balances beside the target's",
+)
 def sync_reconciliation(
     request: Request, _: ReadKey, target: Annotated[str, Query(max_length=64)]
 ) -> OrjsonResponse:
@@ -131,22 +140,44 @@ def sync_reconciliation(
     with sync.snapshots() as (position, rows):
         ours = invoice_balances(rows["outbox"])
         credit_notes = _credit_notes(rows["outbox"])
-    theirs = {(i.kind, i.number): i for i in sync.targets[target].invoices()}
+    try:
+        held = sync.targets[target].invoices()
+    except (RetryableError, RejectedError) as error:
+        raise ApiError(502, "TARGET_UNAVAILABLE", f"{target} could not be read: {error}") from None
+    theirs = {(i.kind, i.number): i for i in held}
     differences: list[dict[str, Any]] = []
     for invoice in ours.values():
-        held = theirs.pop(("invoice", str(invoice["number"])), None)
-        _compare(differences, "invoice", invoice["number"], invoice, held)
+        found = theirs.pop(("invoice", str(invoice["number"])), None)
+        _compare(
+            differences,
+            "invoice",
+            str(invoice["number"]),
+            found,
+            gross=invoice["gross"],
+            paid=invoice["paid"] - invoice["refunded"],
+            balance=invoice["balance"],
+        )
     for number, gross in credit_notes.items():
-        held = theirs.pop(("credit_note", number), None)
-        _compare(differences, "credit_note", number, {"gross": gross}, held)
+        found = theirs.pop(("credit_note", number), None)
+        _compare(differences, "credit_note", number, found, gross=gross)
     for kind, number in sorted(theirs):
         differences.append({"kind": kind, "number": number, "problem": "only at the target"})
+    invoices_there = [i for i in held if i.kind == "invoice"]
     body = {
         "target": target,
         "position": position,
-        "invoices": len(ours),
-        "credit_notes": len(credit_notes),
-        "open_balance": sum(i["balance"] for i in ours.values()),
+        "ours": {
+            "invoices": len(ours),
+            "credit_notes": len(credit_notes),
+            "paid": sum(i["paid"] - i["refunded"] for i in ours.values()),
+            "open_balance": sum(i["balance"] for i in ours.values()),
+        },
+        "theirs": {
+            "invoices": len(invoices_there),
+            "credit_notes": len(held) - len(invoices_there),
+            "paid": sum(i.paid for i in invoices_there),
+            "open_balance": sum(i.balance for i in invoices_there),
+        },
         "differences": differences,
     }
     return OrjsonResponse(body, headers={"X-Log-Position": str(position)})
@@ -161,31 +192,23 @@ def _credit_notes(rows: Any) -> dict[str, int]:
 
 
 def _compare(
-    differences: list[dict[str, Any]], kind: str, number: str, ours: dict[str, Any], held: Any
+    differences: list[dict[str, Any]],
+    kind: str,
+    number: str,
+    found: TargetInvoice | None,
+    **amounts: int,
 ) -> None:
-    if held is None:
+    """List what differs between our document and the target's: missing, or each of our
+    amounts (`gross`, `paid`, `balance`) that the target's is not."""
+    if found is None:
         differences.append({"kind": kind, "number": number, "problem": "missing at the target"})
         return
-    if held.gross != ours["gross"]:
-        differences.append(
-            {
-                "kind": kind,
-                "number": number,
-                "problem": "gross",
-                "ours": ours["gross"],
-                "theirs": held.gross,
-            }
-        )
-    if "balance" in ours and held.balance != ours["balance"]:
-        differences.append(
-            {
-                "kind": kind,
-                "number": number,
-                "problem": "open balance",
-                "ours": ours["balance"],
-                "theirs": held.balance,
-            }
-        )
+    for name, ours in amounts.items():
+        theirs = getattr(found, name)
+        if ours != theirs:
+            differences.append(
+                {"kind": kind, "number": number, "problem": name, "ours": ours, "theirs": theirs}
+            )
 
 
 def _encode(key: list[Any]) -> str:

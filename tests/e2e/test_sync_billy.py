@@ -1,35 +1,51 @@
-"""Syncing a generated business to the Billy sandbox over real HTTP, on PostgreSQL: everything
-arrives once, with our totals, and replays send nothing new."""
+"""Syncing a generated business to the Billy sandbox over real HTTP, on PostgreSQL, with the
+dispatcher in processes of its own: everything arrives once with our totals, through faults,
+SIGKILLs, replays and a rebuild of the outbox; a refusal holds only its customer's messages
+until the mapping is fixed and the message retried."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
+import random
+import threading
 import time
 from collections.abc import Iterator
-from datetime import date
+from email import message_from_bytes
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+from aiosmtpd.controller import Controller
 
 from adapters.store import store_env
 from api.generator import Business
-from api.ingest import parse_submissions
-from bench.harness import free_port
-from domain.dates import Month
+from api.sync import delivery_log_for
+from bench.harness import free_port, server
+from bench.sandboxes import (
+    TWENTY_PERCENT_FAULTS,
+    Books,
+    Dispatcher,
+    Sandbox,
+    append,
+    billy_books,
+    billy_unapproved,
+    configure,
+    enqueue,
+    environment,
+    expected_books,
+    prepare,
+    sandbox,
+    subledger,
+    wait_until_settled,
+)
 from domain.ledger import Ledger
-from projections.engine import Rows
-from projections.journal import TOTALS, JournalProjection
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(900)]
 
-ROOT = Path(__file__).resolve().parents[2]
-TOKEN = "sandbox-token-for-tests"
+ADMIN = "sync-tests-admin-secret"
+KEYS = f"tests:{ADMIN}:read+admin"
 
 
 @pytest.fixture(scope="module")
@@ -37,194 +53,268 @@ def business() -> list[dict[str, Any]]:
     return list(Business(customers=200, months=24, seed=7).events())
 
 
-@pytest.fixture
-def sandbox() -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "api.cli",
-            "sandbox",
-            "billy",
-            "--port",
-            str(port),
-            "--token",
-            TOKEN,
-        ],
-        cwd=ROOT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(f"{url}/_sandbox/summary", timeout=1).raise_for_status()
-            break
-        except httpx.HTTPError:
-            if time.monotonic() > deadline:
-                process.kill()
-                raise
-            time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait(10)
-
-
-def billy(url: str) -> httpx.Client:
-    return httpx.Client(base_url=f"{url}/v2", headers={"X-Access-Token": TOKEN}, timeout=30)
-
-
-def everything(client: httpx.Client, plural: str, **filters: Any) -> list[dict[str, Any]]:
-    found, page = [], 1
-    while True:
-        body = client.get(f"/{plural}", params={"page": page, "pageSize": 1000, **filters}).json()
-        found += body[plural]
-        if page >= body["meta"]["paging"]["pageCount"]:
-            return found
-        page += 1
-
-
-def set_up_products(url: str, events: list[dict[str, Any]]) -> None:
-    """Billy's products for ours, booking to deferred revenue (7400) as docs/sync.md says."""
-    with billy(url) as client:
-        deferred = client.get("/accounts", params={"accountNo": 7400}).json()["accounts"][0]
-        products = {
-            line["product_id"]
-            for event in events
-            if event["type"] == "invoice.issued"
-            for line in event["data"]["lines"]
-        }
-        for product in sorted(products):
-            body = {"product": {"name": product, "productNo": product, "accountId": deferred["id"]}}
-            client.post("/products", json=body).raise_for_status()
+@pytest.fixture(scope="module")
+def small_business() -> list[dict[str, Any]]:
+    return list(Business(customers=30, months=6, seed=11).events())
 
 
 @pytest.fixture
-def environment(postgres_url: str, tmp_path: Path, sandbox: str) -> dict[str, str]:
-    config = tmp_path / "subledger.toml"
-    config.write_text(
-        f'[targets.billy]\nurl = "{sandbox}/v2"\nbook = true\nrequests_per_minute = 100000\n'
-        "timeout_seconds = 2\n"
-    )
-    return {
-        **os.environ,
-        "SUBLEDGER_DATABASE_URL": postgres_url,
-        "SUBLEDGER_CONFIG": str(config),
-        "SUBLEDGER_TARGET_BILLY_TOKEN": TOKEN,
-        "SUBLEDGER_SYNC_BACKOFF_SECONDS": "0.05",
-        "SUBLEDGER_SYNC_BACKOFF_CAP_SECONDS": "1",
-        "SUBLEDGER_SYNC_LEASE_SECONDS": "3",
-        "SUBLEDGER_LOG_LEVEL": "warning",
-    }
+def billy() -> Iterator[Sandbox]:
+    with sandbox("billy") as box:
+        yield box
 
 
-def append(url: str, events: list[dict[str, Any]]) -> None:
-    ledger = Ledger(store_env(url))
-    for start in range(0, len(events), 1000):
-        ledger.append(parse_submissions(orjson.dumps({"events": events[start : start + 1000]})))
-    ledger.close()
+def set_up(
+    events: list[dict[str, Any]], database_url: str, box: Sandbox, tmp_path: Path, **options: Any
+) -> dict[str, str]:
+    """The business appended, the target's products made, subledger.toml written and every
+    message enqueued: the environment of a `subledger` process."""
+    append(database_url, events)
+    prepare(box, events)
+    extra = options.pop("extra", "")
+    env = environment(database_url, configure(tmp_path / "subledger.toml", box, extra, **options))
+    enqueue(env)
+    return env
 
 
-def subledger(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "api.cli", *arguments],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+def assert_holds_exactly(box: Sandbox, wanted: Books) -> None:
+    held = billy_books(box)
+    assert held.duplicates() == {}, "nothing is created twice"
+    assert held == wanted, {"wanted": wanted.sizes(), "held": held.sizes()}
+    assert billy_unapproved(box) == 0, "every invoice and credit note is booked"
 
 
-def sync_until_done(env: dict[str, str], timeout: float = 600) -> str:
-    """`subledger sync run` until every message is sent (or one failed); its status output."""
-    process = subprocess.Popen([sys.executable, "-m", "api.cli", "sync", "run"], cwd=ROOT, env=env)
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            time.sleep(2)
-            status = subledger(env, "sync", "status").stdout
-            if _settled(status):
-                return status
-        raise AssertionError(f"the sync did not finish:\n{status}")
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
+def reconcile(base: str) -> dict[str, Any]:
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}) as client:
+        answer = client.get("/v1/sync/reconciliation", params={"target": "billy"}, timeout=120)
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
 
 
-def _settled(status: str) -> bool:
-    for line in status.splitlines():
-        cells = [c.strip().replace(",", "") for c in line.split("│") if c.strip()]
-        if cells and cells[0] == "billy":
-            pending, sending, _, failed = (int(c) for c in cells[1:5])
-            return pending == sending == 0 or failed > 0
-    return False
-
-
-def expected(events: list[dict[str, Any]]) -> dict[str, int]:
-    kinds = [event["type"] for event in events]
-    return {
-        "contacts": kinds.count("customer.created"),
-        "invoices": kinds.count("invoice.issued"),
-        "credit_notes": kinds.count("credit_note.issued"),
-        "payments": kinds.count("payment.received"),
-        "refunds": kinds.count("payment.refunded"),
-    }
-
-
-def ended_months_with_revenue(url: str) -> int:
-    """The months, ended by today, in which the journal (folded here, in memory) books revenue."""
-    ledger = Ledger(store_env(url))
-    projection, rows = JournalProjection(), Rows()
-    for entry in ledger.iter_entries(ledger.last_position(), projection.event_types):
-        projection.fold(rows, entry)
-    ledger.close()
-    today = date.today().isoformat()
-    return len(
-        {
-            day[:7]
-            for (_, day, role, _), row in rows.scan(TOTALS)
-            if role == "revenue"
-            and row["credit"] != row["debit"]
-            and Month.parse(day[:7]).last_day.isoformat() < today
-        }
-    )
-
-
-def holdings(url: str) -> dict[str, int]:
-    with billy(url) as client:
-        invoices = everything(client, "invoices")
-        payments = everything(client, "bankPayments")
-        return {
-            "contacts": len(everything(client, "contacts")),
-            "invoices": sum(1 for i in invoices if i["type"] == "invoice"),
-            "credit_notes": sum(1 for i in invoices if i["type"] == "creditNote"),
-            "payments": sum(1 for p in payments if p["cashSide"] == "debit"),
-            "refunds": sum(1 for p in payments if p["cashSide"] == "credit"),
-            "vouchers": len(everything(client, "daybookTransactions")),
-            "approved": sum(1 for i in invoices if i["state"] == "approved"),
-        }
-
-
-def test_a_generated_business_syncs_completely_and_replays_send_nothing_new(
-    business: list[dict[str, Any]],
-    environment: dict[str, str],
-    sandbox: str,
+def test_a_generated_business_syncs_completely_reconciles_and_replays_send_nothing_new(
+    business: list[dict[str, Any]], postgres_url: str, billy: Sandbox, tmp_path: Path
 ) -> None:
-    append(environment["SUBLEDGER_DATABASE_URL"], business)
-    set_up_products(sandbox, business)
-    checked = subledger(environment, "sync", "check")
+    env = set_up(business, postgres_url, billy, tmp_path)
+    checked = subledger(env, "sync", "check")
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    wanted = expected_books(business, postgres_url)
+    assert wanted.sizes()["contacts"] >= 200 and wanted.sizes()["vouchers"] >= 24
 
-    status = sync_until_done(environment)
-    held = holdings(sandbox)
-    wanted = expected(business)
-    assert {k: held[k] for k in wanted} == wanted, status
-    assert held["approved"] == wanted["invoices"] + wanted["credit_notes"]
-    assert held["vouchers"] == ended_months_with_revenue(environment["SUBLEDGER_DATABASE_URL"])
+    with Dispatcher(env):
+        sent = wait_until_settled(postgres_url, "billy")
+    assert sent["failed"] == 0
+    assert_holds_exactly(billy, wanted)
 
-    replayed = subledger(environment, "sync", "replay", "--target", "billy", "--all")
-    assert replayed.returncode == 0, replayed.stderr
-    sync_until_done(environment)
-    assert holdings(sandbox) == held
+    with server(postgres_url, KEYS, base_env=env) as base:
+        report = reconcile(base)
+        assert report["differences"] == []
+        assert report["ours"] == report["theirs"]
+        assert report["ours"]["invoices"] == wanted.sizes()["invoices"]
+
+        replay = httpx.post(
+            f"{base}/v1/sync/replay",
+            json={"target": "billy", "all": True},
+            headers={"Authorization": f"Bearer {ADMIN}"},
+        )
+        assert replay.status_code == 202, replay.text
+        assert replay.json()["replayed"] == sent["sent"]
+        wait_until_settled(postgres_url, "billy")  # the server's own dispatcher sends them
+    assert_holds_exactly(billy, wanted)
+
+    rebuilt = subledger(env, "projections", "rebuild", "outbox")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert enqueue(env)["billy"] == sent, "no message is new"
+    with Dispatcher(env):
+        wait_until_settled(postgres_url, "billy")
+    assert_holds_exactly(billy, wanted)
+
+
+def test_twenty_percent_of_requests_failing_changes_nothing_at_the_end(
+    business: list[dict[str, Any]], postgres_url: str, billy: Sandbox, tmp_path: Path
+) -> None:
+    env = set_up(business, postgres_url, billy, tmp_path, timeout_seconds=1)
+    billy.faults(**TWENTY_PERCENT_FAULTS)
+
+    with Dispatcher(env, workers=8):
+        assert wait_until_settled(postgres_url, "billy")["failed"] == 0
+
+    injected = billy.stats()["faults_injected"]
+    assert all(injected[kind] > 50 for kind in ("fail", "throttle", "drop", "slow")), injected
+    billy.faults(fail_rate=0, throttle_rate=0, drop_rate=0, slow_rate=0)
+    assert_holds_exactly(billy, expected_books(business, postgres_url))
+    with server(postgres_url, KEYS, base_env=env) as base:
+        assert reconcile(base)["differences"] == []
+
+
+def test_killing_the_dispatcher_five_times_changes_nothing_at_the_end(
+    business: list[dict[str, Any]], postgres_url: str, billy: Sandbox, tmp_path: Path
+) -> None:
+    env = set_up(business, postgres_url, billy, tmp_path)
+    billy.faults(latency_ms=5)  # requests in flight when the kill comes
+    draw, after_kills = random.Random(5), []
+    for _ in range(5):
+        dispatcher = Dispatcher(env, workers=4)
+        dispatcher.start()
+        time.sleep(draw.uniform(3, 9))
+        dispatcher.kill()
+        after_kills.append(delivery_counts(postgres_url))
+    sent = [counts["sent"] for counts in after_kills]
+    assert sent == sorted(sent) and sent[0] > 0, "each dispatcher got somewhere before its kill"
+    assert any(counts["sending"] for counts in after_kills), "kills caught messages mid-send"
+
+    with Dispatcher(env, workers=4):
+        assert wait_until_settled(postgres_url, "billy")["failed"] == 0
+    assert_holds_exactly(billy, expected_books(business, postgres_url))
+    with server(postgres_url, KEYS, base_env=env) as base:
+        assert reconcile(base)["differences"] == []
+
+
+def delivery_counts(database_url: str) -> dict[str, int]:
+    """The delivery log's counts of the Billy target's messages by status."""
+    ledger = Ledger(store_env(database_url))
+    try:
+        return delivery_log_for(ledger).counts()["billy"]
+    finally:
+        ledger.close()
+
+
+# A refusal from the target.
+
+
+class Webhook(ThreadingHTTPServer):
+    """A local webhook receiver keeping the JSON documents posted to it."""
+
+    def __init__(self) -> None:
+        self.documents: list[dict[str, Any]] = []
+        received = self.documents
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["Content-Length"])
+                received.append(orjson.loads(self.rfile.read(length)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", free_port()), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hooks/subledger"
+
+
+class Mailbox:
+    """A local SMTP server keeping the mails it receives."""
+
+    def __init__(self) -> None:
+        self.mails: list[Any] = []
+        self.port = free_port()
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802
+        self.mails.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    hook = Webhook()
+    yield hook
+    hook.shutdown()
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    box = Mailbox()
+    box.controller.start()
+    yield box
+    box.controller.stop()
+
+
+def test_a_refusal_holds_its_customer_notifies_and_a_retry_after_the_fix_completes_it(
+    small_business: list[dict[str, Any]],
+    postgres_url: str,
+    billy: Sandbox,
+    tmp_path: Path,
+    webhook: Webhook,
+    mailbox: Mailbox,
+) -> None:
+    notifications = (
+        f'\n[notifications]\nwebhook_url = "{webhook.url}"\nsmtp_host = "127.0.0.1"\n'
+        f'smtp_port = {mailbox.port}\nsmtp_to = ["finance@example.com"]\n'
+    )
+    # MobilePay payments mapped to Billy's receivables account, which takes no payments.
+    env = set_up(
+        small_business,
+        postgres_url,
+        billy,
+        tmp_path,
+        accounts={"5820": "5600"},
+        extra=notifications,
+    )
+    checked = subledger(env, "sync", "check")
+    assert checked.returncode == 1 and "5600" in checked.stdout, "the check sees it coming"
+
+    with Dispatcher(env):
+        failed, held = wait_until_held(postgres_url)
+    assert failed, "MobilePay payments are refused"
+    for message in failed:
+        assert message.kind in ("payment", "refund")
+        assert "422" in (message.last_error or "")
+        assert "not payment-enabled" in (message.last_error or ""), "Billy's own words"
+    failed_lanes = {message.lane for message in failed}
+    assert held and {message.lane for message in held} <= failed_lanes
+    assert all(any(m.lane == h.lane and m.seq < h.seq for m in failed) for h in held), (
+        "what waits, waits behind its customer's failed message"
+    )
+    sent_lanes = {m.lane for m in delivery_messages(postgres_url, "sent")}
+    assert sent_lanes - failed_lanes, "other customers' messages flowed"
+
+    assert sorted(d["message_id"] for d in webhook.documents) == sorted(m.id for m in failed)
+    assert all(d["event"] == "sync.message.failed" for d in webhook.documents)
+    assert len(mailbox.mails) == len(failed)
+    assert all("failed" in mail["Subject"] for mail in mailbox.mails)
+
+    # The fix: no mapping for 5820 (Billy's own MobilePay account), then a retry of each.
+    configure(tmp_path / "subledger.toml", billy, notifications)
+    with server(postgres_url, KEYS, base_env=env) as base:
+        auth = {"Authorization": f"Bearer {ADMIN}"}
+        shown = httpx.get(f"{base}/v1/sync/messages/{failed[0].id}", headers=auth).json()
+        assert shown["status"] == "failed"
+        assert shown["attempts"][-1]["http_status"] == 422
+        for message in failed:
+            retried = httpx.post(f"{base}/v1/sync/messages/{message.id}/retry", headers=auth)
+            assert retried.status_code == 202, retried.text
+        assert wait_until_settled(postgres_url, "billy")["failed"] == 0
+        assert reconcile(base)["differences"] == []
+    assert_holds_exactly(billy, expected_books(small_business, postgres_url))
+
+
+def delivery_messages(database_url: str, status: str) -> list[Any]:
+    ledger = Ledger(store_env(database_url))
+    try:
+        delivery, found, after = delivery_log_for(ledger), [], None
+        while page := delivery.messages("billy", status, after, 1000):
+            found += page
+            after = (page[-1].target, page[-1].seq, page[-1].id)
+        return found
+    finally:
+        ledger.close()
+
+
+def wait_until_held(database_url: str, timeout: float = 300) -> tuple[list[Any], list[Any]]:
+    """Wait until nothing is sending and every pending message waits behind a failed one of
+    its customer; the failed and the pending messages."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        failed = delivery_messages(database_url, "failed")
+        pending = delivery_messages(database_url, "pending")
+        sending = delivery_messages(database_url, "sending")
+        blocked = {m.lane: m.seq for m in sorted(failed, key=lambda m: -m.seq)}
+        if failed and not sending and all(m.seq > blocked.get(m.lane, m.seq) for m in pending):
+            return failed, pending
+        time.sleep(0.5)
+    raise AssertionError("the sync never came to rest behind its failures")

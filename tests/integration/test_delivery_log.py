@@ -54,6 +54,16 @@ def test_a_message_is_enqueued_once_whatever_replays_it(delivery: DeliveryLog) -
     assert delivery.cursor("billy") == 3, "a cursor never moves back"
 
 
+def test_an_outbox_that_derives_messages_otherwise_is_paired_again_creating_nothing_twice(
+    delivery: DeliveryLog,
+) -> None:
+    delivery.enqueue([new(1), new(2)], NOW, {"billy": 2}, outbox="v1")
+    assert delivery.cursor("billy", "v1") == 2
+    assert delivery.cursor("billy", "v2") == 0, "an upgraded outbox is paired from the start"
+    assert delivery.enqueue([new(1), new(2), new(3)], NOW, {"billy": 3}, outbox="v2") == 1
+    assert delivery.cursor("billy", "v2") == 3
+
+
 def test_only_the_head_of_a_lane_is_claimed(delivery: DeliveryLog) -> None:
     delivery.enqueue([new(1, "c1"), new(2, "c1"), new(3, "c2")], NOW)
     first = delivery.claim("billy", NOW, LEASE)

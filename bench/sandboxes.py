@@ -1,0 +1,379 @@
+"""Syncing a generated business to a sandbox, shared by `bench/sync.py` and the end-to-end
+tests: the sandbox in a process of its own, the target prepared the way docs/sync.md says, the
+configuration, `subledger sync run` started, killed and waited for, and what the sandbox holds
+beside what the log says it should hold.
+
+What a target holds is compared as multisets of our own references (customer numbers,
+invoice numbers, payments by invoice, date, amount and direction, voucher references), so a
+duplicate anywhere shows as a count of two.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from adapters.store import store_env
+from api.ingest import parse_submissions
+from api.sync import delivery_log_for
+from bench.harness import free_port
+from domain.dates import Month
+from domain.ledger import Ledger
+from projections.engine import Rows
+from projections.journal import TOTALS, JournalProjection
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "sandbox-token-for-tests"
+#: Each kind of fault at 5%, 20% of requests in all; slow answers outlast the client's timeout.
+TWENTY_PERCENT_FAULTS = {
+    "fail_rate": 0.05,
+    "throttle_rate": 0.05,
+    "drop_rate": 0.05,
+    "slow_rate": 0.05,
+    "slow_ms": 2500,
+}
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    kind: str
+    url: str
+    process: subprocess.Popen[bytes]
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/v2"
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.api_url, headers={"X-Access-Token": TOKEN}, timeout=60)
+
+    def faults(self, **settings: Any) -> dict[str, Any]:
+        """Change the sandbox's fault settings (the others stay); the settings in force."""
+        answer = httpx.put(f"{self.url}/_sandbox/faults", json=settings, timeout=10)
+        answer.raise_for_status()
+        return dict(answer.json())
+
+    def stats(self) -> dict[str, Any]:
+        answer = httpx.get(f"{self.url}/_sandbox/stats", timeout=10)
+        answer.raise_for_status()
+        return dict(answer.json())
+
+
+@contextmanager
+def sandbox(kind: str = "billy", seed: int = 1) -> Iterator[Sandbox]:
+    """`subledger sandbox <kind>` on a free port, once it answers; stopped afterwards."""
+    port = free_port()
+    command = [sys.executable, "-m", "api.cli", "sandbox", kind, "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, "--token", TOKEN, "--seed", str(seed)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"{url}/_sandbox/summary", timeout=1).raise_for_status()
+            break
+        except httpx.HTTPError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError(f"the {kind} sandbox did not start") from None
+            time.sleep(0.1)
+    try:
+        yield Sandbox(kind, url, process)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+# Preparing.
+
+
+def append(url: str, events: list[dict[str, Any]]) -> None:
+    """Append the events through the same path as `POST /v1/events`, 1,000 at a time."""
+    ledger = Ledger(store_env(url))
+    try:
+        for start in range(0, len(events), 1000):
+            batch = orjson.dumps({"events": events[start : start + 1000]})
+            ledger.append(parse_submissions(batch))
+    finally:
+        ledger.close()
+
+
+def prepare(box: Sandbox, events: Iterable[dict[str, Any]]) -> None:
+    """Create the target's products for ours, numbered with our product ids and booking to
+    deferred revenue (7400), as docs/sync.md asks of a new company."""
+    products = {
+        line["product_id"]
+        for event in events
+        if event["type"] == "invoice.issued"
+        for line in event["data"]["lines"]
+    }
+    with box.client() as client:
+        deferred = client.get("/accounts", params={"accountNo": 7400}).json()["accounts"][0]
+        for product in sorted(products):
+            body = {"product": {"name": product, "productNo": product, "accountId": deferred["id"]}}
+            client.post("/products", json=body).raise_for_status()
+
+
+def configure(path: Path, box: Sandbox, extra: str = "", **options: Any) -> Path:
+    """A subledger.toml with one target, `box.kind`, on the sandbox (and `extra` appended)."""
+    settings = {
+        "url": box.api_url,
+        "book": True,
+        "requests_per_minute": 100_000,
+        "timeout_seconds": 2,
+        **options,
+    }
+    lines = [f"[targets.{box.kind}]"]
+    lines += [f"{name} = {_toml(value)}" for name, value in settings.items()]
+    path.write_text("\n".join(lines) + "\n" + extra)
+    return path
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f'"{k}" = {_toml(v)}' for k, v in value.items()) + " }"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return str(value)
+
+
+def environment(database_url: str, config: Path, kind: str = "billy") -> dict[str, str]:
+    """The environment of a `subledger` process that syncs from `database_url`, retrying
+    quickly (backoff from 50 ms, capped at 1 s; leases of 3 s)."""
+    return {
+        **os.environ,
+        "SUBLEDGER_DATABASE_URL": database_url,
+        "SUBLEDGER_CONFIG": str(config),
+        f"SUBLEDGER_TARGET_{kind.upper()}_TOKEN": TOKEN,
+        "SUBLEDGER_SYNC_BACKOFF_SECONDS": "0.05",
+        "SUBLEDGER_SYNC_BACKOFF_CAP_SECONDS": "1",
+        "SUBLEDGER_SYNC_LEASE_SECONDS": "3",
+        "SUBLEDGER_LOG_LEVEL": "error",
+    }
+
+
+# Running.
+
+
+def subledger(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
+    """A `subledger` command, to its end."""
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *arguments],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def enqueue(env: dict[str, str]) -> dict[str, dict[str, int]]:
+    """Bring the outbox and the delivery log up to the log's end (`subledger sync status
+    --json`, which enqueues before it counts): the messages per target and status."""
+    done = subledger(env, "sync", "status", "--json")
+    if done.returncode != 0:
+        raise RuntimeError(f"subledger sync status failed: {done.stderr[-2000:]}")
+    return dict(orjson.loads(done.stdout)["counts"])
+
+
+@dataclass
+class Dispatcher:
+    """`subledger sync run` in a process of its own."""
+
+    env: dict[str, str]
+    workers: int = 2
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "api.cli", "sync", "run", "--workers", str(self.workers)]
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to finish anything."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(30)
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(60)
+            self.process = None
+
+    def __enter__(self) -> Dispatcher:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def counts(database_url: str, target: str) -> dict[str, int]:
+    """The target's messages by status, read from the delivery log."""
+    ledger = Ledger(store_env(database_url))
+    try:
+        found = delivery_log_for(ledger).counts().get(target, {})
+    finally:
+        ledger.close()
+    return {status: found.get(status, 0) for status in ("pending", "sending", "sent", "failed")}
+
+
+def wait_until_settled(
+    database_url: str, target: str, timeout: float = 600, interval: float = 0.5
+) -> dict[str, int]:
+    """Poll the delivery log until no message of `target` is pending or sending (messages
+    must have been enqueued before); the counts."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = counts(database_url, target)
+        if found["pending"] == found["sending"] == 0:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the sync to {target} did not settle: {found}")
+        time.sleep(interval)
+
+
+# Comparing.
+
+
+@dataclass(frozen=True)
+class Books:
+    """What a target holds, or should hold, by our references; a count above 1 is a duplicate."""
+
+    contacts: Counter[str]
+    invoices: Counter[str]
+    credit_notes: Counter[str]
+    payments: Counter[tuple[str, str, int, str]]
+    vouchers: Counter[str]
+
+    def duplicates(self) -> dict[str, list[Any]]:
+        return {
+            name: sorted(key for key, n in getattr(self, name).items() if n > 1)
+            for name in ("contacts", "invoices", "credit_notes", "payments", "vouchers")
+            if any(n > 1 for n in getattr(self, name).values())
+        }
+
+    def sizes(self) -> dict[str, int]:
+        return {
+            name: sum(getattr(self, name).values())
+            for name in ("contacts", "invoices", "credit_notes", "payments", "vouchers")
+        }
+
+
+def expected_books(events: list[dict[str, Any]], database_url: str) -> Books:
+    """What the log says a target should hold: one contact per customer, one invoice per
+    invoice, one credit note per credit note, each payment and refund once, and one voucher
+    per ended month in which the journal books revenue."""
+    numbers: dict[str, str] = {}
+    paid: dict[str, str] = {}
+    books = Books(Counter(), Counter(), Counter(), Counter(), Counter())
+    for event in events:
+        data = event["data"]
+        kind = event["type"]
+        if kind == "customer.created":
+            books.contacts[data.get("customer_number") or data["customer_id"]] += 1
+        elif kind == "invoice.issued":
+            numbers[data["invoice_id"]] = data.get("number") or data["invoice_id"]
+            books.invoices[numbers[data["invoice_id"]]] += 1
+        elif kind == "credit_note.issued":
+            books.credit_notes[data.get("number") or data["credit_note_id"]] += 1
+        elif kind == "payment.received":
+            paid[data["payment_id"]] = numbers[data["invoice_id"]]
+            number = numbers[data["invoice_id"]]
+            books.payments[(number, data["received_on"], data["amount"], "debit")] += 1
+        elif kind == "payment.refunded":
+            number = paid[data["payment_id"]]
+            books.payments[(number, data["refunded_on"], data["amount"], "credit")] += 1
+    for month in ended_months_with_revenue(database_url):
+        books.vouchers[f"subledger:recognition:{month}"] += 1
+    return books
+
+
+def ended_months_with_revenue(database_url: str) -> list[str]:
+    """The months, ended by today, in which the journal (folded here, in memory, from the log)
+    books revenue."""
+    ledger = Ledger(store_env(database_url))
+    projection, rows = JournalProjection(), Rows()
+    try:
+        for entry in ledger.iter_entries(ledger.last_position(), projection.event_types):
+            projection.fold(rows, entry)
+    finally:
+        ledger.close()
+    today = date.today()
+    return sorted(
+        {
+            day[:7]
+            for (_, day, role, _), row in rows.scan(TOTALS)
+            if role == "revenue"
+            and row["credit"] != row["debit"]
+            and Month.parse(day[:7]).last_day < today
+        }
+    )
+
+
+def billy_books(box: Sandbox) -> Books:
+    """What the Billy sandbox holds, read through its API like any client would."""
+    with box.client() as client:
+        contacts = _everything(client, "contacts")
+        invoices = _everything(client, "invoices")
+        payments = _everything(client, "bankPayments")
+        vouchers = _everything(client, "daybookTransactions")
+    number_of = {invoice["id"]: str(invoice["invoiceNo"]) for invoice in invoices}
+    return Books(
+        contacts=Counter(str(c["contactNo"]) for c in contacts),
+        invoices=Counter(str(i["invoiceNo"]) for i in invoices if i["type"] == "invoice"),
+        credit_notes=Counter(str(i["invoiceNo"]) for i in invoices if i["type"] == "creditNote"),
+        payments=Counter(
+            (
+                number_of[p["associations"][0]["subjectReference"].removeprefix("invoice:")],
+                p["entryDate"],
+                int(Decimal(str(p["cashAmount"])) * 100),
+                p["cashSide"],
+            )
+            for p in payments
+            if not p.get("isVoided")
+        ),
+        vouchers=Counter(str(v["apiType"]) for v in vouchers),
+    )
+
+
+def billy_unapproved(box: Sandbox) -> int:
+    """Invoices and credit notes the Billy sandbox holds as drafts."""
+    with box.client() as client:
+        return sum(1 for i in _everything(client, "invoices") if i["state"] != "approved")
+
+
+def _everything(client: httpx.Client, plural: str) -> list[dict[str, Any]]:
+    found, page = [], 1
+    while True:
+        answer = client.get(f"/{plural}", params={"page": page, "pageSize": 1000})
+        answer.raise_for_status()
+        body = answer.json()
+        found += body[plural]
+        if page >= body["meta"]["paging"]["pageCount"]:
+            return found
+        page += 1
