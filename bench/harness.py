@@ -152,11 +152,14 @@ def parser_for(doc: str | None) -> argparse.ArgumentParser:
 
 
 @contextmanager
-def scratch_schema(database_url: str, prefix: str, keep: bool = False) -> Iterator[tuple[str, str]]:
-    """A fresh schema's name and the store URL on it, after a line about the machine; the
-    schema is dropped afterwards unless `keep`."""
+def scratch_schema(
+    database_url: str, prefix: str, keep: bool = False, quiet: bool = False
+) -> Iterator[tuple[str, str]]:
+    """A fresh schema's name and the store URL on it, after a line about the machine (unless
+    `quiet`); the schema is dropped afterwards unless `keep`."""
     schema = f"{prefix}_{uuid.uuid4().hex[:6]}"
-    print(f"{machine(database_url)}; schema {schema}")
+    if not quiet:
+        print(f"{machine(database_url)}; schema {schema}")
     try:
         yield schema, f"{database_url}?schema={schema}"
     finally:

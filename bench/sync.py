@@ -1,0 +1,192 @@
+"""Syncing to the Billy sandbox: messages per second with no faults and with 20% faults, beside
+what the sandbox and PostgreSQL can do on their own in the same run.
+
+    python bench/sync.py [--database-url postgresql://postgres@127.0.0.1:5432/test]
+                         [--customers 200] [--months 24] [--workers 2 8]
+
+1. Raw ceilings: bare httpx requests to the sandbox (a lookup and a create, from as many
+   threads as the dispatcher has workers), and a bare claim-and-finish loop on a PostgreSQL
+   table shaped like the delivery log (one `UPDATE ... RETURNING` and one `UPDATE` per
+   message, no HTTP).
+2. For each worker count: a generated business appended to a fresh schema, its messages
+   enqueued (`subledger sync status`), then `subledger sync run --workers N` timed from its
+   start until nothing is pending or sending, against a fresh sandbox with no faults, and
+   again with 20% of requests failing (5% each of 500, 429, commit-then-drop, and answers
+   slower than the 1 s timeout). The end state is checked: what the sandbox holds equals what
+   the log says, nothing twice.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from api.generator import Business  # noqa: E402
+from bench.harness import parser_for, scratch_schema  # noqa: E402
+from bench.sandboxes import (  # noqa: E402
+    TOKEN,
+    TWENTY_PERCENT_FAULTS,
+    Dispatcher,
+    append,
+    billy_books,
+    configure,
+    enqueue,
+    environment,
+    expected_books,
+    prepare,
+    sandbox,
+    wait_until_settled,
+)
+
+
+def raw_sandbox(threads: int, seconds: float = 10) -> float:
+    """Requests/s of bare httpx clients against a fresh sandbox: a contact lookup, then a
+    create, over and over."""
+    with sandbox("billy") as box:
+        stop, done = time.monotonic() + seconds, [0] * threads
+
+        def run(n: int) -> None:
+            headers = {"X-Access-Token": TOKEN}
+            with httpx.Client(base_url=box.api_url, headers=headers) as client:
+                i = 0
+                while time.monotonic() < stop:
+                    number = f"raw-{n}-{i}"
+                    client.get("/contacts", params={"contactNo": number}).raise_for_status()
+                    body = {"contact": {"name": number, "contactNo": number, "countryId": "DK"}}
+                    client.post("/contacts", json=body).raise_for_status()
+                    done[n] += 2
+                    i += 1
+
+        started = time.monotonic()
+        workers = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        return sum(done) / (time.monotonic() - started)
+
+
+def raw_postgres(database_url: str, schema: str, threads: int, messages: int = 20_000) -> float:
+    """Messages/s claimed and finished by bare psycopg loops on a table like the delivery
+    log's: no lanes, no attempts, no HTTP."""
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute(
+            f"CREATE SCHEMA IF NOT EXISTS {schema}; CREATE TABLE {schema}.raw_messages"
+            " (id bigint PRIMARY KEY, status text NOT NULL,"
+            " claimed_until timestamptz, payload text NOT NULL)"
+        )
+        connection.execute(
+            f"INSERT INTO {schema}.raw_messages SELECT n, 'pending', NULL, repeat('x', 400)"
+            f" FROM generate_series(1, {messages}) n"
+        )
+    done = [0] * threads
+
+    def run(n: int) -> None:
+        with psycopg.connect(database_url, autocommit=True) as connection:
+            while True:
+                row = connection.execute(
+                    f"UPDATE {schema}.raw_messages SET status = 'sending',"
+                    " claimed_until = now() + interval '2 minutes'"
+                    f" WHERE id = (SELECT id FROM {schema}.raw_messages WHERE status = 'pending'"
+                    " ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, payload"
+                ).fetchone()
+                if row is None:
+                    return
+                connection.execute(
+                    f"UPDATE {schema}.raw_messages SET status = 'sent', claimed_until = NULL"
+                    " WHERE id = %s",
+                    (row[0],),
+                )
+                done[n] += 1
+
+    started = time.monotonic()
+    workers = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return sum(done) / (time.monotonic() - started)
+
+
+def synced(
+    database_url: str, events: list[dict[str, Any]], workers: int, faults: dict[str, Any] | None
+) -> dict[str, Any]:
+    """One timed sync of `events` to a fresh sandbox, on a fresh schema."""
+    with (
+        scratch_schema(database_url, "bench_sync", quiet=True) as (_, url),
+        sandbox("billy") as box,
+        tempfile.TemporaryDirectory() as directory,
+    ):
+        append(url, events)
+        prepare(box, events)
+        options = {"timeout_seconds": 1} if faults else {}
+        env = environment(url, configure(Path(directory) / "subledger.toml", box, **options))
+        messages = sum(enqueue(env)["billy"].values())
+        if faults:
+            box.faults(**faults)
+        before = box.stats()["requests_served"]
+        started = time.monotonic()
+        with Dispatcher(env, workers=workers):
+            counts = wait_until_settled(url, "billy", timeout=3600, interval=0.2)
+        seconds = time.monotonic() - started
+        stats = box.stats()
+        box.faults(fail_rate=0, throttle_rate=0, drop_rate=0, slow_rate=0)
+        held, wanted = billy_books(box), expected_books(events, url)
+        if counts["failed"] or held != wanted or held.duplicates():
+            raise RuntimeError(f"the sync did not end as it should: {counts}, {held.sizes()}")
+        requests = stats["requests_served"] - before
+        return {
+            "messages": messages,
+            "seconds": seconds,
+            "per_second": messages / seconds,
+            "requests_per_second": requests / seconds,
+            "faults": sum(
+                stats["faults_injected"][k] for k in ("fail", "throttle", "drop", "slow")
+            ),
+            "requests": requests,
+        }
+
+
+def main() -> None:
+    parser = parser_for(__doc__)
+    parser.add_argument("--customers", type=int, default=200)
+    parser.add_argument("--months", type=int, default=24)
+    parser.add_argument("--workers", type=int, nargs="+", default=[2, 8])
+    arguments = parser.parse_args()
+    events = list(Business(customers=arguments.customers, months=arguments.months, seed=7).events())
+    print(f"a business of {arguments.customers} customers over {arguments.months} months:")
+    print(f"{len(events):,} events")
+    with scratch_schema(arguments.database_url, "bench_sync_raw") as (schema, _):
+        for workers in arguments.workers:
+            sandbox_rate = raw_sandbox(workers)
+            postgres_rate = raw_postgres(arguments.database_url, schema, workers)
+            print(
+                f"raw, {workers} threads: sandbox {sandbox_rate:,.0f} requests/s;"
+                f" PostgreSQL claim+finish {postgres_rate:,.0f} messages/s"
+            )
+            with psycopg.connect(arguments.database_url, autocommit=True) as connection:
+                connection.execute(f"DROP TABLE {schema}.raw_messages")
+            for label, faults in (("no faults", None), ("20% faults", TWENTY_PERCENT_FAULTS)):
+                run = synced(arguments.database_url, events, workers, faults)
+                print(
+                    f"sync, {workers} workers, {label}: {run['messages']:,} messages in"
+                    f" {run['seconds']:.1f} s = {run['per_second']:.1f} messages/s;"
+                    f" {run['requests']:,} requests ({run['faults']:,} faulted),"
+                    f" {run['requests_per_second']:.0f} requests/s"
+                    f" = {run['requests_per_second'] / sandbox_rate:.0%} of the raw sandbox;"
+                    f" messages/s = {run['per_second'] / postgres_rate:.1%} of raw PostgreSQL"
+                )
+
+
+if __name__ == "__main__":
+    main()
