@@ -5,6 +5,7 @@ reconciliation with every difference it finds."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -229,3 +230,49 @@ def test_syncing_needs_a_database() -> None:
     with TestClient(create_app(settings)) as client:
         answer = client.get("/v1/sync/messages", headers=READ)
     assert answer.status_code == 409 and answer.json()["error"]["code"] == "SYNC_UNAVAILABLE"
+
+
+def test_invoices_are_emailed_or_e_invoiced_once_as_configured(
+    database_url: str, billy: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "delivering.toml"
+    config.write_text(
+        f'[targets.billy]\nurl = "{billy}/v2"\ntoken = "{TOKEN}"\nemail = true\ne_invoice = true\n'
+    )
+    people = [
+        {
+            "id": "evt_c1",
+            "type": "customer.created",
+            "data": {
+                "customer_id": "cus_1",
+                "name": "Alpha ApS",
+                "country": "DK",
+                "kind": "company",
+                "email": "billing@alpha.dk",
+            },
+        },
+        {
+            "id": "evt_c2",
+            "type": "customer.created",
+            "data": {
+                "customer_id": "cus_2",
+                "name": "Kommunen",
+                "country": "DK",
+                "kind": "public",
+                "vat_number": "29189919",
+                "ean": "5798000000001",
+            },
+        },
+    ]
+    invoices = [e for e in EVENTS if e["type"] == "invoice.issued"][:2]
+    settings = Settings(database_url=database_url, api_keys=API_KEYS, config=config)
+    with TestClient(create_app(settings)) as client:
+        answer = client.post("/v1/events", json={"events": people + invoices}, headers=WRITE)
+        assert answer.status_code in (200, 201), answer.text
+        sync = delivered(client)
+        sync.delivery.replay("billy", datetime.now(UTC), dates=("", "9999-12-31"))
+        delivered(client)
+        assert messages(client, status="failed") == []
+    summary = httpx.get(f"{billy}/_sandbox/summary").json()["counts"]
+    assert summary["emails"] == 1, "the company's invoice, e-mailed once despite the replay"
+    assert summary["invoiceDeliveries"] == 1, "the public customer's, to its EAN, once"
