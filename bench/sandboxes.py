@@ -31,12 +31,14 @@ from adapters.store import store_env
 from api.ingest import parse_submissions
 from api.sync import delivery_log_for
 from bench.harness import free_port
+from domain.chart import DEFAULT_CHART
 from domain.dates import Month
 from domain.ledger import Ledger
 from projections.engine import Rows
 from projections.journal import TOTALS, JournalProjection
 
 ROOT = Path(__file__).resolve().parent.parent
+REVENUE_ACCOUNTS = DEFAULT_CHART.accounts_of("revenue")
 TOKEN = "sandbox-token-for-tests"
 #: Each kind of fault at 5%, 20% of requests in all; slow answers outlast the client's timeout.
 TWENTY_PERCENT_FAULTS = {
@@ -268,7 +270,8 @@ class Books:
     invoices: Counter[str]
     credit_notes: Counter[str]
     payments: Counter[tuple[str, str, int, str]]
-    vouchers: Counter[str]
+    vouchers: Counter[tuple[str, tuple[tuple[str, int], ...]]]
+    """By reference, with the revenue they book per currency (credits less debits)."""
 
     def duplicates(self) -> dict[str, list[Any]]:
         return {
@@ -308,14 +311,14 @@ def expected_books(events: list[dict[str, Any]], database_url: str) -> Books:
         elif kind == "payment.refunded":
             number = paid[data["payment_id"]]
             books.payments[(number, data["refunded_on"], data["amount"], "credit")] += 1
-    for month in ended_months_with_revenue(database_url):
-        books.vouchers[f"subledger:recognition:{month}"] += 1
+    for month, revenue in revenue_of_ended_months(database_url).items():
+        books.vouchers[(f"subledger:recognition:{month}", revenue)] += 1
     return books
 
 
-def ended_months_with_revenue(database_url: str) -> list[str]:
-    """The months, ended by today, in which the journal (folded here, in memory, from the log)
-    books revenue."""
+def revenue_of_ended_months(database_url: str) -> dict[str, tuple[tuple[str, int], ...]]:
+    """The revenue the journal (folded here, in memory, from the log) books in each month
+    ended by today, per currency, for the months that book any."""
     ledger = Ledger(store_env(database_url))
     projection, rows = JournalProjection(), Rows()
     try:
@@ -323,16 +326,19 @@ def ended_months_with_revenue(database_url: str) -> list[str]:
             projection.fold(rows, entry)
     finally:
         ledger.close()
-    today = date.today()
-    return sorted(
-        {
-            day[:7]
-            for (_, day, role, _), row in rows.scan(TOTALS)
-            if role == "revenue"
-            and row["credit"] != row["debit"]
-            and Month.parse(day[:7]).last_day < today
-        }
-    )
+    today, revenue = date.today(), Counter[tuple[str, str]]()
+    for (currency, day, role, _), row in rows.scan(TOTALS):
+        if role == "revenue" and Month.parse(day[:7]).last_day < today:
+            revenue[(day[:7], currency)] += row["credit"] - row["debit"]
+    return _by_month(revenue)
+
+
+def _by_month(amounts: Counter[tuple[str, str]]) -> dict[str, tuple[tuple[str, int], ...]]:
+    months: dict[str, list[tuple[str, int]]] = {}
+    for (month, currency), amount in sorted(amounts.items()):
+        if amount:
+            months.setdefault(month, []).append((currency, amount))
+    return {month: tuple(found) for month, found in months.items()}
 
 
 def billy_books(box: Sandbox) -> Books:
@@ -357,8 +363,22 @@ def billy_books(box: Sandbox) -> Books:
             for p in payments
             if not p.get("isVoided")
         ),
-        vouchers=Counter(str(v["apiType"]) for v in vouchers),
+        vouchers=Counter(
+            (str(v["apiType"]), _revenue_booked(v["lines"]))
+            for v in vouchers
+            if not v.get("isVoided")
+        ),
     )
+
+
+def _revenue_booked(lines: list[dict[str, Any]]) -> tuple[tuple[str, int], ...]:
+    """A voucher's credits less debits to the revenue accounts, per currency."""
+    revenue = Counter[tuple[str, str]]()
+    for line in lines:
+        if str(line["accountNo"]) in REVENUE_ACCOUNTS:
+            amount = int(Decimal(str(line["amount"])) * 100)
+            revenue[("", line["currencyId"])] += amount if line["side"] == "credit" else -amount
+    return _by_month(revenue).get("", ())
 
 
 def billy_unapproved(box: Sandbox) -> int:
