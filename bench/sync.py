@@ -162,14 +162,18 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=200)
     parser.add_argument("--months", type=int, default=24)
     parser.add_argument("--workers", type=int, nargs="+", default=[2, 8])
+    parser.add_argument("--raw-seconds", type=float, default=10, help="Of bare sandbox requests.")
+    parser.add_argument("--raw-messages", type=int, default=20_000, help="Of the bare PG loop.")
     arguments = parser.parse_args()
     events = list(Business(customers=arguments.customers, months=arguments.months, seed=7).events())
     print(f"a business of {arguments.customers} customers over {arguments.months} months:")
     print(f"{len(events):,} events")
     with scratch_schema(arguments.database_url, "bench_sync_raw") as (schema, _):
         for workers in arguments.workers:
-            sandbox_rate = raw_sandbox(workers)
-            postgres_rate = raw_postgres(arguments.database_url, schema, workers)
+            sandbox_rate = raw_sandbox(workers, arguments.raw_seconds)
+            postgres_rate = raw_postgres(
+                arguments.database_url, schema, workers, arguments.raw_messages
+            )
             print(
                 f"raw, {workers} threads: sandbox {sandbox_rate:,.0f} requests/s;"
                 f" PostgreSQL claim+finish {postgres_rate:,.0f} messages/s"

@@ -18,6 +18,22 @@ ROOT = Path(__file__).resolve().parents[2]
         ("append.py", ["--events", "400", "--single-events", "20", "--rounds", "1"], "raw psycopg"),
         ("project.py", ["--events", "3000"], "rebuild of every projection"),
         ("mrr.py", ["--subscriptions", "400", "--queries", "5"], "36-month MRR, live"),
+        (
+            "sync.py",
+            [
+                "--customers",
+                "4",
+                "--months",
+                "3",
+                "--workers",
+                "4",
+                "--raw-seconds",
+                "1",
+                "--raw-messages",
+                "200",
+            ],
+            "4 workers, 20% faults",
+        ),
     ],
 )
 def test_a_benchmark_runs_to_its_figures(
