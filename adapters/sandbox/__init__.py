@@ -1,8 +1,9 @@
 """Local stand-ins for the accounting systems we post to, which offer no sandbox of their own.
 
-`billy` behaves like Billy's API v2, `faults` makes any sandbox misbehave on purpose, and
-`serving` runs a sandbox on a real port in a background thread (for tests and scripts) so
-that clients talk to it over real HTTP. `subledger sandbox billy` runs one in the foreground.
+`billy` behaves like Billy's API v2 and `dinero` like Dinero's API; both read and check
+request fields with `fields`. `faults` makes any sandbox misbehave on purpose, and `serving`
+runs a sandbox on a real port in a background thread (for tests and scripts) so that clients
+talk to it over real HTTP. `subledger sandbox billy` (or `dinero`) runs one in the foreground.
 """
 
 from __future__ import annotations

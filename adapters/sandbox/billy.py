@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -37,11 +37,23 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
 from adapters.sandbox.faults import FaultInjector, Faults, FaultSettings, fault_routes
+from adapters.sandbox.fields import (
+    CURRENCY,
+    EMAIL,
+    MALFORMED_DAY,
+    THIRTEEN_DIGITS,
+    Money,
+    Record,
+    RequestFields,
+    dumps,
+    exact_number,
+    known,
+    parse_day,
+)
+from domain.money import rhu
 
 logger = logging.getLogger("subledger.sandbox.billy")
 
-Record = dict[str, Any]
-T = TypeVar("T")
 #: Stands for a field a stored record does not have, in comparisons with what a PUT sends.
 _MISSING: Final = object()
 
@@ -51,17 +63,11 @@ ID_BYTES: Final = 16
 MAX_PAGE_SIZE: Final = 1000
 DEFAULT_PAYMENT_TERMS_DAYS: Final = 8
 DESCRIPTION_MAX_LENGTH: Final = 100
-#: The largest number any field takes, so that no product of two of them overflows a float.
-LARGEST_NUMBER: Final = 10**12
 BASE_CURRENCY: Final = "DKK"
 #: Every method reaches the `/v2` dispatcher, which answers 405 itself where one is not allowed.
 V2_METHODS: Final = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 COUNTRY: Final = re.compile(r"[A-Z]{2}")
-CURRENCY: Final = re.compile(r"[A-Z]{3}")
-THIRTEEN_DIGITS: Final = re.compile(r"[0-9]{13}")
-DAY: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-EMAIL: Final = re.compile(r"[^@\s]+@[^@\s]+")
 SUBJECT_REFERENCE: Final = re.compile(r"invoice:(.+)")
 
 CONTACT_TYPES: Final = ("company", "person")
@@ -118,50 +124,12 @@ class BillySandboxSettings(BaseModel):
     faults: FaultSettings = Field(default_factory=FaultSettings)
 
 
-# Money and numbers
-
-
-@dataclass(frozen=True, slots=True)
-class Money:
-    """An amount in minor units (øre); written to the wire as a float in major units."""
-
-    minor: int
-
-
-def round_half_up(value: Fraction) -> int:
-    """The nearest integer, halves away from zero, as money is rounded commercially."""
-    magnitude = math.floor(abs(value) + Fraction(1, 2))
-    return magnitude if value >= 0 else -magnitude
-
-
-def exact_number(value: Any) -> Fraction | None:
-    """A JSON number as an exact fraction (a float by its shortest decimal form), else None.
-
-    `0.1` is the decimal 0.1 here, not the binary float nearest to it, so `0.125` rounds up to
-    0.13 as the sender meant."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if isinstance(value, float):
-        return Fraction(Decimal(repr(value))) if math.isfinite(value) else None
-    return Fraction(value)
-
-
-def _wire_default(value: Any) -> Any:
-    """orjson's hook for what it cannot write itself: money and rates become floats."""
-    if isinstance(value, Money):
-        return value.minor / 100
-    if isinstance(value, Decimal):
-        return float(value)
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
-
-
-def _dumps(body: Any) -> bytes:
-    return orjson.dumps(body, default=_wire_default, option=orjson.OPT_PASSTHROUGH_DATACLASS)
+# Writing answers, times and ids
 
 
 def _wire(body: Any) -> Any:
     """A stored record as a client would read it (money as floats)."""
-    return orjson.loads(_dumps(body))
+    return orjson.loads(dumps(body))
 
 
 def _now() -> str:
@@ -171,13 +139,6 @@ def _now() -> str:
 
 def new_id() -> str:
     return secrets.token_urlsafe(ID_BYTES)
-
-
-def _known(value: T | None) -> T:
-    """A value that validation has already made sure of."""
-    if value is None:
-        raise AssertionError("a validated value is missing")
-    return value
 
 
 # Errors
@@ -218,12 +179,12 @@ def error_envelope(
 
 def billy_error_body(status: int, code: str, message: str) -> bytes:
     """The envelope of the fault middleware's own answers (500, 429)."""
-    return _dumps(error_envelope(status, code, message))
+    return dumps(error_envelope(status, code, message))
 
 
 def _error_response(error: BillyError) -> Response:
     body = error_envelope(error.status, error.code, error.message, error.validation)
-    return _json(_dumps(body), error.status)
+    return _json(dumps(body), error.status)
 
 
 def _validation_failed(resource: str, errors: Mapping[str, str]) -> BillyError:
@@ -249,164 +210,21 @@ def _json(content: bytes, status: int = 200) -> Response:
 # Reading request fields
 
 
-class Fields:
-    """One request object's fields, read and checked one at a time.
+class Fields(RequestFields):
+    """One request object's fields, read and checked as in `RequestFields`, by their exact names.
 
-    Every problem is noted against the field's name (prefixed for a nested object, such as
-    `lines[2].unitPrice`) and reading goes on, so that one 422 names all of them. A reader
-    answers None for a field that is missing or wrong, so the caller must check `errors`
-    (through `_raise_if`) before using what it read."""
+    A problem is noted against the field's camelCase name (such as `lines[2].unitPrice`), so
+    the caller must check `errors` (through `_raise_if`) before using what it read. Billy adds
+    fields that refer to other records by id (`record`, `reference`); dates are kept as the
+    `YYYY-MM-DD` text they were sent as (`day_text`)."""
 
-    def __init__(self, data: Mapping[str, Any], errors: dict[str, str], prefix: str = "") -> None:
-        self.data = data
-        self.errors = errors
-        self.prefix = prefix
+    #: Billy says the same of a day not on the calendar as of a malformed one.
+    impossible_day = MALFORMED_DAY
 
-    def nested(self, data: Mapping[str, Any], prefix: str) -> Fields:
-        return Fields(data, self.errors, self.prefix + prefix)
-
-    def fail(self, name: str, message: str) -> None:
-        self.errors.setdefault(self.prefix + name, message)
-
-    def given(self, name: str) -> bool:
-        return self.data.get(name) is not None
-
-    def text(
-        self,
-        name: str,
-        *,
-        required: bool = False,
-        numbers: bool = False,
-        pattern: re.Pattern[str] | None = None,
-        hint: str = "",
-        max_length: int | None = None,
-        default: str | None = None,
-    ) -> str | None:
-        """A string; with `numbers`, a whole number is taken as its digits (`"invoiceNo": 7`)."""
-        value = self.data.get(name)
-        if numbers and isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if value is None or (value == "" and (required or pattern is not None)):
-            if required:
-                self.fail(name, "is required")
-            return default
-        if not isinstance(value, str):
-            self.fail(name, "must be a string")
-            return None
-        if pattern is not None and not pattern.fullmatch(value):
-            self.fail(name, f"must be {hint}")
-            return None
-        if max_length is not None and len(value) > max_length:
-            self.fail(name, f"must be at most {max_length} characters (it is {len(value)})")
-            return None
-        return value
-
-    def integer(
-        self, name: str, *, default: int | None = None, minimum: int | None = None
-    ) -> int | None:
-        value = self.data.get(name)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(name, "must be a whole number")
-            return None
-        if minimum is not None and value < minimum:
-            self.fail(name, f"must be at least {minimum}")
-            return None
-        return value
-
-    def number(
-        self,
-        name: str,
-        *,
-        required: bool = False,
-        default: Fraction | None = None,
-        above: int | None = None,
-        minimum: int | None = None,
-        maximum: int | None = None,
-    ) -> Fraction | None:
-        value = self.data.get(name)
-        if value is None:
-            if required:
-                self.fail(name, "is required")
-            return default
-        number = exact_number(value)
-        if number is None:
-            self.fail(name, "must be a number")
-        elif abs(number) > LARGEST_NUMBER:
-            self.fail(name, f"must be at most {LARGEST_NUMBER:,} in size")
-        elif above is not None and number <= above:
-            self.fail(name, f"must be more than {above}")
-        elif minimum is not None and number < minimum:
-            self.fail(name, f"must be at least {minimum}")
-        elif maximum is not None and number > maximum:
-            self.fail(name, f"must be at most {maximum}")
-        else:
-            return number
-        return None
-
-    def money(self, name: str, *, required: bool = False, positive: bool = False) -> int | None:
-        """An amount in major units as minor units, rounded half up to whole øre."""
-        number = self.number(name, required=required, minimum=0)
-        if number is None:
-            return None
-        minor = round_half_up(number * 100)
-        if positive and minor <= 0:
-            self.fail(name, "must be more than 0")
-            return None
-        return minor
-
-    def flag(self, name: str, *, default: bool) -> bool:
-        value = self.data.get(name)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            self.fail(name, "must be true or false")
-            return default
-        return value
-
-    def choice(
-        self,
-        name: str,
-        options: tuple[str, ...],
-        *,
-        default: str | None = None,
-        required: bool = False,
-    ) -> str | None:
-        value = self.data.get(name)
-        if value is None:
-            if required:
-                self.fail(name, "is required")
-            return default
-        if value not in options:
-            self.fail(name, f"must be one of {', '.join(options)}")
-            return None
-        return str(value)
-
-    def day(self, name: str, *, required: bool = False) -> str | None:
-        """A real calendar date as `YYYY-MM-DD`."""
-        value = self.text(name, required=required)
-        if value is None:
-            return None
-        if not DAY.fullmatch(value) or not _is_date(value):
-            self.fail(name, "must be a date as YYYY-MM-DD")
-            return None
-        return value
-
-    def objects(self, name: str, *, required: bool = False) -> list[Mapping[str, Any]] | None:
-        """A list of JSON objects (non-empty when required)."""
-        value = self.data.get(name)
-        if value is None:
-            if required:
-                self.fail(name, "is required")
-            return None
-        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-            self.fail(name, "must be a list of objects")
-            return None
-        if required and not value:
-            self.fail(name, "must not be empty")
-            return None
-        return value
+    def day_text(self, name: str, *, required: bool = False) -> str | None:
+        """A real calendar date, as the `YYYY-MM-DD` text it was sent as."""
+        day = self.day(name, required=required)
+        return None if day is None else day.isoformat()
 
     def record(
         self, name: str, table: Mapping[str, Record], what: str, *, required: bool = False
@@ -430,22 +248,14 @@ class Fields:
         return None if found is None else str(found["id"])
 
 
-def _is_date(text: str) -> bool:
-    try:
-        date.fromisoformat(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _names(words: str) -> frozenset[str]:
     """The field names a resource interprets (or computes), given as one string."""
     return frozenset(words.split())
 
 
-def _extras(body: Mapping[str, Any], known: frozenset[str]) -> Record:
+def _extras(body: Mapping[str, Any], interpreted: frozenset[str]) -> Record:
     """The fields Billy has but the sandbox does not interpret, kept as they were given."""
-    return {name: value for name, value in body.items() if name not in known}
+    return {name: value for name, value in body.items() if name not in interpreted}
 
 
 # The data
@@ -659,7 +469,7 @@ def _create_person(data: BillyData, body: Mapping[str, Any]) -> Changes:
     contact = f.record("contactId", data.tables["contacts"], "contact", required=True)
     person = _read_person(f)
     _raise_if(errors, "contactPerson")
-    stored = {"id": new_id(), "contactId": _known(contact)["id"], **person, "createdTime": _now()}
+    stored = {"id": new_id(), "contactId": known(contact)["id"], **person, "createdTime": _now()}
     return Changes().touch("contactPersons", _insert(data.tables["contactPersons"], stored)["id"])
 
 
@@ -701,7 +511,7 @@ def _read_prices(f: Fields) -> list[Record]:
     prices = []
     for i, given in enumerate(f.objects("prices") or []):
         price = f.nested(given, f"prices[{i}].")
-        unit_price = price.money("unitPrice", required=True)
+        unit_price = price.money("unitPrice", required=True, minimum=0)
         currency = price.text(
             "currencyId", required=True, pattern=CURRENCY, hint="three capital letters"
         )
@@ -751,11 +561,11 @@ def price_line(
 
     With `excl` the unit price is net and the VAT is added on top; with `incl` it includes
     VAT and the VAT is taken out of the line's total."""
-    total = round_half_up(quantity * unit_price) - discount
+    total = rhu(quantity * unit_price) - discount
     if tax_mode == "incl":
-        tax = round_half_up(total * rate / (1 + rate))
+        tax = rhu(total * rate / (1 + rate))
         return LinePrice(amount=total - tax, tax=tax)
-    return LinePrice(amount=total, tax=round_half_up(total * rate))
+    return LinePrice(amount=total, tax=rhu(total * rate))
 
 
 def _read_invoice(
@@ -773,7 +583,7 @@ def _read_invoice(
                 f.fail(name, "cannot be changed")
     kind = f.choice("type", INVOICE_TYPES, default="invoice")
     contact = f.record("contactId", data.tables["contacts"], "contact", required=True)
-    entry_date = f.day("entryDate", required=True)
+    entry_date = f.day_text("entryDate", required=True)
     currency = f.text("currencyId", required=True, pattern=CURRENCY, hint="three capital letters")
     terms_default = contact["paymentTermsDays"] if contact else DEFAULT_PAYMENT_TERMS_DAYS
     terms = f.integer("paymentTermsDays", default=terms_default, minimum=0)
@@ -787,12 +597,12 @@ def _read_invoice(
     invoice_id = new_id() if current is None else current["id"]
     amount = sum(line["amount"].minor for line in lines)
     tax = sum(line["tax"].minor for line in lines)
-    due = date.fromisoformat(_known(entry_date)) + timedelta(days=_known(terms))
+    due = date.fromisoformat(known(entry_date)) + timedelta(days=known(terms))
     invoice = {
         "id": invoice_id,
         "type": kind,
         "invoiceNo": number,
-        "contactId": _known(contact)["id"],
+        "contactId": known(contact)["id"],
         "entryDate": entry_date,
         "paymentTermsDays": terms,
         "dueDate": due.isoformat(),
@@ -888,7 +698,7 @@ def _read_line(data: BillyData, f: Fields, tax_mode: str, keep_id: bool) -> Reco
     """One invoice line, priced with the VAT of its product's sales tax ruleset."""
     product = f.record("productId", data.tables["products"], "product", required=True)
     quantity = f.number("quantity", default=Fraction(1), above=0)
-    unit_price = f.money("unitPrice", required=True)
+    unit_price = f.money("unitPrice", required=True, minimum=0)
     mode = f.choice("discountMode", DISCOUNT_MODES)
     description = f.text("description", default=product["name"] if product else None)
     line_id = f.data.get("id") if keep_id and isinstance(f.data.get("id"), str) else new_id()
@@ -907,7 +717,7 @@ def _read_line(data: BillyData, f: Fields, tax_mode: str, keep_id: bool) -> Reco
     }
     if product is None or quantity is None or unit_price is None:
         return line
-    gross = round_half_up(quantity * unit_price)
+    gross = rhu(quantity * unit_price)
     discount, shown = _read_discount(f, mode, gross)
     rate = _tax_rate_of(data, product)
     priced = price_line(quantity, unit_price, discount, Fraction(rate["rate"]), tax_mode)
@@ -927,11 +737,11 @@ def _read_discount(f: Fields, mode: str | None, gross: int) -> tuple[int, Any]:
             f.fail("discountMode", "is required with a discountValue (cash or percent)")
         return 0, None
     if mode == "cash":
-        discount = f.money("discountValue") or 0
+        discount = f.money("discountValue", minimum=0) or 0
         shown: Any = Money(discount)
     else:
         percent = f.number("discountValue", default=Fraction(0), minimum=0, maximum=100)
-        discount = round_half_up(gross * (percent or Fraction(0)) / 100)
+        discount = rhu(gross * (percent or Fraction(0)) / 100)
         shown = f.data.get("discountValue") or 0
     if discount > gross:
         f.fail("discountValue", "is more than the line's amount before discount")
@@ -1052,7 +862,7 @@ def _send_email(data: BillyData, invoice: Record, body: Mapping[str, Any]) -> Ch
     email = {
         "id": new_id(),
         "invoiceId": invoice["id"],
-        "contactPersonId": _known(person)["id"],
+        "contactPersonId": known(person)["id"],
         "emailSubject": subject,
         "emailBody": text,
         "createdTime": _now(),
@@ -1078,7 +888,7 @@ def _create_delivery(data: BillyData, body: Mapping[str, Any]) -> Changes:
     _raise_if(errors, "invoiceDelivery")
     delivery = {
         "id": new_id(),
-        "invoiceId": _known(invoice)["id"],
+        "invoiceId": known(invoice)["id"],
         "receiverIdType": id_type,
         "receiverGln": gln,
         "orderReference": reference,
@@ -1087,7 +897,7 @@ def _create_delivery(data: BillyData, body: Mapping[str, Any]) -> Changes:
         **_extras(body, DELIVERY_FIELDS),
     }
     _insert(data.tables["invoiceDeliveries"], delivery)
-    _known(invoice)["sentState"] = "sent"
+    known(invoice)["sentState"] = "sent"
     return (
         Changes()
         .touch("invoiceDeliveries", delivery["id"])
@@ -1121,8 +931,8 @@ def _create_payment(data: BillyData, body: Mapping[str, Any]) -> Changes:
     note; more than the balance is accepted and leaves the invoice overpaid."""
     errors: dict[str, str] = {}
     f = Fields(body, errors)
-    entry_date = f.day("entryDate", required=True)
-    cash = f.money("cashAmount", required=True, positive=True)
+    entry_date = f.day_text("entryDate", required=True)
+    cash = f.money("cashAmount", required=True, minimum=0, positive=True)
     side = f.choice("cashSide", CASH_SIDES, required=True)
     account = f.record("cashAccountId", data.tables["accounts"], "account", required=True)
     if account is not None and not account["isPaymentEnabled"]:
@@ -1136,11 +946,11 @@ def _create_payment(data: BillyData, body: Mapping[str, Any]) -> Changes:
         "id": new_id(),
         "contactId": contact_id,
         "entryDate": entry_date,
-        "cashAmount": Money(_known(cash)),
+        "cashAmount": Money(known(cash)),
         "cashSide": side,
-        "cashAccountId": _known(account)["id"],
+        "cashAccountId": known(account)["id"],
         "subjectCurrencyId": currency,
-        "associations": [{"subjectReference": f"invoice:{_known(subject)['id']}"}],
+        "associations": [{"subjectReference": f"invoice:{known(subject)['id']}"}],
         "isVoided": voided,
         "createdTime": _now(),
         **_extras(body, PAYMENT_FIELDS),
@@ -1148,7 +958,7 @@ def _create_payment(data: BillyData, body: Mapping[str, Any]) -> Changes:
     _insert(data.tables["bankPayments"], payment)
     if not voided:
         _settle(data, payment, +1)
-    return Changes().touch("bankPayments", payment["id"]).touch("invoices", _known(subject)["id"])
+    return Changes().touch("bankPayments", payment["id"]).touch("invoices", known(subject)["id"])
 
 
 def _payment_subject(data: BillyData, f: Fields) -> Record | None:
@@ -1225,7 +1035,7 @@ def _create_transaction(data: BillyData, body: Mapping[str, Any]) -> Changes:
         "daybookId": f.reference(
             "daybookId", data.tables["daybooks"], "daybook", default=data.daybook_id
         ),
-        "entryDate": f.day("entryDate", required=True),
+        "entryDate": f.day_text("entryDate", required=True),
         "voucherNo": f.text("voucherNo", numbers=True),
         "description": f.text("description", max_length=DESCRIPTION_MAX_LENGTH),
         "extendedDescription": f.text("extendedDescription"),
@@ -1258,7 +1068,7 @@ def _read_journal_line(data: BillyData, accounts_by_no: Mapping[int, Record], f:
         "id": new_id(),
         "accountId": account["id"] if account else None,
         "accountNo": account["accountNo"] if account else None,
-        "amount": Money(f.money("amount", required=True, positive=True) or 0),
+        "amount": Money(f.money("amount", required=True, minimum=0, positive=True) or 0),
         "side": f.choice("side", JOURNAL_SIDES, required=True),
         "text": f.text("text"),
         "currencyId": f.text(
@@ -1379,8 +1189,7 @@ def _entry_date_until(wanted: str) -> Callable[[Record], bool]:
 
 
 def _query_date(text: str) -> str:
-    if not DAY.fullmatch(text) or not _is_date(text):
-        raise ValueError("must be a date as YYYY-MM-DD")
+    parse_day(text, MALFORMED_DAY)
     return text
 
 
@@ -1564,7 +1373,7 @@ def _collection(
         table = data.tables[resource.plural]
         records = (_render(data, resource.plural, record) for record in table.values())
         return _listing(resource.plural, resource.singular, records, query, resource.filters)
-    changes = _known(resource.create)(data, _payload(body, resource.singular))
+    changes = known(resource.create)(data, _payload(body, resource.singular))
     return _written(data, changes)
 
 
@@ -1572,13 +1381,13 @@ def _item(data: BillyData, resource: Resource, record_id: str, method: str, body
     allowed = ["GET"] + ["PUT"] * bool(resource.update) + ["DELETE"] * bool(resource.delete)
     _allow(method, tuple(allowed), [resource.plural, record_id])
     if method == "DELETE":
-        return _written(data, _known(resource.delete)(data, record_id))
+        return _written(data, known(resource.delete)(data, record_id))
     record = data.tables[resource.plural].get(record_id)
     if record is None:
         raise _record_not_found(resource.plural, record_id)
     if method == "GET":
         return {resource.singular: _render(data, resource.plural, record)}
-    changes = _known(resource.update)(data, record, _payload(body, resource.singular))
+    changes = known(resource.update)(data, record, _payload(body, resource.singular))
     return _written(data, changes)
 
 
@@ -1651,7 +1460,7 @@ def _answer(store: BillyStore, token: str, request: Request, body: bytes) -> Res
     try:
         _authenticate(request.headers.get("x-access-token"), token)
         with store.lock:
-            content = _dumps(_handle(store.data, request.method, parts, body, query))
+            content = dumps(_handle(store.data, request.method, parts, body, query))
     except BillyError as error:
         return _error_response(error)
     except Exception:
@@ -1679,7 +1488,7 @@ def _sandbox_routes(store: BillyStore, faults: Faults) -> APIRouter:
 
     def summarized() -> Response:
         with store.lock:
-            return _json(_dumps(summary(store.data)))
+            return _json(dumps(summary(store.data)))
 
     @router.get("/summary", include_in_schema=False)
     async def read_summary() -> Response:

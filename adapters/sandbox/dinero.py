@@ -35,7 +35,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from itertools import count
 from typing import Any, Final, Literal, TypeVar
@@ -49,11 +48,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
 from adapters.sandbox.faults import FaultInjector, Faults, FaultSettings, fault_routes
+from adapters.sandbox.fields import (
+    CURRENCY,
+    EMAIL,
+    THIRTEEN_DIGITS,
+    Money,
+    Record,
+    RequestFields,
+    dumps,
+    known,
+    parse_day,
+)
 from domain.money import rhu
 
 logger = logging.getLogger("subledger.sandbox.dinero")
 
-Record = dict[str, Any]
 T = TypeVar("T")
 
 #: Dinero's documented limit: requests a minute per organization (and client id).
@@ -69,8 +78,6 @@ SCOPES: Final = ("read", "write")
 DEFAULT_PAGE_SIZE: Final = 100
 MAX_PAGE_SIZE: Final = 1000
 EXTERNAL_REFERENCE_MAX: Final = 128
-#: The largest number any field takes, so that no product of two of them gets out of hand.
-LARGEST_NUMBER: Final = 10**12
 BASE_CURRENCY: Final = "DKK"
 LANGUAGES: Final = ("da-DK", "en-GB")
 PAYMENT_CONDITIONS: Final = ("Netto", "NettoCash", "CurrentMonthOut", "Paid")
@@ -87,10 +94,6 @@ GUID: Final = re.compile(
 )
 EMPTY_GUID: Final = "00000000-0000-0000-0000-000000000000"
 COUNTRY: Final = re.compile(r"[A-Za-z]{2}")
-CURRENCY: Final = re.compile(r"[A-Z]{3}")
-THIRTEEN_DIGITS: Final = re.compile(r"[0-9]{13}")
-EMAIL: Final = re.compile(r"[^@\s]+@[^@\s]+")
-DAY: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 #: The VAT types seeded: (code, name, rate, the account its VAT is booked to).
 VAT_TYPES: Final = (
@@ -166,39 +169,7 @@ class DineroSandboxSettings(BaseModel):
     brownout: BrownoutSettings = Field(default_factory=BrownoutSettings)
 
 
-# Money, numbers and times
-
-
-@dataclass(frozen=True, slots=True)
-class Amount:
-    """An amount in minor units (øre); written to the wire as a number in major units."""
-
-    minor: int
-
-
-def _exact(value: Any) -> Fraction | None:
-    """A JSON number as an exact fraction (a float by its shortest decimal form), else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if isinstance(value, int):
-        return Fraction(value)
-    try:
-        return Fraction(Decimal(repr(value)))
-    except (InvalidOperation, ValueError, OverflowError):
-        return None
-
-
-def _wire_default(value: Any) -> Any:
-    """orjson's hook for what it cannot write itself: amounts and rates become numbers."""
-    if isinstance(value, Amount):
-        return value.minor / 100
-    if isinstance(value, Fraction):
-        return float(value)
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
-
-
-def _dumps(body: Any) -> bytes:
-    return orjson.dumps(body, default=_wire_default, option=orjson.OPT_PASSTHROUGH_DATACLASS)
+# Times and Guids
 
 
 def _instant(moment: datetime) -> str:
@@ -216,15 +187,6 @@ def _parse_instant(text: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _parse_day(text: str) -> date:
-    if not DAY.fullmatch(text):
-        raise ValueError("must be a date as YYYY-MM-DD")
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise ValueError("must be a real date as YYYY-MM-DD") from None
-
-
 def _guid(text: str) -> str | None:
     """A Guid in its canonical form (lower case), or None when the text is not one."""
     return text.lower() if GUID.fullmatch(text) else None
@@ -232,13 +194,6 @@ def _guid(text: str) -> str | None:
 
 def new_guid() -> str:
     return str(uuid.uuid4())
-
-
-def _known(value: T | None) -> T:
-    """A value that validation has already made sure of."""
-    if value is None:
-        raise AssertionError("a validated value is missing")
-    return value
 
 
 # Errors
@@ -289,11 +244,11 @@ def dinero_error_body(status: int, code: str, message: str) -> bytes:
     """The body of the fault middleware's answers: a 429 (rate limit or throttle) says what
     Dinero says, "API calls quota exceeded!", with code 43; a 500 carries no code."""
     text = QUOTA_EXCEEDED if status == 429 else message
-    return _dumps(error_envelope(FAULT_CODES.get(status), text))
+    return dumps(error_envelope(FAULT_CODES.get(status), text))
 
 
 def _error_response(error: DineroError) -> Response:
-    body = _dumps(error_envelope(error.code, error.message, error.validation))
+    body = dumps(error_envelope(error.code, error.message, error.validation))
     return Response(body, error.status, error.headers, media_type="application/json")
 
 
@@ -321,165 +276,49 @@ def _duplicate(what: str, name: str, key: str) -> DineroError:
 # Reading request fields
 
 
-class Fields:
-    """One request object's fields, bound case-insensitively and checked one at a time.
+class Fields(RequestFields):
+    """One request object's fields, bound case-insensitively and checked as in `RequestFields`.
 
     Dinero binds JSON without regard to case, so `ContactGuid`, `contactGuid` and
-    `contactguid` are one field (when a body names it twice, the last one counts). Every problem
-    is noted against the field's PascalCase name (prefixed in a nested object, such as
-    `ProductLines[2].Quantity`) and reading goes on, so that one 400 names all of them. Types
-    are strict: a number sent as a string is a problem, so what passes here passes a lenient
-    server too. A reader answers None for a field that is missing or wrong, so `check` must be
-    called before what was read is used."""
+    `contactguid` are one field (when a body names it twice, the last one counts). A problem is
+    noted against the field's PascalCase name (such as `ProductLines[2].Quantity`), so `check`
+    must be called before what was read is used. Choices are matched without regard to case
+    too, Guids are read in canonical form, and a list of objects that is missing or wrong reads
+    as empty."""
 
     def __init__(self, data: Mapping[str, Any], errors: dict[str, str], prefix: str = "") -> None:
+        super().__init__(data, errors, prefix)
         self.values = {str(name).lower(): value for name, value in data.items()}
-        self.errors = errors
-        self.prefix = prefix
-
-    @classmethod
-    def of(cls, data: Mapping[str, Any]) -> Fields:
-        return cls(data, {})
-
-    def nested(self, data: Mapping[str, Any], prefix: str) -> Fields:
-        return Fields(data, self.errors, self.prefix + prefix)
 
     def get(self, name: str) -> Any:
+        """The value sent for `name`, in whatever case it was named."""
         return self.values.get(name.lower())
 
-    def given(self, name: str) -> bool:
-        return self.get(name) is not None
-
-    def fail(self, name: str, message: str) -> None:
-        self.errors.setdefault(self.prefix + name, message)
-
     def check(self) -> None:
+        """Refuse the request (400, code 42) if any field was wrong."""
         if self.errors:
             raise _invalid(self.errors)
 
-    def text(
-        self,
-        name: str,
-        *,
-        required: bool = False,
-        pattern: re.Pattern[str] | None = None,
-        hint: str = "",
-        max_length: int | None = None,
-        default: str | None = None,
-    ) -> str | None:
-        value = self.get(name)
-        if value is None or (value == "" and (required or pattern is not None)):
-            if required:
-                self.fail(name, "is required")
-            return default
-        if not isinstance(value, str):
-            self.fail(name, "must be a string")
-            return None
-        if pattern is not None and not pattern.fullmatch(value):
-            self.fail(name, f"must be {hint}")
-            return None
-        if max_length is not None and len(value) > max_length:
-            self.fail(name, f"must be at most {max_length} characters (it is {len(value)})")
-            return None
-        return value
-
-    def flag(self, name: str, *, required: bool = False, default: bool = False) -> bool:
-        value = self.get(name)
-        if value is None:
-            if required:
-                self.fail(name, "is required (true or false)")
-            return default
-        if not isinstance(value, bool):
-            self.fail(name, "must be true or false")
-            return default
-        return value
-
-    def integer(
-        self, name: str, *, required: bool = False, minimum: int | None = None
-    ) -> int | None:
-        value = self.get(name)
-        if value is None:
-            if required:
-                self.fail(name, "is required")
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(name, "must be a whole number")
-            return None
-        if minimum is not None and value < minimum:
-            self.fail(name, f"must be at least {minimum}")
-            return None
-        return value
-
-    def number(
-        self,
-        name: str,
-        *,
-        required: bool = False,
-        default: Fraction | None = None,
-        minimum: int | None = None,
-        maximum: int | None = None,
-        nonzero: bool = False,
-    ) -> Fraction | None:
-        value = self.get(name)
-        if value is None:
-            if required:
-                self.fail(name, "is required")
-            return default
-        number = _exact(value)
-        if number is None:
-            self.fail(name, "must be a number")
-        elif abs(number) > LARGEST_NUMBER:
-            self.fail(name, f"must be at most {LARGEST_NUMBER:,} in size")
-        elif minimum is not None and number < minimum:
-            self.fail(name, f"must be at least {minimum}")
-        elif maximum is not None and number > maximum:
-            self.fail(name, f"must be at most {maximum}")
-        elif nonzero and number == 0:
-            self.fail(name, "must not be 0")
-        else:
-            return number
-        return None
-
-    def money(
-        self,
-        name: str,
-        *,
-        required: bool = False,
-        minimum: int | None = None,
-        nonzero: bool = False,
-    ) -> int | None:
-        """An amount in major units as minor units, rounded half up to whole øre."""
-        number = self.number(name, required=required, minimum=minimum)
-        if number is None:
-            return None
-        minor = rhu(number * 100)
-        if nonzero and minor == 0:
-            self.fail(name, "must not be 0")
-            return None
-        return minor
-
     def choice(
-        self, name: str, options: Sequence[str], *, default: str | None = None
+        self,
+        name: str,
+        options: Sequence[str],
+        *,
+        default: str | None = None,
+        required: bool = False,
     ) -> str | None:
-        """One of `options`, matched without regard to case and answered as it is spelled there."""
+        """One of `options`, matched without regard to case and answered as it is spelled there;
+        an empty string counts as not given."""
         value = self.get(name)
         if value is None or value == "":
+            if required:
+                self.fail(name, "is required")
             return default
         spelled = {option.lower(): option for option in options}
         if not isinstance(value, str) or value.lower() not in spelled:
             self.fail(name, f"must be one of {', '.join(options)}")
             return None
         return spelled[value.lower()]
-
-    def day(self, name: str, *, required: bool = False, default: date | None = None) -> date | None:
-        value = self.text(name, required=required)
-        if value is None:
-            return default
-        try:
-            return _parse_day(value)
-        except ValueError as error:
-            self.fail(name, str(error))
-            return None
 
     def guid(self, name: str, *, required: bool = False) -> str | None:
         """A Guid in canonical form; the empty Guid counts as not given (as .NET sends it)."""
@@ -494,17 +333,8 @@ class Fields:
         return canonical
 
     def objects(self, name: str, *, required: bool = False) -> list[Mapping[str, Any]]:
-        value = self.get(name)
-        if value is None:
-            if required:
-                self.fail(name, "is required")
-            return []
-        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-            self.fail(name, "must be a list of objects")
-            return []
-        if required and not value:
-            self.fail(name, "must not be empty")
-        return value
+        """A list of JSON objects (non-empty when required); empty when it is not one."""
+        return super().objects(name, required=required) or []
 
 
 def _json_body(body: bytes) -> Any:
@@ -978,10 +808,10 @@ def _read_line(data: DineroData, f: Fields, incl: bool) -> Line:
         AccountName=account["Name"],
         Unit=unit,
         Discount=f.get("Discount") or 0,
-        BaseAmountValue=Amount(base),
-        BaseAmountValueInclVat=Amount(base_incl),
-        TotalAmount=Amount(net),
-        TotalAmountInclVat=Amount(net + vat),
+        BaseAmountValue=Money(base),
+        BaseAmountValueInclVat=Money(base_incl),
+        TotalAmount=Money(net),
+        TotalAmountInclVat=Money(net + vat),
     )
     return Line(view, account["AccountNumber"], code, net, vat)
 
@@ -1050,15 +880,15 @@ def _read_document(call: Call, f: Fields, kind: str) -> Draft:
         fields=fields,
         lines=lines,
         contact=contact["ContactGuid"] if contact else None,
-        day=_known(day),
+        day=known(day),
         currency=currency or default_currency,
-        due=_due(_known(day), terms[0], terms[1]),
+        due=_due(known(day), terms[0], terms[1]),
         credit_for=credited.guid if credited else None,
     )
 
 
-def _optional_amount(minor: int | None) -> Amount | None:
-    return None if minor is None else Amount(minor)
+def _optional_amount(minor: int | None) -> Money | None:
+    return None if minor is None else Money(minor)
 
 
 def _credited_invoice(data: DineroData, f: Fields) -> Document | None:
@@ -1125,17 +955,17 @@ def _total_lines(document: Document, data: DineroData) -> list[Record]:
         if line.vat:
             vat_by_code[line.vat_code] += line.vat
     rows: list[Record] = [
-        {"Type": "Subtotal", "Label": "Subtotal", "TotalAmount": Amount(document.net)}
+        {"Type": "Subtotal", "Label": "Subtotal", "TotalAmount": Money(document.net)}
     ]
     for code, vat in sorted(vat_by_code.items()):
         vat_type = data.vat_type(code)
         label = vat_type["Name"] if vat_type else code
-        rows.append({"Type": "Vat", "Label": label, "TotalAmount": Amount(vat)})
+        rows.append({"Type": "Vat", "Label": label, "TotalAmount": Money(vat)})
     rows.append(
         {
             "Type": "Total",
             "Label": f"Total {document.currency}",
-            "TotalAmount": Amount(document.total),
+            "TotalAmount": Money(document.total),
         }
     )
     return [{**row, "Position": position} for position, row in enumerate(rows)]
@@ -1161,9 +991,9 @@ def _document_view(data: DineroData, document: Document, today: date) -> Record:
         view["CreditNoteFor"] = document.credit_for
     view.update(
         MailOutStatus=document.mail_out,
-        TotalExclVat=Amount(document.net),
-        TotalVat=Amount(document.vat),
-        TotalInclVat=Amount(document.total),
+        TotalExclVat=Money(document.net),
+        TotalVat=Money(document.vat),
+        TotalInclVat=Money(document.total),
         TotalLines=_total_lines(document, data),
         ProductLines=[line.view for line in document.lines],
         TimeStamp=document.stamp,
@@ -1484,16 +1314,16 @@ def _create_payment(call: Call) -> Answer:
     _fresh(invoice, stamp)
     if invoice.status != "Booked":
         raise _invalid({"Status": "only a booked invoice can be paid"})
-    settled = _known(foreign if foreign_needed else amount)
+    settled = known(foreign if foreign_needed else amount)
     remaining = _remaining(call.data, invoice)
     fee = remaining - settled if remainder_is_fee and 0 < settled < remaining else 0
     payment = Payment(
         id=new_guid(),
         invoice=invoice.guid,
-        day=_known(day),
-        description=_known(description),
-        account=_known(account)["AccountNumber"],
-        amount=_known(amount),
+        day=known(day),
+        description=known(description),
+        account=known(account)["AccountNumber"],
+        amount=known(amount),
         foreign=foreign if foreign_needed else None,
         settled=settled,
         fee=fee,
@@ -1533,7 +1363,7 @@ def _payment_view(payment: Payment) -> Record:
         "PaymentDate": payment.day.isoformat(),
         "Description": payment.description,
         "DepositAccountNumber": payment.account,
-        "Amount": Amount(payment.amount),
+        "Amount": Money(payment.amount),
         "AmountInForeignCurrency": _optional_amount(payment.foreign),
         "ExternalReference": payment.external,
         "RemainderIsFee": payment.remainder_is_fee,
@@ -1547,11 +1377,11 @@ def _list_payments(call: Call) -> Answer:
     return Answer(
         {
             "Payments": [_payment_view(payment) for payment in payments],
-            "RemainingAmount": Amount(
+            "RemainingAmount": Money(
                 _remaining(call.data, invoice) if invoice.status == "Booked" else invoice.total
             ),
-            "PaidAmount": Amount(sum(payment.settled for payment in payments)),
-            "InvoiceTotalIncludingReminderExpenses": Amount(invoice.total),
+            "PaidAmount": Money(sum(payment.settled for payment in payments)),
+            "InvoiceTotalIncludingReminderExpenses": Money(invoice.total),
         }
     )
 
@@ -1619,7 +1449,7 @@ def _read_voucher(
     return Voucher(
         key=key,
         kind=kind,
-        day=_known(day),
+        day=known(day),
         external=external,
         file_guid=file_guid,
         lines=lines,
@@ -1658,7 +1488,7 @@ def _voucher_view(voucher: Voucher) -> Record:
                 "Description": line.description,
                 "AccountNumber": line.account,
                 "BalancingAccountNumber": line.balancing,
-                "Amount": Amount(line.amount),
+                "Amount": Money(line.amount),
                 "AccountVatCode": line.account_vat,
                 "BalancingAccountVatCode": line.balancing_vat,
             }
@@ -1890,8 +1720,8 @@ def _entries(call: Call) -> Answer:
     """`GET /entries?fromDate&toDate&includePrimo`: the booked entries of the range, which must
     lie in one accounting year (a calendar year here); with `includePrimo` (the default), each
     account's balance before the year comes first, dated the year's first day."""
-    first = _checked(call.query, "fromDate", _parse_day)
-    last = _checked(call.query, "toDate", _parse_day)
+    first = _checked(call.query, "fromDate", parse_day)
+    last = _checked(call.query, "toDate", parse_day)
     primo = _checked(call.query, "includePrimo", _true_or_false)
     if first is None or last is None:
         raise _invalid({"fromDate": "fromDate and toDate are required"})
@@ -1928,7 +1758,7 @@ def _entry_view(data: DineroData, entry: Entry) -> Record:
         "VoucherType": entry.voucher_type,
         "Description": entry.description,
         "VatCode": entry.vat_code,
-        "Amount": Amount(entry.amount),
+        "Amount": Money(entry.amount),
     }
 
 
@@ -2084,7 +1914,7 @@ def _sorted(records: list[Record], query: Query) -> list[Record]:
 
     def order_key(record: Record) -> tuple[bool, Any]:
         value = record.get(key or "")
-        if isinstance(value, Amount):
+        if isinstance(value, Money):
             value = value.minor
         return value is not None, value if value is not None else 0
 
@@ -2127,7 +1957,7 @@ def _document_tests(query: Query, status_field: str, statuses: Sequence[str]) ->
         raise _invalid({"startDate": "startDate and endDate go together (both or neither)"})
     if start is not None and end is not None:
         try:
-            first, last = _parse_day(start).isoformat(), _parse_day(end).isoformat()
+            first, last = parse_day(start).isoformat(), parse_day(end).isoformat()
         except ValueError as error:
             raise _invalid({"startDate": str(error)}) from None
         tests.append(lambda record: first <= str(record["Date"]) <= last)
@@ -2293,7 +2123,7 @@ def _route(method: str, version: str, parts: Sequence[str]) -> Endpoint:
 
 
 def _oauth_error(status: int, error: str, description: str, **headers: str) -> Response:
-    body = _dumps({"error": error, "error_description": description})
+    body = dumps({"error": error, "error_description": description})
     return Response(
         body, status, {"Cache-Control": "no-store", **headers}, media_type="application/json"
     )
@@ -2367,7 +2197,7 @@ def grant_token(store: DineroStore, authorization: str | None, body: bytes) -> R
         "scope": " ".join(sorted(set(scopes), key=SCOPES.index)),
     }
     return Response(
-        _dumps(answer), 200, {"Cache-Control": "no-store"}, media_type="application/json"
+        dumps(answer), 200, {"Cache-Control": "no-store"}, media_type="application/json"
     )
 
 
@@ -2494,7 +2324,7 @@ def _dispatch(
         if method != "GET":
             raise DineroError(405, None, f"{method} is not allowed on /v1/organizations.")
         with store.lock:
-            return _dumps(_project([store.data.organization], query.get("fields"))), 200
+            return dumps(_project([store.data.organization], query.get("fields"))), 200
     _check_organization(sandbox.settings, version, parts)
     endpoint = _route(method, version, parts[1:])
     if endpoint.is_write and "write" not in grant.scopes:
@@ -2502,7 +2332,7 @@ def _dispatch(
     with store.lock:
         call = Call(store.data, endpoint.ids(parts[1:]), body, query, store.clock(), store.stamp)
         answer = endpoint.handler(call)
-        content = None if answer.body is None else _dumps(answer.body)
+        content = None if answer.body is None else dumps(answer.body)
     return content, answer.status
 
 
@@ -2581,13 +2411,13 @@ def summary(data: DineroData, today: date) -> Record:
         "creditNotes": credit_notes,
         "vouchers": vouchers,
         "balances": {
-            str(account): Amount(amount) for account, amount in sorted(balances.items()) if amount
+            str(account): Money(amount) for account, amount in sorted(balances.items()) if amount
         },
     }
 
 
 def _json(body: Any, status: int = 200) -> Response:
-    return Response(_dumps(body), status, media_type="application/json")
+    return Response(dumps(body), status, media_type="application/json")
 
 
 def _sandbox_routes(sandbox: Sandbox) -> APIRouter:
