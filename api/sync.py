@@ -17,6 +17,16 @@ Configuration (`subledger.toml`), one table per target:
     products = { plan_pro = "PRO" }     # our product id → the target's product number
     accounts = { "5810" = "5820" }      # our account number → the target's
 
+    [targets.dinero]
+    kind = "dinero"
+    url = "https://api.dinero.dk"
+    organization_id = "123456"          # the firm id in app.dinero.dk/<id>
+    client_id = "..."                   # the integration's client (Dinero's developer portal)
+    client_secret = "..."               # better: SUBLEDGER_TARGET_DINERO_CLIENT_SECRET
+    token = "..."                       # the organization's API key: SUBLEDGER_TARGET_DINERO_TOKEN
+    requests_per_minute = 100           # Dinero's limit per organization
+    vat_accounts = { "25" = "7400", "0" = "7410" }  # VAT rate in % → the account lines go to
+
     [notifications]
     webhook_url = "https://example.com/hooks/subledger"
     smtp_host = "localhost"
@@ -32,11 +42,17 @@ import os
 import threading
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from adapters.store.postgres import PostgresLedgerRecorder
 from adapters.store.sqlite import SQLiteLedgerRecorder
-from adapters.sync.billy import MATCH_FIELDS, BillyTarget, TargetSettings
+from adapters.sync.billy import BillyTarget
+from adapters.sync.common import MATCH_FIELDS, TargetSettings, vat_percent
+from adapters.sync.dinero import AUTH_PATH as DINERO_AUTH_PATH
+from adapters.sync.dinero import DEFAULT_AUTH_URL as DINERO_AUTH_URL
+from adapters.sync.dinero import DEFAULT_URL as DINERO_URL
+from adapters.sync.dinero import DineroTarget
 from adapters.sync.dispatcher import (
     Dispatcher,
     DispatchSettings,
@@ -73,7 +89,9 @@ _TARGET_KEYS = {
     "products",
     "accounts",
 }
-_DEFAULT_URLS = {"billy": "https://api.billysbilling.com/v2"}
+_DINERO_KEYS = {"organization_id", "client_id", "client_secret", "token_url", "vat_accounts"}
+_DEFAULT_URLS = {"billy": "https://api.billysbilling.com/v2", "dinero": DINERO_URL}
+_DEFAULT_RATES = {"billy": 300, "dinero": 100}
 
 
 def read_targets(settings: Settings) -> list[TargetSettings]:
@@ -89,15 +107,19 @@ def _target(settings: Settings, name: str, table: Any) -> TargetSettings:
     where = f"{settings.config}: [targets.{name}]"
     if not isinstance(table, dict):
         raise ConfigurationError(f"{where} must be a table")
-    unknown = sorted(set(table) - _TARGET_KEYS)
+    kind = table.get("kind", name)
+    if kind not in _DEFAULT_URLS:
+        raise ConfigurationError(f"{where}: kind must be 'billy' or 'dinero' (got {kind!r})")
+    allowed = _TARGET_KEYS | _DINERO_KEYS if kind == "dinero" else _TARGET_KEYS
+    unknown = sorted(set(table) - allowed - ({"products"} if kind == "dinero" else set()))
     if unknown:
         raise ConfigurationError(f"{where}: unknown keys {', '.join(unknown)}")
-    kind = table.get("kind", name)
-    if kind == "dinero":
-        raise ConfigurationError(f"{where}: kind 'dinero' is not supported yet")
-    if kind != "billy":
-        raise ConfigurationError(f"{where}: kind must be 'billy' (got {kind!r})")
-    token = os.environ.get(f"SUBLEDGER_TARGET_{name.upper()}_TOKEN") or table.get("token")
+    if kind == "dinero" and "products" in table:
+        raise ConfigurationError(
+            f"{where}: Dinero's invoice lines name accounts, not products: map VAT rates to"
+            " accounts with vat_accounts instead"
+        )
+    token = _secret(name, "TOKEN", table.get("token"))
     if not token:
         raise ConfigurationError(
             f"{where}: no token (set SUBLEDGER_TARGET_{name.upper()}_TOKEN or token = ...)"
@@ -105,27 +127,67 @@ def _target(settings: Settings, name: str, table: Any) -> TargetSettings:
     match = table.get("match", "customer_number")
     if match not in MATCH_FIELDS:
         raise ConfigurationError(f"{where}: match must be one of {', '.join(MATCH_FIELDS)}")
-    for mapping in ("products", "accounts"):
+    for mapping in ("products", "accounts", "vat_accounts"):
         value = table.get(mapping, {})
         if not isinstance(value, dict) or not all(isinstance(v, str | int) for v in value.values()):
             raise ConfigurationError(f"{where}: {mapping} must map names to numbers or names")
+    url = str(table.get("url", _DEFAULT_URLS[kind])).rstrip("/")
+    dinero: dict[str, Any] = {}
+    if kind == "dinero":
+        dinero = _dinero_settings(name, where, table, url)
     try:
         return TargetSettings(
             name=name,
-            kind="billy",
-            url=str(table.get("url", _DEFAULT_URLS[kind])),
+            kind="dinero" if kind == "dinero" else "billy",
+            url=url,
             token=str(token),
             book=bool(table.get("book", True)),
             email=bool(table.get("email", False)),
             e_invoice=bool(table.get("e_invoice", False)),
             match=match,
-            requests_per_minute=int(table.get("requests_per_minute", 300)),
+            requests_per_minute=int(table.get("requests_per_minute", _DEFAULT_RATES[kind])),
             timeout_seconds=float(table.get("timeout_seconds", 20)),
             products={str(k): str(v) for k, v in table.get("products", {}).items()},
             accounts={str(k): str(v) for k, v in table.get("accounts", {}).items()},
+            **dinero,
         )
     except (TypeError, ValueError) as error:
         raise ConfigurationError(f"{where}: {error}") from None
+
+
+def _secret(name: str, what: str, configured: Any) -> Any:
+    """A credential from SUBLEDGER_TARGET_<NAME>_<WHAT>, else from the file."""
+    return os.environ.get(f"SUBLEDGER_TARGET_{name.upper()}_{what}") or configured
+
+
+def _dinero_settings(name: str, where: str, table: dict[str, Any], url: str) -> dict[str, Any]:
+    """The organization, the client and the token endpoint of a Dinero target: Dinero's own
+    (authz.dinero.dk) for Dinero's API, else the same host's (as the sandbox serves it)."""
+    organization = str(table.get("organization_id", ""))
+    if not organization.isdigit():
+        raise ConfigurationError(f"{where}: organization_id must be the organization's number")
+    secret = _secret(name, "CLIENT_SECRET", table.get("client_secret"))
+    if not table.get("client_id") or not secret:
+        raise ConfigurationError(
+            f"{where}: client_id and client_secret are needed (the secret better in"
+            f" SUBLEDGER_TARGET_{name.upper()}_CLIENT_SECRET)"
+        )
+    vat_accounts = {}
+    for rate, account in table.get("vat_accounts", {}).items():
+        try:
+            vat_accounts[vat_percent(str(Decimal(str(rate)) / 100))] = str(account)
+        except ArithmeticError:
+            raise ConfigurationError(
+                f"{where}: vat_accounts keys are VAT rates in percent (got {rate!r})"
+            ) from None
+    default_auth = DINERO_AUTH_URL if url == DINERO_URL else f"{url}{DINERO_AUTH_PATH}"
+    return {
+        "organization_id": organization,
+        "client_id": str(table["client_id"]),
+        "client_secret": str(secret),
+        "token_url": str(table.get("token_url", default_auth)),
+        "vat_accounts": vat_accounts,
+    }
 
 
 def read_notifications(settings: Settings) -> NotifySettings | None:
@@ -178,9 +240,7 @@ class Sync:
         notifications = read_notifications(settings)
         self.runner = runner
         self.delivery = delivery_log_for(ledger)
-        self.targets: dict[str, Target] = {
-            t.name: BillyTarget(t, self.chart, budget=self._budget(t)) for t in self.target_settings
-        }
+        self.targets: dict[str, Target] = {t.name: self._target(t) for t in self.target_settings}
         self.dispatcher = Dispatcher(
             self.delivery,
             self.targets,
@@ -189,9 +249,18 @@ class Sync:
         )
         self._vouchered: tuple[int, str] | None = None
 
+    def _target(self, settings: TargetSettings) -> Target:
+        if settings.kind == "dinero":
+            return DineroTarget(settings, self.chart, budget=self._budget(settings))
+        return BillyTarget(settings, self.chart, budget=self._budget(settings))
+
     def _budget(self, target: TargetSettings) -> RequestBudget:
+        """The target's share of requests: Dinero's limit is per organization, so its targets
+        share the organization's budget; Billy's is the target's own."""
+        key = f"dinero:{target.organization_id}" if target.kind == "dinero" else target.name
+
         def reserve(count: int, now: datetime) -> float:
-            return self.delivery.take_requests(target.name, target.requests_per_minute, now, count)
+            return self.delivery.take_requests(key, target.requests_per_minute, now, count)
 
         return RequestBudget(reserve, target.requests_per_minute)
 

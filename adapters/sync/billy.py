@@ -27,49 +27,16 @@ Money goes out in major units and comes back compared in minor units.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Final, Literal
+from typing import Any
 
 import httpx
 import orjson
 
+from adapters.sync.common import TargetSettings, days_between, major, minor, priced_lines
 from adapters.sync.http import Budget, TargetHTTP
 from adapters.sync.log import Message
 from adapters.sync.port import RejectedError, TargetInvoice, Trace
 from domain.chart import Chart
-
-MatchField = Literal["customer_number", "vat_number", "ean", "email"]
-MATCH_FIELDS: Final = ("customer_number", "vat_number", "ean", "email")
-
-
-@dataclass(frozen=True)
-class TargetSettings:
-    """One configured target (`[targets.<name>]` in subledger.toml)."""
-
-    name: str
-    kind: Literal["billy", "dinero"]
-    url: str
-    token: str = field(repr=False)
-    book: bool = True
-    email: bool = False
-    e_invoice: bool = False
-    match: MatchField = "customer_number"
-    requests_per_minute: int = 300
-    timeout_seconds: float = 20.0
-    #: Our product id → the target's product number (default: the same).
-    products: dict[str, str] = field(default_factory=dict)
-    #: Our account number → the target's (default: the same).
-    accounts: dict[str, str] = field(default_factory=dict)
-
-
-def _major(minor: int) -> float:
-    return float(Decimal(minor) / 100)
-
-
-def _minor(major: Any) -> int:
-    return int((Decimal(str(major)) * 100).quantize(Decimal(1), ROUND_HALF_UP))
 
 
 def _explain(response: httpx.Response) -> str:
@@ -175,13 +142,13 @@ class BillyTarget:
                 subject = str(association.get("subjectReference", ""))
                 if subject.startswith("invoice:"):
                     invoice = subject.removeprefix("invoice:")
-                    paid[invoice] = paid.get(invoice, 0) + sign * _minor(payment["cashAmount"])
+                    paid[invoice] = paid.get(invoice, 0) + sign * minor(payment["cashAmount"])
         return [
             TargetInvoice(
                 number=str(invoice.get("invoiceNo")),
                 kind="credit_note" if invoice.get("type") == "creditNote" else "invoice",
-                gross=_minor(invoice.get("grossAmount", 0)),
-                balance=_minor(invoice.get("balance", 0)),
+                gross=minor(invoice.get("grossAmount", 0)),
+                balance=minor(invoice.get("balance", 0)),
                 state=str(invoice.get("state")),
                 paid=paid.get(str(invoice["id"]), 0),
             )
@@ -317,27 +284,15 @@ class BillyTarget:
     # Invoices and credit notes.
 
     def _lines(self, trace: Trace, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        sent = []
-        for line in lines:
-            quantity = Decimal(line["quantity"]) if "quantity" in line else Decimal(1)
-            unit = line.get("unit_amount", line["net"])
-            exact = quantity * unit == line["net"] and not line.get("discount_amount")
-            description = line.get("description") or line["product_id"]
-            if not exact:
-                quantity, unit = Decimal(1), line["net"]
-                if "quantity" in line:
-                    description = (
-                        f"{description} ({line['quantity']} × {_major(line['unit_amount'])})"
-                    )
-            sent.append(
-                {
-                    "productId": self._product_id(trace, line["product_id"]),
-                    "description": description,
-                    "quantity": float(quantity),
-                    "unitPrice": _major(unit),
-                }
-            )
-        return sent
+        return [
+            {
+                "productId": self._product_id(trace, priced.line["product_id"]),
+                "description": priced.description,
+                "quantity": float(priced.quantity),
+                "unitPrice": major(priced.unit),
+            }
+            for priced in priced_lines(lines)
+        ]
 
     def _document(
         self, trace: Trace, payload: dict[str, Any], fields: dict[str, Any]
@@ -363,7 +318,7 @@ class BillyTarget:
                 update = {"lines": body["lines"], "entryDate": body["entryDate"]}
                 self.http.request(trace, "PUT", f"/invoices/{record_id}", json={"invoice": update})
         record = self.http.request(trace, "GET", f"/invoices/{record_id}")["invoice"]
-        theirs = (_minor(record.get("amount", 0)), _minor(record.get("tax", 0)))
+        theirs = (minor(record.get("amount", 0)), minor(record.get("tax", 0)))
         if theirs != (payload["net"], payload["vat"]):
             raise RejectedError(
                 f"Billy's totals of {number} differ from ours: net {theirs[0]} and VAT"
@@ -382,7 +337,7 @@ class BillyTarget:
         contact = self._contact_of(trace, customer)
         fields: dict[str, Any] = {"type": "invoice", "contactId": contact}
         if payload.get("due_date"):
-            fields["paymentTermsDays"] = _days_between(payload["issue_date"], payload["due_date"])
+            fields["paymentTermsDays"] = days_between(payload["issue_date"], payload["due_date"])
         record = self._document(trace, payload, fields)
         if record.get("state") == "approved":
             self._ids[("invoice", str(payload["number"]))] = str(record["id"])
@@ -451,14 +406,14 @@ class BillyTarget:
             for p in existing
             if p.get("cashSide") == side
             and p.get("entryDate") == payload["date"]
-            and _minor(p.get("cashAmount", 0)) == payload["amount"]
+            and minor(p.get("cashAmount", 0)) == payload["amount"]
         ]
         if len(same) > payload["ordinal"]:
             return {kind: same[payload["ordinal"]], "invoice": invoice}
         account = self._account_id(trace, self.chart.account("bank", payload["method"]))
         body = {
             "entryDate": payload["date"],
-            "cashAmount": _major(payload["amount"]),
+            "cashAmount": major(payload["amount"]),
             "cashSide": side,
             "cashAccountId": account,
             "associations": [{"subjectReference": subject}],
@@ -474,7 +429,7 @@ class BillyTarget:
         lines = [
             {
                 "accountNo": self._account_no(line["account"]),
-                "amount": _major(line["amount"]),
+                "amount": major(line["amount"]),
                 "side": line["side"],
                 "currencyId": line["currency"],
                 "text": f"Recognized revenue {payload['month']}",
@@ -492,7 +447,3 @@ class BillyTarget:
             trace, "POST", "/daybookTransactions", json={"daybookTransaction": body}
         )
         return {"voucher": created["daybookTransactions"][0]["id"]}
-
-
-def _days_between(first: str, last: str) -> int:
-    return (date.fromisoformat(last) - date.fromisoformat(first)).days

@@ -4,8 +4,9 @@ translation of what went wrong into retryable or rejected.
 Every request first waits for its slot in the target's budget (requests per minute, spaced
 evenly and shared through the delivery log by every worker of every process), then is noted in
 the attempt's trace without headers (so no token ever reaches a log). Timeouts and broken
-connections, 429 and 5xx raise `RetryableError` (with `Retry-After` when the target sent one);
-other 4xx raise `RejectedError` with the target's own words.
+connections, 408, 429, 480 (Dinero's "brownout" of an endpoint being retired) and 5xx raise
+`RetryableError` (with `Retry-After` when the target sent one); other 4xx raise `RejectedError`
+with the target's own words.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import httpx
 
@@ -66,6 +67,9 @@ class RequestBudget:
 
 Explain = Callable[[httpx.Response], str]
 
+#: The 4xx statuses that trying again later may cure.
+RETRYABLE_STATUSES: Final = frozenset({408, 429, 480})
+
 
 class TargetHTTP:
     def __init__(
@@ -90,13 +94,15 @@ class TargetHTTP:
         path: str,
         params: dict[str, Any] | None = None,
         json: Any = None,
+        headers: dict[str, str] | None = None,
     ) -> Any:
-        """The decoded JSON answer of a 2xx; raises `RetryableError` or `RejectedError`."""
+        """The decoded JSON answer of a 2xx (None when it is empty); raises `RetryableError`
+        or `RejectedError`."""
         self._wait_for_budget()
         started = time.perf_counter()
         line = f"{method} {path}"
         try:
-            response = self.client.request(method, path, params=params, json=json)
+            response = self.client.request(method, path, params=params, json=json, headers=headers)
         except httpx.TimeoutException as error:
             trace.requests.append(f"{line} → timeout ({_ms(started)} ms)")
             raise RetryableError(f"{line}: timed out ({type(error).__name__})") from None
@@ -105,7 +111,7 @@ class TargetHTTP:
             raise RetryableError(f"{line}: connection failed ({type(error).__name__})") from None
         trace.status = response.status_code
         trace.requests.append(f"{line} → {response.status_code} ({_ms(started)} ms)")
-        if response.status_code == 429 or response.status_code >= 500:
+        if response.status_code in RETRYABLE_STATUSES or response.status_code >= 500:
             raise RetryableError(
                 f"{line}: {response.status_code} {self.explain(response)}",
                 response.status_code,
@@ -113,8 +119,12 @@ class TargetHTTP:
             )
         if response.status_code >= 400:
             raise RejectedError(
-                f"{line}: {response.status_code} {self.explain(response)}", response.status_code
+                f"{line}: {response.status_code} {self.explain(response)}",
+                response.status_code,
+                _decoded(response),
             )
+        if not response.content:
+            return None
         try:
             return response.json()
         except ValueError:
@@ -129,6 +139,13 @@ class TargetHTTP:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _decoded(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 def _ms(started: float) -> int:

@@ -26,9 +26,13 @@ class RetryableError(Exception):
 
 
 class RejectedError(Exception):
-    def __init__(self, message: str, status: int | None = None) -> None:
+    """`body` is the target's decoded answer, when it sent JSON, for adapters that act on the
+    target's own error codes."""
+
+    def __init__(self, message: str, status: int | None = None, body: Any = None) -> None:
         super().__init__(message)
         self.status = status
+        self.body = body
 
 
 @dataclass

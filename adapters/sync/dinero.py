@@ -1,0 +1,679 @@
+"""Dinero (Visma) as an accounting target (shared/reference/accounting-apis.md §2).
+
+A personal integration: a token from the API-key password grant (cached, and renewed five
+minutes before its hour ends, or at once if Dinero refuses it), then every call under
+`/{version}/{organizationId}/`. Dinero lets us choose the Guids of contacts, invoices, credit
+notes and ledger items, so ours are derived from our own ids (`uuid5`): a retry after a
+timeout, a replay or a rebuild finds what the first try made instead of making it again.
+
+- `contact`: found by the configured match field (`customer_number` = the contact's
+  `ExternalReference`, `vat_number`, `ean`, `email`), else created with our `ContactGuid`;
+  updated in place otherwise (a deleted one is restored first).
+- `invoice`: a draft with our `Guid` (409 / code 72: it is there already, and a draft found so
+  gets our lines again), its `TotalExclVat` and `TotalVat` read back and compared with ours,
+  then booked with its current `TimeStamp`, e-mailed or sent to a public customer's EAN as
+  configured (once: only while `MailOutStatus` is `NotSent`). Lines carry no VAT at Dinero:
+  each is booked to the account `vat_accounts` names for its VAT rate, whose VAT code has it.
+- `credit_note`: the same, under `/sales/creditnotes`, `CreditNoteFor` the invoice.
+- `payment` / `refund`: a payment on the booked invoice (a refund is a negative one) into the
+  deposit account of the method, with our payment or refund id as `ExternalReference`, looked
+  for among the invoice's payments first.
+- `recognition`: a ledger item (a manual voucher whose `Id` we choose, `/v1.2/ledgeritems`)
+  dated the month's last day, moving the month's revenue out of deferred revenue, with VAT
+  code `none` on every line (the accounts' own codes would take VAT out of the amounts), then
+  booked. Plain `/vouchers/manuel` takes no id of ours and cannot be listed, so an answer lost
+  after Dinero made one would leave a second voucher behind; a ledger item cannot be made twice.
+
+Whatever needs the latest `TimeStamp` (book, e-mail, payments) re-reads it and tries again when
+Dinero answers code 58 (another change came first). Money goes out in major units.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, Final
+
+import httpx
+import orjson
+
+from adapters.sync.common import (
+    TargetSettings,
+    days_between,
+    major,
+    minor,
+    priced_lines,
+    vat_percent,
+)
+from adapters.sync.http import Budget, TargetHTTP
+from adapters.sync.log import Message
+from adapters.sync.port import RejectedError, RetryableError, TargetInvoice, Trace
+from domain.chart import Chart
+
+DEFAULT_URL: Final = "https://api.dinero.dk"
+DEFAULT_AUTH_URL: Final = "https://authz.dinero.dk/dineroapi/oauth/token"
+AUTH_PATH: Final = "/dineroapi/oauth/token"
+#: Renew a token when less than this is left of its life, in seconds.
+RENEW_BEFORE: Final = 300.0
+#: The namespace of the Guids derived from our ids.
+GUIDS: Final = uuid.UUID("7f1f5c0e-5b0a-4c1e-9d3e-2a7c0b7e9d41")
+#: How often a change is tried again after Dinero says its `TimeStamp` is stale (code 58).
+STALE_RETRIES: Final = 3
+PAGE_SIZE: Final = 1000
+STALE: Final = 58
+DUPLICATE: Final = 72
+NO_VAT: Final = "none"
+
+
+def guid(kind: str, ours: str) -> str:
+    """The Guid Dinero keeps for our `kind` of thing with id `ours`."""
+    return str(uuid.uuid5(GUIDS, f"{kind}:{ours}"))
+
+
+def _code(error: RejectedError) -> Any:
+    return error.body.get("code") if isinstance(error.body, dict) else None
+
+
+def _explain(response: httpx.Response) -> str:
+    """Dinero's error in its own words: the code, the message and each field's problem."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    if not isinstance(body, dict):
+        return str(body)[:200]
+    parts = []
+    if body.get("code") is not None:
+        parts.append(f"code {body['code']}")
+    if body.get("message"):
+        parts.append(str(body["message"]))
+    problems = body.get("validationErrors") or {}
+    if isinstance(problems, dict):
+        parts.extend(f"{name}: {text}" for name, text in problems.items())
+    return "; ".join(parts) or str(body)[:200]
+
+
+def _quoted(value: str) -> str:
+    """A value inside a `queryFilter`, its quotes doubled."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+class DineroToken:
+    """The organization's bearer token, shared by the target's workers: asked for with the
+    API-key password grant, kept until `RENEW_BEFORE` seconds before it expires. The request
+    is noted in the trace without its credentials."""
+
+    def __init__(
+        self,
+        settings: TargetSettings,
+        client: httpx.Client,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._renew_at = 0.0
+
+    def bearer(self, trace: Trace) -> str:
+        with self._lock:
+            if self._token is None or self.clock() >= self._renew_at:
+                self._token, lifetime = self._ask(trace)
+                self._renew_at = self.clock() + max(0.0, lifetime - RENEW_BEFORE)
+            return self._token
+
+    def forget(self, token: str) -> None:
+        """Drop `token` (refused by Dinero before its time), unless a newer one replaced it."""
+        with self._lock:
+            if self._token == token:
+                self._token = None
+
+    def _ask(self, trace: Trace) -> tuple[str, float]:
+        key = self.settings.token
+        form = {"grant_type": "password", "scope": "read write", "username": key, "password": key}
+        started = time.perf_counter()
+        line = f"POST {httpx.URL(self.settings.token_url).path}"
+        try:
+            response = self.client.post(
+                self.settings.token_url,
+                data=form,
+                auth=(self.settings.client_id, self.settings.client_secret),
+            )
+        except httpx.TransportError as error:
+            trace.requests.append(f"{line} → {type(error).__name__}")
+            raise RetryableError(f"{line}: no token ({type(error).__name__})") from None
+        elapsed = round((time.perf_counter() - started) * 1000)
+        trace.requests.append(f"{line} → {response.status_code} ({elapsed} ms)")
+        if response.status_code == 429 or response.status_code >= 500:
+            raise RetryableError(f"{line}: {response.status_code}", response.status_code)
+        body = _json_object(response)
+        if response.status_code != 200 or not body.get("access_token"):
+            reason = body.get("error_description") or body.get("error") or response.text[:200]
+            raise RejectedError(
+                f"Dinero refused the token request ({response.status_code}: {reason}): check"
+                f" client_id, client_secret and the API key of [targets.{self.settings.name}]",
+                response.status_code,
+            )
+        return str(body["access_token"]), float(body.get("expires_in") or 3600)
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+class DineroTarget:
+    def __init__(
+        self,
+        settings: TargetSettings,
+        chart: Chart,
+        budget: Budget | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.name = settings.name
+        self.settings = settings
+        self.chart = chart
+        self.http = TargetHTTP(
+            settings.url.rstrip("/"),
+            {"Accept": "application/json"},
+            settings.timeout_seconds,
+            budget,
+            _explain,
+            transport,
+        )
+        self.token = DineroToken(settings, self.http.client)
+        self.organization = settings.organization_id
+        #: Contact Guids by customer, and invoices' latest `TimeStamp` once booked.
+        self._contacts: dict[str, str] = {}
+        self._stamps: dict[str, str] = {}
+
+    def close(self) -> None:
+        self.http.close()
+
+    # Requests.
+
+    def _call(
+        self,
+        trace: Trace,
+        method: str,
+        path: str,
+        version: str = "v1",
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+    ) -> Any:
+        """A request under the organization, with a bearer token (asked for again, once, if
+        Dinero refuses the one held before its time)."""
+        url = f"/{version}/{self.organization}/{path}"
+        for attempt in (1, 2):
+            bearer = self.token.bearer(trace)
+            try:
+                return self.http.request(
+                    trace, method, url, params, json, headers={"Authorization": f"Bearer {bearer}"}
+                )
+            except RejectedError as error:
+                if error.status != 401 or attempt == 2:
+                    raise
+                self.token.forget(bearer)
+        raise AssertionError("unreachable")
+
+    def _create(self, trace: Trace, path: str, body: Any, version: str = "v1") -> bool:
+        """Create what `body` describes with our own Guid: True if made now, False if Dinero
+        holds it already (a 409, code 72, or `guidMustBeUnique`)."""
+        try:
+            self._call(trace, "POST", path, version, json=body)
+            return True
+        except RejectedError as error:
+            if error.status == 409 or _code(error) == DUPLICATE or "guidMustBeUnique" in str(error):
+                return False
+            raise
+
+    def _while_stale(
+        self, stamp: str, reread: Callable[[], str], change: Callable[[str], Any]
+    ) -> Any:
+        """`change(stamp)`; after each code 58 (another change came first), again with the
+        `TimeStamp` read anew."""
+        for _ in range(STALE_RETRIES):
+            try:
+                return change(stamp)
+            except RejectedError as error:
+                if _code(error) != STALE:
+                    raise
+            stamp = reread()
+        raise RetryableError("Dinero's TimeStamp kept changing under us (code 58): later")
+
+    def _everything(self, trace: Trace, path: str, **params: Any) -> list[dict[str, Any]]:
+        """Every record of a list, a page of 1,000 at a time (pages count from 0)."""
+        found: list[dict[str, Any]] = []
+        page = 0
+        while True:
+            query = {**params, "page": page, "pageSize": PAGE_SIZE}
+            body = self._call(trace, "GET", path, params=query)
+            records = body.get("Collection") or []
+            found += records
+            if len(records) < PAGE_SIZE:
+                return found
+            page += 1
+
+    # The port.
+
+    def send(self, message: Message, trace: Trace) -> dict[str, Any]:
+        try:
+            return self._send(message, trace)
+        except Exception:
+            self._forget(message.payload)
+            raise
+
+    def _send(self, message: Message, trace: Trace) -> dict[str, Any]:
+        payload = message.payload
+        if message.kind == "contact":
+            return {"contact": self._contact(trace, payload)}
+        if message.kind == "invoice":
+            return self._invoice(trace, payload)
+        if message.kind == "credit_note":
+            return self._credit_note(trace, payload)
+        if message.kind in ("payment", "refund"):
+            return self._payment(trace, payload, message.kind)
+        if message.kind == "recognition":
+            return self._ledger_item(trace, payload, message.source)
+        raise RejectedError(f"no Dinero message of kind {message.kind!r}")
+
+    def _forget(self, payload: dict[str, Any]) -> None:
+        if "customer" in payload:
+            self._contacts.pop(self._contact_key(payload["customer"]), None)
+        if "invoice_id" in payload:
+            self._stamps.pop(guid("invoice", str(payload["invoice_id"])), None)
+
+    def check(self, products: set[str] | None = None) -> list[str]:
+        """The token, the organization, and each account the mapping names: the chart's, the
+        payment methods' deposit accounts and `vat_accounts` with a VAT code of their rate.
+        (Dinero's lines name accounts, not products: `products` is not looked at.)"""
+        trace = Trace()
+        try:
+            accounts = self._call(trace, "GET", "accounts/entry")
+            deposit = self._call(trace, "GET", "accounts/deposit")
+            vat_types = self._call(trace, "GET", "vatTypes")
+        except RejectedError as error:
+            return [f"{self.name}: {error}"]
+        numbers = {str(a.get("AccountNumber")): a for a in accounts}
+        deposits = {str(a.get("AccountNumber")) for a in deposit}
+        rates = {str(v.get("VatCode")).lower(): Decimal(str(v.get("VatRate"))) for v in vat_types}
+        problems = []
+        banks = self.chart.accounts_of("bank")
+        for ours in sorted(self.chart.accounts()):
+            theirs = self._account_no(ours)
+            if theirs not in numbers:
+                problems.append(f"{self.name}: no account {theirs} (our {ours})")
+            elif ours in banks and theirs not in deposits:
+                problems.append(
+                    f"{self.name}: account {theirs} (our bank account {ours}) is no deposit"
+                    " account: payments cannot go to it"
+                )
+        for percent, theirs in sorted(self._vat_accounts().items()):
+            account = numbers.get(theirs)
+            if account is None:
+                problems.append(f"{self.name}: no account {theirs} (for lines at {percent}% VAT)")
+                continue
+            code = str(account.get("VatCode") or NO_VAT)
+            rate = rates.get(code.lower())
+            if rate is None or rate * 100 != Decimal(percent):
+                has = "unknown" if rate is None else f"{vat_percent(str(rate))}%"
+                problems.append(
+                    f"{self.name}: account {theirs} has VAT code {code!r} ({has}), but lines at"
+                    f" {percent}% VAT are booked to it: map {percent} under"
+                    f" [targets.{self.name}.vat_accounts] to an account of that rate"
+                )
+        return problems
+
+    def invoices(self) -> list[TargetInvoice]:
+        """Every invoice and credit note, by our number (`ExternalReference`). What was paid is
+        read off the booked entries (payments off the receivables account, by the invoice's
+        number), a request per accounting year rather than one per invoice."""
+        trace = Trace()
+        fields = "Guid,Number,ExternalReference,Date,TotalInclVat,Status,PaymentStatus"
+        invoices = self._everything(trace, "invoices", fields=fields)
+        notes = self._everything(
+            trace, "sales/creditnotes", fields=fields.replace("PaymentStatus", "CreditNoteFor")
+        )
+        credited: dict[str, int] = {}
+        for note in notes:
+            if note.get("Status") == "Booked" and note.get("CreditNoteFor"):
+                key = str(note["CreditNoteFor"]).lower()
+                credited[key] = credited.get(key, 0) + minor(note.get("TotalInclVat") or 0)
+        paid = self._paid_by_number(trace, [*invoices, *notes])
+        held = []
+        for invoice in invoices:
+            gross = minor(invoice.get("TotalInclVat") or 0)
+            money_in = paid.get(str(invoice.get("Number")), 0) if invoice.get("Number") else 0
+            credit = credited.get(str(invoice.get("Guid")).lower(), 0)
+            held.append(
+                TargetInvoice(
+                    number=str(invoice.get("ExternalReference") or invoice.get("Number")),
+                    kind="invoice",
+                    gross=gross,
+                    balance=gross - credit - money_in if invoice.get("Status") == "Booked" else 0,
+                    state=str(invoice.get("PaymentStatus") or invoice.get("Status")),
+                    paid=money_in,
+                )
+            )
+        for note in notes:
+            held.append(
+                TargetInvoice(
+                    number=str(note.get("ExternalReference") or note.get("Number")),
+                    kind="credit_note",
+                    gross=minor(note.get("TotalInclVat") or 0),
+                    balance=0,
+                    state=str(note.get("Status")),
+                    paid=0,
+                )
+            )
+        return held
+
+    def _paid_by_number(self, trace: Trace, documents: list[dict[str, Any]]) -> dict[str, int]:
+        days = [date.fromisoformat(str(d["Date"])) for d in documents if d.get("Date")]
+        if not days:
+            return {}
+        receivable = self._account_no(self.chart.account("receivable"))
+        paid: dict[str, int] = {}
+        for year in range(min(days).year, max(max(days).year, datetime.now(UTC).year) + 1):
+            entries = self._call(
+                trace,
+                "GET",
+                "entries",
+                params={
+                    "fromDate": f"{year}-01-01",
+                    "toDate": f"{year}-12-31",
+                    "includePrimo": "false",
+                },
+            )
+            for entry in entries:
+                if (
+                    entry.get("VoucherType") == "InvoicePayment"
+                    and str(entry.get("AccountNumber")) == receivable
+                ):
+                    number = str(entry.get("VoucherNumber"))
+                    paid[number] = paid.get(number, 0) - minor(entry.get("Amount") or 0)
+        return paid
+
+    # Mapping.
+
+    def _account_no(self, ours: str) -> str:
+        return self.settings.accounts.get(ours, ours)
+
+    def _vat_accounts(self) -> dict[str, str]:
+        """VAT rate in percent → the account lines of that rate are booked to: by default,
+        25% to deferred revenue (as products at Billy book to it)."""
+        deferred = self._account_no(self.chart.account("deferred_revenue"))
+        return {"25": deferred, **self.settings.vat_accounts}
+
+    def _line_account(self, line: dict[str, Any]) -> int:
+        percent = vat_percent(line["vat_rate"])
+        account = self._vat_accounts().get(percent)
+        if account is None:
+            raise RejectedError(
+                f"no Dinero account for lines at {percent}% VAT: map one (an account whose VAT"
+                f" code is {percent}%) under [targets.{self.name}.vat_accounts]"
+            )
+        return int(account)
+
+    # Contacts.
+
+    def _contact_key(self, customer: dict[str, Any]) -> str:
+        return orjson.dumps([customer["customer_id"], self._match_filter(customer)]).decode()
+
+    def _match_filter(self, customer: dict[str, Any]) -> str:
+        """The `queryFilter` that finds the customer's contact by the configured field."""
+        wanted = self.settings.match
+        if wanted == "vat_number" and customer.get("vat_number"):
+            return f"VatNumber eq {_quoted(customer['vat_number'])}"
+        if wanted == "ean" and customer.get("ean"):
+            return f"EanNumber eq {_quoted(customer['ean'])}"
+        if wanted == "email" and customer.get("email"):
+            return f"Email eq {_quoted(customer['email'])}"
+        number = customer.get("customer_number") or customer["customer_id"]
+        return f"ExternalReference eq {_quoted(str(number))}"
+
+    def _find_contact(self, trace: Trace, customer: dict[str, Any]) -> str | None:
+        params = {"queryFilter": self._match_filter(customer), "fields": "ContactGuid"}
+        found = self._call(trace, "GET", "contacts", params=params).get("Collection") or []
+        if not found:
+            return None
+        contact = str(found[0]["ContactGuid"])
+        self._contacts[self._contact_key(customer)] = contact
+        return contact
+
+    def _contact(self, trace: Trace, customer: dict[str, Any]) -> str:
+        address = customer.get("address") or {}
+        fields = {
+            "Name": customer.get("name") or customer["customer_id"],
+            "CountryKey": customer.get("country") or "DK",
+            "IsPerson": customer.get("kind") == "person",
+            "IsMember": False,
+            "UseCvr": bool(customer.get("vat_number")),
+            "ExternalReference": str(customer.get("customer_number") or customer["customer_id"]),
+            "VatNumber": customer.get("vat_number"),
+            "EanNumber": customer.get("ean"),
+            "Email": customer.get("email"),
+            "Street": address.get("street"),
+            "ZipCode": address.get("zip"),
+            "City": address.get("city"),
+        }
+        fields = {name: value for name, value in fields.items() if value is not None}
+        existing = self._find_contact(trace, customer)
+        if existing is None:
+            ours = guid("contact", customer["customer_id"])
+            if self._create(trace, "contacts", {**fields, "ContactGuid": ours}):
+                self._contacts[self._contact_key(customer)] = ours
+                return ours
+            existing = ours
+            if self._call(trace, "GET", f"contacts/{ours}").get("DeletedAt"):
+                self._call(trace, "POST", f"contacts/{ours}/restore")
+        self._call(trace, "PUT", f"contacts/{existing}", json=fields)
+        self._contacts[self._contact_key(customer)] = existing
+        return existing
+
+    def _contact_of(self, trace: Trace, customer: dict[str, Any]) -> str:
+        """The customer's contact: remembered from its contact message, else looked up."""
+        found = self._contacts.get(self._contact_key(customer)) or self._find_contact(
+            trace, customer
+        )
+        if found is None:
+            raise RejectedError(
+                f"Dinero has no contact for customer {customer['customer_id']!r}: its contact"
+                " message must be sent first"
+            )
+        return found
+
+    # Invoices and credit notes.
+
+    def _lines(self, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            {
+                "LineType": "Product",
+                "Description": priced.description,
+                "Quantity": float(priced.quantity),
+                "BaseAmountValue": major(priced.unit),
+                "AccountNumber": self._line_account(priced.line),
+                "Unit": "parts",
+            }
+            for priced in priced_lines(lines)
+        ]
+
+    def _document(
+        self, trace: Trace, payload: dict[str, Any], path: str, key: str, fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Create (or find) the invoice or credit note with Guid `key` under `path`, make sure
+        its totals are ours, and book it if configured; Dinero's record."""
+        number = str(payload["number"])
+        body = {
+            "Guid": key,
+            "Date": payload["issue_date"],
+            "Currency": payload["currency"],
+            "ExternalReference": number,
+            "Description": number,
+            "ProductLines": self._lines(payload["lines"]),
+            **fields,
+        }
+        created = self._create(trace, path, body)
+        record = self._call(trace, "GET", f"{path}/{key}")
+
+        def reread() -> str:
+            nonlocal record
+            record = self._call(trace, "GET", f"{path}/{key}")
+            return str(record["TimeStamp"])
+
+        if not created and record.get("Status") == "Draft" and path == "invoices":
+            # Found on a retry: our lines again, in case the mapping was fixed since.
+            changes = {name: value for name, value in body.items() if name != "Guid"}
+            self._while_stale(
+                str(record["TimeStamp"]),
+                reread,
+                lambda stamp: self._call(
+                    trace, "PUT", f"invoices/{key}", "v1.2", json={**changes, "Timestamp": stamp}
+                ),
+            )
+            reread()
+        theirs = (minor(record.get("TotalExclVat") or 0), minor(record.get("TotalVat") or 0))
+        if theirs != (payload["net"], payload["vat"]):
+            raise RejectedError(
+                f"Dinero's totals of {number} differ from ours: net {theirs[0]} and VAT"
+                f" {theirs[1]} there, net {payload['net']} and VAT {payload['vat']} here"
+                f" (check the VAT codes of the accounts in [targets.{self.name}.vat_accounts])"
+            )
+        if self.settings.book and record.get("Status") == "Draft":
+            record = self._while_stale(
+                str(record["TimeStamp"]),
+                reread,
+                lambda stamp: self._call(
+                    trace, "POST", f"{path}/{key}/book", json={"Timestamp": stamp}
+                ),
+            )
+        return dict(record)
+
+    def _invoice(self, trace: Trace, payload: dict[str, Any]) -> dict[str, Any]:
+        customer = payload["customer"]
+        contact = self._contact_of(trace, customer)
+        key = guid("invoice", str(payload["invoice_id"]))
+        fields: dict[str, Any] = {"ContactGuid": contact}
+        if payload.get("due_date"):
+            fields["PaymentConditionType"] = "Netto"
+            fields["PaymentConditionNumberOfDays"] = days_between(
+                payload["issue_date"], payload["due_date"]
+            )
+        record = self._document(trace, payload, "invoices", key, fields)
+        if record.get("Status") == "Booked":
+            self._stamps[key] = str(record["TimeStamp"])
+            if record.get("MailOutStatus", "NotSent") == "NotSent":
+                self._deliver(trace, key, customer)
+        return {"invoice": key, "contact": contact, "number": record.get("Number")}
+
+    def _deliver(self, trace: Trace, key: str, customer: dict[str, Any]) -> None:
+        """E-invoice to a public customer's EAN, or e-mail to the customer, as configured."""
+        if self.settings.e_invoice and customer.get("kind") == "public" and customer.get("ean"):
+            path, version = f"invoices/{key}/with-ean", "v2"
+            body: dict[str, Any] = {"ReceiverEanNumber": customer["ean"]}
+        elif self.settings.email and customer.get("email"):
+            path, version = f"invoices/{key}/email", "v1"
+            body = {"ShouldAddTrustPilotEmailAsBcc": False, "Receiver": customer["email"]}
+        else:
+            return
+        self._while_stale(
+            self._stamps.pop(key),
+            lambda: self._invoice_stamp(trace, key),
+            lambda stamp: self._call(
+                trace, "POST", path, version, json={**body, "Timestamp": stamp}
+            ),
+        )
+
+    def _invoice_stamp(self, trace: Trace, key: str) -> str:
+        record = self._call(trace, "GET", f"invoices/{key}")
+        if record.get("Status") != "Booked":
+            raise RejectedError(
+                f"Dinero's invoice {record.get('ExternalReference') or key} is not booked"
+                " (payments and credit notes need booked invoices: set book = true)"
+            )
+        return str(record["TimeStamp"])
+
+    def _credit_note(self, trace: Trace, payload: dict[str, Any]) -> dict[str, Any]:
+        contact = self._contact_of(trace, payload["customer"])
+        invoice = guid("invoice", str(payload["invoice_id"]))
+        key = guid("credit_note", str(payload["credit_note_id"]))
+        fields = {"ContactGuid": contact, "CreditNoteFor": invoice}
+        record = self._document(trace, payload, "sales/creditnotes", key, fields)
+        self._stamps.pop(invoice, None)
+        return {"credit_note": key, "invoice": invoice, "number": record.get("Number")}
+
+    # Payments, refunds and ledger items.
+
+    def _payment(self, trace: Trace, payload: dict[str, Any], kind: str) -> dict[str, Any]:
+        invoice = guid("invoice", str(payload["invoice_id"]))
+        reference = str(payload["payment_id"] if kind == "payment" else payload["refund_id"])
+        held = self._call(trace, "GET", f"invoices/{invoice}/payments", "v2")
+        for payment in held.get("Payments") or []:
+            if payment.get("ExternalReference") == reference:
+                return {kind: payment.get("Id"), "invoice": invoice}
+        amount = major(payload["amount"] if kind == "payment" else -payload["amount"])
+        body: dict[str, Any] = {
+            "DepositAccountNumber": int(
+                self._account_no(self.chart.account("bank", payload["method"]))
+            ),
+            "Amount": amount,
+            "Description": f"{kind.capitalize()} {reference}",
+            "RemainderIsFee": False,
+            "PaymentDate": payload["date"],
+            "ExternalReference": reference,
+        }
+        if payload["currency"] != "DKK":
+            body["AmountInForeignCurrency"] = amount
+        stamp = self._stamps.pop(invoice, None) or self._invoice_stamp(trace, invoice)
+        self._while_stale(
+            stamp,
+            lambda: self._invoice_stamp(trace, invoice),
+            lambda fresh: self._call(
+                trace, "POST", f"invoices/{invoice}/payments", json={**body, "Timestamp": fresh}
+            ),
+        )
+        return {kind: reference, "invoice": invoice}
+
+    def _ledger_item(self, trace: Trace, payload: dict[str, Any], source: str) -> dict[str, Any]:
+        key = guid("recognition", source)
+        reference = f"subledger:recognition:{source}"
+        lines = [
+            {
+                "AccountNumber": int(self._account_no(line["account"])),
+                "Amount": major(line["amount"] if line["side"] == "debit" else -line["amount"]),
+                "Description": f"Recognized revenue {payload['month']}, {line['currency']}"
+                f" ({reference})",
+                "AccountVatCode": NO_VAT,
+                "BalancingAccountVatCode": NO_VAT,
+            }
+            for line in payload["lines"]
+        ]
+        item = {"Id": key, "VoucherDate": payload["date"], "Lines": lines}
+        self._create(trace, "ledgeritems", [item], "v1.2")
+        if not self.settings.book:
+            return {"ledger_item": key}
+
+        def status() -> dict[str, Any]:
+            found = self._call(trace, "POST", "ledgeritems/status", json=[{"Id": key}])
+            if not found:
+                raise RetryableError(f"Dinero does not list ledger item {key} yet")
+            return dict(found[0])
+
+        state = status()
+        if state.get("Status") == "Draft":
+            self._while_stale(
+                str(state["Version"]),
+                lambda: str(status()["Version"]),
+                lambda version: self._call(
+                    trace, "POST", "ledgeritems/book", json=[{"Id": key, "Version": version}]
+                ),
+            )
+        return {"ledger_item": key}
