@@ -11,6 +11,7 @@ duplicate anywhere shows as a count of two.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -39,7 +40,13 @@ from projections.journal import TOTALS, JournalProjection
 
 ROOT = Path(__file__).resolve().parent.parent
 REVENUE_ACCOUNTS = DEFAULT_CHART.accounts_of("revenue")
+RECEIVABLE = DEFAULT_CHART.account("receivable")
+KINDS = ("billy", "dinero")
+#: Billy's access token; Dinero's API key.
 TOKEN = "sandbox-token-for-tests"
+#: The Dinero sandbox's organization and integration client.
+DINERO_ORGANIZATION = 123456
+DINERO_CLIENT = ("sandbox-client", "sandbox-secret-for-tests")
 #: Each kind of fault at 5%, 20% of requests in all; slow answers outlast the client's timeout.
 TWENTY_PERCENT_FAULTS = {
     "fail_rate": 0.05,
@@ -48,6 +55,12 @@ TWENTY_PERCENT_FAULTS = {
     "slow_rate": 0.05,
     "slow_ms": 2500,
 }
+#: The same for Dinero, with its brownouts (480) as a fifth kind: 4% each.
+DINERO_TWENTY_PERCENT_FAULTS = {
+    **TWENTY_PERCENT_FAULTS,
+    **dict.fromkeys(("fail_rate", "throttle_rate", "drop_rate", "slow_rate"), 0.04),
+}
+DINERO_TWENTY_PERCENT_BROWNOUTS = 0.04
 
 
 @dataclass(frozen=True)
@@ -58,10 +71,39 @@ class Sandbox:
 
     @property
     def api_url(self) -> str:
-        return f"{self.url}/v2"
+        """What the target's `url` is configured to: Billy's API root, Dinero's host."""
+        return f"{self.url}/v2" if self.kind == "billy" else self.url
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.api_url, headers={"X-Access-Token": TOKEN}, timeout=60)
+        """A client of the sandbox's API as a user of it would make: Billy's `/v2` with the
+        access token; Dinero's organization (`/v1/{organizationId}`) with a fresh token."""
+        if self.kind == "billy":
+            headers = {"X-Access-Token": TOKEN}
+            return httpx.Client(base_url=self.api_url, headers=headers, timeout=60)
+        form = {"grant_type": "password", "username": TOKEN, "password": TOKEN}
+        answer = httpx.post(f"{self.url}/dineroapi/oauth/token", data=form, auth=DINERO_CLIENT)
+        answer.raise_for_status()
+        headers = {"Authorization": f"Bearer {answer.json()['access_token']}"}
+        base = f"{self.url}/v1/{DINERO_ORGANIZATION}"
+        return httpx.Client(base_url=base, headers=headers, timeout=60)
+
+    def twenty_percent_faults(self) -> None:
+        """A fifth of the API's answers faulted: Billy's four kinds at 5% each; Dinero's at 4%
+        with brownouts as the fifth."""
+        if self.kind == "billy":
+            self.faults(**TWENTY_PERCENT_FAULTS)
+            return
+        self.faults(**DINERO_TWENTY_PERCENT_FAULTS)
+        self.brownouts(DINERO_TWENTY_PERCENT_BROWNOUTS)
+
+    def no_faults(self) -> None:
+        self.faults(fail_rate=0, throttle_rate=0, drop_rate=0, slow_rate=0)
+        if self.kind == "dinero":
+            self.brownouts(0)
+
+    def brownouts(self, rate: float) -> None:
+        answer = httpx.put(f"{self.url}/_sandbox/brownout", json={"rate": rate}, timeout=10)
+        answer.raise_for_status()
 
     def faults(self, **settings: Any) -> dict[str, Any]:
         """Change the sandbox's fault settings (the others stay); the settings in force."""
@@ -76,12 +118,19 @@ class Sandbox:
 
 
 @contextmanager
-def sandbox(kind: str = "billy", seed: int = 1) -> Iterator[Sandbox]:
-    """`subledger sandbox <kind>` on a free port, once it answers; stopped afterwards."""
+def sandbox(kind: str = "billy", seed: int = 1, rate_limit: int = 0) -> Iterator[Sandbox]:
+    """`subledger sandbox <kind>` on a free port, once it answers; stopped afterwards. Its rate
+    limit is off unless `rate_limit` (requests a minute) is given."""
     port = free_port()
     command = [sys.executable, "-m", "api.cli", "sandbox", kind, "--port", str(port)]
+    if kind == "billy":
+        command += ["--token", TOKEN]
+    else:
+        client_id, secret = DINERO_CLIENT
+        command += ["--api-key", TOKEN, "--client-id", client_id, "--client-secret", secret]
+        command += ["--organization-id", str(DINERO_ORGANIZATION)]
     process = subprocess.Popen(
-        [*command, "--token", TOKEN, "--seed", str(seed)],
+        [*command, "--rate-limit", str(rate_limit), "--seed", str(seed)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -119,8 +168,11 @@ def append(url: str, events: list[dict[str, Any]]) -> None:
 
 
 def prepare(box: Sandbox, events: Iterable[dict[str, Any]]) -> None:
-    """Create the target's products for ours, numbered with our product ids and booking to
-    deferred revenue (7400), as docs/sync.md asks of a new company."""
+    """Make the target ready as docs/sync.md asks of a new company: at Billy, products for ours,
+    numbered with our product ids and booking to deferred revenue (7400). (At Dinero, lines
+    name accounts, and the seeded 7400 carries the sales VAT code the lines need.)"""
+    if box.kind == "dinero":
+        return
     products = {
         line["product_id"]
         for event in events
@@ -136,15 +188,17 @@ def prepare(box: Sandbox, events: Iterable[dict[str, Any]]) -> None:
 
 def configure(path: Path, box: Sandbox, extra: str = "", **options: Any) -> Path:
     """A subledger.toml with one target, `box.kind`, on the sandbox (and `extra` appended)."""
+    dinero = {"organization_id": str(DINERO_ORGANIZATION), "client_id": DINERO_CLIENT[0]}
     settings = {
         "url": box.api_url,
         "book": True,
         "requests_per_minute": 100_000,
         "timeout_seconds": 2,
+        **(dinero if box.kind == "dinero" else {}),
         **options,
     }
     lines = [f"[targets.{box.kind}]"]
-    lines += [f"{name} = {_toml(value)}" for name, value in settings.items()]
+    lines += [f"{name} = {_toml(value)}" for name, value in settings.items() if value is not None]
     path.write_text("\n".join(lines) + "\n" + extra)
     return path
 
@@ -167,6 +221,7 @@ def environment(database_url: str, config: Path, kind: str = "billy") -> dict[st
         "SUBLEDGER_DATABASE_URL": database_url,
         "SUBLEDGER_CONFIG": str(config),
         f"SUBLEDGER_TARGET_{kind.upper()}_TOKEN": TOKEN,
+        f"SUBLEDGER_TARGET_{kind.upper()}_CLIENT_SECRET": DINERO_CLIENT[1],
         "SUBLEDGER_SYNC_BACKOFF_SECONDS": "0.05",
         "SUBLEDGER_SYNC_BACKOFF_CAP_SECONDS": "1",
         "SUBLEDGER_SYNC_LEASE_SECONDS": "3",
@@ -341,6 +396,16 @@ def _by_month(amounts: Counter[tuple[str, str]]) -> dict[str, tuple[tuple[str, i
     return {month: tuple(found) for month, found in months.items()}
 
 
+def books(box: Sandbox) -> Books:
+    """What the sandbox holds, read through its API like any client would."""
+    return billy_books(box) if box.kind == "billy" else dinero_books(box)
+
+
+def unbooked(box: Sandbox) -> int:
+    """Invoices and credit notes the sandbox holds as drafts."""
+    return billy_unapproved(box) if box.kind == "billy" else dinero_drafts(box)
+
+
 def billy_books(box: Sandbox) -> Books:
     """What the Billy sandbox holds, read through its API like any client would."""
     with box.client() as client:
@@ -397,3 +462,87 @@ def _everything(client: httpx.Client, plural: str) -> list[dict[str, Any]]:
         if page >= body["meta"]["paging"]["pageCount"]:
             return found
         page += 1
+
+
+def dinero_books(box: Sandbox) -> Books:
+    """What the Dinero sandbox holds: contacts, invoices and credit notes by their
+    `ExternalReference` (our number), payments and booked ledger items off the entries."""
+    with box.client() as client:
+        contacts = _collection(client, "contacts")
+        invoices = _collection(client, "invoices")
+        notes = _collection(client, "sales/creditnotes")
+        years = {int(str(d["Date"])[:4]) for d in invoices + notes} | {date.today().year}
+        entries = [
+            entry
+            for year in range(min(years), max(years) + 1)
+            for entry in _answer(
+                client.get(
+                    "/entries",
+                    params={
+                        "fromDate": f"{year}-01-01",
+                        "toDate": f"{year}-12-31",
+                        "includePrimo": "false",
+                    },
+                )
+            )
+        ]
+    ours = {i["Number"]: str(i["ExternalReference"]) for i in invoices if i["Number"]}
+    payments = Counter[tuple[str, str, int, str]]()
+    items: dict[Any, list[dict[str, Any]]] = {}
+    for entry in entries:
+        amount = int(Decimal(str(entry["Amount"])) * 100)
+        if entry["VoucherType"] == "InvoicePayment" and str(entry["AccountNumber"]) == RECEIVABLE:
+            side = "debit" if amount < 0 else "credit"
+            payments[(ours[entry["VoucherNumber"]], entry["Date"], abs(amount), side)] += 1
+        elif entry["VoucherType"] == "LedgerItem":
+            items.setdefault(entry["VoucherNumber"], []).append(entry)
+    return Books(
+        contacts=Counter(str(c["ExternalReference"]) for c in contacts),
+        invoices=Counter(str(i["ExternalReference"]) for i in invoices),
+        credit_notes=Counter(str(n["ExternalReference"]) for n in notes),
+        payments=payments,
+        vouchers=Counter(_ledger_item_revenue(lines) for lines in items.values()),
+    )
+
+
+LEDGER_LINE = re.compile(r"Recognized revenue [0-9-]+, (?P<currency>[A-Z]{3}) \((?P<ref>[^)]+)\)")
+
+
+def _ledger_item_revenue(
+    lines: list[dict[str, Any]],
+) -> tuple[str, tuple[tuple[str, int], ...]]:
+    """A booked ledger item's reference and the revenue it books per currency (credits less
+    debits), read off the descriptions the adapter gives its lines."""
+    revenue, references = Counter[tuple[str, str]](), set()
+    for line in lines:
+        found = LEDGER_LINE.fullmatch(str(line["Description"]))
+        assert found, line["Description"]
+        references.add(found["ref"])
+        if str(line["AccountNumber"]) in REVENUE_ACCOUNTS:
+            amount = int(Decimal(str(line["Amount"])) * 100)
+            revenue[("", found["currency"])] -= amount
+    (reference,) = references
+    return reference, _by_month(revenue).get("", ())
+
+
+def dinero_drafts(box: Sandbox) -> int:
+    with box.client() as client:
+        documents = _collection(client, "invoices") + _collection(client, "sales/creditnotes")
+    return sum(1 for d in documents if d["Status"] != "Booked")
+
+
+def _collection(client: httpx.Client, path: str) -> list[dict[str, Any]]:
+    """Every record of a Dinero list, pages counted from 0."""
+    found: list[dict[str, Any]] = []
+    page = 0
+    while True:
+        records = _answer(client.get(f"/{path}", params={"page": page, "pageSize": 1000}))
+        found += records["Collection"]
+        if len(records["Collection"]) < 1000:
+            return found
+        page += 1
+
+
+def _answer(response: httpx.Response) -> Any:
+    response.raise_for_status()
+    return response.json()

@@ -1,19 +1,22 @@
-"""Syncing to the Billy sandbox: messages per second with no faults and with 20% faults, beside
-what the sandbox and PostgreSQL can do on their own in the same run.
+"""Syncing to the Billy and Dinero sandboxes: messages per second with no faults and with 20%
+faults, beside what the sandbox and PostgreSQL can do on their own in the same run.
 
     python bench/sync.py [--database-url postgresql://postgres@127.0.0.1:5432/test]
                          [--customers 200] [--months 24] [--workers 2 8]
+                         [--targets billy dinero]
 
-1. Raw ceilings: bare httpx requests to the sandbox (a lookup and a create, from as many
-   threads as the dispatcher has workers), and a bare claim-and-finish loop on a PostgreSQL
-   table shaped like the delivery log (one `UPDATE ... RETURNING` and one `UPDATE` per
-   message, no HTTP).
-2. For each worker count: a generated business appended to a fresh schema, its messages
-   enqueued (`subledger sync status`), then `subledger sync run --workers N` timed from its
-   start until nothing is pending or sending, against a fresh sandbox with no faults, and
-   again with 20% of requests failing (5% each of 500, 429, commit-then-drop, and answers
-   slower than the 1 s timeout). The end state is checked: what the sandbox holds equals what
-   the log says, nothing twice.
+1. Raw ceilings: bare httpx requests to the sandbox (a contact lookup and a create, from as
+   many threads as the dispatcher has workers), and a bare claim-and-finish loop on a
+   PostgreSQL table shaped like the delivery log (one `UPDATE ... RETURNING` and one `UPDATE`
+   per message, no HTTP).
+2. For each target and worker count: a generated business appended to a fresh schema, its
+   messages enqueued (`subledger sync status`), then `subledger sync run --workers N` timed
+   from its start until nothing is pending or sending, against a fresh sandbox with no
+   faults, and again with 20% of requests failing (Billy: 5% each of 500, 429,
+   commit-then-drop, and answers slower than the 1 s timeout; Dinero: 4% each of those and of
+   480 brownouts). The sandboxes' rate limits are off and the dispatcher's budget far above
+   them: this measures the dispatcher, not Dinero's 100 requests a minute. The end state is
+   checked: what the sandbox holds equals what the log says, nothing twice.
 """
 
 from __future__ import annotations
@@ -34,11 +37,11 @@ sys.path.insert(0, str(ROOT))
 from api.generator import Business  # noqa: E402
 from bench.harness import parser_for, scratch_schema  # noqa: E402
 from bench.sandboxes import (  # noqa: E402
-    TOKEN,
-    TWENTY_PERCENT_FAULTS,
+    KINDS,
     Dispatcher,
+    Sandbox,
     append,
-    billy_books,
+    books,
     configure,
     enqueue,
     environment,
@@ -49,21 +52,17 @@ from bench.sandboxes import (  # noqa: E402
 )
 
 
-def raw_sandbox(threads: int, seconds: float = 10) -> float:
+def raw_sandbox(kind: str, threads: int, seconds: float = 10) -> float:
     """Requests/s of bare httpx clients against a fresh sandbox: a contact lookup, then a
     create, over and over."""
-    with sandbox("billy") as box:
+    with sandbox(kind) as box:
         stop, done = time.monotonic() + seconds, [0] * threads
 
         def run(n: int) -> None:
-            headers = {"X-Access-Token": TOKEN}
-            with httpx.Client(base_url=box.api_url, headers=headers) as client:
+            with box.client() as client:
                 i = 0
                 while time.monotonic() < stop:
-                    number = f"raw-{n}-{i}"
-                    client.get("/contacts", params={"contactNo": number}).raise_for_status()
-                    body = {"contact": {"name": number, "contactNo": number, "countryId": "DK"}}
-                    client.post("/contacts", json=body).raise_for_status()
+                    _lookup_and_create(box, client, f"raw-{n}-{i}")
                     done[n] += 2
                     i += 1
 
@@ -74,6 +73,25 @@ def raw_sandbox(threads: int, seconds: float = 10) -> float:
         for worker in workers:
             worker.join()
         return sum(done) / (time.monotonic() - started)
+
+
+def _lookup_and_create(box: Sandbox, client: httpx.Client, number: str) -> None:
+    if box.kind == "billy":
+        client.get("/contacts", params={"contactNo": number}).raise_for_status()
+        body: dict[str, Any] = {"contact": {"name": number, "contactNo": number, "countryId": "DK"}}
+        client.post("/contacts", json=body).raise_for_status()
+        return
+    query = {"queryFilter": f"ExternalReference eq '{number}'", "fields": "ContactGuid"}
+    client.get("/contacts", params=query).raise_for_status()
+    body = {
+        "Name": number,
+        "CountryKey": "DK",
+        "IsPerson": False,
+        "IsMember": False,
+        "UseCvr": False,
+        "ExternalReference": number,
+    }
+    client.post("/contacts", json=body).raise_for_status()
 
 
 def raw_postgres(database_url: str, schema: str, threads: int, messages: int = 20_000) -> float:
@@ -119,29 +137,30 @@ def raw_postgres(database_url: str, schema: str, threads: int, messages: int = 2
 
 
 def synced(
-    database_url: str, events: list[dict[str, Any]], workers: int, faults: dict[str, Any] | None
+    kind: str, database_url: str, events: list[dict[str, Any]], workers: int, faults: bool
 ) -> dict[str, Any]:
     """One timed sync of `events` to a fresh sandbox, on a fresh schema."""
     with (
         scratch_schema(database_url, "bench_sync", quiet=True) as (_, url),
-        sandbox("billy") as box,
+        sandbox(kind) as box,
         tempfile.TemporaryDirectory() as directory,
     ):
         append(url, events)
         prepare(box, events)
         options = {"timeout_seconds": 1} if faults else {}
-        env = environment(url, configure(Path(directory) / "subledger.toml", box, **options))
-        messages = sum(enqueue(env)["billy"].values())
+        config = configure(Path(directory) / "subledger.toml", box, **options)
+        env = environment(url, config, kind)
+        messages = sum(enqueue(env)[kind].values())
         if faults:
-            box.faults(**faults)
+            box.twenty_percent_faults()
         before = box.stats()["requests_served"]
         started = time.monotonic()
         with Dispatcher(env, workers=workers):
-            counts = wait_until_settled(url, "billy", timeout=3600, interval=0.2)
+            counts = wait_until_settled(url, kind, timeout=3600, interval=0.2)
         seconds = time.monotonic() - started
         stats = box.stats()
-        box.faults(fail_rate=0, throttle_rate=0, drop_rate=0, slow_rate=0)
-        held, wanted = billy_books(box), expected_books(events, url)
+        box.no_faults()
+        held, wanted = books(box), expected_books(events, url)
         if counts["failed"] or held != wanted or held.duplicates():
             raise RuntimeError(f"the sync did not end as it should: {counts}, {held.sizes()}")
         requests = stats["requests_served"] - before
@@ -150,9 +169,8 @@ def synced(
             "seconds": seconds,
             "per_second": messages / seconds,
             "requests_per_second": requests / seconds,
-            "faults": sum(
-                stats["faults_injected"][k] for k in ("fail", "throttle", "drop", "slow")
-            ),
+            "faults": sum(stats["faults_injected"][k] for k in ("fail", "throttle", "drop", "slow"))
+            + stats["by_status"].get("480", 0),
             "requests": requests,
         }
 
@@ -164,32 +182,38 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[2, 8])
     parser.add_argument("--raw-seconds", type=float, default=10, help="Of bare sandbox requests.")
     parser.add_argument("--raw-messages", type=int, default=20_000, help="Of the bare PG loop.")
+    parser.add_argument("--targets", nargs="+", choices=KINDS, default=list(KINDS))
     arguments = parser.parse_args()
     events = list(Business(customers=arguments.customers, months=arguments.months, seed=7).events())
     print(f"a business of {arguments.customers} customers over {arguments.months} months:")
     print(f"{len(events):,} events")
     with scratch_schema(arguments.database_url, "bench_sync_raw") as (schema, _):
-        for workers in arguments.workers:
-            sandbox_rate = raw_sandbox(workers, arguments.raw_seconds)
-            postgres_rate = raw_postgres(
-                arguments.database_url, schema, workers, arguments.raw_messages
-            )
-            print(
-                f"raw, {workers} threads: sandbox {sandbox_rate:,.0f} requests/s;"
-                f" PostgreSQL claim+finish {postgres_rate:,.0f} messages/s"
-            )
-            with psycopg.connect(arguments.database_url, autocommit=True) as connection:
-                connection.execute(f"DROP TABLE {schema}.raw_messages")
-            for label, faults in (("no faults", None), ("20% faults", TWENTY_PERCENT_FAULTS)):
-                run = synced(arguments.database_url, events, workers, faults)
-                print(
-                    f"sync, {workers} workers, {label}: {run['messages']:,} messages in"
-                    f" {run['seconds']:.1f} s = {run['per_second']:.1f} messages/s;"
-                    f" {run['requests']:,} requests ({run['faults']:,} faulted),"
-                    f" {run['requests_per_second']:.0f} requests/s"
-                    f" = {run['requests_per_second'] / sandbox_rate:.0%} of the raw sandbox;"
-                    f" messages/s = {run['per_second'] / postgres_rate:.1%} of raw PostgreSQL"
-                )
+        for kind in arguments.targets:
+            for workers in arguments.workers:
+                measure(kind, workers, events, schema, arguments)
+
+
+def measure(
+    kind: str, workers: int, events: list[dict[str, Any]], schema: str, arguments: Any
+) -> None:
+    sandbox_rate = raw_sandbox(kind, workers, arguments.raw_seconds)
+    postgres_rate = raw_postgres(arguments.database_url, schema, workers, arguments.raw_messages)
+    print(
+        f"raw, {kind}, {workers} threads: sandbox {sandbox_rate:,.0f} requests/s;"
+        f" PostgreSQL claim+finish {postgres_rate:,.0f} messages/s"
+    )
+    with psycopg.connect(arguments.database_url, autocommit=True) as connection:
+        connection.execute(f"DROP TABLE {schema}.raw_messages")
+    for label, faults in (("no faults", False), ("20% faults", True)):
+        run = synced(kind, arguments.database_url, events, workers, faults)
+        print(
+            f"sync to {kind}, {workers} workers, {label}: {run['messages']:,} messages in"
+            f" {run['seconds']:.1f} s = {run['per_second']:.1f} messages/s;"
+            f" {run['requests']:,} requests ({run['faults']:,} faulted),"
+            f" {run['requests_per_second']:.0f} requests/s"
+            f" = {run['requests_per_second'] / sandbox_rate:.0%} of the raw sandbox;"
+            f" messages/s = {run['per_second'] / postgres_rate:.1%} of raw PostgreSQL"
+        )
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
                 "--raw-messages",
                 "200",
             ],
-            "4 workers, 20% faults",
+            "sync to dinero, 4 workers, 20% faults",
         ),
     ],
 )

@@ -1,7 +1,8 @@
-"""Syncing a generated business to the Billy sandbox over real HTTP, on PostgreSQL, with the
-dispatcher in processes of its own: everything arrives once with our totals, through faults,
-SIGKILLs, replays and a rebuild of the outbox; a refusal holds only its customer's messages
-until the mapping is fixed and the message retried."""
+"""Syncing a generated business to each target's sandbox (Billy and Dinero, one code path) over
+real HTTP, on PostgreSQL, with the dispatcher in processes of its own: everything arrives once
+with our totals, through faults, SIGKILLs, replays and a rebuild of the outbox; a refusal holds
+only its customer's messages until the mapping is fixed and the message retried; and Dinero's
+limit of 100 requests a minute is kept by two workers together."""
 
 from __future__ import annotations
 
@@ -24,13 +25,12 @@ from api.generator import Business
 from api.sync import delivery_log_for
 from bench.harness import free_port, server
 from bench.sandboxes import (
-    TWENTY_PERCENT_FAULTS,
+    KINDS,
     Books,
     Dispatcher,
     Sandbox,
     append,
-    billy_books,
-    billy_unapproved,
+    books,
     configure,
     enqueue,
     environment,
@@ -38,6 +38,7 @@ from bench.sandboxes import (
     prepare,
     sandbox,
     subledger,
+    unbooked,
     wait_until_settled,
 )
 from domain.ledger import Ledger
@@ -58,9 +59,11 @@ def small_business() -> list[dict[str, Any]]:
     return list(Business(customers=30, months=6, seed=11).events())
 
 
-@pytest.fixture
-def billy() -> Iterator[Sandbox]:
-    with sandbox("billy") as box:
+@pytest.fixture(params=KINDS)
+def target(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    """The target's sandbox, in a process of its own, its rate limit off (the dispatcher's
+    budget is set far above what it can reach, so the sync runs as fast as it can)."""
+    with sandbox(request.param) as box:
         yield box
 
 
@@ -72,113 +75,119 @@ def set_up(
     append(database_url, events)
     prepare(box, events)
     extra = options.pop("extra", "")
-    env = environment(database_url, configure(tmp_path / "subledger.toml", box, extra, **options))
+    config = configure(tmp_path / "subledger.toml", box, extra, **options)
+    env = environment(database_url, config, box.kind)
     enqueue(env)
     return env
 
 
 def assert_holds_exactly(box: Sandbox, wanted: Books) -> None:
-    held = billy_books(box)
+    held = books(box)
     assert held.duplicates() == {}, "nothing is created twice"
     assert held == wanted, {"wanted": wanted.sizes(), "held": held.sizes()}
-    assert billy_unapproved(box) == 0, "every invoice and credit note is booked"
+    assert unbooked(box) == 0, "every invoice and credit note is booked"
 
 
-def reconcile(base: str) -> dict[str, Any]:
+def reconcile(base: str, kind: str) -> dict[str, Any]:
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}) as client:
-        answer = client.get("/v1/sync/reconciliation", params={"target": "billy"}, timeout=120)
+        answer = client.get("/v1/sync/reconciliation", params={"target": kind}, timeout=120)
     assert answer.status_code == 200, answer.text
     return dict(answer.json())
 
 
 def test_a_generated_business_syncs_completely_reconciles_and_replays_send_nothing_new(
-    business: list[dict[str, Any]], postgres_url: str, billy: Sandbox, tmp_path: Path
+    business: list[dict[str, Any]], postgres_url: str, target: Sandbox, tmp_path: Path
 ) -> None:
-    env = set_up(business, postgres_url, billy, tmp_path)
+    env = set_up(business, postgres_url, target, tmp_path)
     checked = subledger(env, "sync", "check")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     wanted = expected_books(business, postgres_url)
     assert wanted.sizes()["contacts"] >= 200 and wanted.sizes()["vouchers"] >= 24
 
     with Dispatcher(env):
-        sent = wait_until_settled(postgres_url, "billy")
+        sent = wait_until_settled(postgres_url, target.kind)
     assert sent["failed"] == 0
-    assert_holds_exactly(billy, wanted)
+    assert_holds_exactly(target, wanted)
 
     with server(postgres_url, KEYS, base_env=env) as base:
-        report = reconcile(base)
+        report = reconcile(base, target.kind)
         assert report["differences"] == []
         assert report["ours"] == report["theirs"]
         assert report["ours"]["invoices"] == wanted.sizes()["invoices"]
 
         replay = httpx.post(
             f"{base}/v1/sync/replay",
-            json={"target": "billy", "all": True},
+            json={"target": target.kind, "all": True},
             headers={"Authorization": f"Bearer {ADMIN}"},
         )
         assert replay.status_code == 202, replay.text
         assert replay.json()["replayed"] == sent["sent"]
-        wait_until_settled(postgres_url, "billy")  # the server's own dispatcher sends them
-    assert_holds_exactly(billy, wanted)
+        wait_until_settled(postgres_url, target.kind)  # the server's own dispatcher sends them
+    assert_holds_exactly(target, wanted)
 
     rebuilt = subledger(env, "projections", "rebuild", "outbox")
     assert rebuilt.returncode == 0, rebuilt.stderr
-    assert enqueue(env)["billy"] == sent, "no message is new"
+    assert enqueue(env)[target.kind] == sent, "no message is new"
     with Dispatcher(env):
-        wait_until_settled(postgres_url, "billy")
-    assert_holds_exactly(billy, wanted)
+        wait_until_settled(postgres_url, target.kind)
+    assert_holds_exactly(target, wanted)
 
 
 def test_twenty_percent_of_requests_failing_changes_nothing_at_the_end(
-    business: list[dict[str, Any]], postgres_url: str, billy: Sandbox, tmp_path: Path
+    business: list[dict[str, Any]], postgres_url: str, target: Sandbox, tmp_path: Path
 ) -> None:
-    env = set_up(business, postgres_url, billy, tmp_path, timeout_seconds=1)
-    billy.faults(**TWENTY_PERCENT_FAULTS)
+    env = set_up(business, postgres_url, target, tmp_path, timeout_seconds=1)
+    target.twenty_percent_faults()
 
     with Dispatcher(env, workers=8):
-        assert wait_until_settled(postgres_url, "billy")["failed"] == 0
+        assert wait_until_settled(postgres_url, target.kind)["failed"] == 0
 
-    injected = billy.stats()["faults_injected"]
+    injected = target.stats()["faults_injected"]
     assert all(injected[kind] > 50 for kind in ("fail", "throttle", "drop", "slow")), injected
-    billy.faults(fail_rate=0, throttle_rate=0, drop_rate=0, slow_rate=0)
-    assert_holds_exactly(billy, expected_books(business, postgres_url))
+    if target.kind == "dinero":
+        assert target.stats()["by_status"].get("480", 0) > 50, "brownouts, retried"
+    target.no_faults()
+    assert_holds_exactly(target, expected_books(business, postgres_url))
     with server(postgres_url, KEYS, base_env=env) as base:
-        assert reconcile(base)["differences"] == []
+        assert reconcile(base, target.kind)["differences"] == []
 
 
 def test_killing_the_dispatcher_five_times_changes_nothing_at_the_end(
-    business: list[dict[str, Any]], postgres_url: str, billy: Sandbox, tmp_path: Path
+    business: list[dict[str, Any]], postgres_url: str, target: Sandbox, tmp_path: Path
 ) -> None:
-    env = set_up(business, postgres_url, billy, tmp_path)
-    billy.faults(latency_ms=5)  # requests in flight when the kill comes
+    env = set_up(business, postgres_url, target, tmp_path)
+    target.faults(latency_ms=5)  # requests in flight when the kill comes
     draw, after_kills = random.Random(5), []
     for _ in range(5):
         dispatcher = Dispatcher(env, workers=4)
         dispatcher.start()
         time.sleep(draw.uniform(3, 9))
         dispatcher.kill()
-        after_kills.append(delivery_counts(postgres_url))
+        after_kills.append(delivery_counts(postgres_url, target.kind))
     sent = [counts["sent"] for counts in after_kills]
     assert sent == sorted(sent) and sent[0] > 0, "each dispatcher got somewhere before its kill"
     assert any(counts["sending"] for counts in after_kills), "kills caught messages mid-send"
 
     with Dispatcher(env, workers=4):
-        assert wait_until_settled(postgres_url, "billy")["failed"] == 0
-    assert_holds_exactly(billy, expected_books(business, postgres_url))
+        assert wait_until_settled(postgres_url, target.kind)["failed"] == 0
+    assert_holds_exactly(target, expected_books(business, postgres_url))
     with server(postgres_url, KEYS, base_env=env) as base:
-        assert reconcile(base)["differences"] == []
+        assert reconcile(base, target.kind)["differences"] == []
 
 
-def delivery_counts(database_url: str) -> dict[str, int]:
-    """The delivery log's counts of the Billy target's messages by status."""
+def delivery_counts(database_url: str, kind: str) -> dict[str, int]:
+    """The delivery log's counts of the target's messages by status."""
     ledger = Ledger(store_env(database_url))
     try:
-        return delivery_log_for(ledger).counts()["billy"]
+        return delivery_log_for(ledger).counts()[kind]
     finally:
         ledger.close()
 
 
 # A refusal from the target.
+
+#: What each target answers a payment into an account that takes none, in its own words.
+REFUSALS = {"billy": (422, "not payment-enabled"), "dinero": (400, "is not a deposit account")}
 
 
 class Webhook(ThreadingHTTPServer):
@@ -237,7 +246,7 @@ def mailbox() -> Iterator[Mailbox]:
 def test_a_refusal_holds_its_customer_notifies_and_a_retry_after_the_fix_completes_it(
     small_business: list[dict[str, Any]],
     postgres_url: str,
-    billy: Sandbox,
+    target: Sandbox,
     tmp_path: Path,
     webhook: Webhook,
     mailbox: Mailbox,
@@ -246,11 +255,11 @@ def test_a_refusal_holds_its_customer_notifies_and_a_retry_after_the_fix_complet
         f'\n[notifications]\nwebhook_url = "{webhook.url}"\nsmtp_host = "127.0.0.1"\n'
         f'smtp_port = {mailbox.port}\nsmtp_to = ["finance@example.com"]\n'
     )
-    # MobilePay payments mapped to Billy's receivables account, which takes no payments.
+    # MobilePay payments mapped to the receivables account, which takes no payments.
     env = set_up(
         small_business,
         postgres_url,
-        billy,
+        target,
         tmp_path,
         accounts={"5820": "5600"},
         extra=notifications,
@@ -259,18 +268,19 @@ def test_a_refusal_holds_its_customer_notifies_and_a_retry_after_the_fix_complet
     assert checked.returncode == 1 and "5600" in checked.stdout, "the check sees it coming"
 
     with Dispatcher(env):
-        failed, held = wait_until_held(postgres_url)
+        failed, held = wait_until_held(postgres_url, target.kind)
     assert failed, "MobilePay payments are refused"
+    status, words = REFUSALS[target.kind]
     for message in failed:
         assert message.kind in ("payment", "refund")
-        assert "422" in (message.last_error or "")
-        assert "not payment-enabled" in (message.last_error or ""), "Billy's own words"
+        assert f": {status} " in (message.last_error or "")
+        assert words in (message.last_error or ""), "the target's own words"
     failed_lanes = {message.lane for message in failed}
     assert held and {message.lane for message in held} <= failed_lanes
     assert all(any(m.lane == h.lane and m.seq < h.seq for m in failed) for h in held), (
         "what waits, waits behind its customer's failed message"
     )
-    sent_lanes = {m.lane for m in delivery_messages(postgres_url, "sent")}
+    sent_lanes = {m.lane for m in delivery_messages(postgres_url, target.kind, "sent")}
     assert sent_lanes - failed_lanes, "other customers' messages flowed"
 
     assert sorted(d["message_id"] for d in webhook.documents) == sorted(m.id for m in failed)
@@ -278,26 +288,26 @@ def test_a_refusal_holds_its_customer_notifies_and_a_retry_after_the_fix_complet
     assert len(mailbox.mails) == len(failed)
     assert all("failed" in mail["Subject"] for mail in mailbox.mails)
 
-    # The fix: no mapping for 5820 (Billy's own MobilePay account), then a retry of each.
-    configure(tmp_path / "subledger.toml", billy, notifications)
+    # The fix: no mapping for 5820 (the target's own MobilePay account), then a retry of each.
+    configure(tmp_path / "subledger.toml", target, notifications)
     with server(postgres_url, KEYS, base_env=env) as base:
         auth = {"Authorization": f"Bearer {ADMIN}"}
         shown = httpx.get(f"{base}/v1/sync/messages/{failed[0].id}", headers=auth).json()
         assert shown["status"] == "failed"
-        assert shown["attempts"][-1]["http_status"] == 422
+        assert shown["attempts"][-1]["http_status"] == status
         for message in failed:
             retried = httpx.post(f"{base}/v1/sync/messages/{message.id}/retry", headers=auth)
             assert retried.status_code == 202, retried.text
-        assert wait_until_settled(postgres_url, "billy")["failed"] == 0
-        assert reconcile(base)["differences"] == []
-    assert_holds_exactly(billy, expected_books(small_business, postgres_url))
+        assert wait_until_settled(postgres_url, target.kind)["failed"] == 0
+        assert reconcile(base, target.kind)["differences"] == []
+    assert_holds_exactly(target, expected_books(small_business, postgres_url))
 
 
-def delivery_messages(database_url: str, status: str) -> list[Any]:
+def delivery_messages(database_url: str, kind: str, status: str) -> list[Any]:
     ledger = Ledger(store_env(database_url))
     try:
         delivery, found, after = delivery_log_for(ledger), [], None
-        while page := delivery.messages("billy", status, after, 1000):
+        while page := delivery.messages(kind, status, after, 1000):
             found += page
             after = (page[-1].target, page[-1].seq, page[-1].id)
         return found
@@ -305,16 +315,45 @@ def delivery_messages(database_url: str, status: str) -> list[Any]:
         ledger.close()
 
 
-def wait_until_held(database_url: str, timeout: float = 300) -> tuple[list[Any], list[Any]]:
+def wait_until_held(
+    database_url: str, kind: str, timeout: float = 300
+) -> tuple[list[Any], list[Any]]:
     """Wait until nothing is sending and every pending message waits behind a failed one of
     its customer; the failed and the pending messages."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        failed = delivery_messages(database_url, "failed")
-        pending = delivery_messages(database_url, "pending")
-        sending = delivery_messages(database_url, "sending")
+        failed = delivery_messages(database_url, kind, "failed")
+        pending = delivery_messages(database_url, kind, "pending")
+        sending = delivery_messages(database_url, kind, "sending")
         blocked = {m.lane: m.seq for m in sorted(failed, key=lambda m: -m.seq)}
         if failed and not sending and all(m.seq > blocked.get(m.lane, m.seq) for m in pending):
             return failed, pending
         time.sleep(0.5)
     raise AssertionError("the sync never came to rest behind its failures")
+
+
+# Dinero's rate limit.
+
+
+@pytest.fixture(scope="module")
+def fifty_customers() -> list[dict[str, Any]]:
+    return list(Business(customers=50, months=1, seed=13).events())
+
+
+def test_two_workers_keep_to_dineros_hundred_requests_a_minute_and_finish(
+    fifty_customers: list[dict[str, Any]], postgres_url: str, tmp_path: Path
+) -> None:
+    with sandbox("dinero", rate_limit=100) as dinero:
+        # The target's default budget: Dinero's 100 requests a minute per organization.
+        env = set_up(fifty_customers, postgres_url, dinero, tmp_path, requests_per_minute=None)
+        started = time.monotonic()
+        with Dispatcher(env, workers=2):
+            assert wait_until_settled(postgres_url, "dinero", timeout=900)["failed"] == 0
+        minutes = (time.monotonic() - started) / 60
+        stats = dinero.stats()
+        assert stats["faults_injected"]["rate_limit"] == 0
+        assert "429" not in stats["by_status"], "the sandbox never had to refuse a request"
+        assert stats["peak_requests_in_60s"] <= 100
+        assert stats["requests_served"] / minutes > 70, "the budget was used, not left idle"
+        dinero.faults(rate_limit=0)  # reading the books back is not the dispatcher's traffic
+        assert_holds_exactly(dinero, expected_books(fifty_customers, postgres_url))
