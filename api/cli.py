@@ -341,5 +341,10 @@ from api.sandbox_cli import sandbox  # noqa: E402
 main.add_command(sandbox)
 
 
+from api.demo_cli import demo  # noqa: E402
+
+main.add_command(demo)
+
+
 if __name__ == "__main__":
     sys.exit(main())
