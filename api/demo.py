@@ -59,6 +59,9 @@ class DemoOptions:
     seed: int = 1
     sync: bool = True
     workers: int = 4
+    #: The month the business ends at the start of (default: the current month), and the
+    #: summary's "now".
+    until: Month | None = None
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ def run_demo(
     settings: Settings, options: DemoOptions, progress: Progress, today: date | None = None
 ) -> Summary:
     """Append the business, build the projections, sync (unless told not to); the summary."""
-    today = today or date.today()
+    today = options.until.first_day if options.until else (today or date.today())
     ledger = build_ledger(settings)
     try:
         held = ledger.last_position()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from rich.table import Table
 from adapters.store import store_kind
 from api.demo import DemoError, DemoOptions, Summary, run_demo
 from api.settings import Settings
+from domain.dates import Month
 from projections.mrr import MOVEMENTS
 
 STATUSES = ("pending", "sending", "sent", "failed")
@@ -31,22 +31,32 @@ STEPS = {
 @click.option("--seed", type=click.IntRange(0), default=1, show_default=True)
 @click.option("--customers", type=click.IntRange(1, 100_000), default=500, show_default=True)
 @click.option("--years", type=click.IntRange(1, 10), default=3, show_default=True)
+@click.option(
+    "--until",
+    metavar="YYYY-MM",
+    default=None,
+    help="The month the business ends at the start of, and the summary's now [this month].",
+)
 @click.option("--sync/--no-sync", default=True, show_default=True, help="Sync to the sandboxes.")
 @click.option(
     "--fresh", is_flag=True, help="Delete the SQLite database first (never a PostgreSQL one)."
 )
-def demo(seed: int, customers: int, years: int, sync: bool, fresh: bool) -> None:
+def demo(seed: int, customers: int, years: int, until: str | None, sync: bool, fresh: bool) -> None:
     """Create a realistic business on the embedded database, build its projections, sync it to
     local Billy and Dinero sandboxes, and print a summary; then explore it with `serve`.
 
-    Deterministic for a --seed: the same business, the same numbers."""
+    Deterministic for a --seed and --until: the same business, the same numbers."""
     from api.cli import _database_settings
 
     settings = _database_settings()
     logging.basicConfig(level="WARNING", format="%(levelname)s %(message)s")
     if fresh:
         _remove_sqlite(settings)
-    options = DemoOptions(customers=customers, months=12 * years, seed=seed, sync=sync)
+    try:
+        month = Month.parse(until) if until else None
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--until") from None
+    options = DemoOptions(customers=customers, months=12 * years, seed=seed, sync=sync, until=month)
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -69,7 +79,7 @@ def demo(seed: int, customers: int, years: int, sync: bool, fresh: bool) -> None
             summary = run_demo(settings, options, progress)
         except DemoError as error:
             raise click.ClickException(str(error)) from None
-    print_summary(summary, time.monotonic() - started)
+    print_summary(summary, time.monotonic() - started, options.until)
 
 
 def _remove_sqlite(settings: Settings) -> None:
@@ -84,8 +94,9 @@ def money(minor: int, currency: str) -> str:
     return f"{Decimal(minor) / 100:,.2f} {currency}"
 
 
-def print_summary(summary: Summary, seconds: float) -> None:
-    console = Console()
+def print_summary(summary: Summary, seconds: float, until: Month | None = None) -> None:
+    # Wide enough for the movements' names even when the output is not a terminal's.
+    console = Console(width=max(Console().width, 110))
     console.print(
         f"\n[bold]The demo business[/bold]: {summary.events:,} events, log position"
         f" {summary.position:,}, built in {seconds:.0f} s."
@@ -119,5 +130,5 @@ def print_summary(summary: Summary, seconds: float) -> None:
         console.print(synced)
     console.print(
         "\nExplore it: [bold]subledger serve[/bold], then http://127.0.0.1:8000/docs"
-        f" (as of {date.today().isoformat()})."
+        + (f" (the business ends at {until})." if until else ".")
     )
