@@ -29,7 +29,7 @@ from api.errors import install_error_handlers
 from api.keys import KeyRing
 from api.reads import Reader
 from api.responses import OrjsonResponse
-from api.routes import events, health, mrr, revenue
+from api.routes import audit, events, health, mrr, revenue
 from api.routes import ledger as ledger_routes
 from api.routes import sync as sync_routes
 from api.schemas.documents import append_request_schema
@@ -111,6 +111,7 @@ def create_app(
     app.include_router(mrr.router)
     app.include_router(ledger_routes.router)
     app.include_router(sync_routes.router)
+    app.include_router(audit.router)
 
     app.add_middleware(RequestIdMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -293,6 +293,15 @@ def messages_after(rows: RowSource, position: int, limit: int) -> list[dict[str,
     ]
 
 
+def customer_invoices(rows: RowSource, customer_id: str) -> list[str]:
+    """The ids of a customer's invoices."""
+    return [
+        row["invoice"]["invoice_id"]
+        for _, row in rows.scan(INVOICES)
+        if row["invoice"]["customer_id"] == customer_id
+    ]
+
+
 def invoice_balances(rows: RowSource) -> dict[str, dict[str, Any]]:
     """Each invoice's number, currency, customer, gross and open balance
     (gross − credited − paid + refunded), by invoice id."""

@@ -1,0 +1,124 @@
+"""`GET /v1/audit/{kind}/{id}`: every event of one customer, subscription or invoice, with its
+position and recorded time, and what each produced: recognized revenue per month, MRR and its
+movements, journal entries and outbox messages.
+
+The events are folded again, in memory, by the projections' own folds (`projections.audit`),
+so what an event is said to have produced is what it did produce. A customer's audit takes in
+its subscriptions and invoices; the closing of periods is folded too (it moves entries past
+closed months) but not listed. As of `position=` or `known_at=`, only the log up to that point
+is read.
+"""
+
+from __future__ import annotations
+
+import heapq
+from datetime import date
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Path, Request
+
+from api.auth import ReadKey
+from api.errors import ApiError
+from api.queries import AsOfParameters
+from api.reads import AsOf, Reader
+from api.responses import OrjsonResponse, iso_instant, positioned
+from api.wire import data_of, type_of
+from domain.chart import Chart
+from domain.customer import Customer
+from domain.invoice import Invoice
+from domain.ledger import Entry, Ledger
+from domain.period import Period
+from domain.subscription import Subscription
+from projections import journal, mrr, outbox, revenue
+from projections.audit import Audited, audit, net_additions, rows_put
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+Kind = Literal["customer", "subscription", "invoice"]
+_PERIOD_EVENTS = (Period.FirstClosed, Period.Closed, Period.Reopened)
+
+
+@router.get(
+    "/{kind}/{item_id}",
+    summary="Every event of a customer, subscription or invoice, and what each produced",
+)
+def audit_trail(
+    request: Request,
+    _: ReadKey,
+    kind: Kind,
+    item_id: Annotated[str, Path(min_length=1, max_length=128)],
+    point: AsOfParameters,
+) -> OrjsonResponse:
+    reader: Reader = request.app.state.reader
+    ledger: Ledger = request.app.state.ledger
+    position = reader.resolve(point)
+    upto = ledger.last_position() if position is None else position
+    aggregates = _aggregates(reader, kind, item_id)
+    own = heapq.merge(
+        *(ledger.iter_aggregate_entries(one, upto) for one in aggregates),
+        key=lambda entry: entry.position,
+    )
+    periods = ledger.iter_entries(upto, _PERIOD_EVENTS)
+    entries = heapq.merge(own, periods, key=lambda entry: entry.position)
+    projections = list(reader.projections.values())
+    audited = audit(projections, entries, lambda e: not isinstance(e.event, _PERIOD_EVENTS))
+    if not audited:
+        raise ApiError(404, f"UNKNOWN_{kind.upper()}", f"no {kind} {item_id!r} (as of {upto})")
+    chart: Chart = request.app.state.chart
+    events = [_event(one, chart, date.today()) for one in audited]
+    return positioned({"kind": kind, "id": item_id, "events": events}, upto)
+
+
+def _aggregates(reader: Reader, kind: Kind, item_id: str) -> list[UUID]:
+    """The aggregates whose events make up the audit; for a customer, its subscriptions and
+    invoices as the live projections name them (they name at least those of any past point)."""
+    if kind == "subscription":
+        return [Subscription.id_for(item_id)]
+    if kind == "invoice":
+        return [Invoice.id_for(item_id)]
+    with reader.rows("mrr", AsOf()) as (_, rows):
+        subscriptions = mrr.customer_subscriptions(rows, item_id)
+    with reader.rows("outbox", AsOf()) as (_, rows):
+        invoices = outbox.customer_invoices(rows, item_id)
+    return [
+        Customer.id_for(item_id),
+        *map(Subscription.id_for, subscriptions),
+        *map(Invoice.id_for, invoices),
+    ]
+
+
+def _event(audited: Audited, chart: Chart, today: date) -> dict[str, Any]:
+    entry: Entry = audited.entry
+    event: Any = entry.event
+    produced = audited.produced
+    return {
+        "position": entry.position,
+        "id": event.event_id,
+        "type": type_of(event),
+        "occurred_at": iso_instant(event.occurred_at),
+        "recorded_at": iso_instant(event.timestamp),
+        "data": data_of(event),
+        "produced": {
+            "recognition": [
+                {"currency": currency, "month": month, **amounts}
+                for (currency, month), amounts in net_additions(
+                    produced.get("revenue", []), revenue.MONTHS.name
+                ).items()
+            ],
+            "mrr": [
+                {"currency": currency, "month": month, **amounts}
+                for (currency, month), amounts in net_additions(
+                    produced.get("mrr", []), mrr.MONTHS.name
+                ).items()
+            ],
+            "entries": [
+                journal.render(chart, key, row, today)
+                for key, row in rows_put(produced.get("journal", []), journal.ENTRIES.name)
+            ],
+            "outbox": [
+                {"kind": row["kind"], "customer_id": row["lane"] or None}
+                for _, row in rows_put(produced.get("outbox", []), outbox.MESSAGES.name)
+            ],
+        },
+    }
