@@ -32,6 +32,7 @@ from api.responses import OrjsonResponse
 from api.routes import audit, events, health, mrr, revenue
 from api.routes import ledger as ledger_routes
 from api.routes import sync as sync_routes
+from api.routes.dashboard import install_dashboard
 from api.schemas.documents import append_request_schema
 from api.settings import Settings
 from api.sync import Sync
@@ -112,6 +113,7 @@ def create_app(
     app.include_router(ledger_routes.router)
     app.include_router(sync_routes.router)
     app.include_router(audit.router)
+    install_dashboard(app)
 
     app.add_middleware(RequestIdMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -1,0 +1,249 @@
+// Syncing to the accounting systems: how many messages each target has in each status, the
+// messages themselves (the failed ones first, with the target's error), and a retry.
+
+import { ApiError, explain, post, readNow } from "../api.js";
+import { card, h, note, table } from "../dom.js";
+import { count, instantLabel, money, monthLabel, words } from "../format.js";
+import { figures } from "./controls.js";
+
+const STATUSES = ["pending", "sending", "sent", "failed"];
+const PAGE = 1000;
+const MOST_PAGES = 100;
+
+/** Every message of `status`, a page at a time, counted per target. */
+async function countStatus(status) {
+  const counts = {};
+  let after = null;
+  let capped = false;
+  for (let page = 0; ; page += 1) {
+    if (page === MOST_PAGES) {
+      capped = true;
+      break;
+    }
+    const body = await readNow("/v1/sync/messages", { status, limit: PAGE, after });
+    for (const message of body.messages) counts[message.target] = (counts[message.target] || 0) + 1;
+    if (!body.next) break;
+    after = body.next;
+  }
+  return { status, counts, capped };
+}
+
+function countsTable(results) {
+  const targets = [...new Set(results.flatMap((r) => Object.keys(r.counts)))].sort();
+  const of = (status) => results.find((r) => r.status === status);
+  const shown = (status, target) => {
+    const result = of(status);
+    return count(result.counts[target] || 0) + (result.capped ? "+" : "");
+  };
+  return table(
+    [
+      { label: "Target", key: "target", cell: (target) => target },
+      ...STATUSES.map((status) => ({
+        label: words(status),
+        num: true,
+        key: status,
+        cell: (target) => h("span", { class: status === "failed" && of(status).counts[target] ? "negative" : null }, shown(status, target)),
+      })),
+    ],
+    targets,
+    { id: "sync-counts", rowAttributes: (target) => ({ dataset: { target } }) },
+  );
+}
+
+function filters(ctx, status, target, targets) {
+  const form = h(
+    "form",
+    { class: "controls", id: "sync-filter" },
+    h(
+      "label",
+      {},
+      "Status ",
+      h("select", { name: "status" }, STATUSES.map((one) => h("option", { value: one, selected: one === status }, words(one)))),
+    ),
+    h(
+      "label",
+      {},
+      "Target ",
+      h(
+        "select",
+        { name: "target" },
+        h("option", { value: "" }, "All"),
+        targets.map((one) => h("option", { value: one, selected: one === target }, one)),
+      ),
+    ),
+    h("button", { type: "submit" }, "Show"),
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const values = Object.fromEntries(new FormData(form).entries());
+    ctx.go({ status: values.status, target: values.target });
+  });
+  return form;
+}
+
+function retryButton(ctx, message, row) {
+  const button = h("button", { type: "button", class: "retry", dataset: { message: message.id } }, "Retry");
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    button.textContent = "Retrying…";
+    try {
+      const after = await post(`/v1/sync/messages/${encodeURIComponent(message.id)}/retry`);
+      row.querySelector("[data-field=status]").textContent = words(after.status);
+      row.classList.remove("failed");
+      button.replaceWith(h("span", { class: "done" }, "Queued again"));
+      ctx.tell(`The ${message.kind} message for ${message.customer_id || "the books"} is queued for another attempt at ${message.target}.`, "success");
+    } catch (error) {
+      button.disabled = false;
+      button.textContent = "Retry";
+      const hint = error instanceof ApiError && error.status === 403 ? " Retrying needs a key with the admin scope." : "";
+      ctx.tell(`The retry was refused: ${explain(error)}${hint}`, "error");
+    }
+  });
+  return button;
+}
+
+/** What a message carries, in a few words: the document's number and amount, or the contact. */
+function documentOf(message) {
+  const payload = message.payload || {};
+  const sum = (value) => (value !== undefined && payload.currency ? money(value, payload.currency) : "");
+  const join = (...parts) => parts.filter(Boolean).join(" · ");
+  switch (message.kind) {
+    case "contact":
+      return payload.name || payload.customer_id || "";
+    case "invoice":
+    case "credit_note":
+      return join(payload.number, sum(payload.gross));
+    case "payment":
+      return join(payload.payment_id, payload.invoice_number && `on ${payload.invoice_number}`, sum(payload.amount));
+    case "refund":
+      return join(payload.refund_id, sum(payload.amount));
+    case "recognition": {
+      const earned = {};
+      for (const line of payload.lines || []) {
+        if (line.side === "credit") earned[line.currency] = (earned[line.currency] || 0) + line.amount;
+      }
+      const amounts = Object.entries(earned).map(([currency, value]) => money(value, currency));
+      return join(payload.month && `Revenue of ${monthLabel(payload.month)}`, ...amounts);
+    }
+    default:
+      return "";
+  }
+}
+
+function messagesTable(ctx, messages) {
+  const wrap = table(
+    [
+      { label: "Target", cell: (m) => m.target },
+      { label: "Kind", cell: (m) => words(m.kind) },
+      {
+        label: "Customer",
+        cell: (m) => (m.customer_id ? h("a", { href: ctx.href("customer", [m.customer_id]) }, m.customer_id) : "–"),
+      },
+      { label: "Document", key: "document", cell: (m) => documentOf(m) },
+      { label: "Dated", cls: "nowrap", cell: (m) => m.dated || "–" },
+      { label: "Status", key: "status", cell: (m) => words(m.status) },
+      { label: "Attempts", num: true, cell: (m) => m.attempts },
+      {
+        label: "Error, or when sent",
+        key: "detail",
+        cell: (m) =>
+          m.last_error ? h("div", { class: "error-text" }, m.last_error) : m.sent_at ? `sent ${instantLabel(m.sent_at)}` : m.next_attempt_at ? `next try ${instantLabel(m.next_attempt_at)}` : "",
+      },
+      { label: "", key: "action", cell: () => "" },
+    ],
+    messages,
+    { id: "sync-messages", rowAttributes: (m) => ({ dataset: { message: m.id }, class: m.status === "failed" ? "failed" : null, title: m.id }) },
+  );
+  messages.forEach((message, index) => {
+    if (message.status !== "failed") return;
+    const row = wrap.querySelectorAll("tbody tr")[index];
+    row.querySelector("[data-field=action]").append(retryButton(ctx, message, row));
+  });
+  return wrap;
+}
+
+function unavailable(error) {
+  return note(
+    `Syncing is not set up on this service: ${error.message}. ` +
+      "Once it runs on a database with targets named in subledger.toml, their messages show here.",
+    "friendly",
+  );
+}
+
+export default {
+  title: "Sync",
+  async render(root, ctx) {
+    const status = STATUSES.includes(ctx.params.get("status")) ? ctx.params.get("status") : "failed";
+    const target = ctx.params.get("target") || "";
+    root.append(h("h1", {}, "Syncing to accounting systems"));
+    if (ctx.knownAt) root.append(note("The delivery log is shown as it is now: \"known at\" does not apply to it.", "friendly"));
+    const countsCard = card("Messages per target and status", h("p", { class: "loading" }, "Counting…"));
+    const listCard = card(`${words(status)} messages`);
+    root.append(countsCard, listCard);
+    let results;
+    try {
+      results = await Promise.all(STATUSES.map(countStatus));
+    } catch (error) {
+      if (!ctx.current()) return;
+      if (error.code === "SYNC_UNAVAILABLE") {
+        countsCard.replaceChildren(unavailable(error));
+        listCard.remove();
+      } else {
+        countsCard.replaceChildren(ctx.fail(error));
+      }
+      return;
+    }
+    if (!ctx.current()) return;
+    const targets = [...new Set(results.flatMap((r) => Object.keys(r.counts)))].sort();
+    const total = (result) => Object.values(result.counts).reduce((sum, n) => sum + n, 0);
+    countsCard.replaceChildren(h("h2", {}, "Messages per target and status"));
+    if (targets.length) {
+      countsCard.append(
+        figures(
+          results.map((r) => ({
+            label: words(r.status),
+            value: count(total(r)) + (r.capped ? "+" : ""),
+            cls: r.status === "failed" && total(r) ? "negative" : "",
+            field: r.status,
+          })),
+        ),
+        countsTable(results),
+      );
+    } else {
+      countsCard.append(note("No message yet: no target is configured, or nothing has been recorded.", "friendly"));
+    }
+    if (!targets.length) {
+      listCard.remove();
+      return;
+    }
+    listCard.append(filters(ctx, status, target, targets));
+    const list = h("div", {});
+    listCard.append(list);
+    let after = null;
+    const more = h("button", { type: "button", class: "quiet", id: "sync-more" }, "Show more");
+    const load = async () => {
+      let body;
+      try {
+        body = await readNow("/v1/sync/messages", { status, target, limit: 50, after });
+      } catch (error) {
+        if (ctx.current()) list.append(ctx.fail(error));
+        return;
+      }
+      if (!ctx.current()) return;
+      if (!body.messages.length && !after) {
+        const none = status === "failed" ? "No failed message: every target took what it was sent." : `No ${status} message.`;
+        list.append(note(none, "friendly"));
+      } else {
+        list.append(messagesTable(ctx, body.messages));
+      }
+      after = body.next;
+      if (after) list.append(more);
+      else more.remove();
+    };
+    more.addEventListener("click", () => {
+      more.remove();
+      load();
+    });
+    await load();
+  },
+};
