@@ -138,24 +138,18 @@ class Server:
             "SUBLEDGER_API_KEYS": KEYS,
             "SUBLEDGER_DATABASE_URL": self.database_url,
         }
-        log = (self.directory / "serve.log").open("ab")
-        self.process = subprocess.Popen(
-            [SUBLEDGER, "serve", "--port", str(self.port)],
-            cwd=self.directory,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                if self.process.poll() is not None:
-                    break
-                time.sleep(0.1)
-        raise AssertionError((self.directory / "serve.log").read_text()[-3000:])
+        with (self.directory / "serve.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [SUBLEDGER, "serve", "--port", str(self.port)],
+                cwd=self.directory,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            wait_for(f"{self.url}/health")
+        except AssertionError:
+            raise AssertionError((self.directory / "serve.log").read_text()[-3000:]) from None
 
     def stop(self) -> None:
         if self.process is not None:

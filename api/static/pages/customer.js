@@ -2,11 +2,11 @@
 // every event of the customer with what it produced (where the service offers its audit).
 
 import { paths, read } from "../api.js";
-import { chart, legend } from "../charts.js";
+import { legend } from "../charts.js";
 import { card, h, note, table } from "../dom.js";
-import { addMonths, amount, instantLabel, major, money, monthLabel, shortMonth, thisMonth, words } from "../format.js";
+import { addMonths, amount, instantLabel, money, monthLabel, shortMonth, thisMonth, words } from "../format.js";
 import { attempt, figures, sign } from "./controls.js";
-import { MOVEMENTS, netMovement } from "./mrr.js";
+import { MOVEMENTS, movementChart, netMovement } from "./mrr.js";
 
 const AUDIT_PATH = "/v1/audit/{kind}/{item_id}";
 let offered = null;
@@ -217,26 +217,12 @@ export default {
           h(
             "div",
             { class: "chart-box", id: "customer-chart" },
-            chart({
-              label: `${body.customer_id}'s MRR by month`,
-              labels: months.map((m) => shortMonth(m.month)),
-              stacked: true,
-              bars: MOVEMENTS.map((kind) => ({
-                name: kind.name,
-                cls: kind.cls,
-                values: months.map((m) => major(m.movements[kind.key], currency)),
-                titles: months.map((m) => `${monthLabel(m.month)}: ${kind.name} ${money(m.movements[kind.key], currency)}`),
-              })),
-              lines: [
-                {
-                  name: "MRR",
-                  cls: "s-mrr",
-                  values: months.map((m) => major(m.mrr, currency)),
-                  titles: months.map((m) => `${monthLabel(m.month)}: MRR ${money(m.mrr, currency)}`),
-                },
-              ],
-              height: 220,
-            }),
+            movementChart(
+              months,
+              currency,
+              { name: "MRR", cls: "s-mrr", amount: (m) => m.mrr },
+              { label: `${body.customer_id}'s MRR by month`, height: 220 },
+            ),
           ),
         ),
         card(`Month by month, ${currency}`, monthsTable(months, currency)),

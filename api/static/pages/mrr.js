@@ -35,9 +35,11 @@ function mrrChart(months, currency) {
   });
 }
 
-function movementChart(months, currency) {
+/** Each month's movements stacked as bars (gains above zero, losses below), with `line` (its
+ * name, class and each month's amount) drawn over them. */
+export function movementChart(months, currency, line, { label, height }) {
   return chart({
-    label: `MRR movements by month in ${currency}`,
+    label,
     labels: months.map((m) => shortMonth(m.month)),
     stacked: true,
     bars: MOVEMENTS.map((kind) => ({
@@ -48,13 +50,13 @@ function movementChart(months, currency) {
     })),
     lines: [
       {
-        name: "Net change",
-        cls: "s-net",
-        values: months.map((m) => major(netMovement(m.movements), currency)),
-        titles: months.map((m) => `${monthLabel(m.month)}: net change ${money(netMovement(m.movements), currency)}`),
+        name: line.name,
+        cls: line.cls,
+        values: months.map((m) => major(line.amount(m), currency)),
+        titles: months.map((m) => `${monthLabel(m.month)}: ${line.name} ${money(line.amount(m), currency)}`),
       },
     ],
-    height: 240,
+    height,
   });
 }
 
@@ -132,7 +134,16 @@ export default {
       card(
         `What moved MRR each month, ${currency}`,
         legend([...MOVEMENTS, { name: "Net change", cls: "s-net", line: true }]),
-        h("div", { class: "chart-box", id: "movements-chart" }, movementChart(months, currency)),
+        h(
+          "div",
+          { class: "chart-box", id: "movements-chart" },
+          movementChart(
+            months,
+            currency,
+            { name: "Net change", cls: "s-net", amount: (m) => netMovement(m.movements) },
+            { label: `MRR movements by month in ${currency}`, height: 240 },
+          ),
+        ),
       ),
       card(`Month by month, ${currency}`, monthsTable(months, currency)),
     );
