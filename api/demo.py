@@ -44,6 +44,8 @@ BILLY_TOKEN = "demo-billy-token"  # noqa: S105
 DINERO_CLIENT = ("demo-client", "demo-secret")
 DINERO_API_KEY = "demo-api-key"
 DINERO_ORGANIZATION = 123456
+#: Seconds without a message delivered after which the demo stops waiting for the rest.
+STALLED = 60.0
 #: Called with (what is being done, done so far, out of).
 Progress = Callable[[str, int, int], None]
 
@@ -217,7 +219,8 @@ def sync_to_sandboxes(
     progress: Progress,
 ) -> None:
     """Start both sandboxes, enqueue every message for both, and deliver until none is left
-    pending (failures stay failed, for the dashboard to show)."""
+    pending (failures stay failed, for the dashboard to show), or until nothing moved for
+    `STALLED` seconds (what is still pending then shows in the summary)."""
     with ExitStack() as stack:
         billy_url, dinero_url = stack.enter_context(sandboxes())
         billy_products(f"{billy_url}/v2", BILLY_TOKEN, products_of(events))
@@ -231,12 +234,15 @@ def sync_to_sandboxes(
         thread = threading.Thread(target=sync.run, args=(stop, workers), name="demo-sync")
         thread.start()
         try:
-            while True:
+            moved, last = time.monotonic(), -1
+            while time.monotonic() - moved < STALLED:
                 counts = sync.delivery.counts()
                 done = sum(c.get("sent", 0) + c.get("failed", 0) for c in counts.values())
                 progress("sync", done, total)
                 if done >= total:
                     break
+                if done != last:
+                    moved, last = time.monotonic(), done
                 time.sleep(0.2)
         finally:
             stop.set()

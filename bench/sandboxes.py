@@ -29,6 +29,7 @@ import httpx
 import orjson
 
 from adapters.store import store_env
+from api.demo import billy_products, products_of
 from api.ingest import parse_submissions
 from api.sync import delivery_log_for
 from bench.harness import free_port
@@ -171,19 +172,8 @@ def prepare(box: Sandbox, events: Iterable[dict[str, Any]]) -> None:
     """Make the target ready as docs/sync.md asks of a new company: at Billy, products for ours,
     numbered with our product ids and booking to deferred revenue (7400). (At Dinero, lines
     name accounts, and the seeded 7400 carries the sales VAT code the lines need.)"""
-    if box.kind == "dinero":
-        return
-    products = {
-        line["product_id"]
-        for event in events
-        if event["type"] == "invoice.issued"
-        for line in event["data"]["lines"]
-    }
-    with box.client() as client:
-        deferred = client.get("/accounts", params={"accountNo": 7400}).json()["accounts"][0]
-        for product in sorted(products):
-            body = {"product": {"name": product, "productNo": product, "accountId": deferred["id"]}}
-            client.post("/products", json=body).raise_for_status()
+    if box.kind == "billy":
+        billy_products(box.api_url, TOKEN, products_of(list(events)))
 
 
 def configure(path: Path, box: Sandbox, extra: str = "", **options: Any) -> Path:
