@@ -112,6 +112,8 @@ def run_a_postgres_test(**env: str) -> subprocess.CompletedProcess[str]:
             "pytest",
             "-p",
             "no:cacheprovider",
+            "-n",
+            "0",
             "-rs",
             "tests/integration/test_ingestion.py::test_an_empty_batch_is_refused[postgresql]",
         ],
