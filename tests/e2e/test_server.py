@@ -208,9 +208,10 @@ def test_version_prints_the_version() -> None:
 
 
 @pytest.mark.slow
-def test_the_readmes_run_command_installs_and_serves_on_a_fresh_copy(tmp_path: Path) -> None:
+def test_the_readmes_run_command_installs_demos_and_serves_on_a_fresh_copy(tmp_path: Path) -> None:
     """The README's first command, run as written (on a free port) in a fresh copy of the
-    project: it makes its own virtualenv, installs, and serves on ./subledger.db."""
+    project: it makes its own virtualenv, installs, builds the demo business on ./subledger.db
+    with its summary, and serves it, dashboard and all."""
     files = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard"],
         cwd=ROOT,
@@ -227,26 +228,40 @@ def test_the_readmes_run_command_installs_and_serves_on_a_fresh_copy(tmp_path: P
     run_command = (ROOT / "README.md").read_text().split("```sh\n", 1)[1].split("\n```", 1)[0]
     port = free_port()
     assert run_command.endswith("subledger serve")
-    process = subprocess.Popen(
-        ["bash", "-c", f"{run_command} --port {port}"],
-        cwd=copy,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    assert "subledger demo" in run_command
+    output = tmp_path / "output.log"
+    with output.open("wb") as log:
+        process = subprocess.Popen(
+            ["bash", "-c", f"{run_command} --port {port}"],
+            cwd=copy,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and process.poll() is None:
             try:
-                answer = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                answer = httpx.get(f"{base}/health", timeout=1)
                 if answer.status_code == 200:
                     break
             except httpx.TransportError:
                 time.sleep(1)
         else:
-            raise AssertionError(process.communicate(timeout=30)[0].decode()[-3000:])
+            raise AssertionError(output.read_text()[-3000:])
         assert answer.json()["store"] == "sqlite"
         assert (copy / "subledger.db").exists()
+        said = output.read_text()
+        assert "The demo business" in said and "MRR now" in said, said[-3000:]
+        key = readme_key_setting().split(":")[1]
+        mrr = httpx.get(
+            f"{base}/v1/metrics/mrr",
+            params={"currency": "DKK"},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert mrr.status_code == 200 and mrr.json()["months"][-1]["mrr"] > 0, mrr.text
+        assert "<title>" in httpx.get(f"{base}/").text, "the dashboard is served"
     finally:
         os.killpg(process.pid, 15)
         process.wait(timeout=30)
