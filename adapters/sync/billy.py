@@ -32,9 +32,15 @@ from typing import Any
 import httpx
 import orjson
 
-from adapters.sync.common import TargetSettings, days_between, major, minor, priced_lines
+from adapters.sync.common import (
+    MessageSender,
+    TargetSettings,
+    days_between,
+    major,
+    minor,
+    priced_lines,
+)
 from adapters.sync.http import Budget, TargetHTTP
-from adapters.sync.log import Message
 from adapters.sync.port import RejectedError, TargetInvoice, Trace
 from domain.chart import Chart
 
@@ -54,7 +60,7 @@ def _explain(response: httpx.Response) -> str:
     return "; ".join(part for part in parts if part)
 
 
-class BillyTarget:
+class BillyTarget(MessageSender):
     def __init__(
         self,
         settings: TargetSettings,
@@ -79,27 +85,6 @@ class BillyTarget:
         self.http.close()
 
     # The port.
-
-    def send(self, message: Message, trace: Trace) -> dict[str, Any]:
-        try:
-            return self._send(message, trace)
-        except Exception:
-            self._forget(message.payload)
-            raise
-
-    def _send(self, message: Message, trace: Trace) -> dict[str, Any]:
-        payload = message.payload
-        if message.kind == "contact":
-            return {"contact": self._contact(trace, payload)}
-        if message.kind == "invoice":
-            return self._invoice(trace, payload)
-        if message.kind == "credit_note":
-            return self._credit_note(trace, payload)
-        if message.kind in ("payment", "refund"):
-            return self._payment(trace, payload, message.kind)
-        if message.kind == "recognition":
-            return self._voucher(trace, payload, message.source)
-        raise RejectedError(f"no Billy message of kind {message.kind!r}")
 
     def check(self, products: set[str] | None = None) -> list[str]:
         trace = Trace()
@@ -421,7 +406,7 @@ class BillyTarget:
         created = self.http.request(trace, "POST", "/bankPayments", json={"bankPayment": body})
         return {kind: created["bankPayments"][0]["id"], "invoice": invoice}
 
-    def _voucher(self, trace: Trace, payload: dict[str, Any], source: str) -> dict[str, Any]:
+    def _recognition(self, trace: Trace, payload: dict[str, Any], source: str) -> dict[str, Any]:
         reference = f"subledger:recognition:{source}"
         existing = self._find(trace, "daybookTransactions", apiType=reference)
         if existing is not None:

@@ -3,10 +3,14 @@ major units, and invoice lines priced the way a person reading them expects."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final, Literal
+
+from adapters.sync.log import Message
+from adapters.sync.port import RejectedError, Trace
 
 MatchField = Literal["customer_number", "vat_number", "ean", "email"]
 MATCH_FIELDS: Final = ("customer_number", "vat_number", "ean", "email")
@@ -85,3 +89,52 @@ def priced_lines(lines: list[dict[str, Any]]) -> list[PricedLine]:
 
 def days_between(first: str, last: str) -> int:
     return (date.fromisoformat(last) - date.fromisoformat(first)).days
+
+
+class MessageSender(ABC):
+    """What a target adapter does with each kind of message; `send` picks the method, and on
+    any failure forgets what the process remembered about the message's contact and invoices,
+    so that the next attempt looks them up afresh."""
+
+    name: str
+
+    def send(self, message: Message, trace: Trace) -> dict[str, Any]:
+        try:
+            return self._send(message, trace)
+        except Exception:
+            self._forget(message.payload)
+            raise
+
+    def _send(self, message: Message, trace: Trace) -> dict[str, Any]:
+        payload = message.payload
+        if message.kind == "contact":
+            return {"contact": self._contact(trace, payload)}
+        if message.kind == "invoice":
+            return self._invoice(trace, payload)
+        if message.kind == "credit_note":
+            return self._credit_note(trace, payload)
+        if message.kind in ("payment", "refund"):
+            return self._payment(trace, payload, message.kind)
+        if message.kind == "recognition":
+            return self._recognition(trace, payload, message.source)
+        raise RejectedError(f"{self.name}: no message of kind {message.kind!r}")
+
+    @abstractmethod
+    def _contact(self, trace: Trace, customer: dict[str, Any]) -> str: ...
+
+    @abstractmethod
+    def _invoice(self, trace: Trace, payload: dict[str, Any]) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def _credit_note(self, trace: Trace, payload: dict[str, Any]) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def _payment(self, trace: Trace, payload: dict[str, Any], kind: str) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def _recognition(
+        self, trace: Trace, payload: dict[str, Any], source: str
+    ) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def _forget(self, payload: dict[str, Any]) -> None: ...

@@ -42,6 +42,7 @@ import httpx
 import orjson
 
 from adapters.sync.common import (
+    MessageSender,
     TargetSettings,
     days_between,
     major,
@@ -50,7 +51,6 @@ from adapters.sync.common import (
     vat_percent,
 )
 from adapters.sync.http import Budget, TargetHTTP
-from adapters.sync.log import Message
 from adapters.sync.port import RejectedError, RetryableError, TargetInvoice, Trace
 from domain.chart import Chart
 
@@ -170,7 +170,7 @@ def _json_object(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-class DineroTarget:
+class DineroTarget(MessageSender):
     def __init__(
         self,
         settings: TargetSettings,
@@ -263,27 +263,6 @@ class DineroTarget:
             page += 1
 
     # The port.
-
-    def send(self, message: Message, trace: Trace) -> dict[str, Any]:
-        try:
-            return self._send(message, trace)
-        except Exception:
-            self._forget(message.payload)
-            raise
-
-    def _send(self, message: Message, trace: Trace) -> dict[str, Any]:
-        payload = message.payload
-        if message.kind == "contact":
-            return {"contact": self._contact(trace, payload)}
-        if message.kind == "invoice":
-            return self._invoice(trace, payload)
-        if message.kind == "credit_note":
-            return self._credit_note(trace, payload)
-        if message.kind in ("payment", "refund"):
-            return self._payment(trace, payload, message.kind)
-        if message.kind == "recognition":
-            return self._ledger_item(trace, payload, message.source)
-        raise RejectedError(f"no Dinero message of kind {message.kind!r}")
 
     def _forget(self, payload: dict[str, Any]) -> None:
         if "customer" in payload:
@@ -642,7 +621,7 @@ class DineroTarget:
         )
         return {kind: reference, "invoice": invoice}
 
-    def _ledger_item(self, trace: Trace, payload: dict[str, Any], source: str) -> dict[str, Any]:
+    def _recognition(self, trace: Trace, payload: dict[str, Any], source: str) -> dict[str, Any]:
         key = guid("recognition", source)
         reference = f"subledger:recognition:{source}"
         lines = [
