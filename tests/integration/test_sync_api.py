@@ -84,6 +84,34 @@ EVENTS: list[dict[str, Any]] = [
     },
 ]
 
+#: A company with an e-mail and a public customer with an EAN: one invoice is e-mailed, one
+#: e-invoiced.
+PEOPLE: list[dict[str, Any]] = [
+    {
+        "id": "evt_c1",
+        "type": "customer.created",
+        "data": {
+            "customer_id": "cus_1",
+            "name": "Alpha ApS",
+            "country": "DK",
+            "kind": "company",
+            "email": "billing@alpha.dk",
+        },
+    },
+    {
+        "id": "evt_c2",
+        "type": "customer.created",
+        "data": {
+            "customer_id": "cus_2",
+            "name": "Kommunen",
+            "country": "DK",
+            "kind": "public",
+            "vat_number": "29189919",
+            "ean": "5798000000001",
+        },
+    },
+]
+
 
 @pytest.fixture
 def billy() -> Iterator[str]:
@@ -239,35 +267,10 @@ def test_invoices_are_emailed_or_e_invoiced_once_as_configured(
     config.write_text(
         f'[targets.billy]\nurl = "{billy}/v2"\ntoken = "{TOKEN}"\nemail = true\ne_invoice = true\n'
     )
-    people = [
-        {
-            "id": "evt_c1",
-            "type": "customer.created",
-            "data": {
-                "customer_id": "cus_1",
-                "name": "Alpha ApS",
-                "country": "DK",
-                "kind": "company",
-                "email": "billing@alpha.dk",
-            },
-        },
-        {
-            "id": "evt_c2",
-            "type": "customer.created",
-            "data": {
-                "customer_id": "cus_2",
-                "name": "Kommunen",
-                "country": "DK",
-                "kind": "public",
-                "vat_number": "29189919",
-                "ean": "5798000000001",
-            },
-        },
-    ]
     invoices = [e for e in EVENTS if e["type"] == "invoice.issued"][:2]
     settings = Settings(database_url=database_url, api_keys=API_KEYS, config=config)
     with TestClient(create_app(settings)) as client:
-        answer = client.post("/v1/events", json={"events": people + invoices}, headers=WRITE)
+        answer = client.post("/v1/events", json={"events": PEOPLE + invoices}, headers=WRITE)
         assert answer.status_code in (200, 201), answer.text
         sync = delivered(client)
         sync.delivery.replay("billy", datetime.now(UTC), dates=("", "9999-12-31"))

@@ -26,7 +26,7 @@ from api.settings import Settings
 from api.sync import Sync, read_targets
 from domain.chart import DEFAULT_CHART
 from tests.conftest import ADMIN, API_KEYS, READ, WRITE
-from tests.integration.test_sync_api import EVENTS
+from tests.integration.test_sync_api import EVENTS, PEOPLE
 
 API_KEY = "dinero-api-key-for-tests"
 CLIENT = ("subledger-tests", "client-secret-for-tests")
@@ -251,35 +251,10 @@ def test_invoices_are_emailed_or_sent_to_their_ean_once(
     database_url: str, dinero: str, tmp_path: Path
 ) -> None:
     config = write_config(tmp_path / "delivering.toml", dinero, email="true", e_invoice="true")
-    people = [
-        {
-            "id": "evt_c1",
-            "type": "customer.created",
-            "data": {
-                "customer_id": "cus_1",
-                "name": "Alpha ApS",
-                "country": "DK",
-                "kind": "company",
-                "email": "billing@alpha.dk",
-            },
-        },
-        {
-            "id": "evt_c2",
-            "type": "customer.created",
-            "data": {
-                "customer_id": "cus_2",
-                "name": "Kommunen",
-                "country": "DK",
-                "kind": "public",
-                "vat_number": "29189919",
-                "ean": "5798000000001",
-            },
-        },
-    ]
     invoices = [e for e in EVENTS if e["type"] == "invoice.issued"][:2]
     settings = Settings(database_url=database_url, api_keys=API_KEYS, config=config)
     with TestClient(create_app(settings)) as client:
-        answer = client.post("/v1/events", json={"events": people + invoices}, headers=WRITE)
+        answer = client.post("/v1/events", json={"events": PEOPLE + invoices}, headers=WRITE)
         assert answer.status_code in (200, 201), answer.text
         sync = delivered(client)
         sync.delivery.replay("dinero", datetime.now(UTC), dates=("", "9999-12-31"))
