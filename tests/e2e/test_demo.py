@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.test_server import free_port
+from tests.e2e.test_server import serving
 
 SUBLEDGER = str(Path(sys.executable).parent / "subledger")
 KEY = "demo-tests-key-0123456789"
@@ -55,31 +54,10 @@ def demoed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 @pytest.fixture
 def served(demoed: tuple[Path, str]) -> Iterator[str]:
     directory, _ = demoed
-    port = free_port()
     env = {**os.environ, "SUBLEDGER_API_KEYS": f"local:{KEY}:read"}
     env.pop("SUBLEDGER_DATABASE_URL", None)
-    process = subprocess.Popen(
-        [SUBLEDGER, "serve", "--port", str(port)],
-        cwd=directory,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                if process.poll() is not None:
-                    raise AssertionError(process.communicate()[0].decode()) from None
-                time.sleep(0.1)
+    with serving(directory, env) as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 def test_the_demo_builds_syncs_and_summarizes_a_business(demoed: tuple[Path, str]) -> None:

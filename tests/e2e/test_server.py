@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,21 +38,14 @@ def readme_key_setting() -> str:
     return re.search(r"SUBLEDGER_API_KEYS='([^']+)'", run_command).group(1)  # type: ignore[union-attr]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """`subledger serve` on SQLite (in a fresh directory) or PostgreSQL; yields its URL."""
-    url = "sqlite:///subledger.db"
-    if request.param == "postgresql":
-        url = request.getfixturevalue("postgres_url")
+@contextmanager
+def serving(directory: Path, env: dict[str, str]) -> Iterator[str]:
+    """`subledger serve` in `directory` on a free port, once `/health` answers: its URL. Its
+    output is the failure's message if it stops or never answers."""
     port = free_port()
-    env = {
-        **os.environ,
-        "SUBLEDGER_DATABASE_URL": url,
-        "SUBLEDGER_API_KEYS": readme_key_setting(),
-    }
     process = subprocess.Popen(
         [SUBLEDGER, "serve", "--port", str(port)],
-        cwd=tmp_path,
+        cwd=directory,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -59,7 +53,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and process.poll() is None:
             try:
                 if httpx.get(f"{base}/health", timeout=1).status_code == 200:
                     break
@@ -72,6 +66,21 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """`subledger serve` on SQLite (in a fresh directory) or PostgreSQL; yields its URL."""
+    url = "sqlite:///subledger.db"
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+    env = {
+        **os.environ,
+        "SUBLEDGER_DATABASE_URL": url,
+        "SUBLEDGER_API_KEYS": readme_key_setting(),
+    }
+    with serving(tmp_path, env) as base:
+        yield base
     if request.param == "sqlite":
         assert (tmp_path / "subledger.db").exists(), "the embedded default is ./subledger.db"
 

@@ -134,11 +134,11 @@ def app(database_url: str, billy: str, tmp_path: Path) -> Iterator[TestClient]:
         yield client
 
 
-def delivered(client: TestClient) -> Sync:
+def delivered(client: TestClient, target: str = "billy") -> Sync:
     """Enqueue and deliver everything that can be, as a dispatcher would."""
     sync: Sync = client.app.state.sync  # type: ignore[attr-defined]
     sync.enqueue()
-    while sync.dispatcher.deliver_one("billy"):
+    while sync.dispatcher.deliver_one(target):
         pass
     return sync
 

@@ -27,6 +27,7 @@ from api.sync import Sync, read_targets
 from domain.chart import DEFAULT_CHART
 from tests.conftest import ADMIN, API_KEYS, READ, WRITE
 from tests.integration.test_sync_api import EVENTS, PEOPLE
+from tests.integration.test_sync_api import delivered as deliver_all
 
 API_KEY = "dinero-api-key-for-tests"
 CLIENT = ("subledger-tests", "client-secret-for-tests")
@@ -80,11 +81,7 @@ def app(database_url: str, dinero: str, tmp_path: Path) -> Iterator[TestClient]:
 
 
 def delivered(client: TestClient) -> Sync:
-    sync: Sync = client.app.state.sync  # type: ignore[attr-defined]
-    sync.enqueue()
-    while sync.dispatcher.deliver_one("dinero"):
-        pass
-    return sync
+    return deliver_all(client, "dinero")
 
 
 def failed(client: TestClient) -> list[dict[str, Any]]:
