@@ -27,6 +27,7 @@ from eventsourcing.utils import get_topic
 
 from domain.batch import Batch, aggregate_ids, reference_keys
 from domain.cache import AggregateCache
+from domain.customer import Customer
 from domain.errors import (
     BatchRefusedError,
     ConcurrentAppendError,
@@ -34,14 +35,18 @@ from domain.errors import (
     LedgerError,
     Problem,
 )
-from domain.facts import Fact, PaymentRefunded
+from domain.facts import CustomerCreated, CustomerErased, CustomerUpdated, Fact, PaymentRefunded
+from domain.personal import logged_digest, new_key, same_body
 from domain.ports import (
+    CUSTOMER_KEYS,
     INVOICE_REFERENCES,
     LOG_ENTRIES,
     BatchContext,
+    CustomerKeyChange,
     LedgerStore,
     LogEntry,
     PriorAppend,
+    SealingMapper,
 )
 from domain.recording import Envelope
 
@@ -111,6 +116,12 @@ class Ledger(Application[UUID]):
                 "PERSISTENCE_MODULE at one of the ledger's own store factories"
             )
         self.store: LedgerStore = self.recorder
+        if not isinstance(self.mapper, SealingMapper):
+            raise TypeError(
+                f"{type(self.mapper).__name__} cannot seal personal data: point MAPPER_TOPIC at "
+                "the ledger's own mapper"
+            )
+        self.sealer: SealingMapper = self.mapper
         self.clock = clock
         self._appended_listeners: list[Callable[[], None]] = []
 
@@ -151,9 +162,11 @@ class Ledger(Application[UUID]):
         touched = aggregate_ids(facts, {})
         cached = self._cache.take(touched)
         known = {i: cached[i].version if i in cached else 0 for i in touched}
-        context = self.store.read_batch_context(event_ids, reference_keys(facts), known)
+        context = self.store.read_batch_context(
+            event_ids, reference_keys(facts), known, _customers_named(facts)
+        )
         aggregates = self._bring_up_to_date(cached, context.stored_events)
-        fresh, duplicate_of = _sort_out_duplicates(submissions, context.prior)
+        fresh, duplicate_of = _sort_out_duplicates(submissions, context.prior, context.keys)
         positions: dict[int, int] = {}
         if fresh:
             try:
@@ -203,11 +216,22 @@ class Ledger(Application[UUID]):
                 events.append(batch.apply(submission.fact, envelope))
             except LedgerError as error:
                 raise BatchRefusedError([Problem(index, error)]) from error
+        sealing_keys, key_changes = _sealing_keys(events, context.keys)
         log_entries = [
-            LogEntry(submissions[index].event_id, submissions[index].digest) for index in fresh
+            LogEntry(
+                submissions[index].event_id,
+                logged_digest(submissions[index].fact, submissions[index].digest, key),
+            )
+            for index, key in zip(fresh, sealing_keys, strict=True)
         ]
         positions = self._save_in_order(
-            events, **{LOG_ENTRIES: log_entries, INVOICE_REFERENCES: batch.new_references}
+            events,
+            sealing_keys,
+            **{
+                LOG_ENTRIES: log_entries,
+                INVOICE_REFERENCES: batch.new_references,
+                CUSTOMER_KEYS: key_changes,
+            },
         )
         # Saved: the batch's aggregates are what the store holds now. (An aggregate of a batch
         # that failed is never put back: a refused fact may have changed it half-way.)
@@ -217,15 +241,24 @@ class Ledger(Application[UUID]):
         return dict(zip(fresh, positions, strict=True))
 
     def _save_in_order(
-        self, events: list[CanMutateAggregate[UUID]], **kwargs: Any
+        self,
+        events: list[CanMutateAggregate[UUID]],
+        sealing_keys: Sequence[bytes | None],
+        **kwargs: Any,
     ) -> Sequence[int]:
         """Record the events in the order given (the batch's) in one transaction, as `save()`
-        does, and return their positions.
+        does, and return their positions; customer events have their personal fields sealed
+        with their key in `sealing_keys`.
 
         `save()` would check each event against a runtime protocol and wrap each in a
         `Recording`; on Python 3.11 that cost more than encoding the events.
         """
-        stored_events = [self.mapper.to_stored_event(event) for event in events]
+        stored_events = [
+            self.mapper.to_stored_event(event)
+            if key is None
+            else self.sealer.to_sealed_stored_event(event, key)
+            for event, key in zip(events, sealing_keys, strict=True)
+        ]
         positions = self.recorder.insert_events(stored_events, **kwargs)
         assert positions is not None
         assert len(positions) == len(events)
@@ -282,6 +315,11 @@ class Ledger(Application[UUID]):
         for notification in self.store.read_aggregate_notifications(aggregate_id, upto):
             yield Entry(notification.id, self.mapper.to_domain_event(notification))
 
+    def customer_keys(self, customer_ids: Collection[str]) -> Mapping[str, bytes | None]:
+        """The keys of the given customers that have one: the key, or None once erased (their
+        personal data can no longer be read)."""
+        return self.store.customer_keys(customer_ids)
+
     def last_position(self) -> int:
         return self.store.last_position()
 
@@ -312,8 +350,54 @@ class _SameAs:
     index: int
 
 
+def _customers_named(facts: Sequence[Fact]) -> set[str]:
+    """The customers whose keys a batch needs: those its customer facts name."""
+    return {
+        fact.customer_id
+        for fact in facts
+        if isinstance(fact, CustomerCreated | CustomerUpdated | CustomerErased)
+    }
+
+
+def _sealing_keys(
+    events: Sequence[CanMutateAggregate[UUID]], keys: Mapping[str, bytes | None]
+) -> tuple[list[bytes | None], list[CustomerKeyChange]]:
+    """For each event, the key that seals it (None for an event with no personal data), and
+    the changes to the customers' keys to write with the events: a new key for a new customer
+    (or for one whose events were written before personal data was sealed), None for an
+    erased one. A customer made and erased in one batch keeps no key: its events are sealed
+    with one that is never written."""
+    current: dict[str, bytes | None] = dict(keys)
+    sealing: list[bytes | None] = []
+    changes: dict[str, CustomerKeyChange] = {}
+    for event in events:
+        if not isinstance(event, Customer.Created | Customer.Updated | Customer.Erased):
+            sealing.append(None)
+            continue
+        customer_id = event.customer_id
+        if isinstance(event, Customer.Erased):
+            current[customer_id] = None
+            sealing.append(None)
+            change = CustomerKeyChange(
+                customer_id, event.originator_id, event.originator_version, None
+            )
+            changes[customer_id] = change
+            continue
+        key = current.get(customer_id)
+        if key is None:
+            # No key yet (a customer erased already is refused before this point).
+            key = current[customer_id] = new_key()
+            changes[customer_id] = CustomerKeyChange(
+                customer_id, event.originator_id, event.originator_version, key
+            )
+        sealing.append(key)
+    return sealing, list(changes.values())
+
+
 def _sort_out_duplicates(
-    submissions: Sequence[Submission], prior: Mapping[str, PriorAppend]
+    submissions: Sequence[Submission],
+    prior: Mapping[str, PriorAppend],
+    keys: Mapping[str, bytes | None],
 ) -> tuple[list[int], dict[int, int | _SameAs]]:
     """Split a batch into the indexes to append and, for each duplicate, either the position it
     holds in the log or the earlier event of this batch it repeats."""
@@ -324,7 +408,8 @@ def _sort_out_duplicates(
     for index, submission in enumerate(submissions):
         earlier = prior.get(submission.event_id)
         if earlier is not None:
-            if earlier.digest == submission.digest:
+            key = keys.get(getattr(submission.fact, "customer_id", ""))
+            if same_body(submission.fact, submission.digest, earlier.digest, key):
                 duplicate_of[index] = earlier.position
             else:
                 problems.append(Problem(index, _reused(submission, f"position {earlier.position}")))

@@ -10,9 +10,9 @@ that a unique event id and unique business ids are enforced by the write itself.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 from eventsourcing.persistence import Notification, StoredEvent
@@ -21,6 +21,8 @@ from eventsourcing.persistence import Notification, StoredEvent
 LOG_ENTRIES = "log_entries"
 #: `insert_events()` keyword for the invoice references that the events create.
 INVOICE_REFERENCES = "invoice_references"
+#: `insert_events()` keyword for the customers' keys that the events create or destroy.
+CUSTOMER_KEYS = "customer_keys"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +51,26 @@ class InvoiceReference:
 
 
 @dataclass(frozen=True, slots=True)
+class CustomerKeyChange:
+    """Written beside the event at (`originator_id`, `originator_version`): a customer's new
+    key, or (`key` None) the destruction of its key by that event, an erasure."""
+
+    customer_id: str
+    originator_id: UUID
+    originator_version: int
+    key: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
 class BatchContext:
     """What deciding a batch needs to read: which of its event ids the log holds, the invoice
-    references it names, and the stored events of the aggregates it touches that the ledger
-    does not hold already."""
+    references it names, the stored events of the aggregates it touches that the ledger does
+    not hold already, and the keys of the customers it names (None: destroyed; absent: none)."""
 
     prior: Mapping[str, PriorAppend]
     references: Mapping[tuple[str, str], str]
     stored_events: Sequence[StoredEvent]
+    keys: Mapping[str, bytes | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +96,14 @@ class LedgerStore(Protocol):
         event_ids: Collection[str],
         reference_keys: Collection[tuple[str, str]],
         known_versions: Mapping[UUID, int],
+        customer_ids: Collection[str] = (),
     ) -> BatchContext:
         """The known event ids among `event_ids`, the invoice each known `(kind, key)` lives in,
-        and the stored events of the aggregates in `known_versions` after the version given for
-        each (0 for all of them): ideally in one round trip."""
+        the stored events of the aggregates in `known_versions` after the version given for
+        each (0 for all of them), and the keys of `customer_ids`: ideally in one round trip."""
+
+    def customer_keys(self, customer_ids: Collection[str]) -> Mapping[str, bytes | None]:
+        """The keys of the given customers that have a key row: the key, or None once erased."""
 
     def select_aggregates_events(self, known_versions: Mapping[UUID, int]) -> Sequence[StoredEvent]:
         """The stored events of several aggregates after the versions given, each aggregate's
@@ -110,3 +128,12 @@ class LedgerStore(Protocol):
 
     def position_at(self, instant: datetime) -> int:
         """The last position recorded at or before `instant` (0 if none was)."""
+
+
+@runtime_checkable
+class SealingMapper(Protocol):
+    """Turns a customer event into its stored form with its personal fields sealed under the
+    customer's key (the store's mapper does; see `domain.personal`)."""
+
+    def to_sealed_stored_event(self, domain_event: Any, key: bytes) -> StoredEvent:
+        """The stored event, its personal fields sealed with `key`."""

@@ -46,6 +46,27 @@ class Cleared:
 CLEARED: Final = Cleared()
 
 
+class Sealed:
+    """Marks a personal field that a stored event holds sealed (encrypted with its customer's
+    key): present, but readable only where it is opened (see `domain.personal`)."""
+
+    _instance: Sealed | None = None
+
+    def __new__(cls) -> Sealed:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "SEALED"
+
+    def __reduce__(self) -> str:
+        return "SEALED"
+
+
+SEALED: Final = Sealed()
+
+
 @dataclass(frozen=True, kw_only=True)
 class Address:
     street: str

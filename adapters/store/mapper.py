@@ -11,6 +11,10 @@ projections and rebuilds do all day. `class_version` and the `upcast_vN_vM` meth
 with the library's mapper.
 
 `CLEARED` (an optional field that an update removes) is written as `{"__cleared__": true}`.
+
+A customer event's personal fields are written sealed under the customer's key
+(`to_sealed_stored_event`, see `adapters.store.sealing`); read back, they hold `SEALED` until
+opened where they are shown.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent
 from eventsourcing.utils import get_topic, resolve_topic
 
+from adapters.store.sealing import has_personal_fields, reseal_state, seal_state, unseal_state
+from domain.personal import is_personal
 from domain.values import CLEARED, Cleared
 
 Converter = Callable[[Any], Any]
@@ -46,12 +52,27 @@ def _default(value: Any) -> Any:
 
 class PlainJSONMapper(Mapper[UUID]):
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        """An event as stored; a customer event only if it was read back sealed (its box is
+        written again as it is): a new one is sealed with `to_sealed_stored_event`."""
+        return self._stored(domain_event, None)
+
+    def to_sealed_stored_event(self, domain_event: Any, key: bytes) -> StoredEvent:
+        """A customer event with its personal fields sealed under its customer's `key`."""
+        return self._stored(domain_event, key)
+
+    def _stored(self, domain_event: DomainEventProtocol[UUID], key: bytes | None) -> StoredEvent:
         state = dict(vars(domain_event))
         originator_id = state.pop("originator_id")
         originator_version = state.pop("originator_version")
         class_version = getattr(type(domain_event), "class_version", 1)
         if class_version > 1:
             state["class_version"] = class_version
+        if "sealed" in state:
+            reseal_state(state)
+        elif key is not None:
+            seal_state(state, key)
+        elif is_personal(domain_event) and has_personal_fields(state):
+            raise TypeError("a customer's personal fields are stored sealed with its key")
         stored_state = orjson.dumps(state, default=_default)
         if self.compressor:
             stored_state = self.compressor.compress(stored_state)
@@ -78,10 +99,14 @@ class PlainJSONMapper(Mapper[UUID]):
             while from_version < class_version:
                 getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
                 from_version += 1
+            sealed = state.pop("sealed", None)
             for name, convert in _field_converters(cls):
                 value = state.get(name)
                 if value is not None:
                     state[name] = convert(value)
+            if sealed is not None:
+                state["sealed"] = sealed
+                unseal_state(state)
         except Exception as error:
             raise MapperDeserialisationError(
                 f"cannot read the event {stored_event.originator_id} "

@@ -16,9 +16,11 @@ from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 
 from adapters.rows.memory import MemoryRowStore
 from domain.ports import (
+    CUSTOMER_KEYS,
     INVOICE_REFERENCES,
     LOG_ENTRIES,
     BatchContext,
+    CustomerKeyChange,
     InvoiceReference,
     LogEntry,
     LogRecord,
@@ -32,6 +34,8 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
         self._appended: dict[str, PriorAppend] = {}
         self._log: dict[int, tuple[str, datetime]] = {}
         self._references: dict[tuple[str, str], str] = {}
+        #: Each customer's key; None once erased.
+        self._keys: dict[str, bytes | None] = {}
         #: The projections' rows live beside this log, in memory too.
         self.row_store = MemoryRowStore()
 
@@ -45,6 +49,9 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
         keys = [(reference.kind, reference.key) for reference in references]
         if len(set(keys)) < len(keys) or any(key in self._references for key in keys):
             raise IntegrityError("an invoice reference exists already")
+        changes: Sequence[CustomerKeyChange] = kwargs.get(CUSTOMER_KEYS, ())
+        if any(c.key is not None and c.customer_id in self._keys for c in changes):
+            raise IntegrityError("a customer's key exists already")
 
     def _update_table(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -61,6 +68,8 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
                 self._log[position] = (entry.event_id, recorded_at)
         for reference in kwargs.get(INVOICE_REFERENCES, ()):
             self._references[(reference.kind, reference.key)] = reference.invoice_id
+        for change in kwargs.get(CUSTOMER_KEYS, ()):
+            self._keys[change.customer_id] = change.key
         return positions
 
     def find_appended(self, event_ids: Collection[str]) -> Mapping[str, PriorAppend]:
@@ -72,6 +81,7 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
         event_ids: Collection[str],
         reference_keys: Collection[tuple[str, str]],
         known_versions: Mapping[UUID, int],
+        customer_ids: Collection[str] = (),
     ) -> BatchContext:
         with self._database_lock:
             return BatchContext(
@@ -80,7 +90,12 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
                     key: self._references[key] for key in reference_keys if key in self._references
                 },
                 stored_events=self.select_aggregates_events(known_versions),
+                keys=self.customer_keys(customer_ids),
             )
+
+    def customer_keys(self, customer_ids: Collection[str]) -> Mapping[str, bytes | None]:
+        with self._database_lock:
+            return {i: self._keys[i] for i in customer_ids if i in self._keys}
 
     def select_aggregates_events(self, known_versions: Mapping[UUID, int]) -> Sequence[StoredEvent]:
         with self._database_lock:

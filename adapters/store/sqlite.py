@@ -1,8 +1,10 @@
 """The ledger's event store in an SQLite file: the embedded default (`./subledger.db`).
 
 SQLite serialises writers itself, so positions (rowids) arrive in commit order. Beside the
-library's `stored_events` table this recorder keeps `subledger_log` and `subledger_invoice_refs`
-(see `adapters.store.postgres`), written in the same transaction as the events.
+library's `stored_events` table this recorder keeps `subledger_log`, `subledger_invoice_refs` and
+`subledger_customer_keys` (see `adapters.store.postgres`), written in the same transaction as
+the events. An erasure overwrites its key with zeros in the file (`secure_delete`) and empties
+the write-ahead log once it is committed, so the destroyed key lingers in neither.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from eventsourcing.sqlite import (
 )
 
 from domain.ports import (
+    CUSTOMER_KEYS,
     INVOICE_REFERENCES,
     LOG_ENTRIES,
     BatchContext,
+    CustomerKeyChange,
     InvoiceReference,
     LogEntry,
     LogRecord,
@@ -32,6 +36,7 @@ from domain.ports import (
 
 _LOG = "subledger_log"
 _REFS = "subledger_invoice_refs"
+_KEYS = "subledger_customer_keys"
 
 
 def _recorded_text(moment: datetime) -> str:
@@ -59,7 +64,23 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             " key TEXT NOT NULL,"
             " invoice_id TEXT NOT NULL,"
             " PRIMARY KEY (kind, key)) WITHOUT ROWID",
+            f"CREATE TABLE IF NOT EXISTS {_KEYS} ("
+            " customer_id TEXT PRIMARY KEY,"
+            " key BLOB,"
+            " erased_position INTEGER,"
+            " erased_at TEXT,"
+            " CHECK ((key IS NULL) = (erased_position IS NOT NULL)))",
         ]
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int]:
+        positions = super().insert_events(stored_events, **kwargs)
+        if any(change.key is None for change in kwargs.get(CUSTOMER_KEYS, ())):
+            # An erasure is committed: move the pages it overwrote out of the write-ahead log
+            # and empty it, so that no copy of the destroyed key stays there.
+            with self.datastore.transaction(commit=False) as c:
+                c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        assert positions is not None
+        return positions
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -88,7 +109,42 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             f"INSERT INTO {_REFS} (kind, key, invoice_id) VALUES (?, ?, ?)",
             [(ref.kind, ref.key, ref.invoice_id) for ref in references],
         )
+        self._change_keys(c, stored_events, positions, recorded_at, kwargs.get(CUSTOMER_KEYS, ()))
         return positions
+
+    def _change_keys(
+        self,
+        c: SQLiteCursor,
+        stored_events: Sequence[StoredEvent],
+        positions: Sequence[int],
+        recorded_at: str,
+        changes: Sequence[CustomerKeyChange],
+    ) -> None:
+        """New customers' keys, and erasures (the key overwritten with zeros in the file)."""
+        if not changes:
+            return
+        position_of = {
+            (event.originator_id, event.originator_version): position
+            for event, position in zip(stored_events, positions, strict=True)
+        }
+        c.execute("PRAGMA secure_delete = ON")
+        for change in changes:
+            if change.key is not None:
+                c.execute(
+                    f"INSERT INTO {_KEYS} (customer_id, key) VALUES (?, ?)",
+                    (change.customer_id, change.key),
+                )
+                continue
+            c.execute(
+                f"INSERT INTO {_KEYS} (customer_id, key, erased_position, erased_at)"
+                " VALUES (?, NULL, ?, ?) ON CONFLICT (customer_id) DO UPDATE SET key = NULL,"
+                " erased_position = excluded.erased_position, erased_at = excluded.erased_at",
+                (
+                    change.customer_id,
+                    position_of[(change.originator_id, change.originator_version)],
+                    recorded_at,
+                ),
+            )
 
     def find_appended(self, event_ids: Collection[str]) -> Mapping[str, PriorAppend]:
         ids = list(event_ids)
@@ -106,12 +162,26 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         event_ids: Collection[str],
         reference_keys: Collection[tuple[str, str]],
         known_versions: Mapping[UUID, int],
+        customer_ids: Collection[str] = (),
     ) -> BatchContext:
         return BatchContext(
             prior=self.find_appended(event_ids),
             references=self._find_invoice_references(reference_keys),
             stored_events=self.select_aggregates_events(known_versions),
+            keys=self.customer_keys(customer_ids),
         )
+
+    def customer_keys(self, customer_ids: Collection[str]) -> Mapping[str, bytes | None]:
+        ids = list(customer_ids)
+        if not ids:
+            return {}
+        wanted = ",".join("?" * len(ids))
+        rows = self._fetch(
+            f"SELECT customer_id, key FROM {_KEYS} WHERE customer_id IN ({wanted})", ids
+        )
+        return {
+            row["customer_id"]: None if row["key"] is None else bytes(row["key"]) for row in rows
+        }
 
     def _find_invoice_references(
         self, keys: Collection[tuple[str, str]]

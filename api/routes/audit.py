@@ -12,6 +12,7 @@ is read.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Mapping
 from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -23,7 +24,7 @@ from api.errors import ApiError
 from api.queries import AsOfParameters
 from api.reads import AsOf, Reader
 from api.responses import OrjsonResponse, iso_instant, positioned
-from api.wire import data_of, type_of
+from api.wire import customer_keys, logged_data, type_of
 from domain.chart import Chart
 from domain.customer import Customer
 from domain.invoice import Invoice
@@ -66,7 +67,8 @@ def audit_trail(
     if not audited:
         raise ApiError(404, f"UNKNOWN_{kind.upper()}", f"no {kind} {item_id!r} (as of {upto})")
     chart: Chart = request.app.state.chart
-    events = [_event(one, chart, date.today()) for one in audited]
+    keys = customer_keys(ledger, (one.entry.event for one in audited))
+    events = [_event(one, chart, date.today(), keys) for one in audited]
     return positioned({"kind": kind, "id": item_id, "events": events}, upto)
 
 
@@ -88,7 +90,9 @@ def _aggregates(reader: Reader, kind: Kind, item_id: str) -> list[UUID]:
     ]
 
 
-def _event(audited: Audited, chart: Chart, today: date) -> dict[str, Any]:
+def _event(
+    audited: Audited, chart: Chart, today: date, keys: Mapping[str, bytes | None]
+) -> dict[str, Any]:
     entry: Entry = audited.entry
     event: Any = entry.event
     produced = audited.produced
@@ -98,7 +102,7 @@ def _event(audited: Audited, chart: Chart, today: date) -> dict[str, Any]:
         "type": type_of(event),
         "occurred_at": iso_instant(event.occurred_at),
         "recorded_at": iso_instant(event.timestamp),
-        "data": data_of(event),
+        "data": logged_data(event, keys),
         "produced": {
             "recognition": [
                 {"currency": currency, "month": month, **amounts}

@@ -12,7 +12,7 @@ from api.errors import ApiError
 from api.ingest import parse_submissions
 from api.responses import OrjsonResponse, iso_instant
 from api.schemas.documents import APPEND_EXAMPLES, AppendAnswer, ErrorAnswer, LogPage
-from api.wire import data_of, type_of
+from api.wire import customer_keys, logged_data, type_of
 from domain.ledger import Ledger, Outcome
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -87,7 +87,10 @@ async def append_events(request: Request, _: WriteKey) -> OrjsonResponse:
 @router.get(
     "/events",
     summary="Read the log",
-    description="The log in order, after a position, with each event as it was appended.",
+    description=(
+        "The log in order, after a position, with each event as it was appended; an erased "
+        'customer\'s events leave out its personal fields and say `"erased": true`.'
+    ),
     response_model=LogPage,
     responses={status: _REFUSALS[status] for status in (401, 403, 503)},
 )
@@ -98,6 +101,8 @@ def read_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> OrjsonResponse:
     ledger: Ledger = request.app.state.ledger
+    page = ledger.read_log(after, limit)
+    keys = customer_keys(ledger, (logged.event for logged in page))
     events = [
         {
             "position": logged.position,
@@ -105,9 +110,9 @@ def read_events(
             "type": type_of(logged.event),
             "occurred_at": iso_instant(logged.event.occurred_at),  # type: ignore[attr-defined]
             "recorded_at": iso_instant(logged.recorded_at),
-            "data": data_of(logged.event),
+            "data": logged_data(logged.event, keys),
         }
-        for logged in ledger.read_log(after, limit)
+        for logged in page
     ]
     position = events[-1]["position"] if events else after
     return OrjsonResponse({"events": events}, headers={"X-Log-Position": str(position)})
