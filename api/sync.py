@@ -63,6 +63,7 @@ from adapters.sync.http import RequestBudget
 from adapters.sync.log import DeliveryLog
 from adapters.sync.notify import Notifier, NotifySettings
 from adapters.sync.port import Target
+from adapters.sync.profiles import Profiles
 from api.bootstrap import (
     ConfigurationError,
     build_chart,
@@ -246,6 +247,7 @@ class Sync:
             self.targets,
             _dispatch_settings(settings),
             Notifier(notifications) if notifications else None,
+            open_message=Profiles(ledger).open,
         )
         self._vouchered: tuple[int, str] | None = None
 

@@ -2,15 +2,19 @@
 log, one message per fact that an accounting system keeps.
 
 A message names its *lane* (the customer it belongs to) and carries everything a target adapter
-needs to send it without reading anything else: the customer's matching fields, an invoice's
-lines with their amounts, a payment's method. Messages are target-independent; the delivery log
-(`adapters.sync`) pairs each with every configured target, under an id fixed by the target, the
-message's kind and its source event (`message_id`), so rebuilding the outbox or replaying any
-range of it never makes a second message for the same thing.
+needs to send it but the customer's personal data: the customer's id and its non-personal fields
+(country, kind, customer number), an invoice's lines with their amounts, a payment's method.
+Personal fields (name, e-mail, address, VAT number, EAN) are never copied into rows: they stay
+sealed in the log, and the dispatcher opens them as of the message's position just before it
+sends the message (`adapters.sync.profiles`), so an erasure reaches every unsent message.
+Messages are target-independent; the delivery log (`adapters.sync`) pairs each with every
+configured target, under an id fixed by the target, the message's kind and its source event
+(`message_id`), so rebuilding the outbox or replaying any range of it never makes a second
+message for the same thing.
 
-Kinds, each from one event: `contact` (a customer created or updated: its full current fields),
-`invoice`, `credit_note` (with the lines it credits, their products and VAT), `payment` and
-`refund`. Messages of one lane are sent in log order, which is dependency order: a customer's
+Kinds, each from one event: `contact` (a customer created or updated: its current non-personal
+fields), `invoice`, `credit_note` (with the lines it credits, their products and VAT), `payment`
+and `refund`. Messages of one lane are sent in log order, which is dependency order: a customer's
 contact precedes its invoices, an invoice its payments and credit notes, a payment its refunds.
 
 Monthly recognition is not folded here: it is the journal's revenue lines of the month (see
@@ -19,7 +23,7 @@ Monthly recognition is not folded here: it is the journal's revenue lines of the
 Rows:
 - `outbox_messages` (keyed by the position of the source event): kind, lane, source event id,
   payload.
-- `outbox_customers` (keyed by customer): the customer's current fields.
+- `outbox_customers` (keyed by customer): the customer's current non-personal fields.
 - `outbox_invoices` (keyed by the invoice's aggregate id): its id, number, customer, currency,
   lines (product, VAT rate), payments and refunds, and the amounts that make its open balance
   (gross, credited, paid, refunded), which reconciliation compares with the target's.
@@ -29,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import fields
 from decimal import Decimal
 from typing import Any, Final
 from uuid import UUID
@@ -40,7 +43,7 @@ from domain.dates import Month
 from domain.invoice import Invoice
 from domain.ledger import Entry
 from domain.money import vat_of
-from domain.values import CLEARED, Address, line_ids
+from domain.values import CLEARED, line_ids
 from projections.engine import Column, Key, Projection, Rows, RowSource, Table
 from projections.journal import TOTALS
 
@@ -67,16 +70,8 @@ BOOKS_LANE: Final = ""
 #: Message ids are uuid5 of this namespace and `target/kind/source`.
 MESSAGE_NAMESPACE: Final = UUID("2c4b8e61-0d7f-4a3e-b5c9-8f1e6a2d4b70")
 
-_CUSTOMER_FIELDS: Final = (
-    "name",
-    "country",
-    "kind",
-    "email",
-    "vat_number",
-    "ean",
-    "customer_number",
-    "address",
-)
+#: The customer's fields a message carries: the non-personal ones (see `domain.personal`).
+_CUSTOMER_FIELDS: Final = ("country", "kind", "customer_number")
 
 
 def message_id(target: str, kind: str, source: str) -> str:
@@ -91,7 +86,8 @@ def message_id(target: str, kind: str, source: str) -> str:
 
 class OutboxProjection(Projection):
     name = "outbox"
-    version = 1
+    #: 2: personal fields are no longer copied into rows.
+    version = 2
     tables = (MESSAGES, CUSTOMERS, INVOICES)
     event_types = (
         Customer.Created,
@@ -152,15 +148,13 @@ def _emit(rows: Rows, entry: Entry, kind: str, payload: dict[str, Any]) -> None:
 def _customer_after(
     before: dict[str, Any] | None, event: Customer.Created | Customer.Updated
 ) -> dict[str, Any]:
-    """The customer's fields after `event`: a creation's, or the earlier ones changed by an
-    update (a cleared field removed)."""
+    """The customer's non-personal fields after `event`: a creation's, or the earlier ones
+    changed by an update (a cleared field removed)."""
     customer = dict(before["fields"]) if before else {}
     for name in _CUSTOMER_FIELDS:
         value = getattr(event, name)
         if value is CLEARED:
             customer.pop(name, None)
-        elif isinstance(value, Address):
-            customer[name] = {f.name: getattr(value, f.name) for f in fields(value)}
         elif value is not None:
             customer[name] = value
     return customer

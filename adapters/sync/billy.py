@@ -345,7 +345,9 @@ class BillyTarget(MessageSender):
         elif self.settings.email and customer.get("email"):
             person = self._find(trace, "contactPersons", contactId=contact, email=customer["email"])
             if person is None:
-                raise RejectedError(f"Billy's contact {contact} has no person {customer['email']}")
+                raise RejectedError(
+                    f"Billy's contact {contact} has no person with the customer's e-mail"
+                )
             email = {
                 "contactPersonId": person["id"],
                 "emailSubject": "Invoice",

@@ -35,6 +35,8 @@ log = logging.getLogger("subledger.sync")
 
 Clock = Callable[[], datetime]
 Notify = Callable[[Message, str], None]
+#: Gives a message its customer's personal fields just before it is sent (`Profiles.open`).
+Open = Callable[[Message], Message]
 
 
 def _now() -> datetime:
@@ -169,11 +171,13 @@ class Dispatcher:
         settings: DispatchSettings | None = None,
         notify: Notify | None = None,
         clock: Clock = _now,
+        open_message: Open | None = None,
     ) -> None:
         self.delivery = delivery
         self.targets = targets
         self.settings = settings or DispatchSettings()
         self.notify = notify
+        self.open_message = open_message
         self.clock = clock
         self.random = random.Random()  # noqa: S311 (jitter, not secrets)
 
@@ -187,7 +191,8 @@ class Dispatcher:
         ids: dict[str, Any] = {}
         error: str | None = None
         try:
-            ids = self.targets[target].send(message, trace)
+            opened = message if self.open_message is None else self.open_message(message)
+            ids = self.targets[target].send(opened, trace)
             status, outcome, retry_at = "sent", "sent", None
         except RetryableError as problem:
             error, status, outcome = str(problem), "pending", "retry"

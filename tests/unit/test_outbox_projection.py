@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.store import store_env
+from adapters.sync.profiles import Profiles
 from domain import facts
 from domain.chart import DEFAULT_CHART
 from domain.dates import Month
@@ -75,7 +76,9 @@ def test_each_fact_an_accounting_system_keeps_is_one_message_in_log_order(books:
     assert len({m["source_event_id"] for m in found}) == 5
 
 
-def test_an_invoice_message_carries_its_lines_totals_and_customer(books: Ledger) -> None:
+def test_an_invoice_message_carries_its_lines_totals_and_customer_without_personal_data(
+    books: Ledger,
+) -> None:
     append(
         books,
         customer(email="a@example.dk", customer_number="1001"),
@@ -90,8 +93,12 @@ def test_an_invoice_message_carries_its_lines_totals_and_customer(books: Ledger)
     assert payload["lines"][0]["net"] == 1399  # rhu(1.5 × 999) − 100
     assert payload["lines"][0]["vat"] == 350
     assert (payload["net"], payload["vat"], payload["gross"]) == (1399, 350, 1749)
-    assert payload["customer"]["customer_number"] == "1001"
-    assert payload["customer"]["email"] == "a@example.dk"
+    assert payload["customer"] == {
+        "customer_id": "c1",
+        "country": "DK",
+        "kind": "company",
+        "customer_number": "1001",
+    }
     assert payload["due_date"] == "2026-01-31"
 
 
@@ -99,12 +106,22 @@ def test_an_update_sends_the_whole_contact_with_cleared_fields_gone(books: Ledge
     append(
         books,
         customer(email="a@example.dk", vat_number="DK12345678"),
-        facts.CustomerUpdated(customer_id="c1", name="Nordlys A/S", email=CLEARED),
+        facts.CustomerUpdated(
+            customer_id="c1", name="Nordlys A/S", email=CLEARED, customer_number="7"
+        ),
     )
-    contact = messages(books)[1]["payload"]
-    assert contact["name"] == "Nordlys A/S"
-    assert contact["vat_number"] == "DK12345678"
-    assert "email" not in contact
+    first, second = messages(books)
+    assert second["payload"] == {
+        "customer_id": "c1",
+        "country": "DK",
+        "kind": "company",
+        "customer_number": "7",
+    }, "personal fields stay sealed in the log"
+    opened = Profiles(books).personal("c1", second["position"])
+    assert opened["name"] == "Nordlys A/S"
+    assert opened["vat_number"] == "DK12345678"
+    assert "email" not in opened
+    assert Profiles(books).personal("c1", first["position"])["email"] == "a@example.dk"
 
 
 def test_a_credit_note_carries_the_credited_lines_with_their_products_and_vat(
