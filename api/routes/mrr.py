@@ -17,6 +17,7 @@ from api.queries import (
 from api.reads import AsOf, Reader
 from api.responses import OrjsonResponse, positioned
 from domain.customer import Customer
+from domain.ledger import Ledger
 from domain.subscription import Subscription
 from projections import mrr
 
@@ -41,6 +42,10 @@ def retention_metrics(request: Request, _: ReadKey, query: MonthlyParameters) ->
 @router.get(
     "/v1/customers/{customer_id}/mrr",
     summary="One customer's MRR by month, each movement with the events behind it",
+    description=(
+        "`erased` says whether the customer's personal data was erased at this point of the "
+        "log; its numbers stay."
+    ),
 )
 def customer_mrr(
     request: Request,
@@ -58,7 +63,19 @@ def customer_mrr(
             )
         chosen = pick_currency(query.currency, present)
         answer = mrr.customer_monthly(rows, customer_id, chosen, query.months)
-    return positioned({"customer_id": customer_id, "currency": chosen, "months": answer}, position)
+    erased = _erased(request.app.state.ledger, customer_id, position)
+    return positioned(
+        {"customer_id": customer_id, "erased": erased, "currency": chosen, "months": answer},
+        position,
+    )
+
+
+def _erased(ledger: Ledger, customer_id: str, position: int) -> bool:
+    """Whether the customer was erased at `position` of the log (its numbers stay)."""
+    return any(
+        isinstance(entry.event, Customer.Erased)
+        for entry in ledger.iter_aggregate_entries(Customer.id_for(customer_id), position)
+    )
 
 
 def _customers_aggregates(reader: Reader, point: AsOf, customer_id: str) -> list[UUID] | None:

@@ -173,6 +173,7 @@ def test_a_customer_without_subscriptions_has_no_mrr(client: TestClient) -> None
     body = get(client, "/v1/customers/quiet/mrr", **{"from": "2026-01", "to": "2026-01"}).json()
     assert body == {
         "customer_id": "quiet",
+        "erased": False,
         "currency": None,
         "months": [
             {

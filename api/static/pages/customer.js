@@ -95,7 +95,7 @@ export function describe(type, data, fallbackCurrency) {
   switch (type) {
     case "customer.created":
     case "customer.updated":
-      return [data.name, data.country, data.kind, data.customer_number && `no. ${data.customer_number}`].filter(Boolean).join(", ");
+      return [data.erased ? "erased customer" : data.name, data.country, data.kind, data.customer_number && `no. ${data.customer_number}`].filter(Boolean).join(", ");
     case "customer.erased":
       return "personal data erased";
     case "subscription.started":
