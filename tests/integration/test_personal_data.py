@@ -6,27 +6,38 @@ refused, and a retry of its events is still told apart."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import sqlite3
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import orjson
 import psycopg
 import pytest
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import get_topic
 from fastapi.testclient import TestClient
 from psycopg import sql
 
 from adapters.sandbox import serving
 from adapters.sandbox.billy import BillySandboxSettings, create_billy_app
 from adapters.store.sealing import SealingError, open_box
-from adapters.sync.profiles import ERASED_NAME
+from adapters.sync.profiles import ERASED_NAME, Profiles
 from api.app import create_app
+from api.examples import EXAMPLE_EVENTS
+from api.ingest import parse_submissions
 from api.settings import Settings
 from api.sync import Sync
+from api.wire import customer_keys, logged_data
+from domain.customer import Customer
 from domain.ledger import Ledger
+from domain.ports import LOG_ENTRIES, LogEntry
+from domain.recording import Envelope
 from tests.conftest import ADMIN, API_KEYS, READ, WRITE
 
 TOKEN = "sandbox-token-for-personal-data"
@@ -356,3 +367,57 @@ def test_a_retry_after_erasure_is_a_duplicate_and_a_changed_body_is_still_refuse
     assert post(app, ERASE).status_code == 200, "the erasure's own retry is a duplicate"
     assert read(app, "/v1/events")["events"][-1]["id"] == "evt_erase"
     assert len(read(app, "/v1/events")["events"]) == 2, "nothing was appended twice"
+
+
+def test_the_docs_show_an_erased_customers_event_as_the_log_does(client: TestClient) -> None:
+    assert post(client, *EXAMPLE_EVENTS).status_code == 201
+    text = (Path(__file__).parents[2] / "docs" / "personal-data.md").read_text()
+    (shown,) = re.findall(r"```json\n\s*(.*?)\n\s*```", text, re.DOTALL)
+    created = next(
+        e
+        for e in read(client, "/v1/events", limit=1000)["events"]
+        if e["type"] == "customer.created" and e["data"]["customer_id"] == "cus_1002"
+    )
+    assert created["data"] == orjson.loads(shown)
+
+
+def _legacy_state(event: Any) -> bytes:
+    """An event's state as stored before personal data was sealed: every field plain."""
+    skipped = ("originator_id", "originator_version")
+    state = {k: v for k, v in vars(event).items() if k not in skipped}
+    return orjson.dumps(state)
+
+
+def test_events_written_before_sealing_read_as_they_are_until_the_customer_is_erased(
+    ledger: Ledger,
+) -> None:
+    created = parse_submissions(orjson.dumps(CUSTOMER))[0]
+    event = Customer.create(created.fact, Envelope("evt_customer", None, datetime.now(UTC)))
+    (new,) = event.collect_events()
+    stored = StoredEvent(new.originator_id, 1, get_topic(type(new)), _legacy_state(new))
+    ledger.recorder.insert_events(
+        [stored], **{LOG_ENTRIES: [LogEntry("evt_customer", created.digest)]}
+    )
+
+    logged = ledger.read_log(0, 10)
+    keys = customer_keys(ledger, (e.event for e in logged))
+    assert keys == {}, "no key row: written before sealing"
+    assert logged_data(logged[0].event, keys) == CUSTOMER["data"]
+    assert Profiles(ledger).personal("cus_pd", 1)["email"] == PERSONAL["email"]
+    assert ledger.append([created])[0].appended is False, "its plain digest still tells a retry"
+
+    update = parse_submissions(orjson.dumps(UPDATE))
+    assert ledger.append(update)[0].appended
+    keys = ledger.customer_keys(["cus_pd"])
+    assert keys["cus_pd"] is not None, "its next event gave it a key"
+    logged = ledger.read_log(0, 10)
+    assert logged_data(logged[1].event, keys) == UPDATE["data"]
+    assert Profiles(ledger).personal("cus_pd", 2)["name"] == PERSONAL["name"]
+
+    ledger.append(parse_submissions(orjson.dumps(ERASE)))
+    keys = ledger.customer_keys(["cus_pd"])
+    assert keys == {"cus_pd": None}
+    assert all(logged_data(e.event, keys).get("erased") for e in ledger.read_log(0, 2)), (
+        "the old plain event is hidden from every read"
+    )
+    assert Profiles(ledger).personal("cus_pd", 1) == {"name": ERASED_NAME, "erased": True}
