@@ -346,5 +346,9 @@ from api.demo_cli import demo  # noqa: E402
 main.add_command(demo)
 
 
+from api.seal_cli import seal  # noqa: E402
+
+main.add_command(seal)
+
 if __name__ == "__main__":
     sys.exit(main())

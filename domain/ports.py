@@ -62,6 +62,18 @@ class CustomerKeyChange:
 
 
 @dataclass(frozen=True, slots=True)
+class Resealed:
+    """An event written before personal data was sealed, rewritten sealed: its new state and
+    its log row's new digest."""
+
+    originator_id: UUID
+    originator_version: int
+    position: int
+    state: bytes
+    digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class BatchContext:
     """What deciding a batch needs to read: which of its event ids the log holds, the invoice
     references it names, the stored events of the aggregates it touches that the ledger does
@@ -128,6 +140,16 @@ class LedgerStore(Protocol):
 
     def position_at(self, instant: datetime) -> int:
         """The last position recorded at or before `instant` (0 if none was)."""
+
+
+@runtime_checkable
+class ResealingStore(Protocol):
+    """A store that can rewrite events written before personal data was sealed (a database:
+    a memory store never holds such events)."""
+
+    def reseal(self, events: Sequence[Resealed], keys: Mapping[str, bytes]) -> None:
+        """In one transaction: the events' new states and digests, and the customers' new
+        keys; `IntegrityError` if one of those customers got a key meanwhile."""
 
 
 @runtime_checkable

@@ -36,6 +36,7 @@ from domain.ports import (
     LogEntry,
     LogRecord,
     PriorAppend,
+    Resealed,
 )
 
 
@@ -215,6 +216,24 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         " END"
         " $body$"
     )
+
+    def reseal(self, events: Sequence[Resealed], keys: Mapping[str, bytes]) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.executemany(
+                self._sql(
+                    "UPDATE {events} SET state = %s"
+                    " WHERE originator_id = %s AND originator_version = %s"
+                ),
+                [(e.state, e.originator_id, e.originator_version) for e in events],
+            )
+            cursor.executemany(
+                self._sql("UPDATE {log} SET digest = %s WHERE position = %s"),
+                [(e.digest, e.position) for e in events],
+            )
+            cursor.executemany(
+                self._sql("INSERT INTO {keys} (customer_id, key) VALUES (%s, %s)"),
+                list(keys.items()),
+            )
 
     def find_appended(self, event_ids: Collection[str]) -> Mapping[str, PriorAppend]:
         rows = self._fetch(

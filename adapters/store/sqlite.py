@@ -32,6 +32,7 @@ from domain.ports import (
     LogEntry,
     LogRecord,
     PriorAppend,
+    Resealed,
 )
 
 _LOG = "subledger_log"
@@ -145,6 +146,23 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                     recorded_at,
                 ),
             )
+
+    def reseal(self, events: Sequence[Resealed], keys: Mapping[str, bytes]) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            # The plain states are overwritten with zeros in the file, not only unlinked.
+            c.execute("PRAGMA secure_delete = ON")
+            c.executemany(
+                f"UPDATE {self.events_table_name} SET state = ?"
+                " WHERE originator_id = ? AND originator_version = ?",
+                [(e.state, e.originator_id.hex, e.originator_version) for e in events],
+            )
+            c.executemany(
+                f"UPDATE {_LOG} SET digest = ? WHERE position = ?",
+                [(e.digest, e.position) for e in events],
+            )
+            c.executemany(f"INSERT INTO {_KEYS} (customer_id, key) VALUES (?, ?)", keys.items())
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def find_appended(self, event_ids: Collection[str]) -> Mapping[str, PriorAppend]:
         ids = list(event_ids)

@@ -416,6 +416,30 @@ class DeliveryLog:
             )
         return len(rows)
 
+    def drop_personal_fields(self, personal: Sequence[str]) -> int:
+        """Remove the customers' `personal` fields from the payloads of messages enqueued
+        before the outbox stopped carrying them; the number of messages changed."""
+        changed = 0
+        with self.db.transaction() as sql:
+            if not self.db.postgres:
+                sql.run("PRAGMA secure_delete = ON")
+            rows = sql.run("SELECT id, payload FROM sync_messages WHERE kind <> 'recognition'")
+            for row in rows:
+                payload = orjson.loads(row["payload"])
+                customer = payload.get("customer") if isinstance(payload, dict) else None
+                holder = customer if isinstance(customer, dict) else payload
+                if not any(name in holder for name in personal):
+                    continue
+                for name in personal:
+                    holder.pop(name, None)
+                sql.run(
+                    "UPDATE sync_messages SET payload = %(p)s WHERE id = %(id)s",
+                    p=orjson.dumps(payload).decode(),
+                    id=row["id"],
+                )
+                changed += 1
+        return changed
+
     # Reading.
 
     def message(self, message_id: str) -> Message | None:

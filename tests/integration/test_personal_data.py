@@ -19,6 +19,7 @@ import httpx
 import orjson
 import psycopg
 import pytest
+from click.testing import CliRunner
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic
 from fastapi.testclient import TestClient
@@ -26,13 +27,16 @@ from psycopg import sql
 
 from adapters.sandbox import serving
 from adapters.sandbox.billy import BillySandboxSettings, create_billy_app
+from adapters.store import store_env
 from adapters.store.sealing import SealingError, open_box
+from adapters.sync.log import NewMessage
 from adapters.sync.profiles import ERASED_NAME, Profiles
 from api.app import create_app
+from api.cli import main
 from api.examples import EXAMPLE_EVENTS
 from api.ingest import parse_submissions
 from api.settings import Settings
-from api.sync import Sync
+from api.sync import Sync, delivery_log_for
 from api.wire import customer_keys, logged_data
 from domain.customer import Customer
 from domain.ledger import Ledger
@@ -217,7 +221,7 @@ def dump(database_url: str) -> bytes:
             " WHERE table_schema = %s AND table_type = 'BASE TABLE'",
             (schema,),
         ).fetchall()
-        assert len(tables) >= 10, "the log, the keys, the projections and the delivery log"
+        assert {("subledger_events",), ("subledger_customer_keys",)} <= set(tables)
         for (table,) in tables:
             name = sql.Identifier(schema, table)
             for form in (sql.SQL("(FORMAT binary)"), sql.SQL("(FORMAT text)")):
@@ -388,16 +392,20 @@ def _legacy_state(event: Any) -> bytes:
     return orjson.dumps(state)
 
 
+def write_before_sealing(ledger: Ledger, sent: dict[str, Any]) -> None:
+    """Append a `customer.created` as the ledger wrote it before personal data was sealed."""
+    created = parse_submissions(orjson.dumps(sent))[0]
+    event = Customer.create(created.fact, Envelope(sent["id"], None, datetime.now(UTC)))
+    (new,) = event.collect_events()
+    stored = StoredEvent(new.originator_id, 1, get_topic(type(new)), _legacy_state(new))
+    ledger.recorder.insert_events([stored], **{LOG_ENTRIES: [LogEntry(sent["id"], created.digest)]})
+
+
 def test_events_written_before_sealing_read_as_they_are_until_the_customer_is_erased(
     ledger: Ledger,
 ) -> None:
+    write_before_sealing(ledger, CUSTOMER)
     created = parse_submissions(orjson.dumps(CUSTOMER))[0]
-    event = Customer.create(created.fact, Envelope("evt_customer", None, datetime.now(UTC)))
-    (new,) = event.collect_events()
-    stored = StoredEvent(new.originator_id, 1, get_topic(type(new)), _legacy_state(new))
-    ledger.recorder.insert_events(
-        [stored], **{LOG_ENTRIES: [LogEntry("evt_customer", created.digest)]}
-    )
 
     logged = ledger.read_log(0, 10)
     keys = customer_keys(ledger, (e.event for e in logged))
@@ -421,3 +429,50 @@ def test_events_written_before_sealing_read_as_they_are_until_the_customer_is_er
         "the old plain event is hidden from every read"
     )
     assert Profiles(ledger).personal("cus_pd", 1) == {"name": ERASED_NAME, "erased": True}
+
+
+def test_seal_seals_what_was_written_before_and_keeps_every_read(
+    database_url: str, tmp_path: Path
+) -> None:
+    other = {**STORY[1], "data": {**STORY[1]["data"], "name": f"Gammel {MARK}"}}
+    ledger = Ledger(env=store_env(database_url))
+    try:
+        write_before_sealing(ledger, CUSTOMER)
+        write_before_sealing(ledger, other)
+        ledger.append(parse_submissions(orjson.dumps(ERASE)))
+        delivery = delivery_log_for(ledger)
+        old_message = NewMessage(
+            id="m1",
+            target="billy",
+            lane="cus_pd",
+            seq=1,
+            kind="contact",
+            source="evt_customer",
+            dated="",
+            payload=CUSTOMER["data"],
+        )
+        delivery.enqueue([old_message], datetime.now(UTC))
+    finally:
+        ledger.close()
+    assert MARK.encode() in dump(database_url), "plain, as written before sealing"
+
+    env = {"SUBLEDGER_DATABASE_URL": database_url, "SUBLEDGER_CONFIG": str(tmp_path / "none")}
+    sealed = CliRunner().invoke(main, ["seal"], env=env)
+    assert sealed.exit_code == 0, sealed.output
+    assert "2 events sealed; 1 messages of the delivery log cleaned." in sealed.output
+    assert_nowhere(dump(database_url))
+    again = CliRunner().invoke(main, ["seal"], env=env)
+    assert "0 events sealed; 0 messages" in again.output
+
+    ledger = Ledger(env=store_env(database_url))
+    try:
+        logged = ledger.read_log(0, 10)
+        keys = customer_keys(ledger, (e.event for e in logged))
+        assert logged_data(logged[0].event, keys)["erased"] is True
+        assert logged_data(logged[1].event, keys) == other["data"], "read as it was sent"
+        retried = ledger.append(parse_submissions(orjson.dumps({"events": [CUSTOMER, other]})))
+        assert [outcome.appended for outcome in retried] == [False, False]
+        message = delivery_log_for(ledger).message("m1")
+        assert message is not None and "name" not in message.payload
+    finally:
+        ledger.close()
