@@ -41,15 +41,18 @@ def readme_key_setting() -> str:
 @contextmanager
 def serving(directory: Path, env: dict[str, str]) -> Iterator[str]:
     """`subledger serve` in `directory` on a free port, once `/health` answers: its URL. Its
-    output is the failure's message if it stops or never answers."""
+    output goes to `serve.log` there (a pipe nobody reads would fill up and stop the server
+    after a few hundred requests), and is the failure's message if it stops or never answers."""
     port = free_port()
-    process = subprocess.Popen(
-        [SUBLEDGER, "serve", "--port", str(port)],
-        cwd=directory,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    log = directory / "serve.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [SUBLEDGER, "serve", "--port", str(port)],
+            cwd=directory,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -61,7 +64,8 @@ def serving(directory: Path, env: dict[str, str]) -> Iterator[str]:
                 time.sleep(0.1)
         else:
             process.kill()
-            raise AssertionError(process.communicate()[0].decode())
+            process.wait(timeout=30)
+            raise AssertionError(log.read_text(errors="replace"))
         yield base
     finally:
         process.terminate()
