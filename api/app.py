@@ -16,7 +16,9 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.follow import Follower
+from adapters.keys import key_store_for
 from adapters.store import store_kind
+from api.auth import ensure_guarded
 from api.bootstrap import (
     build_chart,
     build_keys,
@@ -30,6 +32,7 @@ from api.keys import KeyRing
 from api.reads import Reader
 from api.responses import OrjsonResponse
 from api.routes import audit, events, health, mrr, revenue
+from api.routes import keys as key_routes
 from api.routes import ledger as ledger_routes
 from api.routes import sync as sync_routes
 from api.routes.dashboard import install_dashboard
@@ -66,6 +69,7 @@ def create_app(
         owned = app.state.ledger is None
         if owned:
             app.state.ledger = build_ledger(settings)
+        app.state.keys.attach(key_store_for(app.state.ledger))
         runner = build_runner(settings, app.state.ledger)
         rebuilt = runner.prepare()
         if rebuilt:
@@ -89,6 +93,7 @@ def create_app(
             stop_sync()
             if follower is not None:
                 follower.stop()
+            app.state.keys.attach(None)
             if owned:
                 app.state.ledger.close()
                 app.state.ledger = None
@@ -113,7 +118,9 @@ def create_app(
     app.include_router(ledger_routes.router)
     app.include_router(sync_routes.router)
     app.include_router(audit.router)
+    app.include_router(key_routes.router)
     install_dashboard(app)
+    ensure_guarded(app)
 
     app.add_middleware(RequestIdMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

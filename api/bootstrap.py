@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+from adapters.keys import StoredKey, key_store_for
 from adapters.rows.stores import row_store_for
 from adapters.store import store_env, store_kind
 from api.keys import KeyRing, parse_keys
@@ -28,7 +29,21 @@ def build_ledger(settings: Settings) -> Ledger:
 
 
 def build_keys(settings: Settings) -> KeyRing:
-    return KeyRing(parse_keys(settings.api_keys.get_secret_value()))
+    """The environment's keys; the stored ones join when the app attaches its ledger's store."""
+    return KeyRing(
+        parse_keys(settings.api_keys.get_secret_value()), cache_seconds=settings.key_cache_seconds
+    )
+
+
+def read_stored_keys(settings: Settings) -> list[StoredKey]:
+    """The keys made with `subledger keys create` in the database (none on a memory store)."""
+    if store_kind(settings.database_url) == "memory":
+        return []
+    ledger = build_ledger(settings)
+    try:
+        return key_store_for(ledger).all()
+    finally:
+        ledger.close()
 
 
 def describe_store(settings: Settings) -> str:

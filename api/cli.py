@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import click
 import uvicorn
+from eventsourcing.persistence import PersistenceError
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import (
@@ -38,6 +39,7 @@ from api.bootstrap import (
     build_ledger,
     build_runner,
     caught_up_snapshots,
+    read_stored_keys,
     tune_garbage_collector,
 )
 from api.checks import check_journal
@@ -97,17 +99,27 @@ def serve(host: str, port: int, workers: int, projections: bool) -> None:
         kind = store_kind(settings.database_url)
         keys = build_keys(settings)
         build_chart(settings)
+        stored = [key for key in read_stored_keys(settings) if key.revoked_at is None]
     except (KeyConfigurationError, StoreURLError, ConfigurationError) as error:
         raise click.ClickException(str(error)) from None
-    if not len(keys):
+    except PersistenceError as error:
+        raise click.ClickException(f"the database did not answer: {error}") from None
+    both = sorted(keys.names & {key.name for key in stored})
+    if both:
+        raise click.ClickException(
+            f"API key name(s) {', '.join(both)} are both in SUBLEDGER_API_KEYS and made with"
+            " `subledger keys create`: revoke one (`subledger keys revoke NAME`) or rename it"
+        )
+    if not len(keys) and not stored:
         raise click.ClickException(
             "no API keys: set SUBLEDGER_API_KEYS to name:secret:scope+scope[,...], e.g.\n"
-            "  SUBLEDGER_API_KEYS='local:<at least 16 characters>:events:write+read+admin'"
+            "  SUBLEDGER_API_KEYS='local:<at least 16 characters>:events:write+read+admin'\n"
+            "or make one: subledger keys create NAME --scope read"
         )
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(message)s")
     click.echo(
         f"subledger {VERSION}: {kind} store at {redact(settings.database_url)}, "
-        f"{len(keys)} API key(s), {workers} worker(s), on http://{host}:{port}"
+        f"{len(keys) + len(stored)} API key(s), {workers} worker(s), on http://{host}:{port}"
         " (docs at /docs)",
         err=True,
     )
@@ -344,6 +356,11 @@ main.add_command(sandbox)
 from api.demo_cli import demo  # noqa: E402
 
 main.add_command(demo)
+
+
+from api.keys_cli import keys as keys_group  # noqa: E402
+
+main.add_command(keys_group)
 
 
 from api.seal_cli import seal  # noqa: E402

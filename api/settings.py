@@ -22,6 +22,13 @@ class Settings(BaseSettings):
         default=SecretStr(""),
         description="Comma-separated `name:secret:scope+scope` (scopes: events:write, read, admin)",
     )
+    key_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="How long a process remembers a lookup of a key made with `subledger keys`"
+        " (a revoked key keeps working in a process at most this long)",
+    )
     lock_timeout_seconds: int = Field(default=5, ge=1, le=600)
     connect_timeout_seconds: int = Field(default=5, ge=1, le=600)
     pool_size: int = Field(default=5, ge=1, le=100)

@@ -1,0 +1,148 @@
+"""`/v1/keys`: the API keys, listed, made and revoked over HTTP (the `admin` scope), as
+`subledger keys list|create|revoke` does on the command line. A new key's secret is in the
+answer that makes it and nowhere else."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from adapters.keys import KeyStore, StoredKey
+from api.auth import AdminKey
+from api.errors import ApiError
+from api.keys import (
+    InvalidKeyError,
+    KeyConflictError,
+    KeyNotFoundError,
+    KeyRing,
+    create_key,
+    describe_keys,
+    revoke_key,
+)
+from api.responses import OrjsonResponse, iso_instant
+from api.schemas.documents import ErrorAnswer
+
+router = APIRouter(prefix="/v1/keys", tags=["keys"])
+
+Scope = Literal["events:write", "read", "admin"]
+KeyName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorAnswer, "description": description}
+    for status, description in {
+        401: "No API key, an unknown one or a revoked one",
+        403: "The key lacks the admin scope",
+    }.items()
+}
+
+
+class KeyRequest(BaseModel):
+    """A key to make: its name and its scopes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: KeyName
+    scopes: list[Scope] = Field(min_length=1, max_length=3)
+
+
+class KeyDescription(BaseModel):
+    name: str
+    source: Literal["environment", "database"] = Field(
+        description="`environment`: SUBLEDGER_API_KEYS; `database`: made with subledger keys"
+    )
+    key_id: str | None = Field(description="the id inside the secret (`sk_<key id>_...`)")
+    scopes: list[Scope]
+    created_at: datetime | None
+    revoked_at: datetime | None
+
+
+class KeyList(BaseModel):
+    keys: list[KeyDescription]
+
+
+class NewKey(KeyDescription):
+    secret: str = Field(description="the key to send as `Authorization: Bearer`: shown only here")
+
+
+def _store(request: Request) -> tuple[KeyStore, KeyRing]:
+    ring: KeyRing = request.app.state.keys
+    if ring.store is None:
+        raise ApiError(503, "STORE_UNAVAILABLE", "the key store is not open yet: retry")
+    return ring.store, ring
+
+
+def _shown(described: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **described,
+        "created_at": iso_instant(described["created_at"]),
+        "revoked_at": iso_instant(described["revoked_at"]),
+    }
+
+
+def _one(key: StoredKey) -> dict[str, Any]:
+    return _shown(describe_keys(KeyRing(()), [key])[0])
+
+
+@router.get(
+    "",
+    summary="Every API key, from the environment and made here; never a secret",
+    response_model=KeyList,
+    responses=_REFUSALS,
+)
+def list_keys(request: Request, _: AdminKey) -> OrjsonResponse:
+    store, ring = _store(request)
+    return OrjsonResponse({"keys": [_shown(k) for k in describe_keys(ring, store.all())]})
+
+
+@router.post(
+    "",
+    summary="Make an API key: its secret is in this answer only",
+    status_code=201,
+    response_model=NewKey,
+    responses={
+        **_REFUSALS,
+        409: {"model": ErrorAnswer, "description": "KEY_EXISTS: the name is taken"},
+    },
+)
+def make_key(request: Request, _: AdminKey, wanted: KeyRequest) -> OrjsonResponse:
+    store, ring = _store(request)
+    try:
+        key, secret = create_key(store, ring, wanted.name, wanted.scopes, datetime.now(UTC))
+    except InvalidKeyError as error:
+        raise ApiError(422, "INVALID_REQUEST", str(error)) from None
+    except KeyConflictError as error:
+        raise ApiError(409, "KEY_EXISTS", str(error)) from None
+    return OrjsonResponse(
+        {**_one(key), "secret": secret},
+        status_code=201,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.delete(
+    "/{name}",
+    summary="Revoke a key made here; it stops working within SUBLEDGER_KEY_CACHE_SECONDS",
+    response_model=KeyDescription,
+    responses={
+        **_REFUSALS,
+        404: {"model": ErrorAnswer, "description": "No unrevoked key has the name"},
+        409: {
+            "model": ErrorAnswer,
+            "description": "KEY_IN_ENVIRONMENT: the key is set in SUBLEDGER_API_KEYS",
+        },
+    },
+)
+def revoke(
+    request: Request, _: AdminKey, name: Annotated[str, Path(max_length=64)]
+) -> OrjsonResponse:
+    store, ring = _store(request)
+    try:
+        revoked = revoke_key(store, ring, name, datetime.now(UTC))
+    except KeyNotFoundError as error:
+        raise ApiError(404, "NOT_FOUND", str(error)) from None
+    except KeyConflictError as error:
+        raise ApiError(409, "KEY_IN_ENVIRONMENT", str(error)) from None
+    return OrjsonResponse(_one(revoked))
