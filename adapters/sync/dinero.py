@@ -50,7 +50,7 @@ from adapters.sync.common import (
     priced_lines,
     vat_percent,
 )
-from adapters.sync.http import Budget, TargetHTTP
+from adapters.sync.http import Budget, TargetHTTP, masked
 from adapters.sync.port import RejectedError, RetryableError, TargetInvoice, Trace
 from domain.chart import Chart
 
@@ -154,6 +154,7 @@ class DineroToken:
         body = _json_object(response)
         if response.status_code != 200 or not body.get("access_token"):
             reason = body.get("error_description") or body.get("error") or response.text[:200]
+            reason = masked(str(reason), (key, self.settings.client_secret))
             raise RejectedError(
                 f"Dinero refused the token request ({response.status_code}: {reason}): check"
                 f" client_id, client_secret and the API key of [targets.{self.settings.name}]",

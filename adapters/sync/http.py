@@ -6,7 +6,8 @@ evenly and shared through the delivery log by every worker of every process), th
 the attempt's trace without headers (so no token ever reaches a log). Timeouts and broken
 connections, 408, 429, 480 (Dinero's "brownout" of an endpoint being retired) and 5xx raise
 `RetryableError` (with `Retry-After` when the target sent one); other 4xx raise `RejectedError`
-with the target's own words.
+with the target's own words, less any credential the request carried (a target that quotes the
+token it refused must not put it in the delivery log, a notification or an answer of ours).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -69,6 +70,29 @@ Explain = Callable[[httpx.Response], str]
 
 #: The 4xx statuses that trying again later may cure.
 RETRYABLE_STATUSES: Final = frozenset({408, 429, 480})
+#: Request headers that carry a credential.
+CREDENTIAL_HEADERS: Final = frozenset({"authorization", "x-access-token"})
+MASK: Final = "***"
+
+
+def masked(text: str, secrets: Iterable[str]) -> str:
+    """`text` with each of `secrets` in it replaced by `***`."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def credentials(headers: Mapping[str, str]) -> list[str]:
+    """The credentials among request headers: each value, and a bearer's token alone."""
+    found = []
+    for name, value in headers.items():
+        if name.lower() in CREDENTIAL_HEADERS and value:
+            found.append(value)
+            scheme, _, token = value.partition(" ")
+            if token and scheme.lower() in ("bearer", "basic"):
+                found.append(token.strip())
+    return found
 
 
 class TargetHTTP:
@@ -86,6 +110,7 @@ class TargetHTTP:
         )
         self.budget = budget
         self.explain = explain
+        self.secrets = credentials(headers)
 
     def request(
         self,
@@ -111,15 +136,16 @@ class TargetHTTP:
             raise RetryableError(f"{line}: connection failed ({type(error).__name__})") from None
         trace.status = response.status_code
         trace.requests.append(f"{line} → {response.status_code} ({_ms(started)} ms)")
-        if response.status_code in RETRYABLE_STATUSES or response.status_code >= 500:
-            raise RetryableError(
-                f"{line}: {response.status_code} {self.explain(response)}",
-                response.status_code,
-                _retry_after(response),
-            )
         if response.status_code >= 400:
+            said = masked(self.explain(response), [*self.secrets, *credentials(headers or {})])
+            if response.status_code in RETRYABLE_STATUSES or response.status_code >= 500:
+                raise RetryableError(
+                    f"{line}: {response.status_code} {said}",
+                    response.status_code,
+                    _retry_after(response),
+                )
             raise RejectedError(
-                f"{line}: {response.status_code} {self.explain(response)}",
+                f"{line}: {response.status_code} {said}",
                 response.status_code,
                 _decoded(response),
             )
