@@ -4,9 +4,10 @@ movements, journal entries and outbox messages.
 
 The events are folded again, in memory, by the projections' own folds (`projections.audit`),
 so what an event is said to have produced is what it did produce. A customer's audit takes in
-its subscriptions and invoices; the closing of periods is folded too (it moves entries past
-closed months) but not listed. As of `position=` or `known_at=`, only the log up to that point
-is read.
+its subscriptions and invoices. A subscription's or an invoice's lists its own events, folded
+with the rest of its customer's story, on which what they produced depends. The closing of
+periods is folded too (it moves entries past closed months) but not listed. As of
+`position=` or `known_at=`, only the log up to that point is read.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def audit_trail(
     ledger: Ledger = request.app.state.ledger
     position = reader.resolve(point)
     upto = ledger.last_position() if position is None else position
-    aggregates = _aggregates(reader, kind, item_id)
+    aggregates, reported = _aggregates(reader, ledger, kind, item_id, upto)
     own = heapq.merge(
         *(ledger.iter_aggregate_entries(one, upto) for one in aggregates),
         key=lambda entry: entry.position,
@@ -63,7 +64,7 @@ def audit_trail(
     periods = ledger.iter_entries(upto, _PERIOD_EVENTS)
     entries = heapq.merge(own, periods, key=lambda entry: entry.position)
     projections = list(reader.projections.values())
-    audited = audit(projections, entries, lambda e: not isinstance(e.event, _PERIOD_EVENTS))
+    audited = audit(projections, entries, lambda e: e.event.originator_id in reported)
     if not audited:
         raise ApiError(404, f"UNKNOWN_{kind.upper()}", f"no {kind} {item_id!r} (as of {upto})")
     chart: Chart = request.app.state.chart
@@ -72,19 +73,34 @@ def audit_trail(
     return positioned({"kind": kind, "id": item_id, "events": events}, upto)
 
 
-def _aggregates(reader: Reader, kind: Kind, item_id: str) -> list[UUID]:
-    """The aggregates whose events make up the audit; for a customer, its subscriptions and
-    invoices as the live projections name them (they name at least those of any past point)."""
-    if kind == "subscription":
-        return [Subscription.id_for(item_id)]
-    if kind == "invoice":
-        return [Invoice.id_for(item_id)]
+def _aggregates(
+    reader: Reader, ledger: Ledger, kind: Kind, item_id: str, upto: int
+) -> tuple[list[UUID], set[UUID]]:
+    """The aggregates whose events are folded, and those whose events are reported. A
+    subscription's or an invoice's events are folded with the rest of its customer's story:
+    what they produced depends on it (a cancellation is a churn or a contraction according to
+    the customer's other subscriptions), and the MRR fold needs the customer's own row."""
+    if kind == "customer":
+        story = _story(reader, item_id)
+        return story, set(story)
+    own = (Subscription if kind == "subscription" else Invoice).id_for(item_id)
+    first = next(ledger.iter_aggregate_entries(own, upto), None)
+    if first is None:
+        return [], set()
+    customer_id: str = first.event.customer_id  # type: ignore[attr-defined]
+    story = _story(reader, customer_id)
+    return (story if own in story else [*story, own]), {own}
+
+
+def _story(reader: Reader, customer_id: str) -> list[UUID]:
+    """A customer, its subscriptions and its invoices, as the live projections name them (they
+    name at least those of any past point)."""
     with reader.rows("mrr", AsOf()) as (_, rows):
-        subscriptions = mrr.customer_subscriptions(rows, item_id)
+        subscriptions = mrr.customer_subscriptions(rows, customer_id)
     with reader.rows("outbox", AsOf()) as (_, rows):
-        invoices = outbox.customer_invoices(rows, item_id)
+        invoices = outbox.customer_invoices(rows, customer_id)
     return [
-        Customer.id_for(item_id),
+        Customer.id_for(customer_id),
         *map(Subscription.id_for, subscriptions),
         *map(Invoice.id_for, invoices),
     ]

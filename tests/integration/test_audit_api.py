@@ -113,6 +113,26 @@ def test_each_event_shows_the_revenue_mrr_entries_and_messages_it_produced(
     assert [(m["month"], m["churn"]) for m in churn["mrr"]] == [("2026-05", -1200)]
 
 
+def test_a_subscriptions_audit_lists_its_events_with_what_they_did_to_its_customer(
+    client: TestClient,
+) -> None:
+    post(
+        client,
+        wire_event(customer("A"), "evt_a"),
+        wire_event(subscription("a1", "A", date(2026, 1, 1), items=(item(1200),)), "evt_a1"),
+        wire_event(subscription("a2", "A", date(2026, 1, 1), items=(item(800),)), "evt_a2"),
+        wire_event(cancelled("a1", date(2026, 5, 1)), "evt_a1_cancel"),
+    )
+    answer = get(client, "/v1/audit/subscription/a1")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert [e["id"] for e in body["events"]] == ["evt_a1", "evt_a1_cancel"]
+    assert produced(body, "evt_a1_cancel")["mrr"] == [
+        {"currency": "DKK", "month": "2026-05", "mrr_change": -1200, "contraction": -1200}
+    ], "a contraction, not a churn: the customer keeps a2"
+    assert get(client, "/v1/audit/subscription/a3").status_code == 404
+
+
 def test_what_the_audit_says_was_produced_is_what_the_projections_hold(
     client: TestClient,
 ) -> None:
