@@ -29,6 +29,7 @@ from api.bootstrap import (
 )
 from api.errors import install_error_handlers
 from api.keys import KeyRing
+from api.limits import RequestLimitsMiddleware
 from api.reads import Reader
 from api.responses import OrjsonResponse
 from api.routes import audit, events, health, mrr, revenue
@@ -36,7 +37,7 @@ from api.routes import keys as key_routes
 from api.routes import ledger as ledger_routes
 from api.routes import sync as sync_routes
 from api.routes.dashboard import install_dashboard
-from api.schemas.documents import append_request_schema
+from api.schemas.documents import append_request_schema, document_global_refusals
 from api.settings import Settings
 from api.sync import Sync
 from domain.ledger import Ledger
@@ -122,6 +123,7 @@ def create_app(
     install_dashboard(app)
     ensure_guarded(app)
 
+    app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -197,6 +199,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     document = get_openapi(
         title=app.title, version=app.version, summary=app.summary, routes=app.routes
     )
+    document_global_refusals(document)
     body_schema, definitions = append_request_schema()
     document.setdefault("components", {}).setdefault("schemas", {}).update(definitions)
     for path_item in document["paths"].values():

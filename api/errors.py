@@ -47,6 +47,16 @@ class ApiError(Exception):
         self.headers = headers
 
 
+#: Codes of the refusals that Starlette and FastAPI raise themselves (FastAPI's 400 is a body
+#: that cannot be decoded; 413 is `api.limits`' body counted past the limit).
+_HTTP_CODES: Final = {
+    400: "INVALID_JSON",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "BODY_TOO_LARGE",
+}
+
+
 def error_response(
     status: int,
     code: str,
@@ -114,10 +124,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, error: StarletteHTTPException) -> OrjsonResponse:
-        codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
         return error_response(
             error.status_code,
-            codes.get(error.status_code, "HTTP_ERROR"),
+            _HTTP_CODES.get(error.status_code, "HTTP_ERROR"),
             str(error.detail),
             headers=dict(error.headers) if error.headers else None,
         )

@@ -45,18 +45,42 @@ CurrencyParameter = Annotated[
 ]
 
 
+#: The largest position a query may name (PostgreSQL's bigint).
+MAX_POSITION = 2**63 - 1
+
+#: An instant as ISO 8601 with a zone, to the microsecond at most: `2026-01-31T23:59:59Z`.
+INSTANT_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$"
+
+
+def instant_of(text: str, name: str) -> datetime:
+    """An instant from `YYYY-MM-DDTHH:MM[:SS[.ffffff]]` and a zone, in UTC; a refusal for
+    anything else (a date that does not exist, a number of seconds, no zone)."""
+    try:
+        instant = datetime.fromisoformat(text)
+        if instant.tzinfo is None:
+            raise ValueError(text)
+        return instant.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ApiError(
+            422, "INVALID_REQUEST", f"{name}: {text} is not an instant like 2026-01-31T23:59:59Z"
+        ) from None
+
+
 def as_of(
     position: Annotated[
-        int | None, Query(ge=0, description="answer as of this position of the log")
+        int | None,
+        Query(ge=0, le=MAX_POSITION, description="answer as of this position of the log"),
     ] = None,
     known_at: Annotated[
-        datetime | None,
-        Query(description="answer as the log stood at this instant (ISO 8601 with a zone)"),
+        str | None,
+        Query(
+            pattern=INSTANT_PATTERN,
+            description="answer as the log stood at this instant (ISO 8601 with a zone)",
+            examples=["2026-01-31T23:59:59Z"],
+        ),
     ] = None,
 ) -> AsOf:
-    if known_at is not None and known_at.tzinfo is None:
-        raise ApiError(422, "INVALID_REQUEST", "known_at needs a zone, e.g. 2026-01-31T23:59:59Z")
-    return AsOf(position, known_at)
+    return AsOf(position, None if known_at is None else instant_of(known_at, "known_at"))
 
 
 AsOfParameters = Annotated[AsOf, Depends(as_of)]

@@ -52,7 +52,7 @@ EARLIEST_DATE: Final = date(1970, 1, 1)
 LATEST_DATE: Final = date(2199, 12, 31)
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")
 _VAT_NUMBER = re.compile(r"^(\d{8}|[A-Z]{2}[0-9A-Z+*.]{2,13})$")
 _EAN = re.compile(r"^\d{13}$")
 _METHOD = re.compile(r"^[a-z][a-z0-9_]{0,63}$")

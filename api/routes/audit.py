@@ -25,6 +25,7 @@ from api.errors import ApiError
 from api.queries import AsOfParameters
 from api.reads import AsOf, Reader
 from api.responses import OrjsonResponse, iso_instant, positioned
+from api.schemas.documents import READ_REFUSALS, refusals
 from api.wire import customer_keys, logged_data, type_of
 from domain.chart import Chart
 from domain.customer import Customer
@@ -35,7 +36,7 @@ from domain.subscription import Subscription
 from projections import journal, mrr, outbox, revenue
 from projections.audit import Audited, audit, net_additions, rows_put
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=refusals(*READ_REFUSALS))
 
 Kind = Literal["customer", "subscription", "invoice"]
 _PERIOD_EVENTS = (Period.FirstClosed, Period.Closed, Period.Reopened)
@@ -44,6 +45,10 @@ _PERIOD_EVENTS = (Period.FirstClosed, Period.Closed, Period.Reopened)
 @router.get(
     "/{kind}/{item_id}",
     summary="Every event of a customer, subscription or invoice, and what each produced",
+    responses=refusals(
+        _404="UNKNOWN_CUSTOMER, UNKNOWN_SUBSCRIPTION or UNKNOWN_INVOICE: none by that id, as of"
+        " the point asked about"
+    ),
 )
 def audit_trail(
     request: Request,

@@ -2,47 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import ReadKey, WriteKey
-from api.errors import ApiError
 from api.ingest import parse_submissions
+from api.queries import MAX_POSITION
 from api.responses import OrjsonResponse, iso_instant
-from api.schemas.documents import APPEND_EXAMPLES, AppendAnswer, ErrorAnswer, LogPage
+from api.schemas.documents import (
+    APPEND_EXAMPLES,
+    BODY_REFUSALS,
+    READ_REFUSALS,
+    AppendAnswer,
+    LogPage,
+    refusals,
+)
 from api.wire import customer_keys, logged_data, type_of
 from domain.ledger import Ledger, Outcome
 
-router = APIRouter(prefix="/v1", tags=["events"])
-
-_REFUSALS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorAnswer, "description": description}
-    for status, description in {
-        400: "The body is not JSON",
-        401: "No API key, or an unknown one",
-        403: "The key lacks the scope",
-        409: "EVENT_ID_REUSED or ALREADY_EXISTS: nothing was appended",
-        413: "The body or the batch is too large",
-        422: "INVALID_EVENT, UNKNOWN_REFERENCE or RULE_VIOLATED: nothing was appended",
-        503: "The store did not answer, or the batch kept losing races: retry",
-    }.items()
-}
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "BODY_TOO_LARGE", f"the body is over {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "BODY_TOO_LARGE", f"the body is over {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+router = APIRouter(prefix="/v1", tags=["events"], responses=refusals(*READ_REFUSALS))
 
 
 def _append(ledger: Ledger, body: bytes) -> list[Outcome]:
@@ -62,12 +42,18 @@ def _append(ledger: Ledger, body: bytes) -> list[Outcome]:
     response_model=AppendAnswer,
     responses={
         200: {"model": AppendAnswer, "description": "Every event was a duplicate"},
-        **_REFUSALS,
+        **refusals(
+            *BODY_REFUSALS,
+            _409="EVENT_ID_REUSED or ALREADY_EXISTS: nothing was appended",
+            _413="BODY_TOO_LARGE or BATCH_TOO_LARGE (over 1,000 events): nothing was appended",
+            _422="INVALID_EVENT, UNKNOWN_REFERENCE or RULE_VIOLATED: nothing was appended",
+            _503="STORE_UNAVAILABLE or CONTENDED: nothing was appended; retry (Retry-After)",
+        ),
     },
     openapi_extra={"x-append-body": True, "x-body-examples": APPEND_EXAMPLES},
 )
 async def append_events(request: Request, _: WriteKey) -> OrjsonResponse:
-    body = await _read_body(request, request.app.state.settings.max_body_bytes)
+    body = await request.body()  # within SUBLEDGER_MAX_BODY_BYTES (api.limits)
     outcomes = await run_in_threadpool(_append, request.app.state.ledger, body)
     results = [
         {
@@ -92,12 +78,13 @@ async def append_events(request: Request, _: WriteKey) -> OrjsonResponse:
         'customer\'s events leave out its personal fields and say `"erased": true`.'
     ),
     response_model=LogPage,
-    responses={status: _REFUSALS[status] for status in (401, 403, 503)},
 )
 def read_events(
     request: Request,
     _: ReadKey,
-    after: Annotated[int, Query(ge=0, description="return events after this position")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_POSITION, description="return events after this position")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> OrjsonResponse:
     ledger: Ledger = request.app.state.ledger

@@ -22,11 +22,12 @@ from api.queries import (
 )
 from api.reads import AsOf, Reader
 from api.responses import OrjsonResponse, positioned
+from api.schemas.documents import READ_REFUSALS, refusals
 from domain.chart import Chart
 from projections import journal
 from projections.engine import Key, Table
 
-router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
+router = APIRouter(prefix="/v1/ledger", tags=["ledger"], responses=refusals(*READ_REFUSALS))
 
 EntriesLimit = Annotated[int, Query(ge=1, le=1000, description="entries a page (at most 1,000)")]
 CardLimit = Annotated[int, Query(ge=1, le=5000, description="entries read a page (at most 5,000)")]
@@ -92,6 +93,7 @@ def ledger_trial_balance(
 @router.get(
     "/accounts/{account}",
     summary="An account's ledger card: its lines from one day to another, with running balance",
+    responses=refusals(_404="UNKNOWN_ACCOUNT: the chart of accounts has no such account"),
 )
 def ledger_account(
     request: Request,

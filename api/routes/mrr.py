@@ -16,12 +16,13 @@ from api.queries import (
 )
 from api.reads import AsOf, Reader
 from api.responses import OrjsonResponse, positioned
+from api.schemas.documents import READ_REFUSALS, refusals
 from domain.customer import Customer
 from domain.ledger import Ledger
 from domain.subscription import Subscription
 from projections import mrr
 
-router = APIRouter(tags=["mrr"])
+router = APIRouter(tags=["mrr"], responses=refusals(*READ_REFUSALS))
 
 
 @router.get("/v1/metrics/mrr", summary="MRR, ARR, customers, ARPA and movements by month")
@@ -42,6 +43,7 @@ def retention_metrics(request: Request, _: ReadKey, query: MonthlyParameters) ->
 @router.get(
     "/v1/customers/{customer_id}/mrr",
     summary="One customer's MRR by month, each movement with the events behind it",
+    responses=refusals(_404="UNKNOWN_CUSTOMER: no such customer, as of the point asked about"),
     description=(
         "`erased` says whether the customer's personal data was erased at this point of the "
         "log; its numbers stay."

@@ -11,10 +11,11 @@ from api.errors import ApiError
 from api.queries import AsOfParameters, MonthlyParameters, by_currency
 from api.reads import Reader
 from api.responses import OrjsonResponse, positioned
+from api.schemas.documents import READ_REFUSALS, refusals
 from domain.invoice import Invoice
 from projections import revenue
 
-router = APIRouter(prefix="/v1/revenue", tags=["revenue"])
+router = APIRouter(prefix="/v1/revenue", tags=["revenue"], responses=refusals(*READ_REFUSALS))
 
 
 @router.get("/summary", summary="Billed, credited, recognized and deferred revenue by month")
@@ -23,7 +24,11 @@ def revenue_summary(request: Request, _: ReadKey, query: MonthlyParameters) -> O
     return by_currency(reader, "revenue", query, revenue.currencies, revenue.summary)
 
 
-@router.get("/schedules/{invoice_id}", summary="An invoice's recognition schedule by line")
+@router.get(
+    "/schedules/{invoice_id}",
+    summary="An invoice's recognition schedule by line",
+    responses=refusals(_404="UNKNOWN_INVOICE: no such invoice, as of the point asked about"),
+)
 def revenue_schedule(
     request: Request,
     _: ReadKey,

@@ -10,17 +10,30 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from adapters.sync.port import RejectedError, RetryableError, TargetInvoice
 from api.auth import ReadKey, require
 from api.errors import ApiError
 from api.keys import ApiKey
+from api.queries import MAX_POSITION
 from api.responses import OrjsonResponse
+from api.schemas.documents import BODY_REFUSALS, READ_REFUSALS, refusals
 from api.sync import Sync
 from projections.outbox import MESSAGES, invoice_balances
 
-router = APIRouter(prefix="/v1/sync", tags=["sync"])
+_UNAVAILABLE = "SYNC_UNAVAILABLE: syncing needs a database (not memory://)"
+router = APIRouter(
+    prefix="/v1/sync", tags=["sync"], responses=refusals(*READ_REFUSALS, _409=_UNAVAILABLE)
+)
 AdminKey = Annotated[ApiKey, Depends(require("admin"))]
 Status = Literal["pending", "sending", "sent", "failed"]
 
@@ -60,7 +73,11 @@ def sync_messages(
     return OrjsonResponse(body)
 
 
-@router.get("/messages/{message_id}", summary="One message with every attempt to send it")
+@router.get(
+    "/messages/{message_id}",
+    summary="One message with every attempt to send it",
+    responses=refusals(_404="NOT_FOUND: no message by that id"),
+)
 def sync_message(
     request: Request, _: ReadKey, message_id: Annotated[str, Path(max_length=64)]
 ) -> OrjsonResponse:
@@ -71,7 +88,15 @@ def sync_message(
     return OrjsonResponse({**message.describe(), "attempts": sync.delivery.attempts(message_id)})
 
 
-@router.post("/messages/{message_id}/retry", summary="Send a failed message again")
+@router.post(
+    "/messages/{message_id}/retry",
+    summary="Send a failed message again",
+    status_code=202,
+    responses=refusals(
+        _404="NOT_FOUND: no message by that id",
+        _409=f"NOT_FAILED: only a failed message is retried; or {_UNAVAILABLE}",
+    ),
+)
 def sync_retry(
     request: Request, _: AdminKey, message_id: Annotated[str, Path(max_length=64)]
 ) -> OrjsonResponse:
@@ -96,11 +121,19 @@ class Replay(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     target: str = Field(max_length=64)
-    all: bool = False
-    from_position: int | None = Field(default=None, ge=0)
-    to_position: int | None = Field(default=None, ge=0)
-    from_date: date | None = None
-    to_date: date | None = None
+    all: StrictBool = False
+    from_position: StrictInt | None = Field(default=None, ge=0, le=MAX_POSITION)
+    to_position: StrictInt | None = Field(default=None, ge=0, le=MAX_POSITION)
+    from_date: date | None = Field(default=None, description="YYYY-MM-DD")
+    to_date: date | None = Field(default=None, description="YYYY-MM-DD")
+
+    @field_validator("from_date", "to_date", mode="before")
+    @classmethod
+    def a_day_as_text(cls, value: Any) -> Any:
+        """A day is `YYYY-MM-DD` only (not a number of seconds)."""
+        if value is not None and not isinstance(value, str):
+            raise ValueError("a day is a string YYYY-MM-DD")
+        return value
 
     @model_validator(mode="after")
     def one_kind_of_range(self) -> Replay:
@@ -111,7 +144,12 @@ class Replay(BaseModel):
         return self
 
 
-@router.post("/replay", summary="Send messages again, creating nothing twice")
+@router.post(
+    "/replay",
+    summary="Send messages again, creating nothing twice",
+    status_code=202,
+    responses=refusals(*BODY_REFUSALS, _404="NOT_FOUND: no such target is configured"),
+)
 def sync_replay(request: Request, _: AdminKey, replay: Replay) -> OrjsonResponse:
     sync = _sync(request)
     _known_target(sync, replay.target)
@@ -131,6 +169,10 @@ def sync_replay(request: Request, _: AdminKey, replay: Replay) -> OrjsonResponse
 @router.get(
     "/reconciliation",
     summary="Our invoices, credit notes, payments and open balances beside the target's",
+    responses=refusals(
+        _404="NOT_FOUND: no such target is configured",
+        _502="TARGET_UNAVAILABLE: the target could not be read",
+    ),
 )
 def sync_reconciliation(
     request: Request, _: ReadKey, target: Annotated[str, Query(max_length=64)]

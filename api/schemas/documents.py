@@ -6,6 +6,7 @@ models describe the request body in the OpenAPI document, with an example for ea
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, Field, TypeAdapter, create_model
@@ -100,6 +101,61 @@ class ErrorBody(BaseModel):
 
 class ErrorAnswer(BaseModel):
     error: ErrorBody
+
+
+#: What each refusal means, wherever it may answer (the body is always an `ErrorAnswer`).
+REFUSALS: dict[int, str] = {
+    400: "INVALID_JSON: the body is not JSON",
+    401: "UNAUTHORIZED: no API key, or one that is not known",
+    403: "FORBIDDEN: the key lacks the scope",
+    404: "Nothing by that id, as of the point asked about",
+    409: "A conflict with what is there",
+    413: "BODY_TOO_LARGE: the body is over SUBLEDGER_MAX_BODY_BYTES",
+    415: "UNSUPPORTED_MEDIA_TYPE: the body is not JSON, or it is compressed",
+    422: "INVALID_REQUEST: a parameter or the body is malformed",
+    502: "The target did not answer",
+    503: "The store did not answer, or the projections did not catch up in time: retry"
+    " (Retry-After)",
+}
+
+#: The refusals any read may answer.
+READ_REFUSALS: tuple[int, ...] = (401, 403, 422, 503)
+#: The refusals any request with a body may answer too.
+BODY_REFUSALS: tuple[int, ...] = (400, 413, 415)
+
+
+def refusals(*statuses: int, **described: str) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route or router for these refusals; `described` gives a status
+    (`_404="UNKNOWN_INVOICE: ..."`) a description of its own."""
+    own = {int(key.lstrip("_")): text for key, text in described.items()}
+    return {
+        status: {"model": ErrorAnswer, "description": own.get(status, REFUSALS[status])}
+        for status in sorted({*statuses, *own})
+    }
+
+
+def document_global_refusals(document: dict[str, Any]) -> None:
+    """Document, in the app's OpenAPI `document`, the refusals that every route may answer
+    whatever it declares: those of `api.limits` (400, 413, 415) wherever a body is taken, and
+    FastAPI's own 422 for a malformed parameter, which `api.errors` answers as an
+    `ErrorAnswer` and not as FastAPI's `HTTPValidationError`."""
+    answer = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorAnswer"}}}
+    for path_item in document.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.setdefault("responses", {})
+            statuses = BODY_REFUSALS if "requestBody" in operation else ()
+            for status in statuses:
+                responses.setdefault(
+                    str(status), {"description": REFUSALS[status], "content": answer}
+                )
+            invalid = responses.get("422", {})
+            schema = invalid.get("content", {}).get("application/json", {}).get("schema", {})
+            if schema.get("$ref", "").endswith("/HTTPValidationError"):
+                responses["422"] = {"description": REFUSALS[422], "content": answer}
+    schemas = document.get("components", {}).get("schemas", {})
+    if "/HTTPValidationError" not in json.dumps(document.get("paths", {})):
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
 
 
 class HealthAnswer(BaseModel):

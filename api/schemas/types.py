@@ -8,10 +8,18 @@ pydantic's core, on the request's JSON bytes.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
 from pydantic import BaseModel as _BaseModel
 
 from domain.dates import Month
@@ -48,7 +56,30 @@ MonthString = Annotated[
     AfterValidator(_calendar_month),
     Field(description="YYYY-MM", examples=["2026-01"]),
 ]
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _no_control_characters(value: str) -> str:
+    if _CONTROL_CHARACTERS.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+#: No control characters (NUL and the C0 set): an id is compared and stored as text everywhere,
+#: and PostgreSQL's text holds no NUL.
+Identifier = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_ID_LENGTH),
+    AfterValidator(_no_control_characters),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_ID_LENGTH,
+            "pattern": r"^[^\x00-\x1f\x7f]+$",
+        }
+    ),
+]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 LongText = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
 Currency = Annotated[
