@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import orjson
@@ -104,32 +103,6 @@ def readme_requests() -> list[tuple[str, str, bytes | None]]:
             body = command[command.index("-d") + 1].encode()
         requests.append(("POST" if body else "GET", url, body))
     return requests
-
-
-def readme_answers() -> list[Any]:
-    tour = (ROOT / "README.md").read_text().split("## A tour", 1)[1].split("\n## ", 1)[0]
-    return [orjson.loads(block) for block in re.findall(r"```json\n(.*?)\n```", tour, re.DOTALL)]
-
-
-def test_the_readme_tour_gives_the_answers_it_shows(server: str) -> None:
-    key = readme_key_setting().split(":")[1]
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    answers = []
-    for method, url, body in readme_requests():
-        port = server.rsplit(":", 1)[1]
-        answer = httpx.request(
-            method, url.replace(":8000", f":{port}"), content=body, headers=headers, timeout=10
-        )
-        answers.append(answer)
-    assert [a.status_code for a in answers] == [201, 201, 422, 200, 200, 200, 200]
-    shown = readme_answers()
-    assert answers[0].json() == shown[0]
-    assert answers[2].json() == shown[1]
-    assert answers[3].json() == shown[2]
-    assert int(answers[3].headers["X-Log-Position"]) >= 4
-    assert answers[4].json() == shown[3]
-    assert answers[5].json() == shown[4]
-    assert [e["id"] for e in answers[6].json()["events"]] == ["evt_0001", "evt_0002"]
 
 
 def test_a_retry_over_http_appends_nothing_twice(server: str) -> None:

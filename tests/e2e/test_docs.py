@@ -1,0 +1,112 @@
+"""Every shell command the docs show is run here, as a reader would type it, against a real
+`subledger serve` on a fresh database, and what it prints is compared with what the page shows
+(how: tests/e2e/shell.py)."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.builders import credit_note, customer, invoice, payment, wire_event
+from tests.e2e.shell import run_blocks, shell, shell_blocks
+from tests.e2e.test_server import readme_key_setting, serving
+from tests.integration.test_mrr_api import EXAMPLE as MRR_EXAMPLE
+from tests.integration.test_revenue_api import MONTHLY
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def base_port(base: str) -> int:
+    return int(base.rsplit(":", 1)[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# The README's tour, and the detailed pages' commands
+
+
+@pytest.mark.parametrize(
+    "store", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_the_readme_tour_gives_the_answers_it_shows(
+    store: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    url = "sqlite:///subledger.db"
+    if store == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+    env = {**os.environ, "SUBLEDGER_DATABASE_URL": url, "SUBLEDGER_API_KEYS": readme_key_setting()}
+    with serving(tmp_path, env) as base, shell(tmp_path, ports={8000: base_port(base)}) as session:
+        run_blocks(session, shell_blocks(ROOT / "README.md", "A tour"))
+
+
+#: The events behind the answers docs/mrr.md and docs/journal.md show: §8 examples 4 and 3.
+SERVED_EXAMPLES = {
+    "mrr.md": MRR_EXAMPLE,
+    "journal.md": [
+        wire_event(customer(), "evt_customer"),
+        wire_event(invoice(lines=(MONTHLY,), issue_date=date(2026, 1, 1)), "evt_invoice"),
+        wire_event(credit_note(lines=(("1", 1000),), issue_date=date(2026, 3, 5)), "evt_credit"),
+        wire_event(payment(amount=250, method="card", received_on=date(2026, 3, 6))),
+    ],
+}
+
+
+@pytest.mark.parametrize("page", sorted(SERVED_EXAMPLES))
+def test_the_pages_commands_give_the_answers_shown_for_their_example(
+    page: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "SUBLEDGER_API_KEYS": readme_key_setting()}
+    env.pop("SUBLEDGER_DATABASE_URL", None)
+    key = readme_key_setting().split(":")[1]
+    with serving(tmp_path, env) as base:
+        appended = httpx.post(
+            f"{base}/v1/events",
+            json={"events": SERVED_EXAMPLES[page]},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+        )
+        assert appended.status_code == 201, appended.text
+        with shell(tmp_path, ports={8000: base_port(base)}) as session:
+            run_blocks(session, shell_blocks(DOCS / page))
+
+
+#: Pages whose commands need nothing but a directory of their own (a fresh SQLite database).
+ON_THEIR_OWN = ["access.md", "personal-data.md", "projections.md"]
+
+
+@pytest.mark.parametrize("page", ON_THEIR_OWN)
+def test_the_pages_commands_run_as_shown_in_an_empty_directory(page: str, tmp_path: Path) -> None:
+    with shell(tmp_path) as session:
+        run_blocks(session, shell_blocks(DOCS / page))
+
+
+# ---------------------------------------------------------------------------------------------
+# Every command run
+
+
+#: Pages whose every command is run above.
+RUN_HERE = set(SERVED_EXAMPLES) | set(ON_THEIR_OWN)
+
+
+def test_every_command_the_docs_show_is_run_by_a_test() -> None:
+    """A page with ```sh blocks is run here, or read by a test of its own (the README's by
+    tests/e2e/test_server.py and here; docs/benchmarks.md's scripts by test_benchmarks.py)."""
+    tests = [
+        path.read_text()
+        for path in (ROOT / "tests").rglob("test_*.py")
+        if path.name != Path(__file__).name
+    ]
+    unrun = [
+        page.name
+        for page in [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+        if shell_blocks(page)
+        and page.name not in RUN_HERE
+        and not any(page.name in text for text in tests)
+    ]
+    assert unrun == [], "pages showing commands that no test runs"
