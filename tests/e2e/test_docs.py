@@ -1,10 +1,12 @@
 """Every shell command the docs show is run here, as a reader would type it, against a real
 `subledger serve` on a fresh database, and what it prints is compared with what the page shows
-(how: tests/e2e/shell.py)."""
+(how: tests/e2e/shell.py). The table of routes the docs keep is compared with the app's
+own."""
 
 from __future__ import annotations
 
 import os
+import re
 from datetime import date
 from pathlib import Path
 
@@ -87,11 +89,86 @@ def test_the_pages_commands_run_as_shown_in_an_empty_directory(page: str, tmp_pa
 
 
 # ---------------------------------------------------------------------------------------------
+# The pages for newcomers
+
+
+def test_the_quickstarts_two_commands_are_the_readmes_which_are_run_as_written() -> None:
+    """The README's are run by tests/e2e/test_server.py (in a fresh copy) and by CI."""
+    quickstart = shell_blocks(DOCS / "quickstart.md", "Two commands")
+    readme = shell_blocks(ROOT / "README.md", "Two commands")
+    assert [b.command for b in quickstart] == [b.command for b in readme]
+    assert len(readme) == 2
+
+
+def test_the_quickstart_tour_gives_the_answers_it_shows(tmp_path: Path) -> None:
+    with shell(tmp_path) as session:
+        run_blocks(session, shell_blocks(DOCS / "quickstart.md", "A tour"))
+
+
+def test_the_concepts_worked_examples_give_the_contracts_numbers(tmp_path: Path) -> None:
+    """§8 examples 1 to 4, appended over HTTP and read back, to the øre."""
+    with shell(tmp_path) as session:
+        run_blocks(session, shell_blocks(DOCS / "concepts.md"))
+
+
+def test_the_api_page_gives_the_answers_it_shows(tmp_path: Path) -> None:
+    with shell(tmp_path) as session:
+        run_blocks(session, shell_blocks(DOCS / "api.md"))
+
+
+SCOPES = ("events:write", "read", "admin")
+
+
+def routes_of_the_app() -> list[str]:
+    """The rows of docs/api.md's table of routes, from the app's OpenAPI document; each route's
+    scope found by calling it with a key of each scope (the one not refused with 403)."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.settings import Settings
+
+    secrets = {scope: f"{scope.replace(':', '-')}-key-0123456789" for scope in SCOPES}
+    keys = ",".join(f"k{i}:{secrets[scope]}:{scope}" for i, scope in enumerate(SCOPES))
+    rows = []
+    with TestClient(create_app(Settings(database_url="memory://", api_keys=keys))) as client:
+        for path, operations in client.get("/openapi.json").json()["paths"].items():
+            for method, operation in operations.items():
+                scope = "none"
+                if operation.get("security"):
+                    url = re.sub(r"\{[^}]+\}", "x", path)
+                    allowed = [
+                        candidate
+                        for candidate in SCOPES
+                        if client.request(
+                            method,
+                            url,
+                            json={},
+                            headers={"Authorization": f"Bearer {secrets[candidate]}"},
+                        ).status_code
+                        not in (401, 403)
+                    ]
+                    assert len(allowed) == 1, f"{method} {path}: {allowed}"
+                    scope = f"`{allowed[0]}`"
+                rows.append(f"| `{method.upper()}` | `{path}` | {scope} | {operation['summary']} |")
+    return rows
+
+
+def test_the_api_pages_table_of_routes_is_the_apps() -> None:
+    text = (DOCS / "api.md").read_text()
+    table = text.split("<!-- routes -->\n", 1)[1].split("<!-- /routes -->", 1)[0]
+    expected = "\n".join(
+        ["| method | path | scope | what |", "|---|---|---|---|", *routes_of_the_app()]
+    )
+    assert table.strip() == expected, f"docs/api.md's routes should read:\n{expected}"
+
+
+# ---------------------------------------------------------------------------------------------
 # Every command run
 
 
 #: Pages whose every command is run above.
-RUN_HERE = set(SERVED_EXAMPLES) | set(ON_THEIR_OWN)
+RUN_HERE = {"quickstart.md", "concepts.md", "api.md"}
+RUN_HERE |= set(SERVED_EXAMPLES) | set(ON_THEIR_OWN)
 
 
 def test_every_command_the_docs_show_is_run_by_a_test() -> None:
