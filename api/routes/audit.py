@@ -25,6 +25,7 @@ from api.errors import ApiError
 from api.queries import AsOfParameters
 from api.reads import AsOf, Reader
 from api.responses import OrjsonResponse, iso_instant, positioned
+from api.schemas.answers import AuditTrail
 from api.schemas.documents import READ_REFUSALS, refusals
 from api.wire import customer_keys, logged_data, type_of
 from domain.chart import Chart
@@ -45,6 +46,7 @@ _PERIOD_EVENTS = (Period.FirstClosed, Period.Closed, Period.Reopened)
 @router.get(
     "/{kind}/{item_id}",
     summary="Every event of a customer, subscription or invoice, and what each produced",
+    response_model=AuditTrail,
     responses=refusals(
         _404="UNKNOWN_CUSTOMER, UNKNOWN_SUBSCRIPTION or UNKNOWN_INVOICE: none by that id, as of"
         " the point asked about"

@@ -22,6 +22,7 @@ from api.queries import (
 )
 from api.reads import AsOf, Reader
 from api.responses import OrjsonResponse, positioned
+from api.schemas.answers import AccountCard, LedgerEntries, TrialBalance
 from api.schemas.documents import READ_REFUSALS, refusals
 from domain.chart import Chart
 from projections import journal
@@ -33,7 +34,11 @@ EntriesLimit = Annotated[int, Query(ge=1, le=1000, description="entries a page (
 CardLimit = Annotated[int, Query(ge=1, le=5000, description="entries read a page (at most 5,000)")]
 
 
-@router.get("/entries", summary="Journal entries booked from one day to another, a page at a time")
+@router.get(
+    "/entries",
+    summary="Journal entries booked from one day to another, a page at a time",
+    response_model=LedgerEntries,
+)
 def ledger_entries(
     request: Request,
     _: ReadKey,
@@ -66,7 +71,11 @@ def ledger_entries(
     return positioned(body, position)
 
 
-@router.get("/trial-balance", summary="Every account's balance at the end of a day")
+@router.get(
+    "/trial-balance",
+    summary="Every account's balance at the end of a day",
+    response_model=TrialBalance,
+)
 def ledger_trial_balance(
     request: Request,
     _: ReadKey,
@@ -93,6 +102,7 @@ def ledger_trial_balance(
 @router.get(
     "/accounts/{account}",
     summary="An account's ledger card: its lines from one day to another, with running balance",
+    response_model=AccountCard,
     responses=refusals(_404="UNKNOWN_ACCOUNT: the chart of accounts has no such account"),
 )
 def ledger_account(

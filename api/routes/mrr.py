@@ -16,6 +16,7 @@ from api.queries import (
 )
 from api.reads import AsOf, Reader
 from api.responses import OrjsonResponse, positioned
+from api.schemas.answers import CustomerMrr, MrrMetrics, Retention
 from api.schemas.documents import READ_REFUSALS, refusals
 from domain.customer import Customer
 from domain.ledger import Ledger
@@ -25,7 +26,11 @@ from projections import mrr
 router = APIRouter(tags=["mrr"], responses=refusals(*READ_REFUSALS))
 
 
-@router.get("/v1/metrics/mrr", summary="MRR, ARR, customers, ARPA and movements by month")
+@router.get(
+    "/v1/metrics/mrr",
+    summary="MRR, ARR, customers, ARPA and movements by month",
+    response_model=MrrMetrics,
+)
 def mrr_metrics(request: Request, _: ReadKey, query: MonthlyParameters) -> OrjsonResponse:
     reader: Reader = request.app.state.reader
     return by_currency(reader, "mrr", query, mrr.currencies, mrr.monthly)
@@ -34,6 +39,7 @@ def mrr_metrics(request: Request, _: ReadKey, query: MonthlyParameters) -> Orjso
 @router.get(
     "/v1/metrics/retention",
     summary="Gross and net revenue retention and customer churn rate by month",
+    response_model=Retention,
 )
 def retention_metrics(request: Request, _: ReadKey, query: MonthlyParameters) -> OrjsonResponse:
     reader: Reader = request.app.state.reader
@@ -43,6 +49,7 @@ def retention_metrics(request: Request, _: ReadKey, query: MonthlyParameters) ->
 @router.get(
     "/v1/customers/{customer_id}/mrr",
     summary="One customer's MRR by month, each movement with the events behind it",
+    response_model=CustomerMrr,
     responses=refusals(_404="UNKNOWN_CUSTOMER: no such customer, as of the point asked about"),
     description=(
         "`erased` says whether the customer's personal data was erased at this point of the "

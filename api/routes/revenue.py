@@ -11,6 +11,7 @@ from api.errors import ApiError
 from api.queries import AsOfParameters, MonthlyParameters, by_currency
 from api.reads import Reader
 from api.responses import OrjsonResponse, positioned
+from api.schemas.answers import RevenueSchedule, RevenueSummary, RevenueWaterfall
 from api.schemas.documents import READ_REFUSALS, refusals
 from domain.invoice import Invoice
 from projections import revenue
@@ -18,7 +19,11 @@ from projections import revenue
 router = APIRouter(prefix="/v1/revenue", tags=["revenue"], responses=refusals(*READ_REFUSALS))
 
 
-@router.get("/summary", summary="Billed, credited, recognized and deferred revenue by month")
+@router.get(
+    "/summary",
+    summary="Billed, credited, recognized and deferred revenue by month",
+    response_model=RevenueSummary,
+)
 def revenue_summary(request: Request, _: ReadKey, query: MonthlyParameters) -> OrjsonResponse:
     reader: Reader = request.app.state.reader
     return by_currency(reader, "revenue", query, revenue.currencies, revenue.summary)
@@ -27,6 +32,7 @@ def revenue_summary(request: Request, _: ReadKey, query: MonthlyParameters) -> O
 @router.get(
     "/schedules/{invoice_id}",
     summary="An invoice's recognition schedule by line",
+    response_model=RevenueSchedule,
     responses=refusals(_404="UNKNOWN_INVOICE: no such invoice, as of the point asked about"),
 )
 def revenue_schedule(
@@ -43,7 +49,11 @@ def revenue_schedule(
     return positioned(schedule, position)
 
 
-@router.get("/waterfall", summary="Each billing month's revenue by the month it is recognized")
+@router.get(
+    "/waterfall",
+    summary="Each billing month's revenue by the month it is recognized",
+    response_model=RevenueWaterfall,
+)
 def revenue_waterfall(request: Request, _: ReadKey, query: MonthlyParameters) -> OrjsonResponse:
     reader: Reader = request.app.state.reader
     return by_currency(reader, "revenue", query, revenue.currencies, revenue.waterfall, "rows")

@@ -26,6 +26,7 @@ from api.errors import ApiError
 from api.keys import ApiKey
 from api.queries import MAX_POSITION
 from api.responses import OrjsonResponse
+from api.schemas.answers import Replayed, SyncMessages
 from api.schemas.documents import BODY_REFUSALS, READ_REFUSALS, refusals
 from api.sync import Sync
 from projections.outbox import MESSAGES, invoice_balances
@@ -53,7 +54,11 @@ def _known_target(sync: Sync, target: str) -> None:
         raise ApiError(404, "NOT_FOUND", f"no target {target!r} is configured (known: {known})")
 
 
-@router.get("/messages", summary="The delivery log's messages, a page at a time")
+@router.get(
+    "/messages",
+    summary="The delivery log's messages, a page at a time",
+    response_model=SyncMessages,
+)
 def sync_messages(
     request: Request,
     _: ReadKey,
@@ -147,6 +152,7 @@ class Replay(BaseModel):
 @router.post(
     "/replay",
     summary="Send messages again, creating nothing twice",
+    response_model=Replayed,
     status_code=202,
     responses=refusals(*BODY_REFUSALS, _404="NOT_FOUND: no such target is configured"),
 )

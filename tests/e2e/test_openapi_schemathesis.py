@@ -24,6 +24,7 @@ import pytest
 import schemathesis
 
 from api.app import create_app
+from api.examples import EXAMPLE_EVENTS
 from api.settings import Settings
 from tests.e2e.test_server import serving
 
@@ -70,13 +71,21 @@ schema = schemathesis.openapi.from_dict(DOCUMENT, config=CONFIG)
 @pytest.fixture(scope="module")
 def base_url(postgres_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One `subledger serve` on PostgreSQL (a schema of its own) for every operation, in a
-    directory with no `subledger.toml`: the default chart of accounts and no sync target."""
+    directory with no `subledger.toml` (the default chart of accounts, no sync target),
+    holding the examples' story, so that the reads answer with numbers, entries and events."""
     env = {
         **os.environ,
         "SUBLEDGER_DATABASE_URL": f"{postgres_database_url}?schema=t_schemathesis",
         "SUBLEDGER_API_KEYS": KEYS,
     }
     with serving(tmp_path_factory.mktemp("serve"), env) as base:
+        story = httpx.post(
+            f"{base}/v1/events",
+            json={"events": EXAMPLE_EVENTS},
+            headers={"Authorization": f"Bearer {SECRET}"},
+            timeout=30,
+        )
+        assert story.status_code == 201, story.text
         yield base
 
 

@@ -1,0 +1,220 @@
+"""The bodies of the reads (§4), as the OpenAPI document describes them.
+
+The routes build their answers as plain dicts from the projections; these models only say what
+those dicts hold, for the document and its readers. They forbid fields they do not name, so
+that an answer that grows a field the document does not know fails the Schemathesis test
+(`tests/e2e/test_openapi_schemathesis.py`) instead of surprising a client.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+Currency = str | None
+_CURRENCY = Field(description="the currency asked for, or the data's only one (null: no data)")
+
+
+class RevenueMonth(Answer):
+    month: str = Field(examples=["2026-01"])
+    billed: int
+    credited: int
+    recognized: int
+    deferred_end: int = Field(description="negative where revenue was earned before billed")
+
+
+class RevenueSummary(Answer):
+    currency: Currency = _CURRENCY
+    months: list[RevenueMonth]
+
+
+class ScheduledMonth(Answer):
+    month: str
+    amount: int = Field(description="the month's scheduled amount plus its reversals")
+
+
+class ScheduledLine(Answer):
+    line_id: str
+    net: int
+    recognition: Literal["daily", "monthly", "point_in_time"]
+    credited: int
+    months: list[ScheduledMonth]
+
+
+class RevenueSchedule(Answer):
+    invoice_id: str
+    currency: str
+    lines: list[ScheduledLine]
+
+
+class WaterfallRow(Answer):
+    billing_month: str
+    billed: int
+    months: list[ScheduledMonth] = Field(description="what of it was recognized in each month")
+
+
+class RevenueWaterfall(Answer):
+    currency: Currency = _CURRENCY
+    rows: list[WaterfallRow]
+
+
+class Movements(Answer):
+    new: int
+    expansion: int
+    reactivation: int
+    contraction: int
+    churn: int
+
+
+class MrrMonth(Answer):
+    month: str
+    mrr: int
+    arr: int
+    customers: int
+    arpa: int | None = Field(description="MRR per paying customer (null: none)")
+    movements: Movements
+
+
+class MrrMetrics(Answer):
+    currency: Currency = _CURRENCY
+    months: list[MrrMonth]
+
+
+class RetentionMonth(Answer):
+    month: str
+    starting_mrr: int
+    starting_customers: int
+    expansion: int
+    contraction: int
+    churn: int
+    churned_customers: int
+    gross_revenue_retention: str | None = Field(description='a decimal string, "0.9500"')
+    net_revenue_retention: str | None
+    customer_churn_rate: str | None
+
+
+class Retention(Answer):
+    currency: Currency = _CURRENCY
+    months: list[RetentionMonth]
+
+
+class CustomerMrrMonth(Answer):
+    month: str
+    mrr: int
+    arr: int
+    movements: Movements
+    event_ids: list[str] = Field(description="the events behind the month's movement")
+
+
+class CustomerMrr(Answer):
+    customer_id: str
+    erased: bool
+    currency: Currency = _CURRENCY
+    months: list[CustomerMrrMonth]
+
+
+class EntryLine(Answer):
+    account: str
+    role: str
+    debit: int
+    credit: int
+    currency: str
+    product_id: str | None = Field(default=None, description="on revenue lines")
+    method: str | None = Field(default=None, description="on bank lines")
+
+
+class Entry(Answer):
+    entry_id: str
+    date: str
+    original_date: str | None
+    status: Literal["posted", "scheduled"]
+    kind: str
+    currency: str
+    customer_id: str | None
+    source_event_ids: list[str]
+    lines: list[EntryLine]
+
+
+class LedgerEntries(Answer):
+    first: str = Field(alias="from")
+    last: str = Field(alias="to")
+    entries: list[Entry]
+    next: str | None = Field(description="the `after` of the next page (null: the last page)")
+
+
+class TrialBalanceAccount(Answer):
+    account: str
+    role: str
+    debit: int
+    credit: int
+    balance: int
+
+
+class TrialBalance(Answer):
+    currency: Currency = _CURRENCY
+    as_of: str
+    accounts: list[TrialBalanceAccount]
+    total_debit: int
+    total_credit: int
+
+
+class CardLine(Answer):
+    date: str
+    original_date: str | None
+    entry_id: str
+    kind: str
+    customer_id: str | None
+    debit: int
+    credit: int
+    balance: int
+
+
+class AccountCard(Answer):
+    account: str
+    role: str
+    currency: Currency = _CURRENCY
+    first: str = Field(alias="from")
+    last: str = Field(alias="to")
+    opening_balance: int
+    lines: list[CardLine]
+    closing_balance: int | None = Field(description="null until the last page")
+    next: str | None
+
+
+class Produced(Answer):
+    recognition: list[dict[str, Any]]
+    mrr: list[dict[str, Any]]
+    entries: list[Entry]
+    outbox: list[dict[str, Any]]
+
+
+class AuditedEvent(Answer):
+    position: int
+    id: str
+    type: str
+    occurred_at: str | None
+    recorded_at: str
+    data: dict[str, Any]
+    produced: Produced
+
+
+class AuditTrail(Answer):
+    kind: Literal["customer", "subscription", "invoice"]
+    id: str
+    events: list[AuditedEvent]
+
+
+class SyncMessages(Answer):
+    messages: list[dict[str, Any]]
+    next: str | None
+
+
+class Replayed(Answer):
+    target: str
+    replayed: int = Field(description="how many messages will be sent again")
