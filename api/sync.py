@@ -248,6 +248,7 @@ class Sync:
             _dispatch_settings(settings),
             Notifier(notifications) if notifications else None,
             open_message=Profiles(ledger).open,
+            redact=Profiles.redact,
         )
         self._vouchered: tuple[int, str] | None = None
 

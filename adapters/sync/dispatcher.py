@@ -37,6 +37,8 @@ Clock = Callable[[], datetime]
 Notify = Callable[[Message, str], None]
 #: Gives a message its customer's personal fields just before it is sent (`Profiles.open`).
 Open = Callable[[Message], Message]
+#: Blots out of a text the personal values of an opened message (`Profiles.redact`).
+Redact = Callable[[str, Message], str]
 
 
 def _now() -> datetime:
@@ -172,12 +174,14 @@ class Dispatcher:
         notify: Notify | None = None,
         clock: Clock = _now,
         open_message: Open | None = None,
+        redact: Redact | None = None,
     ) -> None:
         self.delivery = delivery
         self.targets = targets
         self.settings = settings or DispatchSettings()
         self.notify = notify
         self.open_message = open_message
+        self.redact = redact
         self.clock = clock
         self.random = random.Random()  # noqa: S311 (jitter, not secrets)
 
@@ -190,8 +194,10 @@ class Dispatcher:
         clock_start = time.perf_counter()
         ids: dict[str, Any] = {}
         error: str | None = None
+        opened = message
         try:
-            opened = message if self.open_message is None else self.open_message(message)
+            if self.open_message is not None:
+                opened = self.open_message(message)
             ids = self.targets[target].send(opened, trace)
             status, outcome, retry_at = "sent", "sent", None
         except RetryableError as problem:
@@ -204,6 +210,9 @@ class Dispatcher:
             error = f"{type(problem).__name__}: {problem}"
             status, outcome = "pending", "retry"
             retry_at = self.clock() + timedelta(seconds=self._backoff(message, None))
+        if self.redact is not None and opened is not message:
+            trace.requests = [self.redact(line, opened) for line in trace.requests]
+            error = None if error is None else self.redact(error, opened)
         attempt = Attempt(
             started_at=started,
             duration_ms=round((time.perf_counter() - clock_start) * 1000),

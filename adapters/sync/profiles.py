@@ -17,6 +17,7 @@ e-invoiced.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from typing import Any, Final
 
 from adapters.store.sealing import ERASED, opened
@@ -28,6 +29,8 @@ from domain.values import CLEARED, Address
 
 #: The name a contact of an erased customer is sent with.
 ERASED_NAME: Final = "Erased customer"
+#: What stands for personal data in an attempt's error and requests.
+REDACTED: Final = "[personal data]"
 
 
 class Profiles:
@@ -69,7 +72,27 @@ class Profiles:
             return message
         return dataclasses.replace(message, payload=opened_payload)
 
+    @staticmethod
+    def redact(text: str, message: Message) -> str:
+        """`text` (a target's error, a request line) with the personal values the opened
+        `message` carries blotted out, so that the delivery log keeps none even when a target
+        quotes one back."""
+        for value in sorted(set(_personal_values(message.payload)), key=len, reverse=True):
+            text = text.replace(value, REDACTED)
+        return text
+
     def _with_personal(self, fields: dict[str, Any], customer_id: str, upto: int) -> dict[str, Any]:
         # Fields of messages enqueued before personal data was sealed are dropped too.
         kept = {name: value for name, value in fields.items() if name not in PERSONAL_FIELDS}
         return {**kept, **self.personal(customer_id, upto)}
+
+
+def _personal_values(payload: dict[str, Any]) -> Iterator[str]:
+    customer = payload.get("customer")
+    for holder in (payload, customer if isinstance(customer, dict) else {}):
+        for name in PERSONAL_FIELDS:
+            value = holder.get(name)
+            if isinstance(value, dict):
+                yield from (str(part) for part in value.values() if part)
+            elif value and value != ERASED_NAME:
+                yield str(value)

@@ -29,8 +29,10 @@ from adapters.sandbox import serving
 from adapters.sandbox.billy import BillySandboxSettings, create_billy_app
 from adapters.store import store_env
 from adapters.store.sealing import SealingError, open_box
-from adapters.sync.log import NewMessage
-from adapters.sync.profiles import ERASED_NAME, Profiles
+from adapters.sync.dispatcher import Dispatcher
+from adapters.sync.log import Message, NewMessage
+from adapters.sync.port import RejectedError, Trace
+from adapters.sync.profiles import ERASED_NAME, REDACTED, Profiles
 from api.app import create_app
 from api.cli import main
 from api.examples import EXAMPLE_EVENTS
@@ -474,5 +476,51 @@ def test_seal_seals_what_was_written_before_and_keeps_every_read(
         assert [outcome.appended for outcome in retried] == [False, False]
         message = delivery_log_for(ledger).message("m1")
         assert message is not None and "name" not in message.payload
+    finally:
+        ledger.close()
+
+
+class _QuotingTarget:
+    """A target that refuses every contact quoting its e-mail and name back, as some do."""
+
+    name = "quoting"
+
+    def send(self, message: Message, trace: Trace) -> dict[str, Any]:
+        trace.requests.append(f"GET /contacts?email={message.payload.get('email')} → 422 (1 ms)")
+        raise RejectedError(f"{message.payload['name']}: {message.payload.get('email')} is taken")
+
+
+def test_a_target_quoting_personal_data_back_leaves_none_in_the_delivery_log(
+    database_url: str,
+) -> None:
+    ledger = Ledger(env=store_env(database_url))
+    try:
+        ledger.append(parse_submissions(orjson.dumps(CUSTOMER)))
+        delivery = delivery_log_for(ledger)
+        contact = NewMessage(
+            id="m1",
+            target="quoting",
+            lane="cus_pd",
+            seq=1,
+            kind="contact",
+            source="evt_customer",
+            dated="",
+            payload={"customer_id": "cus_pd", "country": "DK", "kind": "public"},
+        )
+        delivery.enqueue([contact], datetime.now(UTC))
+        profiles = Profiles(ledger)
+        dispatcher = Dispatcher(
+            delivery,
+            {"quoting": _QuotingTarget()},
+            open_message=profiles.open,
+            redact=Profiles.redact,
+        )
+        assert dispatcher.deliver_one("quoting")
+        (attempt,) = delivery.attempts("m1")
+        assert attempt["error"] == f"{REDACTED}: {REDACTED} is taken"
+        assert attempt["requests"] == [f"GET /contacts?email={REDACTED} → 422 (1 ms)"]
+        failed = delivery.message("m1")
+        assert failed is not None and failed.last_error == attempt["error"]
+        assert_nowhere(dump(database_url))
     finally:
         ledger.close()
