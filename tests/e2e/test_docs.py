@@ -1,7 +1,7 @@
 """Every shell command the docs show is run here, as a reader would type it, against a real
 `subledger serve` on a fresh database, and what it prints is compared with what the page shows
-(how: tests/e2e/shell.py). The table of routes the docs keep is compared with the app's
-own."""
+(how: tests/e2e/shell.py). Tables the docs keep of the app (its routes, its settings) are
+compared with the app's own."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ import os
 import re
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import httpx
+import orjson
 import pytest
+import yaml
 
 from tests.builders import credit_note, customer, invoice, payment, wire_event
 from tests.e2e.shell import run_blocks, shell, shell_blocks
@@ -162,12 +165,29 @@ def test_the_api_pages_table_of_routes_is_the_apps() -> None:
     assert table.strip() == expected, f"docs/api.md's routes should read:\n{expected}"
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_operating_on_postgresql_runs_as_the_page_shows(
+    postgres_database_url: str, tmp_path: Path
+) -> None:
+    """Separate API and worker processes, health, a backup restored, an upgrade's rebuild."""
+    documented = "postgresql://postgres@127.0.0.1:5432/subledger"
+    with shell(tmp_path, replace={documented: postgres_database_url}) as session:
+        run_blocks(session, shell_blocks(DOCS / "operating.md"))
+
+
+@pytest.mark.slow
+def test_the_accounting_setup_syncs_to_both_sandboxes_as_the_page_shows(tmp_path: Path) -> None:
+    with shell(tmp_path) as session:
+        run_blocks(session, shell_blocks(DOCS / "accounting.md"))
+
+
 # ---------------------------------------------------------------------------------------------
 # Every command run
 
 
 #: Pages whose every command is run above.
-RUN_HERE = {"quickstart.md", "concepts.md", "api.md"}
+RUN_HERE = {"quickstart.md", "concepts.md", "api.md", "operating.md", "accounting.md"}
 RUN_HERE |= set(SERVED_EXAMPLES) | set(ON_THEIR_OWN)
 
 
@@ -187,3 +207,55 @@ def test_every_command_the_docs_show_is_run_by_a_test() -> None:
         and not any(page.name in text for text in tests)
     ]
     assert unrun == [], "pages showing commands that no test runs"
+
+
+# ---------------------------------------------------------------------------------------------
+# What docs/operating.md says of the configuration, and docker-compose.yml
+
+
+def documented_settings() -> dict[str, str]:
+    """docs/operating.md's configuration table: each variable and its default, as written."""
+    text = (DOCS / "operating.md").read_text()
+    table = text.split("<!-- settings -->\n", 1)[1].split("<!-- /settings -->", 1)[0]
+    rows = [line.split(" | ") for line in table.strip().splitlines()[2:]]
+    return {row[0].strip("|` "): row[1].strip() for row in rows}
+
+
+def written(default: Any) -> str:
+    if hasattr(default, "get_secret_value"):
+        default = default.get_secret_value()
+    if isinstance(default, float) and default.is_integer():
+        default = int(default)
+    return f"`{default}`" if str(default) else "(none)"
+
+
+def test_the_configuration_table_names_every_setting_with_its_default() -> None:
+    from api.settings import Settings
+
+    documented = documented_settings()
+    settings = {f"SUBLEDGER_{name.upper()}": field for name, field in Settings.model_fields.items()}
+    assert {name: documented.get(name) for name in settings} == {
+        name: written(field.default) for name, field in settings.items()
+    }
+    source = "\n".join(path.read_text() for path in (ROOT / "api").rglob("*.py"))
+    for name in set(documented) - set(settings):
+        parts = [part.strip("_") for part in name.split("<NAME>")]
+        assert all(part in source for part in parts), f"{name} is read nowhere"
+
+
+def test_the_compose_file_runs_a_command_the_cli_takes_with_documented_settings() -> None:
+    import click
+
+    from api.cli import main
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    service = compose["services"]["subledger"]
+    assert set(service["environment"]) <= set(documented_settings())
+    command = orjson.loads(
+        re.search(r"^CMD (\[.*\])$", (ROOT / "Dockerfile").read_text(), re.M).group(1)  # type: ignore[union-attr]
+    )
+    assert command[0] == "subledger"
+    subcommand = main.get_command(click.Context(main), command[1])
+    assert subcommand is not None
+    subcommand.make_context(command[1], command[2:])  # refuses an option it does not take
+    assert "/health" in " ".join(service["healthcheck"]["test"])

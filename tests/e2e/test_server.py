@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import socket
 import subprocess
 import sys
@@ -86,23 +85,6 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield base
     if request.param == "sqlite":
         assert (tmp_path / "subledger.db").exists(), "the embedded default is ./subledger.db"
-
-
-def readme_requests() -> list[tuple[str, str, bytes | None]]:
-    """The tour's curl commands: (method, URL, body)."""
-    tour = (ROOT / "README.md").read_text().split("## A tour", 1)[1].split("\n## ", 1)[0]
-    requests = []
-    for block in re.findall(r"```sh\n(.*?)\n```", tour, flags=re.DOTALL):
-        heredoc = re.search(r"<<'JSON'\n(.*)\nJSON", block, flags=re.DOTALL)
-        command = shlex.split(block.split("<<'JSON'")[0].replace("\\\n", " "))
-        url = next(part for part in command if part.startswith("http"))
-        body: bytes | None = None
-        if heredoc:
-            body = heredoc.group(1).encode()
-        elif "-d" in command:
-            body = command[command.index("-d") + 1].encode()
-        requests.append(("POST" if body else "GET", url, body))
-    return requests
 
 
 def test_a_retry_over_http_appends_nothing_twice(server: str) -> None:
@@ -251,71 +233,6 @@ def test_the_readmes_run_command_installs_demos_and_serves_on_a_fresh_copy(tmp_p
     finally:
         os.killpg(process.pid, 15)
         process.wait(timeout=30)
-
-
-def readme_sync_section() -> tuple[list[str], str]:
-    """The README's Dinero section: its commands (a heredoc as one) and the output it shows."""
-    section = (ROOT / "README.md").read_text().split("## Syncing to Dinero", 1)[1]
-    section = section.split("\n## ", 1)[0]
-    block, shown = re.findall(r"```(?:sh)?\n(.*?)\n```", section, flags=re.DOTALL)[:2]
-    commands, lines = [], iter(block.splitlines())
-    for line in lines:
-        if "<<'TOML'" in line:
-            body = []
-            for more in lines:
-                if more == "TOML":
-                    break
-                body.append(more)
-            line += "\n" + "\n".join(body)
-        commands.append(line)
-    return commands, shown
-
-
-@pytest.mark.parametrize("server", ["sqlite"], indirect=True)
-def test_the_readmes_sync_section_delivers_the_tour_to_dinero(server: str, tmp_path: Path) -> None:
-    key = readme_key_setting().split(":")[1]
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    port = server.rsplit(":", 1)[1]
-    for method, url, body in readme_requests():
-        httpx.request(method, url.replace(":8000", f":{port}"), content=body, headers=headers)
-
-    commands, shown = readme_sync_section()
-    sandbox_port, outputs, background = free_port(), [], []
-    env = {**os.environ, "SUBLEDGER_LOG_LEVEL": "error", "COLUMNS": "120"}
-    try:
-        for command in commands:
-            command = command.replace("8082", str(sandbox_port))
-            if command.startswith("cat > subledger.toml"):
-                (tmp_path / "subledger.toml").write_text(command.split("\n", 1)[1] + "\n")
-                continue
-            arguments = shlex.split(command.split("#")[0].rstrip(" &"))
-            arguments[0] = SUBLEDGER
-            if command.rstrip().endswith("&"):
-                background.append(subprocess.Popen(arguments, cwd=tmp_path, env=env))
-                wait_for(f"http://127.0.0.1:{sandbox_port}/_sandbox/summary")
-            elif arguments[1:3] == ["sync", "run"]:
-                running = subprocess.Popen(arguments, cwd=tmp_path, env=env)
-                settled = [SUBLEDGER, "sync", "status", "--json"]
-                deadline = time.monotonic() + 120
-                while time.monotonic() < deadline:
-                    done = subprocess.run(settled, cwd=tmp_path, env=env, capture_output=True)
-                    counts = orjson.loads(done.stdout)["counts"]["dinero"]
-                    if counts["sent"] and counts["pending"] == counts["sending"] == 0:
-                        break
-                    time.sleep(0.5)
-                running.send_signal(2)  # Ctrl-C
-                assert running.wait(30) == 0
-            else:
-                done = subprocess.run(
-                    arguments, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
-                )
-                assert done.returncode == 0, done.stdout + done.stderr
-                outputs.append(done.stdout)
-    finally:
-        for process in background:
-            process.terminate()
-            process.wait(10)
-    assert "".join(outputs).strip() == shown.strip()
 
 
 def wait_for(url: str) -> None:
