@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from api.app import create_app
 from api.examples import EXAMPLE_EVENTS
 from api.settings import Settings
-from tests.conftest import API_KEYS, READ, WRITE
+from tests.conftest import ADMIN, API_KEYS, READ, WRITE
 
 pytestmark = pytest.mark.postgres
 
@@ -409,6 +409,64 @@ def test_a_nul_in_any_text_of_any_event_is_refused_cleanly(api: TestClient) -> N
         assert 400 <= answer.status_code < 500, (index, path, answer.text)
         assert_clean_refusal(answer)
     assert the_log(api) == before
+
+
+BAD_READS = [
+    "/v1/events?after=9223372036854775808",
+    "/v1/events?after=-1",
+    "/v1/events?limit=0",
+    "/v1/events?limit=1001",
+    "/v1/events?limit=1e3",
+    "/v1/metrics/mrr?known_at=0.5",
+    "/v1/metrics/mrr?known_at=2026-02-30T00:00:00Z",
+    "/v1/metrics/mrr?known_at=2026-01-15T10:00:00",
+    "/v1/metrics/mrr?known_at=0001-01-01T00:00:00%2B01:00",
+    "/v1/metrics/mrr?position=1000000000000000000000000000000",
+    "/v1/metrics/mrr?from=2026-13&to=2027-01",
+    "/v1/metrics/mrr?from=1900-01&to=2026-01",
+    "/v1/revenue/summary?currency=dkk",
+    "/v1/ledger/trial-balance?as_of=2026-02-30",
+    "/v1/ledger/trial-balance?as_of=2026-1-1",
+    "/v1/ledger/entries?from=2026-01-01&after=not-a-cursor",
+    "/v1/ledger/accounts/12345678901",
+    "/v1/revenue/schedules/" + "x" * 129,
+    "/v1/revenue/schedules/inv%001001",
+    "/v1/customers/cus_1001%00/mrr",
+    "/v1/audit/customer/%00",
+    "/v1/audit/account/cus_1001",
+    "/v1/sync/messages?target=billy%00",
+    "/v1/sync/messages/%00",
+    "/v1/metrics/mrr?currency=DKK%0A",
+]
+
+
+@pytest.mark.parametrize("url", BAD_READS)
+def test_a_bad_query_or_path_parameter_is_refused_cleanly(api: TestClient, url: str) -> None:
+    answer = api.get(url, headers=READ)
+    assert answer.status_code == 422, answer.text
+    assert assert_clean_refusal(answer)["code"] in ("INVALID_REQUEST", "INVALID_CURSOR")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"target": "billy", "all": "true"},
+        {"target": "billy", "from_date": 0},
+        {"target": "billy", "from_date": "2026-02-30"},
+        {"target": "billy", "from_position": "1"},
+        {"target": "billy", "from_position": 2**63},
+        {"target": "billy", "all": True, "extra": 1},
+        {"target": "b" * 65, "all": True},
+    ],
+)
+def test_a_bad_replay_is_refused_cleanly(api: TestClient, body: dict[str, Any]) -> None:
+    answer = api.post(
+        "/v1/sync/replay",
+        content=json.dumps(body),
+        headers={**ADMIN, "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 422, answer.text
+    assert assert_clean_refusal(answer)["code"] == "INVALID_REQUEST"
 
 
 def test_a_chunked_body_over_the_limit_is_refused_before_it_is_read_whole(
