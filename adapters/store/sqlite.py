@@ -9,6 +9,7 @@ the write-ahead log once it is committed, so the destroyed key lingers in neithe
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -78,10 +79,20 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         if any(change.key is None for change in kwargs.get(CUSTOMER_KEYS, ())):
             # An erasure is committed: move the pages it overwrote out of the write-ahead log
             # and empty it, so that no copy of the destroyed key stays there.
-            with self.datastore.transaction(commit=False) as c:
-                c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._empty_write_ahead_log()
         assert positions is not None
         return positions
+
+    def _empty_write_ahead_log(self, tries: int = 40) -> None:
+        """Checkpoint the write-ahead log and truncate it, trying again for a while if
+        readers hold it (a checkpoint waits for no one)."""
+        for _ in range(tries):
+            with self.datastore.transaction(commit=False) as c:
+                c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                busy = c.fetchone()[0]
+            if not busy:
+                return
+            time.sleep(0.05)
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -161,8 +172,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 [(e.digest, e.position) for e in events],
             )
             c.executemany(f"INSERT INTO {_KEYS} (customer_id, key) VALUES (?, ?)", keys.items())
-        with self.datastore.transaction(commit=False) as c:
-            c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._empty_write_ahead_log()
 
     def find_appended(self, event_ids: Collection[str]) -> Mapping[str, PriorAppend]:
         ids = list(event_ids)
