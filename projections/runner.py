@@ -95,6 +95,9 @@ class ProjectionRunner:
         self._kept: dict[str, dict[str, dict[Key, Row]]] = {}
         self._work = threading.Lock()
         self._advanced = threading.Condition()
+        #: Whether the positions and kept rows in memory may differ from the stored ones (a
+        #: reload failed); `prepare()` reads them first.
+        self._stale = False
 
     # Starting.
 
@@ -116,6 +119,9 @@ class ProjectionRunner:
             return reset
 
     def _reload(self) -> None:
+        # Stale until read whole: a reload that fails (the database went away mid-page) must
+        # not leave a page's unwritten changes in the kept rows for the next page to build on.
+        self._stale = True
         stored = self.store.stored()
         self._positions = {name: stored[name].position for name in self.projections}
         self._kept = {
@@ -124,6 +130,7 @@ class ProjectionRunner:
             }
             for name, projection in self.projections.items()
         }
+        self._stale = False
 
     # Folding.
 
@@ -133,6 +140,8 @@ class ProjectionRunner:
     def catch_up(self, progress: Progress | None = None) -> int:
         """Fold every projection to the end of the log as it is now; return that position."""
         with self._work:
+            if self._stale:
+                self._reload()
             end = self.log.last_position()
             try:
                 while self._page(end):
