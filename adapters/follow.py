@@ -29,6 +29,9 @@ logger = logging.getLogger("subledger.projections")
 STANDBY_SECONDS = 2.0
 #: How long to wait between checks when nothing says the log changed, in seconds.
 POLL_SECONDS = 0.2
+#: The longest pause between two attempts to follow a log that failed (the database went away),
+#: in seconds: short enough that reads are not kept waiting long once it is back.
+RETRY_CAP_SECONDS = 5.0
 
 
 class Waiter(Protocol):
@@ -161,6 +164,6 @@ class Follower:
                     failures += 1
                     logger.exception("projections: following the log failed (%d)", failures)
                     self.waiter.close()
-                    self.stopped.wait(min(30.0, 0.5 * 2**failures))
+                    self.stopped.wait(min(RETRY_CAP_SECONDS, 0.5 * 2**failures))
         finally:
             self.waiter.close()
