@@ -209,6 +209,17 @@ def test_every_command_the_docs_show_is_run_by_a_test() -> None:
     assert unrun == [], "pages showing commands that no test runs"
 
 
+def test_every_link_between_the_pages_leads_to_a_file() -> None:
+    pages = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+    broken = [
+        f"{page.name}: {target}"
+        for page in pages
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text())
+        if not target.startswith(("http://", "https://")) and not (page.parent / target).exists()
+    ]
+    assert broken == []
+
+
 # ---------------------------------------------------------------------------------------------
 # What docs/operating.md says of the configuration, and docker-compose.yml
 
