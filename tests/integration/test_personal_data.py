@@ -41,6 +41,7 @@ from api.settings import Settings
 from api.sync import Sync, delivery_log_for
 from api.wire import customer_keys, logged_data
 from domain.customer import Customer
+from domain.errors import BatchRefusedError
 from domain.ledger import Ledger
 from domain.ports import LOG_ENTRIES, LogEntry
 from domain.recording import Envelope
@@ -522,5 +523,30 @@ def test_a_target_quoting_personal_data_back_leaves_none_in_the_delivery_log(
         failed = delivery.message("m1")
         assert failed is not None and failed.last_error == attempt["error"]
         assert_nowhere(dump(database_url))
+    finally:
+        ledger.close()
+
+
+def test_the_rules_still_see_a_sealed_ean_when_the_customer_is_read_back(
+    database_url: str,
+) -> None:
+    with_ean = {**CUSTOMER, "data": {**CUSTOMER["data"], "kind": "company"}}
+    without = {**STORY[1]}
+    first = Ledger(env=store_env(database_url))
+    try:
+        first.append(parse_submissions(orjson.dumps({"events": [with_ean, without]})))
+    finally:
+        first.close()
+    ledger = Ledger(env=store_env(database_url))  # nothing cached: the customers are read back
+    try:
+
+        def to_public(event_id: str, customer_id: str) -> bytes:
+            data = {"customer_id": customer_id, "kind": "public"}
+            return orjson.dumps({"id": event_id, "type": "customer.updated", "data": data})
+
+        assert ledger.append(parse_submissions(to_public("evt_p1", "cus_pd")))[0].appended
+        with pytest.raises(BatchRefusedError) as refused:
+            ledger.append(parse_submissions(to_public("evt_p2", "cus_other")))
+        assert refused.value.problems[0].error.field == "ean"
     finally:
         ledger.close()
