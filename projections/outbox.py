@@ -318,15 +318,22 @@ def invoice_balances(rows: RowSource) -> dict[str, dict[str, Any]]:
     return answer
 
 
-def recognition_voucher(books: RowSource, chart: Chart, month: Month) -> dict[str, Any]:
+def recognition_voucher(
+    books: RowSource, chart: Chart, month: Month, currencies: Iterable[str] | None = None
+) -> dict[str, Any]:
     """The voucher that books `month`'s recognized revenue at a target whose products post to
     the deferred-revenue account: per currency, every revenue line the journal booked in the
     month (moved past closed periods like every entry), credited to its revenue account and
     debited to deferred revenue. Amounts net per account; a negative net (credited revenue) is
-    a debit. `lines` is empty when the month booked no revenue."""
+    a debit. `lines` is empty when the month booked no revenue.
+
+    `currencies` are those the journal books in; without them, they are read from `books`,
+    which scans every day's totals: a caller making every month's voucher reads them once."""
     first, last = month.first_day.isoformat(), month.last_day.isoformat()
     lines: list[dict[str, Any]] = []
-    for currency in sorted({key[0] for key, _ in books.scan(TOTALS)}):
+    if currencies is None:
+        currencies = {key[0] for key, _ in books.scan(TOTALS)}
+    for currency in sorted(currencies):
         by_account: dict[str, int] = {}
         for (_, _, role, detail), row in books.scan(TOTALS, (currency,), (first, last)):
             if role == "revenue":

@@ -97,12 +97,13 @@ def enqueue_vouchers(
     delivery: DeliveryLog, books: RowSource, chart: Chart, targets: Sequence[str], today: date
 ) -> int:
     """Each ended month's recognition voucher (or the difference since the last), per target."""
-    days = sorted({key[1] for key, _ in books.scan(TOTALS)})
-    if not days:
+    keys = [key for key, _ in books.scan(TOTALS)]
+    if not keys:
         return 0
-    month, inserted = Month.of(date.fromisoformat(days[0])), 0
+    currencies = {key[0] for key in keys}
+    month, inserted = Month.of(date.fromisoformat(min(key[1] for key in keys))), 0
     while month.last_day < today:
-        voucher = recognition_voucher(books, chart, month)
+        voucher = recognition_voucher(books, chart, month, currencies)
         for target in targets:
             inserted += _enqueue_voucher(delivery, target, voucher, month)
         month = month.next()
