@@ -57,6 +57,9 @@ _TABLES: Final = (
     "CREATE INDEX IF NOT EXISTS sync_messages_due ON sync_messages (target, seq)"
     " WHERE status IN ('pending', 'sending')",
     "CREATE INDEX IF NOT EXISTS sync_messages_status ON sync_messages (status, target, seq)",
+    # The vouchers already enqueued for a month, read for every ended month on each enqueue.
+    "CREATE INDEX IF NOT EXISTS sync_messages_recognition ON sync_messages (target, dated)"
+    " WHERE kind = 'recognition'",
     """CREATE TABLE IF NOT EXISTS sync_attempts (
         message_id text NOT NULL,
         number integer NOT NULL,
