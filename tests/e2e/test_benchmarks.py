@@ -34,6 +34,21 @@ ROOT = Path(__file__).resolve().parents[2]
             ],
             "sync to dinero, 4 workers, 20% faults",
         ),
+        (
+            "load.py",
+            [
+                "--seconds",
+                "3",
+                "--customers",
+                "10",
+                "--senders",
+                "2",
+                "--analysts",
+                "1",
+                "--settle",
+            ],
+            "every check passed",
+        ),
     ],
 )
 def test_a_benchmark_runs_to_its_figures(
