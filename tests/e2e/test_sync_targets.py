@@ -9,6 +9,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -94,6 +95,21 @@ def reconcile(base: str, kind: str) -> dict[str, Any]:
     return dict(answer.json())
 
 
+def patient_server(
+    database_url: str, env: dict[str, str], box: Sandbox, tmp_path: Path
+) -> AbstractContextManager[str]:
+    """A server whose target waits 30 s for an answer, for the reconciliation once the faults
+    are off: the tests' short timeouts make faults bite, but reading a whole year of a
+    target's entries on a busy machine may take longer than they allow."""
+    config = configure(tmp_path / "patient.toml", box, timeout_seconds=30)
+    return server(database_url, KEYS, base_env={**env, "SUBLEDGER_CONFIG": str(config)})
+
+
+def reconciled(database_url: str, env: dict[str, str], box: Sandbox, tmp_path: Path) -> Any:
+    with patient_server(database_url, env, box, tmp_path) as base:
+        return reconcile(base, box.kind)
+
+
 def test_a_generated_business_syncs_completely_reconciles_and_replays_send_nothing_new(
     business: list[dict[str, Any]], postgres_url: str, target: Sandbox, tmp_path: Path
 ) -> None:
@@ -108,7 +124,7 @@ def test_a_generated_business_syncs_completely_reconciles_and_replays_send_nothi
     assert sent["failed"] == 0
     assert_holds_exactly(target, wanted)
 
-    with server(postgres_url, KEYS, base_env=env) as base:
+    with patient_server(postgres_url, env, target, tmp_path) as base:
         report = reconcile(base, target.kind)
         assert report["differences"] == []
         assert report["ours"] == report["theirs"]
@@ -147,8 +163,7 @@ def test_twenty_percent_of_requests_failing_changes_nothing_at_the_end(
         assert target.stats()["by_status"].get("480", 0) > 50, "brownouts, retried"
     target.no_faults()
     assert_holds_exactly(target, expected_books(business, postgres_url))
-    with server(postgres_url, KEYS, base_env=env) as base:
-        assert reconcile(base, target.kind)["differences"] == []
+    assert reconciled(postgres_url, env, target, tmp_path)["differences"] == []
 
 
 def test_killing_the_dispatcher_five_times_changes_nothing_at_the_end(
@@ -170,8 +185,7 @@ def test_killing_the_dispatcher_five_times_changes_nothing_at_the_end(
     with Dispatcher(env, workers=4):
         assert wait_until_settled(postgres_url, target.kind)["failed"] == 0
     assert_holds_exactly(target, expected_books(business, postgres_url))
-    with server(postgres_url, KEYS, base_env=env) as base:
-        assert reconcile(base, target.kind)["differences"] == []
+    assert reconciled(postgres_url, env, target, tmp_path)["differences"] == []
 
 
 def delivery_counts(database_url: str, kind: str) -> dict[str, int]:
