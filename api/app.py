@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from adapters.follow import Follower
 from adapters.keys import key_store_for
 from adapters.store import store_kind
-from api.auth import ensure_guarded
+from api.auth import authenticate_first, ensure_guarded
 from api.bootstrap import (
     build_chart,
     build_keys,
@@ -111,7 +111,7 @@ def create_app(
     app.state.keys = keys
     app.state.ledger = ledger
     app.state.store_kind = describe_store(settings)
-    install_error_handlers(app)
+    install_error_handlers(app, authenticate_first)
     app.include_router(health.router)
     app.include_router(events.router)
     app.include_router(revenue.router)

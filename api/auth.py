@@ -46,29 +46,45 @@ def require(scope: str) -> Callable[..., Awaitable[ApiKey]]:
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> ApiKey:
-        keys: KeyRing = request.app.state.keys
-        if credentials is None:
-            raise ApiError(
-                401,
-                "UNAUTHORIZED",
-                "an API key is required: Authorization: Bearer <key>",
-                headers=_CHALLENGE,
-            )
-        presented = credentials.credentials
-        if keys.needs_lookup(presented):
-            key = await run_in_threadpool(keys.identify, presented)
-        else:
-            key = keys.identify(presented)
-        if key is None:
-            raise ApiError(401, "UNAUTHORIZED", "the API key is not known", headers=_CHALLENGE)
-        if key.revoked:
-            raise ApiError(401, "UNAUTHORIZED", "the API key was revoked", headers=_CHALLENGE)
-        if scope not in key.scopes:
-            raise ApiError(403, "FORBIDDEN", f"the key {key.name!r} lacks the scope {scope!r}")
-        return key
+        return await _authenticate(request, credentials, scope)
 
     check.scope = scope  # type: ignore[attr-defined]  # read back by `route_scopes`
     return check
+
+
+async def authenticate_first(request: Request) -> None:
+    """Refuse the request as `require` would if its route needs a scope. FastAPI reads a JSON
+    body before it solves the route's dependencies, so malformed JSON would otherwise be
+    answered 422 to a caller without a key; the refusal of the body waits for this."""
+    dependant: Dependant | None = getattr(request.scope.get("route"), "dependant", None)
+    scope = _scope_of(dependant) if dependant is not None else None
+    if scope is not None:
+        await _authenticate(request, await _bearer(request), scope)
+
+
+async def _authenticate(
+    request: Request, credentials: HTTPAuthorizationCredentials | None, scope: str
+) -> ApiKey:
+    keys: KeyRing = request.app.state.keys
+    if credentials is None:
+        raise ApiError(
+            401,
+            "UNAUTHORIZED",
+            "an API key is required: Authorization: Bearer <key>",
+            headers=_CHALLENGE,
+        )
+    presented = credentials.credentials
+    if keys.needs_lookup(presented):
+        key = await run_in_threadpool(keys.identify, presented)
+    else:
+        key = keys.identify(presented)
+    if key is None:
+        raise ApiError(401, "UNAUTHORIZED", "the API key is not known", headers=_CHALLENGE)
+    if key.revoked:
+        raise ApiError(401, "UNAUTHORIZED", "the API key was revoked", headers=_CHALLENGE)
+    if scope not in key.scopes:
+        raise ApiError(403, "FORBIDDEN", f"the key {key.name!r} lacks the scope {scope!r}")
+    return key
 
 
 WriteKey = Annotated[ApiKey, Depends(require("events:write"))]

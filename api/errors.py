@@ -7,6 +7,7 @@ request id, and the answer names that id.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from eventsourcing.persistence import InterfaceError, OperationalError
@@ -79,10 +80,18 @@ def _request_id(request: Request) -> str:
     return str(getattr(request.state, "request_id", "-"))
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(
+    app: FastAPI, authenticate_first: Callable[[Request], Awaitable[None]] | None = None
+) -> None:
+    """Every refusal as the contract's error body. `authenticate_first` refuses a caller without
+    a key or scope before a malformed body is (a 401 or 403 before a 422)."""
+
+    def _api_error_response(error: ApiError) -> OrjsonResponse:
+        return error_response(error.status, error.code, error.message, error.details, error.headers)
+
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, error: ApiError) -> OrjsonResponse:
-        return error_response(error.status, error.code, error.message, error.details, error.headers)
+        return _api_error_response(error)
 
     @app.exception_handler(BatchRefusedError)
     async def _refused(_: Request, error: BatchRefusedError) -> OrjsonResponse:
@@ -115,7 +124,12 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid_request(_: Request, error: RequestValidationError) -> OrjsonResponse:
+    async def _invalid_request(request: Request, error: RequestValidationError) -> OrjsonResponse:
+        if authenticate_first is not None:
+            try:
+                await authenticate_first(request)
+            except ApiError as refusal:
+                return _api_error_response(refusal)
         details = [
             {"field": ".".join(str(part) for part in problem["loc"]), "message": problem["msg"]}
             for problem in error.errors()

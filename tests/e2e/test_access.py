@@ -122,8 +122,11 @@ def test_every_route_needs_its_scope_and_nothing_else_opens_it(
     with httpx.Client(base_url=served, timeout=30) as client:
 
         def call(method: str, url: str, request: dict[str, Any], secret: str | None) -> int:
-            headers = {"Authorization": f"Bearer {secret}"} if secret is not None else {}
-            answer = client.request(method, url, headers=headers, **request)
+            parts = dict(request)
+            headers = parts.pop("headers", {})
+            if secret is not None:
+                headers = {**headers, "Authorization": f"Bearer {secret}"}
+            answer = client.request(method, url, headers=headers, **parts)
             if answer.status_code in (401, 403):
                 assert answer.json()["error"]["code"] in ("UNAUTHORIZED", "FORBIDDEN")
             return answer.status_code
@@ -139,6 +142,16 @@ def test_every_route_needs_its_scope_and_nothing_else_opens_it(
             assert call(method, url, request, "not-a-key-at-all") == 401, f"{where}: wrong key"
             assert call(method, url, request, WRONG) == 401, f"{where}: unknown made key"
             assert call(method, url, request, made_keys["revoked"]) == 401, f"{where}: revoked"
+            if "json" in request:  # the key is asked for before a broken body is refused
+                broken = {
+                    "params": request["params"],
+                    "content": b'{"not json',
+                    "headers": {"Content-Type": "application/json"},
+                }
+                assert call(method, url, broken, None) == 401, f"{where}: broken body, no key"
+                for other in set(SCOPES) - {needed}:
+                    status = call(method, url, broken, ENVIRONMENT_SECRETS[other])
+                    assert status == 403, f"{where}: broken body, a key of {other}"
             for other in set(SCOPES) - {needed}:
                 assert call(method, url, request, ENVIRONMENT_SECRETS[other]) == 403, (
                     f"{where} with an environment key of {other}"
