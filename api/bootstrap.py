@@ -112,11 +112,15 @@ def tune_garbage_collector() -> None:
 
 
 def catch_up(runner: ProjectionRunner) -> None:
-    """Bring the projections to the end of the log, beside any other process folding them."""
+    """Bring the projections at least to the end of the log as it is now, beside any other
+    process folding them. What another process folds first counts: chasing a log that keeps
+    growing, a second folder lost page after page to the first (the dispatcher enqueued
+    nothing while the appends lasted)."""
     runner.prepare()
+    end = runner.log.last_position()
     while True:
         try:
-            runner.catch_up()
+            runner.catch_up(upto=end)
             return
         except ProjectionMovedError:
             continue

@@ -137,12 +137,13 @@ class ProjectionRunner:
     def position(self, name: str) -> int:
         return self._positions[name]
 
-    def catch_up(self, progress: Progress | None = None) -> int:
-        """Fold every projection to the end of the log as it is now; return that position."""
+    def catch_up(self, progress: Progress | None = None, upto: int | None = None) -> int:
+        """Fold every projection to the end of the log as it is now (or to position `upto`);
+        return that position."""
         with self._work:
             if self._stale:
                 self._reload()
-            end = self.log.last_position()
+            end = self.log.last_position() if upto is None else upto
             try:
                 while self._page(end):
                     if progress is not None:
