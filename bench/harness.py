@@ -39,10 +39,11 @@ def server(
     workers: int = 1,
     wait_seconds: float = 30,
     base_env: Mapping[str, str] | None = None,
+    arguments: Sequence[str] = (),
 ) -> Iterator[str]:
     """`subledger serve` on the store at `url` with `keys` (in `base_env`, by default this
-    process's environment); yields its base URL once it answers `/health`, and stops it
-    afterwards."""
+    process's environment) and further `arguments` (`--no-projections`); yields its base URL
+    once it answers `/health`, and stops it afterwards."""
     port = free_port()
     env = {
         **(os.environ if base_env is None else base_env),
@@ -52,7 +53,17 @@ def server(
         "SUBLEDGER_READ_WAIT_SECONDS": "60",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", str(workers)],
+        [
+            sys.executable,
+            "-m",
+            "api.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            *arguments,
+        ],
         env=env,
         cwd=ROOT,
         stderr=subprocess.DEVNULL,

@@ -4,10 +4,11 @@ PostgreSQL; afterwards the log and the projections are checked.
     python bench/load.py [--database-url postgresql://postgres@127.0.0.1:5432/test]
                          [--seconds 180] [--senders 4] [--analysts 2] [--batch 100]
                          [--customers 5000] [--rate 0] [--workers 2] [--sync-workers 2]
-                         [--settle]
+                         [--projector] [--settle]
 
-1. Starts `subledger serve --workers 2` on a fresh PostgreSQL schema, a Billy sandbox
-   (`subledger sandbox billy`) and the dispatcher (`subledger sync run`), each a process.
+1. Starts `subledger serve --workers 2` on a fresh PostgreSQL schema (with `--projector`:
+   `serve --no-projections` beside `subledger project`), a Billy sandbox (`subledger sandbox
+   billy`) and the dispatcher (`subledger sync run`), each a process.
 2. For `--seconds`, at once: sender processes append generated businesses (one each, of
    `--customers` customers over three years) in batches, sending a batch again, unchanged,
    after a timeout, a lost connection or a 5xx, until it is answered 200 or 201 (as fast as
@@ -15,7 +16,8 @@ PostgreSQL; afterwards the log and the projections are checked.
    processes ask for MRR, the revenue summary and the trial balance, one after another; the
    dispatcher syncs to the sandbox.
 3. Reports events appended a second, queries a second, p50/p95/p99 latency per operation and
-   the answers by status.
+   the answers by status; how far the projections were behind when the load stopped, and
+   how long they took to catch up.
 4. The same load on raw PostgreSQL in the same run: as many processes inserting the same
    batches' JSON into a plain table (one transaction a batch) while as many others run plain
    SQL for the same three questions on the stored rows; the ratios.
@@ -36,7 +38,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from multiprocessing.synchronize import Barrier, Event
 from pathlib import Path
@@ -72,6 +75,7 @@ from bench.verify import (  # noqa: E402
     differences,
     projection_digests,
     rebuild_projections,
+    split_store_url,
 )
 from domain.ledger import Ledger  # noqa: E402
 
@@ -304,10 +308,11 @@ def run_phase(
     options: dict[str, Any],
     until: Any,
     extra: Any = None,
+    on_stop: Any = None,
 ) -> Phase:
     """`options["senders"]` processes running `sender` and `options["analysts"]` running
     `analyst` against `target`, from the moment all are ready until `until(elapsed,
-    appended)` says so; progress shown meanwhile (with `extra()`, a line of its own)."""
+    appended)` says so (then `on_stop()`); progress shown meanwhile, with `extra()`."""
     # Forked, not spawned: each child would otherwise import the service's modules again (some
     # seconds on a busy machine). This process holds no threads while it forks (the sync's
     # counts are read through a ledger opened only once the children run).
@@ -342,8 +347,10 @@ def run_phase(
         while len(records) < count:
             elapsed = time.monotonic() - started
             appended, asked = shared.appended.value, shared.asked.value
-            if until(elapsed, appended):
+            if not shared.stop.is_set() and until(elapsed, appended):
                 shared.stop.set()
+                if on_stop is not None:
+                    on_stop()
             status = (
                 f"{appended:,} events {appended / max(elapsed, 1e-3):,.0f}/s ·"
                 f" {asked:,} queries {asked / max(elapsed, 1e-3):,.1f}/s"
@@ -526,6 +533,58 @@ def check_sync(box: Any, env: dict[str, str], base: str, target: str, settle: bo
     return problems
 
 
+@contextmanager
+def projector(url: str) -> Iterator[None]:
+    """`subledger project` in a process of its own."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "project"],
+        cwd=ROOT,
+        env={**os.environ, "SUBLEDGER_DATABASE_URL": url, "SUBLEDGER_LOG_LEVEL": "warning"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        process.terminate()
+        process.wait(60)
+
+
+def behind(url: str) -> tuple[int, int]:
+    """The log's last position, and how many positions the furthest-behind projection lags."""
+    server_url, schema = split_store_url(url)
+    with psycopg.connect(server_url) as connection:
+        found = connection.execute(
+            f"SELECT (SELECT coalesce(max(position), 0) FROM {schema}.subledger_log),"
+            f" (SELECT coalesce(min(position), 0) FROM {schema}.subledger_projections)"
+        ).fetchone()
+    end, folded = found if found else (0, 0)
+    return end, end - folded
+
+
+@dataclass
+class Lag:
+    """How far the projections were behind the log when the senders were told to stop."""
+
+    url: str
+    at: float = 0.0
+    end: int = 0
+    behind: int = 0
+
+    def measure(self) -> None:
+        self.at = time.monotonic()
+        self.end, self.behind = behind(self.url)
+
+    def caught_up(self) -> str:
+        """Once they have folded the whole log: how far behind they were, and for how long."""
+        while behind(self.url)[1] > 0 and time.monotonic() - self.at < 1800:
+            time.sleep(0.5)
+        return (
+            f"projections {self.behind:,} events behind the log's {self.end:,} when the"
+            f" senders stopped, caught up {time.monotonic() - self.at:,.1f} s later"
+        )
+
+
 def main() -> None:
     parser = parser_for(__doc__)
     parser.add_argument("--seconds", type=float, default=180, help="How long the load lasts.")
@@ -539,6 +598,11 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=10, help="A sender's timeout, in s.")
     parser.add_argument("--workers", type=int, default=2, help="Server processes.")
     parser.add_argument("--sync-workers", type=int, default=2, help="Dispatcher threads.")
+    parser.add_argument(
+        "--projector",
+        action="store_true",
+        help="Serve with --no-projections beside a `subledger project` process.",
+    )
     parser.add_argument("--target", choices=("billy", "dinero"), default="billy")
     parser.add_argument(
         "--settle", action="store_true", help="Wait for the sync to finish, then compare it."
@@ -564,17 +628,21 @@ def main() -> None:
             f" each, batches of {arguments.batch}"
             + (f" at {arguments.rate:,.0f} events/s in all" if arguments.rate else "")
             + f"; {plural(arguments.analysts, 'analyst')};"
-            f" {arguments.workers} server processes; the dispatcher syncing to"
+            f" {arguments.workers} server processes"
+            + (" with --no-projections beside `subledger project`" if arguments.projector else "")
+            + "; the dispatcher syncing to"
             f" {arguments.target} with {arguments.sync_workers} threads"
         )
         if arguments.target == "billy":
             products = {f"plan_{tier}" for tiers in PRICES.values() for tier in tiers}
             billy_products(box.api_url, TOKEN, products)
+        serving = ["--no-projections"] if arguments.projector else []
         config = configure(Path(directory) / "subledger.toml", box)
         env = environment(url, config, arguments.target)
         with (
-            server(url, KEYS, arguments.workers) as base,
+            server(url, KEYS, arguments.workers, arguments=serving) as base,
             Dispatcher(env, workers=arguments.sync_workers),
+            projector(url) if arguments.projector else nullcontext(),
         ):
             service, raw = load(arguments, options, base, url, schema)
             report(service, raw, arguments.workers, paced=bool(arguments.rate))
@@ -596,6 +664,7 @@ def load(
     sent_before = before.now().get("sent", 0)
     before.close()
     watch = SyncWatch(url, arguments.target)
+    lag = Lag(url)
     service = run_phase(
         "load",
         send,
@@ -604,10 +673,12 @@ def load(
         options,
         until=lambda elapsed, _: elapsed >= arguments.seconds,
         extra=watch.line,
+        on_stop=lag.measure,
     )
     watch.read_at = 0
     counts = watch.now()
     watch.close()
+    print(lag.caught_up())
     synced = counts.get("sent", 0) - sent_before
     print(
         f"sync to {arguments.target}: {synced:,} messages sent during the load"
