@@ -67,8 +67,11 @@ def test_a_worker_killed_mid_page_five_times_ends_where_a_rebuild_does(
 
 def test_the_worker_stops_cleanly_when_asked(database_url: str, tmp_path: Path) -> None:
     process = worker(database_url, tmp_path)
-    time.sleep(2)
+    assert process.stdout is not None
+    said = b""  # the worker says what it folds once it is ready to, however slow its start
+    while b"subledger project: folding" not in said and process.poll() is None:
+        said += process.stdout.readline()
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=30)
-    assert process.returncode == 0
+    assert process.returncode == 0, said + output
     assert b"subledger project: stopped" in output
