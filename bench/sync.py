@@ -61,10 +61,12 @@ def raw_sandbox(kind: str, threads: int, seconds: float = 10) -> float:
         def run(n: int) -> None:
             with box.client() as client:
                 i = 0
-                while time.monotonic() < stop:
+                while True:  # one round at least, however late the thread starts
                     _lookup_and_create(box, client, f"raw-{n}-{i}")
                     done[n] += 2
                     i += 1
+                    if time.monotonic() >= stop:
+                        break
 
         started = time.monotonic()
         workers = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
