@@ -48,6 +48,9 @@ from api.keys import KeyConfigurationError
 from api.settings import Settings
 from domain.money import is_currency
 
+#: How long `serve --workers N` gives a worker process to answer uvicorn's health pings.
+WORKER_START_SECONDS = 60
+
 
 def _settings() -> Settings:
     try:
@@ -142,6 +145,10 @@ def serve(host: str, port: int, workers: int, projections: bool) -> None:
             port=port,
             workers=workers,
             log_level=settings.log_level,
+            # uvicorn kills a worker that does not answer its ping in time (5 s by default),
+            # and one still starting (imports, the store, the projections' catch-up) on a busy
+            # machine may not: its replacement would start over, and never serve.
+            timeout_worker_healthcheck=WORKER_START_SECONDS,
         )
 
 
