@@ -176,6 +176,7 @@ def test_version_prints_the_version() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # a fresh venv and the whole demo; the test's own deadline is 600 s
 def test_the_readmes_run_command_installs_demos_and_serves_on_a_fresh_copy(tmp_path: Path) -> None:
     """The README's first command, run as written (on a free port) in a fresh copy of the
     project: it makes its own virtualenv, installs, builds the demo business on ./subledger.db
