@@ -169,9 +169,12 @@ def send(number: int, base: str, options: dict[str, Any], shared: Shared) -> Non
         started = time.monotonic()
         give_up = started + options["seconds"] + 120
         pace = options["rate"] / options["senders"]  # events a second, 0: as fast as it can
+        # Paced senders send in turn, not all at the same instant.
+        offset = number * options["batch"] / options["rate"] if pace else 0.0
         for batch in todo:
             if pace:
-                time.sleep(max(0.0, started + len(record.sent) / pace - time.monotonic()))
+                due = started + offset + len(record.sent) / pace
+                time.sleep(max(0.0, due - time.monotonic()))
             if shared.stop.is_set():
                 break
             body = orjson.dumps({"events": batch})
