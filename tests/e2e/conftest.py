@@ -1,8 +1,12 @@
-"""Collection fixes for the end-to-end tests."""
+"""Collection fixes and shared fixtures for the end-to-end tests."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+
+from tests.e2e.test_sync_targets import Mailbox, Webhook
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -18,3 +22,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         node_id = getattr(item, "_id", None)
         if label and node_id is not None and node_id.params is None:
             item._id = node_id.with_params(label)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    hook = Webhook()
+    yield hook
+    hook.shutdown()
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    box = Mailbox()
+    box.controller.start()
+    yield box
+    box.controller.stop()

@@ -254,21 +254,6 @@ def leaks(text: Any) -> list[str]:
     return [secret for secret in SECRETS if secret.encode() in data]
 
 
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    hook = Webhook()
-    yield hook
-    hook.shutdown()
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox()
-    box.controller.start()
-    yield box
-    box.controller.stop()
-
-
 def failed_lanes(database_url: str, target: str) -> set[str]:
     return {message.lane for message in delivery_messages(database_url, target, "failed")}
 

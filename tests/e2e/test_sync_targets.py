@@ -241,21 +241,6 @@ class Mailbox:
         return "250 OK"
 
 
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    hook = Webhook()
-    yield hook
-    hook.shutdown()
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox()
-    box.controller.start()
-    yield box
-    box.controller.stop()
-
-
 def test_a_refusal_holds_its_customer_notifies_and_a_retry_after_the_fix_completes_it(
     small_business: list[dict[str, Any]],
     postgres_url: str,
