@@ -13,6 +13,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from typing import Protocol
 
 import psycopg
@@ -21,7 +22,7 @@ from psycopg.sql import SQL, Identifier
 
 from adapters.store.postgres import PostgresLedgerRecorder
 from domain.ledger import Ledger
-from projections.runner import ProjectionMovedError, ProjectionRunner
+from projections.runner import LogSource, ProjectionMovedError, ProjectionRunner
 
 logger = logging.getLogger("subledger.projections")
 
@@ -32,6 +33,9 @@ POLL_SECONDS = 0.2
 #: The longest pause between two attempts to follow a log that failed (the database went away),
 #: in seconds: short enough that reads are not kept waiting long once it is back.
 RETRY_CAP_SECONDS = 5.0
+#: How long another process's folding may stand still before a process waiting for it folds
+#: the log itself, in seconds (a page of 2,000 events can take a few seconds on a busy machine).
+LEADER_PATIENCE_SECONDS = 10.0
 
 
 class Waiter(Protocol):
@@ -117,6 +121,47 @@ class PostgresWaiter:
                 self.connection.close()
             self.connection = None
             self.leading = False
+
+
+@contextlib.contextmanager
+def fold_turn(log: LogSource) -> Iterator[bool]:
+    """Whether this process may fold now: on PostgreSQL, False while another process leads the
+    folding (`serve`, `subledger project`), else True with the leader's lock held for the block;
+    True on SQLite and in memory."""
+    if not (isinstance(log, Ledger) and isinstance(log.recorder, PostgresLedgerRecorder)):
+        yield True
+        return
+    waiter = PostgresWaiter(log.recorder.datastore, log.recorder.channel_name, threading.Event())
+    try:
+        yield waiter.lead()
+    finally:
+        waiter.close()
+
+
+def leader_reaches(runner: ProjectionRunner, end: int) -> bool:
+    """Wait while another process folds towards position `end`: True once every projection of
+    `runner` is stored at or past it; False if none moved for `LEADER_PATIENCE_SECONDS` (the
+    leader stopped, or folds other versions of them), so that the caller folds instead."""
+    # The leader may not have made the tables yet (it is starting).
+    runner.store.create_tables(
+        table for projection in runner.projections.values() for table in projection.tables
+    )
+    reached, since = -1, time.monotonic()
+    while True:
+        stored = runner.store.stored()
+        now = min(
+            stored[name].position
+            if name in stored and stored[name].fingerprint == projection.fingerprint()
+            else -1
+            for name, projection in runner.projections.items()
+        )
+        if now >= end:
+            return True
+        if now != reached:
+            reached, since = now, time.monotonic()
+        elif time.monotonic() - since > LEADER_PATIENCE_SECONDS:
+            return False
+        time.sleep(0.05)
 
 
 def waiter_for(ledger: Ledger, stopped: threading.Event) -> Waiter:

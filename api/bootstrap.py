@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+from adapters.follow import fold_turn, leader_reaches
 from adapters.keys import StoredKey, key_store_for
 from adapters.rows.stores import row_store_for
 from adapters.store import store_env, store_kind
@@ -112,18 +113,25 @@ def tune_garbage_collector() -> None:
 
 
 def catch_up(runner: ProjectionRunner) -> None:
-    """Bring the projections at least to the end of the log as it is now, beside any other
-    process folding them. What another process folds first counts: chasing a log that keeps
-    growing, a second folder lost page after page to the first (the dispatcher enqueued
-    nothing while the appends lasted)."""
-    runner.prepare()
+    """Bring the projections at least to the end of the log as it is now.
+
+    Where another process leads the folding (`serve` or `subledger project` on PostgreSQL),
+    wait for it to get there rather than fold the same pages beside it: under load the
+    dispatcher's once-a-second catch-up folded every page a second time and read every kept
+    table again, and the leader fell further behind. Folding here, what another process folds
+    first counts: chasing a log that keeps growing, a second folder lost page after page to
+    the first (the dispatcher enqueued nothing while the appends lasted)."""
     end = runner.log.last_position()
-    while True:
-        try:
-            runner.catch_up(upto=end)
+    with fold_turn(runner.log) as mine:
+        if not mine and leader_reaches(runner, end):
             return
-        except ProjectionMovedError:
-            continue
+        runner.prepare()
+        while True:
+            try:
+                runner.catch_up(upto=end)
+                return
+            except ProjectionMovedError:
+                continue
 
 
 @contextmanager
