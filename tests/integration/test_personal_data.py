@@ -434,6 +434,20 @@ def test_events_written_before_sealing_read_as_they_are_until_the_customer_is_er
     assert Profiles(ledger).personal("cus_pd", 1) == {"name": ERASED_NAME, "erased": True}
 
 
+def contact_message(target: str, payload: dict[str, Any]) -> NewMessage:
+    """The customer's contact message `m1` for `target`, as the outbox would pair it."""
+    return NewMessage(
+        id="m1",
+        target=target,
+        lane="cus_pd",
+        seq=1,
+        kind="contact",
+        source="evt_customer",
+        dated="",
+        payload=payload,
+    )
+
+
 def test_seal_seals_what_was_written_before_and_keeps_every_read(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -444,17 +458,7 @@ def test_seal_seals_what_was_written_before_and_keeps_every_read(
         write_before_sealing(ledger, other)
         ledger.append(parse_submissions(orjson.dumps(ERASE)))
         delivery = delivery_log_for(ledger)
-        old_message = NewMessage(
-            id="m1",
-            target="billy",
-            lane="cus_pd",
-            seq=1,
-            kind="contact",
-            source="evt_customer",
-            dated="",
-            payload=CUSTOMER["data"],
-        )
-        delivery.enqueue([old_message], datetime.now(UTC))
+        delivery.enqueue([contact_message("billy", CUSTOMER["data"])], datetime.now(UTC))
     finally:
         ledger.close()
     assert MARK.encode() in dump(database_url), "plain, as written before sealing"
@@ -498,17 +502,8 @@ def test_a_target_quoting_personal_data_back_leaves_none_in_the_delivery_log(
     try:
         ledger.append(parse_submissions(orjson.dumps(CUSTOMER)))
         delivery = delivery_log_for(ledger)
-        contact = NewMessage(
-            id="m1",
-            target="quoting",
-            lane="cus_pd",
-            seq=1,
-            kind="contact",
-            source="evt_customer",
-            dated="",
-            payload={"customer_id": "cus_pd", "country": "DK", "kind": "public"},
-        )
-        delivery.enqueue([contact], datetime.now(UTC))
+        payload = {"customer_id": "cus_pd", "country": "DK", "kind": "public"}
+        delivery.enqueue([contact_message("quoting", payload)], datetime.now(UTC))
         profiles = Profiles(ledger)
         dispatcher = Dispatcher(
             delivery,
