@@ -6,11 +6,14 @@
 For each batch size (1, 100, 1000) it starts `subledger serve` on a fresh schema, appends a
 generated business's events (a realistic mix: customers, subscriptions, invoices, payments,
 failures, credits, refunds, changes, pauses, cancellations) over real HTTP, and times it: one
-sender at a time, and several senders against a server of several processes. Then it inserts
-the very rows the API stored into identical tables with raw psycopg (`executemany`, 100 events
-per transaction): once the same rows (each event's row, its log row, the invoice references),
-once the event rows alone; and prints events/s for each and the ratios. It does this `--rounds`
-times and reports the medians: on a shared machine one run can be a third slower than the next.
+sender at a time, and several senders against a server of several processes; and how long
+until the server had also folded them into every projection (it folds in the same process, as
+`serve` does by default; two runs serve with `--no-projections`, the append path alone). Then
+it inserts the very rows the API stored into identical tables with raw psycopg (`executemany`,
+100 events per transaction): once the same rows (each event's row, its log row, the invoice
+references), once the event rows alone; and prints events/s for each and the ratios. It does
+this `--rounds` times and reports the medians: on a shared machine one run can be a third
+slower than the next.
 """
 
 from __future__ import annotations
@@ -58,9 +61,12 @@ def run_http(
     batch: int,
     senders: int = 1,
     workers: int = 1,
-) -> tuple[float, str]:
+    folding: bool = True,
+) -> tuple[float, float | None, str]:
     """Events per second appending `events` in batches of `batch` from `senders` senders at
-    once, to a server of `workers` processes; and the schema used."""
+    once, to a server of `workers` processes; events per second until the server has also
+    folded them into every projection (None if it does not fold: `--no-projections`); and the
+    schema used."""
     schema = f"bench_{batch}_{senders}_{workers}_{uuid.uuid4().hex[:6]}"
     # Each customer's events go to one sender, in order, so every sender's stream is valid.
     streams: list[list[dict[str, Any]]] = [[] for _ in range(senders)]
@@ -76,7 +82,8 @@ def run_http(
         for stream in streams
     ]
     keys = f"bench:{SECRET}:events:write+read"
-    with server(f"{database_url}?schema={schema}", keys, workers) as base:
+    arguments = () if folding else ("--no-projections",)
+    with server(f"{database_url}?schema={schema}", keys, workers, arguments=arguments) as base:
         started = time.perf_counter()
         threads = [threading.Thread(target=send, args=(base, lane)) for lane in lanes]
         for thread in threads:
@@ -84,7 +91,21 @@ def run_http(
         for thread in threads:
             thread.join()
         elapsed = time.perf_counter() - started
-    return len(events) / elapsed, schema
+        folded = wait_folded(database_url, schema) - started if folding else None
+    return len(events) / elapsed, None if folded is None else len(events) / folded, schema
+
+
+def wait_folded(database_url: str, schema: str) -> float:
+    """When every projection had folded the whole log (polled every 10 ms)."""
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        while True:
+            found = connection.execute(
+                f"SELECT (SELECT min(position) FROM {schema}.subledger_projections)"
+                f" >= (SELECT max(position) FROM {schema}.subledger_log)"
+            ).fetchone()
+            if found and found[0]:
+                return time.perf_counter()
+            time.sleep(0.01)
 
 
 def _customer_of(event: dict[str, Any], owner: dict[str, int]) -> str:
@@ -193,14 +214,18 @@ def main() -> None:
     print(f"events: {len(events)} (single-event runs: {len(singles)})\n")
 
     many, workers = arguments.senders, arguments.workers
+    several = f"{many} senders, {workers} workers"
     runs = (
-        ("1 event per request, 1 sender", singles, 1, 1, 1),
-        (f"1 event per request, {many} senders, {workers} workers", singles, 1, many, workers),
-        ("batches of 100, 1 sender", events, 100, 1, 1),
-        ("batches of 1,000, 1 sender", events, 1000, 1, 1),
-        (f"batches of 1,000, {many} senders, {workers} workers", events, 1000, many, workers),
+        ("1 event per request, 1 sender", singles, 1, 1, 1, True),
+        (f"1 event per request, {several}", singles, 1, many, workers, True),
+        ("batches of 100, 1 sender", events, 100, 1, 1, True),
+        ("batches of 100, 1 sender, `--no-projections`", events, 100, 1, 1, False),
+        ("batches of 1,000, 1 sender", events, 1000, 1, 1, True),
+        ("batches of 1,000, 1 sender, `--no-projections`", events, 1000, 1, 1, False),
+        (f"batches of 1,000, {several}", events, 1000, many, workers, True),
     )
     rates: dict[str, list[float]] = {label: [] for label, *_ in runs}
+    folded: dict[str, list[float]] = {label: [] for label, *_ in runs}
     ratios: dict[str, list[float]] = {label: [] for label, *_ in runs}
     raws: list[float] = []
     raws_all: list[float] = []
@@ -208,36 +233,46 @@ def main() -> None:
     for round_number in range(1, arguments.rounds + 1):
         print(f"round {round_number} of {arguments.rounds}", flush=True)
         schemas = []
-        for label, stream, batch, senders, processes in runs:
-            rate, schema = run_http(arguments.database_url, stream, batch, senders, processes)
+        for label, stream, batch, senders, processes, folding in runs:
+            rate, end_to_end, schema = run_http(
+                arguments.database_url, stream, batch, senders, processes, folding
+            )
             schemas.append(schema)
             rates[label].append(rate)
-            print(f"  HTTP, {label:46s} {rate:9,.0f} events/s", flush=True)
-        raw = run_raw(arguments.database_url, schemas[-2], all_rows=False)
-        raw_all = run_raw(arguments.database_url, schemas[-2], all_rows=True)
+            line = f"  HTTP, {label:50s} {rate:9,.0f} events/s"
+            if end_to_end is not None:
+                folded[label].append(end_to_end)
+                line += f", folded {end_to_end:9,.0f} events/s"
+            print(line, flush=True)
+        raw = run_raw(arguments.database_url, schemas[-3], all_rows=False)
+        raw_all = run_raw(arguments.database_url, schemas[-3], all_rows=True)
         raws.append(raw)
         raws_all.append(raw_all)
         for label, *_ in runs:
             ratios[label].append(rates[label][-1] / raw)
             ratios_all[label].append(rates[label][-1] / raw_all)
         for label, rate in (("raw, event rows", raw), ("raw, the same rows", raw_all)):
-            print(f"  {label + ', executemany, 100 per transaction':52s} {rate:9,.0f} events/s")
+            print(f"  {label + ', executemany, 100 per transaction':56s} {rate:9,.0f} events/s")
         drop(arguments.database_url, schemas)
 
     print(f"\nmedians of {arguments.rounds} rounds (each ratio is taken within its round):\n")
-    print("| appending | events/s | range | × raw, same rows | × raw, event rows |")
-    print("|---|---:|---:|---:|---:|")
+    print(
+        "| appending | events/s | range | × raw, same rows | × raw, event rows"
+        " | folded too, events/s |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
     for label, *_ in runs:
         low, high = min(rates[label]), max(rates[label])
+        end_to_end = f"{median(folded[label]):,.0f}" if folded[label] else "–"
         print(
             f"| HTTP, {label} | {median(rates[label]):,.0f} | {low:,.0f}–{high:,.0f}"
-            f" | {median(ratios_all[label]):.2f} | {median(ratios[label]):.2f} |"
+            f" | {median(ratios_all[label]):.2f} | {median(ratios[label]):.2f} | {end_to_end} |"
         )
     for label, values in (
         ("raw psycopg `executemany`, the same rows, 100 events per transaction", raws_all),
         ("raw psycopg `executemany`, event rows only, 100 per transaction", raws),
     ):
-        print(f"| {label} | {median(values):,.0f} | {min(values):,.0f}–{max(values):,.0f} | | |")
+        print(f"| {label} | {median(values):,.0f} | {min(values):,.0f}–{max(values):,.0f} | | | |")
 
 
 if __name__ == "__main__":
