@@ -43,6 +43,7 @@ from bench.verify import (
 )
 from tests.builders import customer, wire_event
 from tests.conftest import API_KEYS, READ, WRITE, _postgres_required
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow]
 
@@ -286,14 +287,6 @@ def projector(directory: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-
-
-def wait_until(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.01)
 
 
 @pytest.mark.postgres

@@ -42,6 +42,7 @@ from bench.sandboxes import (
     wait_until_settled,
 )
 from domain.ledger import Ledger
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -173,9 +174,17 @@ def test_killing_the_dispatcher_five_times_changes_nothing_at_the_end(
     target.faults(latency_ms=5)  # requests in flight when the kill comes
     draw, after_kills = random.Random(5), []
     for _ in range(5):
+        before = delivery_counts(postgres_url, target.kind)["sent"]
         dispatcher = Dispatcher(env, workers=4)
         dispatcher.start()
-        time.sleep(draw.uniform(3, 9))
+        # Killed once it has sent something (on a busy machine, starting takes seconds), at a
+        # random moment after that.
+        wait_until(
+            lambda: delivery_counts(postgres_url, target.kind)["sent"] > before,  # noqa: B023
+            120,
+            "the dispatcher sends a message",
+        )
+        time.sleep(draw.uniform(0.5, 4))
         dispatcher.kill()
         after_kills.append(delivery_counts(postgres_url, target.kind))
     sent = [counts["sent"] for counts in after_kills]
