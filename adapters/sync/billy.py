@@ -40,7 +40,7 @@ from adapters.sync.common import (
     minor,
     priced_lines,
 )
-from adapters.sync.http import Budget, TargetHTTP
+from adapters.sync.http import Budget
 from adapters.sync.port import RejectedError, TargetInvoice, Trace
 from domain.chart import Chart
 
@@ -68,21 +68,9 @@ class BillyTarget(MessageSender):
         budget: Budget | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.name = settings.name
-        self.settings = settings
-        self.chart = chart
-        self.http = TargetHTTP(
-            settings.url.rstrip("/"),
-            {"X-Access-Token": settings.token, "Accept": "application/json"},
-            settings.timeout_seconds,
-            budget,
-            _explain,
-            transport,
-        )
+        headers = {"X-Access-Token": settings.token, "Accept": "application/json"}
+        super().__init__(settings, chart, headers, _explain, budget, transport)
         self._ids: dict[tuple[str, str], str] = {}
-
-    def close(self) -> None:
-        self.http.close()
 
     # The port.
 

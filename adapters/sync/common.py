@@ -9,8 +9,12 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final, Literal
 
+import httpx
+
+from adapters.sync.http import Budget, Explain, TargetHTTP
 from adapters.sync.log import Message
 from adapters.sync.port import RejectedError, Trace
+from domain.chart import Chart
 
 MatchField = Literal["customer_number", "vat_number", "ean", "email"]
 MATCH_FIELDS: Final = ("customer_number", "vat_number", "ean", "email")
@@ -96,7 +100,24 @@ class MessageSender(ABC):
     any failure forgets what the process remembered about the message's contact and invoices,
     so that the next attempt looks them up afresh."""
 
-    name: str
+    def __init__(
+        self,
+        settings: TargetSettings,
+        chart: Chart,
+        headers: dict[str, str],
+        explain: Explain,
+        budget: Budget | None,
+        transport: httpx.BaseTransport | None,
+    ) -> None:
+        self.name = settings.name
+        self.settings = settings
+        self.chart = chart
+        self.http = TargetHTTP(
+            settings.url.rstrip("/"), headers, settings.timeout_seconds, budget, explain, transport
+        )
+
+    def close(self) -> None:
+        self.http.close()
 
     def send(self, message: Message, trace: Trace) -> dict[str, Any]:
         try:

@@ -50,7 +50,7 @@ from adapters.sync.common import (
     priced_lines,
     vat_percent,
 )
-from adapters.sync.http import Budget, TargetHTTP, masked
+from adapters.sync.http import Budget, masked
 from adapters.sync.port import RejectedError, RetryableError, TargetInvoice, Trace
 from domain.chart import Chart
 
@@ -179,25 +179,13 @@ class DineroTarget(MessageSender):
         budget: Budget | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.name = settings.name
-        self.settings = settings
-        self.chart = chart
-        self.http = TargetHTTP(
-            settings.url.rstrip("/"),
-            {"Accept": "application/json"},
-            settings.timeout_seconds,
-            budget,
-            _explain,
-            transport,
-        )
+        headers = {"Accept": "application/json"}
+        super().__init__(settings, chart, headers, _explain, budget, transport)
         self.token = DineroToken(settings, self.http.client)
         self.organization = settings.organization_id
         #: Contact Guids by customer, and invoices' latest `TimeStamp` once booked.
         self._contacts: dict[str, str] = {}
         self._stamps: dict[str, str] = {}
-
-    def close(self) -> None:
-        self.http.close()
 
     # Requests.
 
