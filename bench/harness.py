@@ -96,13 +96,25 @@ def timed(client: httpx.Client, path: str, **params: Any) -> tuple[float, Any]:
     return elapsed, answer.json()
 
 
+def subledger(url: str, *arguments: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+    """`subledger <arguments>` on the store at `url`, in a process of its own, its output
+    captured (logging at warning and above)."""
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *arguments],
+        cwd=ROOT,
+        env={**os.environ, "SUBLEDGER_DATABASE_URL": url, "SUBLEDGER_LOG_LEVEL": "warning"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def rebuild(url: str, names: Sequence[str] = ()) -> dict[str, Any]:
     """`subledger projections rebuild` of the named projections (all by default): `end` (the
     position reached), `seconds` (as the command reports them) and its `peak_mib` (the largest
     child process so far: run it before any other)."""
-    env = {**os.environ, "SUBLEDGER_DATABASE_URL": url}
-    command = [sys.executable, "-m", "api.cli", "projections", "rebuild", *names]
-    process = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    process = subledger(url, "projections", "rebuild", *names)
     if process.returncode != 0:
         raise RuntimeError(f"the rebuild failed: {process.stderr[-2000:]}")
     found = re.search(r"to position (\d+) in ([\d.]+) s", process.stderr)

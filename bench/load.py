@@ -58,7 +58,7 @@ from adapters.store import store_env  # noqa: E402
 from api.demo import billy_products  # noqa: E402
 from api.generator import PRICES, Business  # noqa: E402
 from api.sync import delivery_log_for  # noqa: E402
-from bench.harness import machine, parser_for, scratch_schema, server  # noqa: E402
+from bench.harness import machine, parser_for, scratch_schema, server, subledger  # noqa: E402
 from bench.sandboxes import (  # noqa: E402
     TOKEN,
     Dispatcher,
@@ -451,15 +451,7 @@ def answers(base: str) -> dict[str, Any]:
 
 
 def journal_check(url: str) -> bool:
-    done = subprocess.run(
-        [sys.executable, "-m", "api.cli", "projections", "check"],
-        cwd=ROOT,
-        env={**os.environ, "SUBLEDGER_DATABASE_URL": url, "SUBLEDGER_LOG_LEVEL": "warning"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return done.returncode == 0
+    return subledger(url, "projections", "check").returncode == 0
 
 
 def log_events(base: str) -> list[dict[str, Any]]:

@@ -20,8 +20,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -44,6 +42,7 @@ from bench.harness import (  # noqa: E402
     rebuild,
     scratch_schema,
     server,
+    subledger,
     timed,
     vacuum,
 )
@@ -89,15 +88,8 @@ def _months(first: Month, count: int) -> list[Month]:
 
 def check(url: str) -> tuple[float, list[str]]:
     """`subledger projections check` on the rebuilt rows: its time and its findings."""
-    env = {**os.environ, "SUBLEDGER_DATABASE_URL": url}
     started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "api.cli", "projections", "check"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    done = subledger(url, "projections", "check")
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"the journal check failed:\n{done.stdout}{done.stderr[-2000:]}")

@@ -7,12 +7,8 @@ Shared by `bench/load.py` and the crash tests (`tests/e2e/test_crashes.py`).
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import orjson
@@ -22,8 +18,7 @@ from psycopg.sql import SQL, Composed, Identifier
 from adapters.rows.codec import TRACKING, decode, table_name
 from api.bootstrap import build_projections
 from api.settings import Settings
-
-ROOT = Path(__file__).resolve().parent.parent
+from bench.harness import subledger
 
 
 def split_store_url(url: str) -> tuple[str, str]:
@@ -124,15 +119,7 @@ def _digest(rows: Iterable[object]) -> str:
 def rebuild_projections(url: str) -> None:
     """`subledger projections rebuild` of every projection at store `url` (nothing else may be
     folding them meanwhile)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "api.cli", "projections", "rebuild"],
-        cwd=ROOT,
-        env={**os.environ, "SUBLEDGER_DATABASE_URL": url, "SUBLEDGER_LOG_LEVEL": "warning"},
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
+    done = subledger(url, "projections", "rebuild")
     if done.returncode != 0:
         raise RuntimeError(f"the rebuild failed: {done.stderr[-2000:]}")
 
