@@ -6,9 +6,10 @@ that one refusal names all of them. Each sandbox subclasses it with what is its 
 names case-insensitively and reads Guids; Billy looks up the records that ids refer to), so a
 fix to field checking made here reaches both.
 
-Money is kept as integer minor units (`Money`) and read exactly: a JSON number becomes a
-fraction by its shortest decimal form and is rounded half up once, to whole øre. `dumps` writes
-it back as a number in major units.
+Money is kept as integer minor units of its currency (`Money`, with the currency's ISO 4217
+exponent: DKK 2, JPY 0, KWD 3) and read exactly: a JSON number becomes a fraction by its
+shortest decimal form and is rounded half away from zero once, to whole minor units (or refused
+where it must already be whole). `dumps` writes it back as a number in major units.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, ClassVar, Final, Self, TypeVar
 
 import orjson
 
-from domain.money import rhu
+from domain.money import CURRENCY_EXPONENTS, rhu
 
 Record = dict[str, Any]
 T = TypeVar("T")
@@ -44,9 +45,20 @@ IMPOSSIBLE_DAY: Final = "must be a real date as YYYY-MM-DD"
 
 @dataclass(frozen=True, slots=True)
 class Money:
-    """An amount in minor units (øre); written to the wire as a number in major units."""
+    """An amount in minor units of a currency with `exponent` decimals; written to the wire as
+    a number in major units (`Money(12345, 2)` as 123.45, `Money(1500, 0)` as 1500)."""
 
     minor: int
+    exponent: int = 2
+
+    @property
+    def major(self) -> Decimal:
+        return Decimal(self.minor).scaleb(-self.exponent)
+
+
+def exponent_of(currency: str | None) -> int:
+    """How many decimals `currency` has (ISO 4217); 2 for a code the table does not know."""
+    return CURRENCY_EXPONENTS.get(currency or "", 2)
 
 
 def exact_number(value: Any) -> Fraction | None:
@@ -87,7 +99,9 @@ def known(value: T | None) -> T:
 def wire_default(value: Any) -> Any:
     """orjson's hook for what it cannot write itself: money and rates become numbers."""
     if isinstance(value, Money):
-        return value.minor / 100
+        # Exact: a float's shortest form of an amount below 10^12 with at most 3 decimals is
+        # the decimal itself.
+        return float(value.major)
     if isinstance(value, Decimal | Fraction):
         return float(value)
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
@@ -236,15 +250,23 @@ class RequestFields:
         minimum: int | None = None,
         positive: bool = False,
         nonzero: bool = False,
+        exponent: int = 2,
+        whole: bool = False,
     ) -> int | None:
-        """An amount in major units as minor units, rounded half up to whole øre.
+        """An amount in major units as minor units of a currency with `exponent` decimals,
+        rounded half away from zero; with `whole`, an amount with more decimals than the
+        currency has is refused instead (money that moved cannot hold a fraction of an øre).
 
         `minimum` bounds the amount as sent; `positive` and `nonzero` apply once it is rounded
         (0.004 is 0 øre), and are told "must be more than 0" and "must not be 0"."""
         number = self.number(name, required=required, minimum=minimum)
         if number is None:
             return None
-        minor = rhu(number * 100)
+        scaled = number * 10**exponent
+        if whole and scaled.denominator != 1:
+            self.fail(name, f"must have at most {exponent} decimals in its currency")
+            return None
+        minor = rhu(scaled)
         if positive and minor <= 0:
             self.fail(name, "must be more than 0")
             return None
