@@ -81,3 +81,10 @@ def is_currency(code: str) -> bool:
 def to_major(amount_minor: int, currency: str) -> Decimal:
     """The amount in major units as an exact decimal (`12345` DKK is `123.45`), for the edges."""
     return Decimal(amount_minor).scaleb(-CURRENCY_EXPONENTS[currency])
+
+
+def to_minor(amount_major: Decimal | int, currency: str) -> int:
+    """An amount in major units (an exact decimal read off a target's answer) in minor units of
+    `currency`, rounded half away from zero where it holds finer fractions (`123.45` DKK is
+    `12345`; `1500` JPY is `1500`; `12.3456` KWD is `12346`)."""
+    return rhu(Fraction(amount_major) * 10 ** CURRENCY_EXPONENTS[currency])
