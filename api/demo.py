@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -177,16 +178,48 @@ def sandboxes() -> Iterator[tuple[str, str]]:
         yield billy, dinero
 
 
-def billy_products(api_url: str, token: str, products: set[str], account_no: str = "7400") -> None:
+def billy_products(
+    api_url: str,
+    token: str,
+    products: set[str],
+    account_no: str = "7400",
+    rounding_account_no: str = "3670",
+) -> None:
     """Make Billy ready as docs/sync.md asks of a new company: a product for each of ours,
-    numbered with our product id and booking to deferred revenue."""
+    numbered with our product id and booking to deferred revenue, and the VAT-free `rounding`
+    product on øreafrunding for credit notes' rounding lines."""
     with httpx.Client(base_url=api_url, headers={"X-Access-Token": token}, timeout=30) as client:
-        answer = client.get("/accounts", params={"accountNo": account_no})
-        answer.raise_for_status()
-        deferred = answer.json()["accounts"][0]["id"]
+        accounts = _billy_list(client, "accounts")
+        by_number = {str(account["accountNo"]): account["id"] for account in accounts}
+        rates = {rate["id"]: Decimal(str(rate["rate"])) for rate in _billy_list(client, "taxRates")}
+        vat_free = next(
+            ruleset["id"]
+            for ruleset in _billy_list(client, "salesTaxRulesets")
+            if rates.get(ruleset.get("taxRateId")) == 0
+        )
         for product in sorted(products):
-            body = {"product": {"name": product, "productNo": product, "accountId": deferred}}
+            body = {
+                "product": {
+                    "name": product,
+                    "productNo": product,
+                    "accountId": by_number[account_no],
+                }
+            }
             client.post("/products", json=body).raise_for_status()
+        rounding = {
+            "name": "Øreafrunding",
+            "productNo": "rounding",
+            "accountId": by_number[rounding_account_no],
+            "salesTaxRulesetId": vat_free,
+        }
+        client.post("/products", json={"product": rounding}).raise_for_status()
+
+
+def _billy_list(client: httpx.Client, plural: str) -> list[dict[str, Any]]:
+    """The first page of a Billy list (a thousand records: the sandbox's charts are small)."""
+    answer = client.get(f"/{plural}", params={"pageSize": 1000})
+    answer.raise_for_status()
+    return list(answer.json()[plural])
 
 
 def products_of(events: list[dict[str, Any]]) -> set[str]:

@@ -1,12 +1,22 @@
 """What every accounting target's adapter shares: a target's settings, money on the wire in
-major units, and invoice lines priced the way a person reading them expects."""
+its currency's own decimals, invoice lines priced the way a person reading them expects,
+payment terms, the rounding line of a credit note whose VAT a target cannot be given, and
+amounts moved between currencies.
+
+Money leaves as exact decimals in major units with the currency's ISO 4217 decimals (12345 øre
+is `123.45` DKK, 1500 yen is `1500` JPY, 12345 fils is `12.345` KWD) and comes back the same
+way (`domain.money.to_major` and `to_minor`); `adapters.sync.http` writes and reads them
+without a float on the way.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from typing import Any, Final, Literal
 
 import httpx
@@ -15,9 +25,14 @@ from adapters.sync.http import Budget, Explain, TargetHTTP
 from adapters.sync.log import Message
 from adapters.sync.port import RejectedError, Trace
 from domain.chart import Chart
+from domain.money import CURRENCY_EXPONENTS, rhu, to_major, to_minor, vat_of
 
 MatchField = Literal["customer_number", "vat_number", "ean", "email"]
 MATCH_FIELDS: Final = ("customer_number", "vat_number", "ean", "email")
+#: The key of `payment_terms` that applies to a method it does not name.
+DEFAULT_TERMS: Final = "default"
+#: The base currency of both targets' organizations (Danish companies).
+BASE_CURRENCY: Final = "DKK"
 
 
 @dataclass(frozen=True)
@@ -39,6 +54,13 @@ class TargetSettings:
     products: dict[str, str] = field(default_factory=dict)
     #: Our account number → the target's (default: the same).
     accounts: dict[str, str] = field(default_factory=dict)
+    #: Days to pay by payment method (`card`, `bank_transfer`, ..., and `default` for the
+    #: rest), for invoices without a due date; a new contact gets the `default` days.
+    payment_terms: dict[str, int] = field(default_factory=dict)
+    #: Billy: the product (VAT-free, booking to the øreafrunding account) of rounding lines.
+    rounding_product: str = "rounding"
+    #: Dinero: the account (VAT code none) rounding lines are booked to.
+    rounding_account: str = "3670"
     #: Dinero: the organization, the integration's client and where tokens come from.
     organization_id: str = ""
     client_id: str = ""
@@ -49,14 +71,25 @@ class TargetSettings:
     vat_accounts: dict[str, str] = field(default_factory=dict)
 
 
-def major(minor: int) -> float:
-    """Minor units as the major-unit number targets take (12345 → 123.45)."""
-    return float(Decimal(minor) / 100)
+# Money on the wire.
 
 
-def minor(major_units: Any) -> int:
-    """A target's major-unit amount in minor units, rounded half up."""
-    return int((Decimal(str(major_units)) * 100).quantize(Decimal(1), ROUND_HALF_UP))
+def major(amount_minor: int, currency: str) -> Decimal:
+    """Minor units as the exact major-unit decimal a target takes (12345 DKK → `123.45`)."""
+    return to_major(amount_minor, currency)
+
+
+def minor(value: Any, currency: str) -> int:
+    """A target's major-unit amount (a decimal, or an integer) in minor units of `currency`,
+    rounded half away from zero. A missing amount is 0."""
+    if value is None:
+        return 0
+    if isinstance(value, float):
+        value = Decimal(repr(value))
+    try:
+        return to_minor(Decimal(value), currency)
+    except (InvalidOperation, TypeError, ValueError):
+        raise RejectedError(f"the target answered {value!r} where an amount belongs") from None
 
 
 def vat_percent(rate: str) -> str:
@@ -65,11 +98,39 @@ def vat_percent(rate: str) -> str:
     return format(percent, "f")
 
 
+def converted(amount_minor: int, currency: str, rate: Fraction, into: str) -> int:
+    """`amount_minor` of `currency` in minor units of `into` at `rate` (units of `into` per
+    unit of `currency`), rounded half away from zero."""
+    shift = CURRENCY_EXPONENTS[into] - CURRENCY_EXPONENTS[currency]
+    return rhu(amount_minor * rate * Fraction(10) ** shift)
+
+
+def rate_of(text: Any) -> Fraction | None:
+    """An exchange rate given as a decimal string (`"7.4604"`) or read off a target, exactly;
+    None when there is none."""
+    if text is None:
+        return None
+    try:
+        rate = Fraction(Decimal(str(text)))
+    except (InvalidOperation, ValueError):
+        return None
+    return rate if rate > 0 else None
+
+
+def decimal_rate(rate: Fraction) -> Decimal:
+    """A rate as the decimal sent to a target (to ten places where it does not end sooner)."""
+    exact = Decimal(rate.numerator) / Decimal(rate.denominator)
+    return exact if exact == rate else exact.quantize(Decimal("1E-10"))
+
+
+# Invoice lines.
+
+
 @dataclass(frozen=True)
 class PricedLine:
     """An invoice line as a target gets it: quantity × unit price where that gives the line's
     net exactly and there is no discount, else one unit at the net (the description then says
-    what was bought)."""
+    what was bought). `unit` is in minor units of the document's currency."""
 
     line: dict[str, Any]
     quantity: Decimal
@@ -77,7 +138,7 @@ class PricedLine:
     description: str
 
 
-def priced_lines(lines: list[dict[str, Any]]) -> list[PricedLine]:
+def priced_lines(lines: list[dict[str, Any]], currency: str) -> list[PricedLine]:
     priced = []
     for line in lines:
         quantity = Decimal(line["quantity"]) if "quantity" in line else Decimal(1)
@@ -85,10 +146,80 @@ def priced_lines(lines: list[dict[str, Any]]) -> list[PricedLine]:
         description = line.get("description") or line["product_id"]
         if quantity * unit != line["net"] or line.get("discount_amount"):
             if "quantity" in line:
-                description = f"{description} ({line['quantity']} × {major(line['unit_amount'])})"
+                price = major(line["unit_amount"], currency)
+                description = f"{description} ({line['quantity']} × {price})"
             quantity, unit = Decimal(1), line["net"]
         priced.append(PricedLine(line, quantity, unit, description))
     return priced
+
+
+@dataclass(frozen=True)
+class CreditLines:
+    """A credit note's lines as a target that computes each line's VAT itself (`rhu(net ×
+    rate)`) must get them so that the note's gross is ours to the minor unit (contract §2: the
+    credit that completes a line carries the VAT left on it, which that formula may miss by a
+    few øre): `lines` are ours, a line shortened by `short` where needed, and `rounding` is a
+    VAT-free line making up the difference (never negative). `net` and `vat` are the totals
+    the target should then show."""
+
+    lines: list[dict[str, Any]]
+    rounding: int
+    net: int
+    vat: int
+
+
+def credit_lines(lines: list[dict[str, Any]]) -> CreditLines:
+    """Our credited lines, adjusted so that a target's own per-line VAT gives our gross.
+
+    For each line whose VAT is not `rhu(net × rate)`, its net is lowered by the fewest øre `k`
+    for which `k + vat − rhu((net − k) × rate)` is not negative; that is the line's share of
+    the rounding line. The target then shows net `Σ sent + rounding` and VAT `Σ rhu(sent ×
+    rate)`, which add up to our net plus our VAT."""
+    sent, rounding, their_vat = [], 0, 0
+    for line in lines:
+        rate = Decimal(line["vat_rate"])
+        net, vat = line["net"], line.get("vat")
+        if vat is None:
+            vat = vat_of(net, rate)
+        short = 0
+        while short < net and short + vat - vat_of(net - short, rate) < 0:
+            short += 1
+        share = short + vat - vat_of(net - short, rate)
+        if share < 0:
+            raise RejectedError(
+                f"cannot give a target the VAT {vat} of a credited net {net} at {line['vat_rate']}"
+            )
+        kept = net - short
+        sent.append({**line, "net": kept, "vat": vat_of(kept, rate)})
+        rounding += share
+        their_vat += vat_of(kept, rate)
+    net_sent = sum(line["net"] for line in sent)
+    return CreditLines(sent, rounding, net_sent + rounding, their_vat)
+
+
+# Payment terms.
+
+
+@dataclass(frozen=True)
+class Terms:
+    """An invoice's payment terms: `days` net from its date; `source` says where they came
+    from (`due_date`, `method`, `default`)."""
+
+    days: int
+    source: str
+
+
+def invoice_terms(payload: Mapping[str, Any], by_method: Mapping[str, int]) -> Terms | None:
+    """The invoice's terms: from its due date; else from the target's terms for the method it
+    is to be paid by, or their `default`; None where the contact's terms must apply."""
+    if payload.get("due_date"):
+        return Terms(days_between(payload["issue_date"], payload["due_date"]), "due_date")
+    method = payload.get("payment_method")
+    if method and method in by_method:
+        return Terms(by_method[method], "method")
+    if DEFAULT_TERMS in by_method:
+        return Terms(by_method[DEFAULT_TERMS], "default")
+    return None
 
 
 def days_between(first: str, last: str) -> int:

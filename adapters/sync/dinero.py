@@ -6,18 +6,28 @@ minutes before its hour ends, or at once if Dinero refuses it), then every call 
 notes and ledger items, so ours are derived from our own ids (`uuid5`): a retry after a
 timeout, a replay or a rebuild finds what the first try made instead of making it again.
 
-- `contact`: found by the configured match field (`customer_number` = the contact's
-  `ExternalReference`, `vat_number`, `ean`, `email`), else created with our `ContactGuid`;
-  updated in place otherwise (a deleted one is restored first).
+- `contact`: found by the configured match field (`vat_number` through the `VatNumber eq`
+  filter Dinero documents; `ean` and `email` by reading the contacts), else by our own
+  `ContactGuid`, else by the customer number as the contact's `ExternalReference`; created with
+  our `ContactGuid` (and the target's default payment terms, where it has some), or updated in
+  place (a deleted one is restored first).
 - `invoice`: a draft with our `Guid` (409 / code 72: it is there already, and a draft found so
-  gets our lines again), its `TotalExclVat` and `TotalVat` read back and compared with ours,
-  then booked with its current `TimeStamp`, e-mailed or sent to a public customer's EAN as
-  configured (once: only while `MailOutStatus` is `NotSent`). Lines carry no VAT at Dinero:
-  each is booked to the account `vat_accounts` names for its VAT rate, whose VAT code has it.
-- `credit_note`: the same, under `/sales/creditnotes`, `CreditNoteFor` the invoice.
+  gets our lines again), with payment terms (`Netto`, days from our due date, else from the
+  terms of the payment method in `payment_terms`, else the contact's own), its `TotalExclVat`
+  and `TotalVat` read back and compared with ours, then booked with its current `TimeStamp`,
+  e-mailed or sent to a public customer's EAN as configured (once: only while `MailOutStatus`
+  is `NotSent`). Lines carry no VAT at Dinero: each is booked to the account `vat_accounts`
+  names for its VAT rate, whose VAT code has it.
+- `credit_note`: the same, under `/sales/creditnotes`, `CreditNoteFor` the invoice. Dinero
+  computes each line's VAT itself; where ours differs (the credit that completes a line carries
+  the VAT left on it, contract §2), a line on the VAT-free `rounding_account` makes the note's
+  gross ours.
 - `payment` / `refund`: a payment on the booked invoice (a refund is a negative one) into the
   deposit account of the method, with our payment or refund id as `ExternalReference`, looked
-  for among the invoice's payments first.
+  for among the invoice's payments first. Outside DKK, `AmountInForeignCurrency` is ours and
+  `Amount` is the kroner it makes: at the event's exchange rate, else at the rate Dinero
+  applied to the invoice (its `TotalInclVatInDkk` over its `TotalInclVat`); never the foreign
+  figure as kroner.
 - `recognition`: a ledger item (a manual voucher whose `Id` we choose, `/v1.2/ledgeritems`)
   dated the month's last day, moving the month's revenue out of deferred revenue, with VAT
   code `none` on every line (the accounts' own codes would take VAT out of the amounts), then
@@ -25,7 +35,12 @@ timeout, a replay or a rebuild finds what the first try made instead of making i
   after Dinero made one would leave a second voucher behind; a ledger item cannot be made twice.
 
 Whatever needs the latest `TimeStamp` (book, e-mail, payments) re-reads it and tries again when
-Dinero answers code 58 (another change came first). Money goes out in major units.
+Dinero answers code 58 (another change came first). Money goes out as exact decimals in
+major units with the currency's own decimals, and comes back the same way.
+
+Only documented lookups are used, and a record found through a list is used only if it is what
+was looked for: a contact's field must equal the value it was looked up by, a payment's
+`ExternalReference` our id.
 """
 
 from __future__ import annotations
@@ -36,23 +51,29 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any, Final
 
 import httpx
 import orjson
 
 from adapters.sync.common import (
+    BASE_CURRENCY,
     MessageSender,
     TargetSettings,
-    days_between,
+    converted,
+    credit_lines,
+    invoice_terms,
     major,
     minor,
     priced_lines,
+    rate_of,
     vat_percent,
 )
 from adapters.sync.http import Budget, masked
 from adapters.sync.port import RejectedError, RetryableError, TargetInvoice, Trace
 from domain.chart import Chart
+from domain.money import CURRENCY_EXPONENTS
 
 DEFAULT_URL: Final = "https://api.dinero.dk"
 DEFAULT_AUTH_URL: Final = "https://authz.dinero.dk/dineroapi/oauth/token"
@@ -261,8 +282,9 @@ class DineroTarget(MessageSender):
 
     def check(self, products: set[str] | None = None) -> list[str]:
         """The token, the organization, and each account the mapping names: the chart's, the
-        payment methods' deposit accounts and `vat_accounts` with a VAT code of their rate.
-        (Dinero's lines name accounts, not products: `products` is not looked at.)"""
+        payment methods' deposit accounts, `vat_accounts` with a VAT code of their rate and the
+        VAT-free rounding account. (Dinero's lines name accounts, not products: `products` is
+        not looked at.)"""
         trace = Trace()
         try:
             accounts = self._call(trace, "GET", "accounts/entry")
@@ -284,28 +306,35 @@ class DineroTarget(MessageSender):
                     f"{self.name}: account {theirs} (our bank account {ours}) is no deposit"
                     " account: payments cannot go to it"
                 )
-        for percent, theirs in sorted(self._vat_accounts().items()):
+        wanted = {**self._vat_accounts(), "0 (rounding)": self.settings.rounding_account}
+        for percent, theirs in sorted(wanted.items()):
+            rate_wanted = Decimal(percent.split()[0])
             account = numbers.get(theirs)
             if account is None:
                 problems.append(f"{self.name}: no account {theirs} (for lines at {percent}% VAT)")
                 continue
             code = str(account.get("VatCode") or NO_VAT)
             rate = rates.get(code.lower())
-            if rate is None or rate * 100 != Decimal(percent):
+            if rate is None or rate * 100 != rate_wanted:
                 has = "unknown" if rate is None else f"{vat_percent(str(rate))}%"
+                where = (
+                    "as rounding_account"
+                    if "rounding" in percent
+                    else f"under [targets.{self.name}.vat_accounts]"
+                )
                 problems.append(
                     f"{self.name}: account {theirs} has VAT code {code!r} ({has}), but lines at"
-                    f" {percent}% VAT are booked to it: map {percent} under"
-                    f" [targets.{self.name}.vat_accounts] to an account of that rate"
+                    f" {percent}% VAT are booked to it: map an account of that rate {where}"
                 )
         return problems
 
     def invoices(self) -> list[TargetInvoice]:
-        """Every invoice and credit note, by our number (`ExternalReference`). What was paid is
-        read off the booked entries (payments off the receivables account, by the invoice's
-        number), a request per accounting year rather than one per invoice."""
+        """Every invoice and credit note, by our number (`ExternalReference`), in its own
+        currency. What was paid is read off the booked entries for kroner invoices (payments
+        off the receivables account, by the invoice's number: a request per accounting year
+        rather than one per invoice), and off each foreign-currency invoice's own payments."""
         trace = Trace()
-        fields = "Guid,Number,ExternalReference,Date,TotalInclVat,Status,PaymentStatus"
+        fields = "Guid,Number,ExternalReference,Date,Currency,TotalInclVat,Status,PaymentStatus"
         invoices = self._everything(trace, "invoices", fields=fields)
         notes = self._everything(
             trace, "sales/creditnotes", fields=fields.replace("PaymentStatus", "CreditNoteFor")
@@ -314,19 +343,27 @@ class DineroTarget(MessageSender):
         for note in notes:
             if note.get("Status") == "Booked" and note.get("CreditNoteFor"):
                 key = str(note["CreditNoteFor"]).lower()
-                credited[key] = credited.get(key, 0) + minor(note.get("TotalInclVat") or 0)
+                credited[key] = credited.get(key, 0) + minor(
+                    note.get("TotalInclVat"), _currency(note)
+                )
         paid = self._paid_by_number(trace, [*invoices, *notes])
         held = []
         for invoice in invoices:
-            gross = minor(invoice.get("TotalInclVat") or 0)
-            money_in = paid.get(str(invoice.get("Number")), 0) if invoice.get("Number") else 0
+            currency = _currency(invoice)
+            gross = minor(invoice.get("TotalInclVat"), currency)
+            booked = invoice.get("Status") == "Booked"
+            if currency != BASE_CURRENCY and booked:
+                money_in = self._paid_in_currency(trace, str(invoice["Guid"]), currency)
+            else:
+                number = invoice.get("Number")
+                money_in = paid.get(str(number), 0) if number else 0
             credit = credited.get(str(invoice.get("Guid")).lower(), 0)
             held.append(
                 TargetInvoice(
                     number=str(invoice.get("ExternalReference") or invoice.get("Number")),
                     kind="invoice",
                     gross=gross,
-                    balance=gross - credit - money_in if invoice.get("Status") == "Booked" else 0,
+                    balance=gross - credit - money_in if booked else 0,
                     state=str(invoice.get("PaymentStatus") or invoice.get("Status")),
                     paid=money_in,
                 )
@@ -336,13 +373,20 @@ class DineroTarget(MessageSender):
                 TargetInvoice(
                     number=str(note.get("ExternalReference") or note.get("Number")),
                     kind="credit_note",
-                    gross=minor(note.get("TotalInclVat") or 0),
+                    gross=minor(note.get("TotalInclVat"), _currency(note)),
                     balance=0,
                     state=str(note.get("Status")),
                     paid=0,
                 )
             )
         return held
+
+    def _paid_in_currency(self, trace: Trace, key: str, currency: str) -> int:
+        """What the payments of a foreign-currency invoice brought in, in its own currency."""
+        held = self._call(trace, "GET", f"invoices/{key}/payments", "v2")
+        return sum(
+            minor(p.get("AmountInForeignCurrency"), currency) for p in held.get("Payments") or []
+        )
 
     def _paid_by_number(self, trace: Trace, documents: list[dict[str, Any]]) -> dict[str, int]:
         days = [date.fromisoformat(str(d["Date"])) for d in documents if d.get("Date")]
@@ -367,7 +411,8 @@ class DineroTarget(MessageSender):
                     and str(entry.get("AccountNumber")) == receivable
                 ):
                     number = str(entry.get("VoucherNumber"))
-                    paid[number] = paid.get(number, 0) - minor(entry.get("Amount") or 0)
+                    amount = minor(entry.get("Amount"), BASE_CURRENCY)
+                    paid[number] = paid.get(number, 0) - amount
         return paid
 
     # Mapping.
@@ -394,28 +439,54 @@ class DineroTarget(MessageSender):
     # Contacts.
 
     def _contact_key(self, customer: dict[str, Any]) -> str:
-        return orjson.dumps([customer["customer_id"], self._match_filter(customer)]).decode()
+        return orjson.dumps([customer["customer_id"], self._match_value(customer)]).decode()
 
-    def _match_filter(self, customer: dict[str, Any]) -> str:
-        """The `queryFilter` that finds the customer's contact by the configured field."""
+    def _match_value(self, customer: dict[str, Any]) -> tuple[str, str] | None:
+        """The contact field the configured match looks at, and the customer's value of it."""
         wanted = self.settings.match
-        if wanted == "vat_number" and customer.get("vat_number"):
-            return f"VatNumber eq {_quoted(customer['vat_number'])}"
-        if wanted == "ean" and customer.get("ean"):
-            return f"EanNumber eq {_quoted(customer['ean'])}"
-        if wanted == "email" and customer.get("email"):
-            return f"Email eq {_quoted(customer['email'])}"
-        number = customer.get("customer_number") or customer["customer_id"]
-        return f"ExternalReference eq {_quoted(str(number))}"
+        for name, field in (("vat_number", "VatNumber"), ("ean", "EanNumber"), ("email", "Email")):
+            if wanted == name and customer.get(name):
+                return field, str(customer[name])
+        return None
 
     def _find_contact(self, trace: Trace, customer: dict[str, Any]) -> str | None:
-        params = {"queryFilter": self._match_filter(customer), "fields": "ContactGuid"}
-        found = self._call(trace, "GET", "contacts", params=params).get("Collection") or []
-        if not found:
-            return None
-        contact = str(found[0]["ContactGuid"])
-        self._contacts[self._contact_key(customer)] = contact
-        return contact
+        """The customer's contact: by the configured match field, else our own Guid, else
+        the customer number as `ExternalReference`; each verified against what it was found
+        by, deleted contacts aside."""
+        found = None
+        matched = self._match_value(customer)
+        if matched is not None:
+            found = self._contact_with(trace, *matched)
+        if found is None:
+            ours = guid("contact", customer["customer_id"])
+            try:
+                self._call(trace, "GET", f"contacts/{ours}")
+                found = ours
+            except RejectedError as error:
+                if error.status != 404:
+                    raise
+        if found is None:
+            number = str(customer.get("customer_number") or customer["customer_id"])
+            found = self._contact_with(trace, "ExternalReference", number)
+        if found is not None:
+            self._contacts[self._contact_key(customer)] = found
+        return found
+
+    def _contact_with(self, trace: Trace, field: str, value: str) -> str | None:
+        """The Guid of a contact (not deleted) whose `field` is `value` (e-mails compared
+        without regard to case): through the `VatNumber eq` filter Dinero documents, else by
+        reading the contacts."""
+        fields = f"ContactGuid,{field},DeletedAt"
+        params: dict[str, Any] = {"fields": fields}
+        if field == "VatNumber":
+            params["queryFilter"] = f"VatNumber eq {_quoted(value)}"
+        fold = str.casefold if field == "Email" else str
+        for contact in self._everything(trace, "contacts", **params):
+            theirs = _field(contact, field)
+            matches = theirs is not None and fold(str(theirs)) == fold(value)
+            if matches and not _field(contact, "DeletedAt"):
+                return str(_field(contact, "ContactGuid"))
+        return None
 
     def _contact(self, trace: Trace, customer: dict[str, Any]) -> str:
         address = customer.get("address") or {}
@@ -437,12 +508,18 @@ class DineroTarget(MessageSender):
         existing = self._find_contact(trace, customer)
         if existing is None:
             ours = guid("contact", customer["customer_id"])
-            if self._create(trace, "contacts", {**fields, "ContactGuid": ours}):
+            terms = {}
+            if "default" in self.settings.payment_terms:
+                terms = {
+                    "PaymentConditionType": "Netto",
+                    "PaymentConditionNumberOfDays": self.settings.payment_terms["default"],
+                }
+            if self._create(trace, "contacts", {**fields, **terms, "ContactGuid": ours}):
                 self._contacts[self._contact_key(customer)] = ours
                 return ours
             existing = ours
-            if self._call(trace, "GET", f"contacts/{ours}").get("DeletedAt"):
-                self._call(trace, "POST", f"contacts/{ours}/restore")
+        if self._call(trace, "GET", f"contacts/{existing}").get("DeletedAt"):
+            self._call(trace, "POST", f"contacts/{existing}/restore")
         self._call(trace, "PUT", f"contacts/{existing}", json=fields)
         self._contacts[self._contact_key(customer)] = existing
         return existing
@@ -459,34 +536,58 @@ class DineroTarget(MessageSender):
             )
         return found
 
+    def _terms(self, trace: Trace, payload: dict[str, Any], contact: str) -> dict[str, Any]:
+        """The invoice's payment condition: ours where we have one, else the contact's (which
+        Dinero would also apply to an invoice that names none)."""
+        terms = invoice_terms(payload, self.settings.payment_terms)
+        if terms is not None:
+            return {"PaymentConditionType": "Netto", "PaymentConditionNumberOfDays": terms.days}
+        record = self._call(trace, "GET", f"contacts/{contact}")
+        kind = _field(record, "PaymentConditionType")
+        if not kind:
+            return {}
+        return {
+            "PaymentConditionType": kind,
+            "PaymentConditionNumberOfDays": _field(record, "PaymentConditionNumberOfDays"),
+        }
+
     # Invoices and credit notes.
 
-    def _lines(self, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _lines(self, lines: list[dict[str, Any]], currency: str) -> list[dict[str, Any]]:
         return [
             {
                 "LineType": "Product",
                 "Description": priced.description,
-                "Quantity": float(priced.quantity),
-                "BaseAmountValue": major(priced.unit),
+                "Quantity": priced.quantity,
+                "BaseAmountValue": major(priced.unit, currency),
                 "AccountNumber": self._line_account(priced.line),
                 "Unit": "parts",
             }
-            for priced in priced_lines(lines)
+            for priced in priced_lines(lines, currency)
         ]
 
     def _document(
-        self, trace: Trace, payload: dict[str, Any], path: str, key: str, fields: dict[str, Any]
+        self,
+        trace: Trace,
+        payload: dict[str, Any],
+        path: str,
+        key: str,
+        fields: dict[str, Any],
+        lines: list[dict[str, Any]],
+        expected: tuple[int, int],
     ) -> dict[str, Any]:
-        """Create (or find) the invoice or credit note with Guid `key` under `path`, make sure
-        its totals are ours, and book it if configured; Dinero's record."""
+        """Create (or find) the invoice or credit note with Guid `key` under `path` with
+        `lines`, make sure Dinero's net and VAT are `expected`, and book it if configured;
+        Dinero's record."""
         number = str(payload["number"])
+        currency = payload["currency"]
         body = {
             "Guid": key,
             "Date": payload["issue_date"],
-            "Currency": payload["currency"],
+            "Currency": currency,
             "ExternalReference": number,
             "Description": number,
-            "ProductLines": self._lines(payload["lines"]),
+            "ProductLines": lines,
             **fields,
         }
         created = self._create(trace, path, body)
@@ -508,11 +609,14 @@ class DineroTarget(MessageSender):
                 ),
             )
             reread()
-        theirs = (minor(record.get("TotalExclVat") or 0), minor(record.get("TotalVat") or 0))
-        if theirs != (payload["net"], payload["vat"]):
+        theirs = (
+            minor(record.get("TotalExclVat"), currency),
+            minor(record.get("TotalVat"), currency),
+        )
+        if theirs != expected:
             raise RejectedError(
                 f"Dinero's totals of {number} differ from ours: net {theirs[0]} and VAT"
-                f" {theirs[1]} there, net {payload['net']} and VAT {payload['vat']} here"
+                f" {theirs[1]} there, net {expected[0]} and VAT {expected[1]} expected"
                 f" (check the VAT codes of the accounts in [targets.{self.name}.vat_accounts])"
             )
         if self.settings.book and record.get("Status") == "Draft":
@@ -529,13 +633,10 @@ class DineroTarget(MessageSender):
         customer = payload["customer"]
         contact = self._contact_of(trace, customer)
         key = guid("invoice", str(payload["invoice_id"]))
-        fields: dict[str, Any] = {"ContactGuid": contact}
-        if payload.get("due_date"):
-            fields["PaymentConditionType"] = "Netto"
-            fields["PaymentConditionNumberOfDays"] = days_between(
-                payload["issue_date"], payload["due_date"]
-            )
-        record = self._document(trace, payload, "invoices", key, fields)
+        fields = {"ContactGuid": contact, **self._terms(trace, payload, contact)}
+        lines = self._lines(payload["lines"], payload["currency"])
+        expected = (payload["net"], payload["vat"])
+        record = self._document(trace, payload, "invoices", key, fields, lines, expected)
         if record.get("Status") == "Booked":
             self._stamps[key] = str(record["TimeStamp"])
             if record.get("MailOutStatus", "NotSent") == "NotSent":
@@ -554,27 +655,42 @@ class DineroTarget(MessageSender):
             return
         self._while_stale(
             self._stamps.pop(key),
-            lambda: self._invoice_stamp(trace, key),
+            lambda: str(self._booked_invoice(trace, key)["TimeStamp"]),
             lambda stamp: self._call(
                 trace, "POST", path, version, json={**body, "Timestamp": stamp}
             ),
         )
 
-    def _invoice_stamp(self, trace: Trace, key: str) -> str:
-        record = self._call(trace, "GET", f"invoices/{key}")
+    def _booked_invoice(self, trace: Trace, key: str) -> dict[str, Any]:
+        record: dict[str, Any] = self._call(trace, "GET", f"invoices/{key}")
         if record.get("Status") != "Booked":
             raise RejectedError(
                 f"Dinero's invoice {record.get('ExternalReference') or key} is not booked"
                 " (payments and credit notes need booked invoices: set book = true)"
             )
-        return str(record["TimeStamp"])
+        return record
 
     def _credit_note(self, trace: Trace, payload: dict[str, Any]) -> dict[str, Any]:
+        currency = payload["currency"]
         contact = self._contact_of(trace, payload["customer"])
         invoice = guid("invoice", str(payload["invoice_id"]))
         key = guid("credit_note", str(payload["credit_note_id"]))
         fields = {"ContactGuid": contact, "CreditNoteFor": invoice}
-        record = self._document(trace, payload, "sales/creditnotes", key, fields)
+        credit = credit_lines(payload["lines"])
+        lines = self._lines(credit.lines, currency)
+        if credit.rounding:
+            lines.append(
+                {
+                    "LineType": "Product",
+                    "Description": "Øreafrunding",
+                    "Quantity": Decimal(1),
+                    "BaseAmountValue": major(credit.rounding, currency),
+                    "AccountNumber": int(self.settings.rounding_account),
+                    "Unit": "parts",
+                }
+            )
+        expected = (credit.net, credit.vat)
+        record = self._document(trace, payload, "sales/creditnotes", key, fields, lines, expected)
         self._stamps.pop(invoice, None)
         return {"credit_note": key, "invoice": invoice, "number": record.get("Number")}
 
@@ -587,28 +703,53 @@ class DineroTarget(MessageSender):
         for payment in held.get("Payments") or []:
             if payment.get("ExternalReference") == reference:
                 return {kind: payment.get("Id"), "invoice": invoice}
-        amount = major(payload["amount"] if kind == "payment" else -payload["amount"])
+        record = self._booked_invoice(trace, invoice)
+        currency = payload["currency"]
+        sign = 1 if kind == "payment" else -1
         body: dict[str, Any] = {
             "DepositAccountNumber": int(
                 self._account_no(self.chart.account("bank", payload["method"]))
             ),
-            "Amount": amount,
             "Description": f"{kind.capitalize()} {reference}",
             "RemainderIsFee": False,
             "PaymentDate": payload["date"],
             "ExternalReference": reference,
         }
-        if payload["currency"] != "DKK":
-            body["AmountInForeignCurrency"] = amount
-        stamp = self._stamps.pop(invoice, None) or self._invoice_stamp(trace, invoice)
+        if currency == BASE_CURRENCY:
+            body["Amount"] = major(sign * payload["amount"], currency)
+        else:
+            kroner = self._in_kroner(payload, record)
+            body["Amount"] = major(sign * kroner, BASE_CURRENCY)
+            body["AmountInForeignCurrency"] = major(sign * payload["amount"], currency)
+        stamp = self._stamps.pop(invoice, None) or str(record["TimeStamp"])
         self._while_stale(
             stamp,
-            lambda: self._invoice_stamp(trace, invoice),
+            lambda: str(self._booked_invoice(trace, invoice)["TimeStamp"]),
             lambda fresh: self._call(
                 trace, "POST", f"invoices/{invoice}/payments", json={**body, "Timestamp": fresh}
             ),
         )
         return {kind: reference, "invoice": invoice}
+
+    def _in_kroner(self, payload: dict[str, Any], invoice: dict[str, Any]) -> int:
+        """A foreign-currency payment's kroner (in øre): at the event's exchange rate, else at
+        the rate Dinero applied to the invoice (its total in kroner over its total)."""
+        currency = payload["currency"]
+        rate = rate_of(payload.get("exchange_rate"))
+        if rate is None:
+            total = minor(invoice.get("TotalInclVat"), currency)
+            in_kroner = invoice.get("TotalInclVatInDkk")
+            if total and in_kroner is not None:
+                kroner = minor(in_kroner, BASE_CURRENCY)
+                return converted(
+                    payload["amount"], currency, _per_unit(kroner, total, currency), BASE_CURRENCY
+                )
+            raise RejectedError(
+                f"no exchange rate for the {currency} payment"
+                f" {payload.get('payment_id') or payload.get('refund_id')}: Dinero shows no kroner"
+                " total for its invoice, and the event gives no exchange_rate"
+            )
+        return converted(payload["amount"], currency, rate, BASE_CURRENCY)
 
     def _recognition(self, trace: Trace, payload: dict[str, Any], source: str) -> dict[str, Any]:
         key = guid("recognition", source)
@@ -616,7 +757,10 @@ class DineroTarget(MessageSender):
         lines = [
             {
                 "AccountNumber": int(self._account_no(line["account"])),
-                "Amount": major(line["amount"] if line["side"] == "debit" else -line["amount"]),
+                "Amount": major(
+                    line["amount"] if line["side"] == "debit" else -line["amount"],
+                    line["currency"],
+                ),
                 "Description": f"Recognized revenue {payload['month']}, {line['currency']}"
                 f" ({reference})",
                 "AccountVatCode": NO_VAT,
@@ -645,3 +789,22 @@ class DineroTarget(MessageSender):
                 ),
             )
         return {"ledger_item": key}
+
+
+def _field(record: dict[str, Any], name: str) -> Any:
+    """A field of a Dinero record, whatever the casing it is answered in."""
+    if name in record:
+        return record[name]
+    lowered = name.lower()
+    return next((value for key, value in record.items() if key.lower() == lowered), None)
+
+
+def _currency(document: dict[str, Any]) -> str:
+    return str(document.get("Currency") or BASE_CURRENCY)
+
+
+def _per_unit(kroner: int, total: int, currency: str) -> Fraction:
+    """The rate (kroner per unit of `currency`) that makes `total` (minor units of
+    `currency`) into `kroner` øre."""
+    shift = CURRENCY_EXPONENTS[currency] - CURRENCY_EXPONENTS[BASE_CURRENCY]
+    return Fraction(kroner, total) * Fraction(10) ** shift

@@ -5,21 +5,30 @@ Every request first waits for its slot in the target's budget (requests per minu
 evenly and shared through the delivery log by every worker of every process), then is noted in
 the attempt's trace without headers (so no token ever reaches a log). Timeouts and broken
 connections, 408, 429, 480 (Dinero's "brownout" of an endpoint being retired) and 5xx raise
-`RetryableError` (with `Retry-After` when the target sent one); other 4xx raise `RejectedError`
-with the target's own words, less any credential the request carried (a target that quotes the
-token it refused must not put it in the delivery log, a notification or an answer of ours).
+`RetryableError` (with `Retry-After` when the target sent one, as seconds or an HTTP date, at
+most an hour); other 4xx raise `RejectedError` with the target's own words, less any credential
+the request carried (a target that quotes the token it refused must not put it in the delivery
+log, a notification or an answer of ours).
+
+Money crosses as exact decimals both ways: a body's `Decimal`s are written as JSON numbers with
+their own digits (`123.45`, never a float's approximation), and an answer's numbers with a
+fraction are read as `Decimal`s, so that no amount passes through binary floating point.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
 import httpx
+import orjson
 
 from adapters.sync.log import request_spacing
 from adapters.sync.port import RejectedError, RetryableError, Trace
@@ -73,6 +82,25 @@ RETRYABLE_STATUSES: Final = frozenset({408, 429, 480})
 #: Request headers that carry a credential.
 CREDENTIAL_HEADERS: Final = frozenset({"authorization", "x-access-token"})
 MASK: Final = "***"
+#: The longest wait a target's `Retry-After` may ask for, in seconds.
+RETRY_AFTER_CAP_SECONDS: Final = 3600.0
+
+
+def exact_json(body: Any) -> bytes:
+    """`body` as JSON, each `Decimal` written as a number with its own digits (`123.450` stays
+    `123.450`; `1E+3` is `1000`)."""
+    return orjson.dumps(body, default=_decimal_number)
+
+
+def _decimal_number(value: Any) -> orjson.Fragment:
+    if isinstance(value, Decimal) and value.is_finite():
+        return orjson.Fragment(format(value, "f"))
+    raise TypeError(f"{type(value).__name__} cannot be sent as JSON")
+
+
+def decimal_json(content: bytes) -> Any:
+    """A JSON answer with every number that has a fraction or an exponent as a `Decimal`."""
+    return json.loads(content, parse_float=Decimal)
 
 
 def masked(text: str, secrets: Iterable[str]) -> str:
@@ -126,8 +154,15 @@ class TargetHTTP:
         self._wait_for_budget()
         started = time.perf_counter()
         line = f"{method} {path}"
+        sent = dict(headers or {})
+        content = None
+        if json is not None:
+            content = exact_json(json)
+            sent["Content-Type"] = "application/json"
         try:
-            response = self.client.request(method, path, params=params, json=json, headers=headers)
+            response = self.client.request(
+                method, path, params=params, content=content, headers=sent
+            )
         except httpx.TimeoutException as error:
             trace.requests.append(f"{line} → timeout ({_ms(started)} ms)")
             raise RetryableError(f"{line}: timed out ({type(error).__name__})") from None
@@ -152,7 +187,7 @@ class TargetHTTP:
         if not response.content:
             return None
         try:
-            return response.json()
+            return decimal_json(response.content)
         except ValueError:
             raise RetryableError(f"{line}: an answer that is not JSON") from None
 
@@ -179,16 +214,25 @@ def _ms(started: float) -> int:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    """`Retry-After` in seconds, given as seconds or as an HTTP date."""
+    """`Retry-After` in seconds, given as seconds or as an HTTP date, at most
+    `RETRY_AFTER_CAP_SECONDS`; None when absent or unreadable."""
     value = response.headers.get("Retry-After")
-    if value is None:
-        return None
+    return None if value is None else retry_after_seconds(value, datetime.now(UTC))
+
+
+def retry_after_seconds(value: str, now: datetime) -> float | None:
+    """A `Retry-After` value (`120`, `1e12`, `Wed, 21 Oct 2026 07:28:00 GMT`) as the seconds to
+    wait from `now`, between 0 and `RETRY_AFTER_CAP_SECONDS`; None when it is neither."""
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = datetime.strptime(value, "%a, %d %b %Y %H:%M:%S GMT").replace(tzinfo=UTC)
-    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - now).total_seconds()
+    if math.isnan(seconds):
         return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return min(max(0.0, seconds), RETRY_AFTER_CAP_SECONDS)
