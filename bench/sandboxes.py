@@ -36,12 +36,12 @@ from bench.harness import free_port
 from domain.chart import DEFAULT_CHART
 from domain.dates import Month
 from domain.ledger import Ledger
+from domain.money import CURRENCY_EXPONENTS
 from projections.engine import Rows
 from projections.journal import TOTALS, JournalProjection
 
 ROOT = Path(__file__).resolve().parent.parent
 REVENUE_ACCOUNTS = DEFAULT_CHART.accounts_of("revenue")
-RECEIVABLE = DEFAULT_CHART.account("receivable")
 KINDS = ("billy", "dinero")
 #: Billy's access token; Dinero's API key.
 TOKEN = "sandbox-token-for-tests"
@@ -397,27 +397,29 @@ def unbooked(box: Sandbox) -> int:
 
 
 def billy_books(box: Sandbox) -> Books:
-    """What the Billy sandbox holds, read through its API like any client would."""
+    """What the Billy sandbox holds, read through its API like any client would: a payment's
+    amount is what it settled of its invoice, in the invoice's currency (its balance modifier),
+    since its cash amount is in the bank account's currency."""
     with box.client() as client:
         contacts = _everything(client, "contacts")
         invoices = _everything(client, "invoices")
-        payments = _everything(client, "bankPayments")
+        payments = {p["id"]: p for p in _everything(client, "bankPayments")}
+        modifiers = _everything(client, "balanceModifiers")
         vouchers = _everything(client, "daybookTransactions")
-    number_of = {invoice["id"]: str(invoice["invoiceNo"]) for invoice in invoices}
+    by_id = {invoice["id"]: invoice for invoice in invoices}
+    settled = Counter[tuple[str, str, int, str]]()
+    for modifier in modifiers:
+        payment = payments.get(str(modifier["modifierReference"]).removeprefix("bankPayment:"))
+        if payment is None or payment.get("isVoided") or modifier.get("isVoided"):
+            continue
+        invoice = by_id[str(modifier["subjectReference"]).removeprefix("invoice:")]
+        amount = abs(in_minor(modifier["amount"], invoice["currencyId"]))
+        settled[(str(invoice["invoiceNo"]), payment["entryDate"], amount, payment["cashSide"])] += 1
     return Books(
         contacts=Counter(str(c["contactNo"]) for c in contacts),
         invoices=Counter(str(i["invoiceNo"]) for i in invoices if i["type"] == "invoice"),
         credit_notes=Counter(str(i["invoiceNo"]) for i in invoices if i["type"] == "creditNote"),
-        payments=Counter(
-            (
-                number_of[p["associations"][0]["subjectReference"].removeprefix("invoice:")],
-                p["entryDate"],
-                int(Decimal(str(p["cashAmount"])) * 100),
-                p["cashSide"],
-            )
-            for p in payments
-            if not p.get("isVoided")
-        ),
+        payments=settled,
         vouchers=Counter(
             (str(v["apiType"]), _revenue_booked(v["lines"]))
             for v in vouchers
@@ -426,12 +428,20 @@ def billy_books(box: Sandbox) -> Books:
     )
 
 
+def in_minor(major: Any, currency: str) -> int:
+    """An amount a sandbox answered (major units) in minor units of `currency`: its decimal
+    digits shifted by the currency's ISO 4217 decimals, which must leave a whole number."""
+    shifted = Decimal(str(major)).scaleb(CURRENCY_EXPONENTS[currency])
+    assert shifted == shifted.to_integral_value(), (major, currency)
+    return int(shifted)
+
+
 def _revenue_booked(lines: list[dict[str, Any]]) -> tuple[tuple[str, int], ...]:
     """A voucher's credits less debits to the revenue accounts, per currency."""
     revenue = Counter[tuple[str, str]]()
     for line in lines:
         if str(line["accountNo"]) in REVENUE_ACCOUNTS:
-            amount = int(Decimal(str(line["amount"])) * 100)
+            amount = in_minor(line["amount"], line["currencyId"])
             revenue[("", line["currencyId"])] += amount if line["side"] == "credit" else -amount
     return _by_month(revenue).get("", ())
 
@@ -456,7 +466,8 @@ def _everything(client: httpx.Client, plural: str) -> list[dict[str, Any]]:
 
 def dinero_books(box: Sandbox) -> Books:
     """What the Dinero sandbox holds: contacts, invoices and credit notes by their
-    `ExternalReference` (our number), payments and booked ledger items off the entries."""
+    `ExternalReference` (our number), payments off each invoice's payments (in its own
+    currency) and booked ledger items off the entries."""
     with box.client() as client:
         contacts = _collection(client, "contacts")
         invoices = _collection(client, "invoices")
@@ -476,15 +487,21 @@ def dinero_books(box: Sandbox) -> Books:
                 )
             )
         ]
-    ours = {i["Number"]: str(i["ExternalReference"]) for i in invoices if i["Number"]}
+        paid = {
+            str(i["ExternalReference"]): (i["Currency"], _dinero_payments(client, i["Guid"]))
+            for i in invoices
+            if i["Status"] == "Booked"
+        }
     payments = Counter[tuple[str, str, int, str]]()
+    for number, (currency, held) in paid.items():
+        for payment in held:
+            figure = payment["Amount"] if currency == "DKK" else payment["AmountInForeignCurrency"]
+            amount = in_minor(figure, currency)
+            side = "debit" if amount > 0 else "credit"
+            payments[(number, payment["PaymentDate"], abs(amount), side)] += 1
     items: dict[Any, list[dict[str, Any]]] = {}
     for entry in entries:
-        amount = int(Decimal(str(entry["Amount"])) * 100)
-        if entry["VoucherType"] == "InvoicePayment" and str(entry["AccountNumber"]) == RECEIVABLE:
-            side = "debit" if amount < 0 else "credit"
-            payments[(ours[entry["VoucherNumber"]], entry["Date"], abs(amount), side)] += 1
-        elif entry["VoucherType"] == "LedgerItem":
+        if entry["VoucherType"] == "LedgerItem":
             items.setdefault(entry["VoucherNumber"], []).append(entry)
     return Books(
         contacts=Counter(str(c["ExternalReference"]) for c in contacts),
@@ -493,6 +510,12 @@ def dinero_books(box: Sandbox) -> Books:
         payments=payments,
         vouchers=Counter(_ledger_item_revenue(lines) for lines in items.values()),
     )
+
+
+def _dinero_payments(client: httpx.Client, guid: str) -> list[dict[str, Any]]:
+    """An invoice's payments, from the v2 endpoint under the organization."""
+    base = str(client.base_url).replace("/v1/", "/v2/")
+    return list(_answer(client.get(f"{base}/invoices/{guid}/payments"))["Payments"])
 
 
 LEDGER_LINE = re.compile(r"Recognized revenue [0-9-]+, (?P<currency>[A-Z]{3}) \((?P<ref>[^)]+)\)")
@@ -509,7 +532,7 @@ def _ledger_item_revenue(
         assert found, line["Description"]
         references.add(found["ref"])
         if str(line["AccountNumber"]) in REVENUE_ACCOUNTS:
-            amount = int(Decimal(str(line["Amount"])) * 100)
+            amount = in_minor(line["Amount"], "DKK")
             revenue[("", found["currency"])] -= amount
     (reference,) = references
     return reference, _by_month(revenue).get("", ())
