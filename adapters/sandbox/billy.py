@@ -1,20 +1,26 @@
 """A local stand-in for Billy's API v2, which has no sandbox of its own.
 
 It keeps what it is sent in memory, answers in Billy's envelopes with Billy's error codes, and
-computes what Billy computes (line VAT, invoice totals, balances after credit notes and
-payments), so the outbox dispatcher can be run against it over real HTTP. Where Billy's docs
-are silent it picks one behaviour; `docs/sandboxes.md` lists every such choice.
+computes what Billy computes (line VAT, invoice totals, due dates, exchange rates, balances
+after credit notes and payments, and the balance modifiers that record them), so the outbox
+dispatcher can be run against it over real HTTP. It follows the shared reference's facts about
+Billy to the letter and is never more lenient than Billy: it honours exactly the list filters
+that are documented, requires every field marked required, and where Billy's docs are silent
+it picks the strict behaviour; `docs/sandboxes.md` lists every such choice.
 
 Money travels as floats in major units, as in Billy (`unitPrice: 200.5`), but is kept as
-integer minor units (`Money`) and computed exactly (integers, and fractions for quantities and
-rates, rounded half up once per amount), so a total never drifts by a float's error.
+integer minor units of its currency (`Money`, with the currency's ISO 4217 exponent: DKK 2,
+JPY 0, KWD 3) and computed exactly (integers, and fractions for quantities and rates, rounded
+half away from zero once per amount), so a total never drifts by a float's error. Money that
+moved (a payment's cash, a journal line) must already be whole minor units.
 
 The app is wrapped in `adapters.sandbox.faults.FaultInjector` for `/v2`; the `/_sandbox`
-routes read and reset it and are never faulted.
+routes read and reset it (and the exchange rates) and are never faulted.
 """
 
 from __future__ import annotations
 
+import calendar
 import hmac
 import logging
 import math
@@ -25,7 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any, Final
 
@@ -38,7 +44,6 @@ from starlette.routing import Route
 
 from adapters.sandbox.faults import FaultInjector, Faults, FaultSettings, fault_routes
 from adapters.sandbox.fields import (
-    CURRENCY,
     EMAIL,
     MALFORMED_DAY,
     THIRTEEN_DIGITS,
@@ -47,10 +52,11 @@ from adapters.sandbox.fields import (
     RequestFields,
     dumps,
     exact_number,
+    exponent_of,
     known,
     parse_day,
 )
-from domain.money import rhu
+from domain.money import is_currency, rhu
 
 logger = logging.getLogger("subledger.sandbox.billy")
 
@@ -61,34 +67,50 @@ HELP_URL: Final = "https://www.billy.dk/api"
 #: `secrets.token_urlsafe(16)` is 22 characters, the length of Billy's ids.
 ID_BYTES: Final = 16
 MAX_PAGE_SIZE: Final = 1000
-DEFAULT_PAYMENT_TERMS_DAYS: Final = 8
 DESCRIPTION_MAX_LENGTH: Final = 100
+#: The organization's base currency: every exchange rate is in it, and its own rate is 1.
 BASE_CURRENCY: Final = "DKK"
 #: Every method reaches the `/v2` dispatcher, which answers 405 itself where one is not allowed.
 V2_METHODS: Final = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 COUNTRY: Final = re.compile(r"[A-Z]{2}")
 SUBJECT_REFERENCE: Final = re.compile(r"invoice:(.+)")
+MONTH: Final = re.compile(r"([0-9]{4})-([0-9]{2})")
+YEAR: Final = re.compile(r"[0-9]{4}")
+#: A year and a part of it (`2025-2`), as `quarter:` and `halfYear:` periods name them.
+YEAR_PART: Final = re.compile(r"([0-9]{4})-([0-9])")
+#: `approvedTime` bounds, as Billy's filter examples write them (`2025-06-02 12:00:00`).
+DATETIME: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}")
 
 CONTACT_TYPES: Final = ("company", "person")
 INVOICE_TYPES: Final = ("invoice", "creditNote")
 INVOICE_STATES: Final = ("draft", "approved")
+#: The states the `state` filters take (the sandbox never voids an invoice, so none is voided).
+FILTER_STATES: Final = ("draft", "approved", "voided")
+#: `net`: entryDate + days; `netEndOfMonth`: the last day of entryDate's month + days;
+#: `date`: the fixed `dueDate` the invoice is sent with. A contact's terms cannot be `date`.
+PAYMENT_TERMS_MODES: Final = ("net", "netEndOfMonth", "date")
+CONTACT_PAYMENT_TERMS_MODES: Final = ("net", "netEndOfMonth")
 TAX_MODES: Final = ("excl", "incl")
 DISCOUNT_MODES: Final = ("cash", "percent")
 CASH_SIDES: Final = ("debit", "credit")
 JOURNAL_SIDES: Final = ("debit", "credit")
 RECEIVER_ID_TYPES: Final = ("gln", "cvr")
 
-#: The chart seeded at start: (accountNo, name, payment-enabled bank account).
+#: The chart seeded at start: (accountNo, name, payment-enabled bank account, its currency;
+#: None is the base currency). 3670 takes the rounding lines of credit notes (a user makes a
+#: VAT-free rounding product on it); 5850 is a bank account in euros.
 ACCOUNTS: Final = (
-    (1000, "Salg", False),
-    (5600, "Debitorer", False),
-    (5800, "Bank", True),
-    (5810, "Kortbetalinger", True),
-    (5820, "MobilePay", True),
-    (7210, "Salgsmoms", False),
-    (7400, "Periodeafgrænsninger", False),
-    (2750, "Kursdifferencer", False),
+    (1000, "Salg", False, None),
+    (5600, "Debitorer", False, None),
+    (5800, "Bank", True, None),
+    (5810, "Kortbetalinger", True, None),
+    (5820, "MobilePay", True, None),
+    (5850, "Bank EUR", True, "EUR"),
+    (7210, "Salgsmoms", False, None),
+    (7400, "Periodeafgrænsninger", False, None),
+    (2750, "Kursdifferencer", False, None),
+    (3670, "Øreafrunding", False, None),
 )
 #: (abbreviation, name, rate as a fraction).
 TAX_RATES: Final = (("S25", "Salgsmoms 25%", Decimal("0.25")), ("S0", "Momsfri salg", Decimal(0)))
@@ -97,6 +119,20 @@ RULESETS: Final = (("DK25", "Dansk salg 25%", "S25"), ("DK0", "Momsfrit salg", "
 SALES_ACCOUNT_NO: Final = 1000
 DAYBOOK_NAME: Final = "Kassekladde"
 ORGANIZATION_NAME: Final = "Sandbox ApS"
+#: "Today's" exchange rates at start and after a reset: DKK per one unit of the currency, as
+#: an invoice's `exchangeRate` is. `PUT /_sandbox/rates` changes them while the sandbox runs.
+DEFAULT_RATES: Final = {
+    code: Fraction(Decimal(rate))
+    for code, rate in (
+        ("EUR", "7.4604"),
+        ("GBP", "8.6"),
+        ("JPY", "0.0436"),
+        ("KWD", "22.6"),
+        ("NOK", "0.64"),
+        ("SEK", "0.65"),
+        ("USD", "6.9"),
+    )
+}
 
 #: Every table, in the order the summary lists them.
 TABLES: Final = (
@@ -111,6 +147,7 @@ TABLES: Final = (
     "emails",
     "invoiceDeliveries",
     "bankPayments",
+    "balanceModifiers",
     "daybookTransactions",
 )
 
@@ -247,6 +284,20 @@ class Fields(RequestFields):
         found = self.record(name, table, what)
         return None if found is None else str(found["id"])
 
+    def currency(
+        self, name: str, *, required: bool = False, default: str | None = None
+    ) -> str | None:
+        """An active ISO 4217 currency code (`DKK`, `EUR`, `JPY`, ...)."""
+        code = self.text(name, required=required, default=default)
+        if code is not None and not is_currency(code):
+            self.fail(name, "must be an active ISO 4217 currency code, such as DKK or EUR")
+            return None
+        return code
+
+    def rate(self, name: str) -> Fraction | None:
+        """An exchange rate: a number above 0, read exactly."""
+        return self.number(name, above=0)
+
 
 def _names(words: str) -> frozenset[str]:
     """The field names a resource interprets (or computes), given as one string."""
@@ -268,10 +319,12 @@ class BillyData:
     organization: Record
     tables: dict[str, dict[str, Record]]
     daybook_id: str
-    #: Invoice id -> Σ gross of its approved credit notes, in minor units.
-    credited: Counter[str] = field(default_factory=Counter)
-    #: Invoice id -> Σ debit - Σ credit of its bank payments that are not voided.
-    settled: Counter[str] = field(default_factory=Counter)
+    #: "Today's" rates: DKK per one unit of each foreign currency the sandbox knows a rate of.
+    rates: dict[str, Fraction] = field(default_factory=lambda: dict(DEFAULT_RATES))
+    #: Invoice or credit note id -> the ids of the balance modifiers whose subject it is.
+    modifiers_of: dict[str, list[str]] = field(default_factory=dict)
+    #: A modifier's reference (`bankPayment:<id>`, `invoice:<credit note id>`) -> its id.
+    modifier_by_reference: dict[str, str] = field(default_factory=dict)
     #: invoiceNo -> the id of the invoice or credit note that has it.
     numbers: dict[str, str] = field(default_factory=dict)
     #: Every whole number below this one is taken as an invoiceNo.
@@ -300,7 +353,7 @@ def _seed_ids() -> dict[str, str]:
     keys = [
         "organization",
         "daybook",
-        *(f"account:{number}" for number, _, _ in ACCOUNTS),
+        *(f"account:{number}" for number, _, _, _ in ACCOUNTS),
         *(f"taxRate:{abbreviation}" for abbreviation, _, _ in TAX_RATES),
         *(f"ruleset:{abbreviation}" for abbreviation, _, _ in RULESETS),
     ]
@@ -309,8 +362,9 @@ def _seed_ids() -> dict[str, str]:
 
 def _seeded(ids: Mapping[str, str]) -> BillyData:
     tables: dict[str, dict[str, Record]] = {plural: {} for plural in TABLES}
-    for number, name, bank in ACCOUNTS:
-        _insert(tables["accounts"], _account(ids[f"account:{number}"], number, name, bank))
+    for number, name, bank, currency in ACCOUNTS:
+        account_id = ids[f"account:{number}"]
+        _insert(tables["accounts"], _account(account_id, number, name, bank, currency))
     for abbreviation, name, rate in TAX_RATES:
         _insert(
             tables["taxRates"], _tax_rate(ids[f"taxRate:{abbreviation}"], abbreviation, name, rate)
@@ -334,12 +388,12 @@ def _seeded(ids: Mapping[str, str]) -> BillyData:
     return BillyData(organization=organization, tables=tables, daybook_id=ids["daybook"])
 
 
-def _account(account_id: str, number: int, name: str, bank: bool) -> Record:
+def _account(account_id: str, number: int, name: str, bank: bool, currency: str | None) -> Record:
     return {
         "id": account_id,
         "accountNo": number,
         "name": name,
-        "currencyId": None,
+        "currencyId": currency,
         "isPaymentEnabled": bank,
         "isBankAccount": bank,
         "isArchived": False,
@@ -385,7 +439,7 @@ class Changes:
 
 CONTACT_FIELDS: Final = _names(
     "id type name countryId street cityText zipcodeText contactNo registrationNo ean "
-    "isCustomer paymentTermsDays contactPersons createdTime"
+    "isCustomer paymentTermsMode paymentTermsDays contactPersons createdTime"
 )
 PERSON_FIELDS: Final = _names("id contactId name email isPrimary createdTime")
 
@@ -407,9 +461,10 @@ def _read_contact(body: Mapping[str, Any]) -> tuple[Record, list[Record] | None]
         "registrationNo": f.text("registrationNo", numbers=True),
         "ean": f.text("ean", pattern=THIRTEEN_DIGITS, hint="13 digits (an EAN/GLN)"),
         "isCustomer": f.flag("isCustomer", default=True),
-        "paymentTermsDays": f.integer(
-            "paymentTermsDays", default=DEFAULT_PAYMENT_TERMS_DAYS, minimum=0
+        "paymentTermsMode": f.choice(
+            "paymentTermsMode", CONTACT_PAYMENT_TERMS_MODES, default="net"
         ),
+        "paymentTermsDays": f.integer("paymentTermsDays", required=True, minimum=0),
     }
     given = f.objects("contactPersons")
     persons = None
@@ -440,7 +495,8 @@ def _create_contact(data: BillyData, body: Mapping[str, Any]) -> Changes:
 
 
 def _update_contact(data: BillyData, contact: Record, body: Mapping[str, Any]) -> Changes:
-    """A partial update: the given fields over the stored ones, checked as a whole."""
+    """A partial update: the given fields over the stored ones, checked as a whole (so a
+    required field need not be sent again, but sent as null or "" it is refused)."""
     fields, persons = _read_contact({**_wire(contact), **body})
     updated = {"id": contact["id"], **fields, "createdTime": contact["createdTime"]}
     data.tables["contacts"][contact["id"]] = updated
@@ -511,11 +567,10 @@ def _read_prices(f: Fields) -> list[Record]:
     prices = []
     for i, given in enumerate(f.objects("prices") or []):
         price = f.nested(given, f"prices[{i}].")
-        unit_price = price.money("unitPrice", required=True, minimum=0)
-        currency = price.text(
-            "currencyId", required=True, pattern=CURRENCY, hint="three capital letters"
-        )
-        prices.append({"unitPrice": Money(unit_price or 0), "currencyId": currency})
+        currency = price.currency("currencyId", required=True)
+        exponent = exponent_of(currency)
+        unit_price = price.money("unitPrice", required=True, minimum=0, exponent=exponent)
+        prices.append({"unitPrice": Money(unit_price or 0, exponent), "currencyId": currency})
     return prices
 
 
@@ -534,9 +589,10 @@ def _update_product(data: BillyData, product: Record, body: Mapping[str, Any]) -
 # Invoices and credit notes
 
 INVOICE_FIELDS: Final = _names(
-    "id type invoiceNo contactId entryDate paymentTermsDays dueDate currencyId taxMode "
-    "state approvedTime sentState contactMessage creditedInvoiceId amount tax grossAmount "
-    "balance isPaid lines createdTime"
+    "id type invoiceNo contactId entryDate paymentTermsMode paymentTermsDays dueDate "
+    "currencyId exchangeRate taxMode state approvedTime sentState contactMessage "
+    "creditedInvoiceId amount tax grossAmount balance isPaid lines externalId "
+    "balanceModifiers balanceModifierIds createdTime"
 )
 LINE_FIELDS: Final = _names(
     "id invoiceId productId description quantity unitPrice discountMode discountValue "
@@ -568,6 +624,72 @@ def price_line(
     return LinePrice(amount=total, tax=rhu(total * rate))
 
 
+@dataclass(frozen=True)
+class PaymentTerms:
+    """An invoice's terms as it keeps them: the mode, the days and the due date they give."""
+
+    mode: str
+    days: int
+    due: date
+
+
+def due_date(entry_date: date, mode: str, days: int) -> date:
+    """`net`: `days` after the invoice date; `netEndOfMonth`: `days` after the last day of
+    the invoice date's month (Danish "løbende måned + dage")."""
+    start = entry_date
+    if mode == "netEndOfMonth":
+        last_day = calendar.monthrange(entry_date.year, entry_date.month)[1]
+        start = entry_date.replace(day=last_day)
+    return start + timedelta(days=days)
+
+
+def _payment_terms(f: Fields, entry_date: date | None) -> PaymentTerms | None:
+    """`paymentTermsDays` (required) in `paymentTermsMode` (default `net`).
+
+    With `date`, the due date is the `dueDate` sent (otherwise read-only), and the days must
+    be those from `entryDate` to it, so a client cannot be wrong about one of the two."""
+    mode = f.choice("paymentTermsMode", PAYMENT_TERMS_MODES, default="net")
+    days = f.integer("paymentTermsDays", required=True, minimum=0)
+    fixed = f.day("dueDate", required=True) if mode == "date" else None
+    if mode is None or days is None or entry_date is None:
+        return None
+    if mode != "date":
+        return PaymentTerms(mode, days, due_date(entry_date, mode, days))
+    if fixed is None:
+        return None
+    if fixed < entry_date:
+        f.fail("dueDate", "must not be before entryDate")
+        return None
+    if (fixed - entry_date).days != days:
+        f.fail(
+            "paymentTermsDays",
+            f"must be {(fixed - entry_date).days}, the days from entryDate to dueDate,"
+            " when paymentTermsMode is date",
+        )
+        return None
+    return PaymentTerms(mode, days, fixed)
+
+
+def _exchange_rate(data: BillyData, f: Fields, currency: str | None) -> Fraction | None:
+    """DKK per one unit of the invoice's currency: 1 for DKK (whatever was sent), else the
+    `exchangeRate` given, else today's rate from the sandbox's table."""
+    given = f.rate("exchangeRate")
+    if currency is None:
+        return None
+    if currency == BASE_CURRENCY:
+        return Fraction(1)
+    if given is not None or f.given("exchangeRate"):
+        return given
+    today = data.rates.get(currency)
+    if today is None:
+        f.fail(
+            "exchangeRate",
+            f"is required for {currency}: the sandbox has no rate for it today"
+            " (PUT /_sandbox/rates sets one)",
+        )
+    return today
+
+
 def _read_invoice(
     data: BillyData, body: Mapping[str, Any], current: Record | None, keep_line_ids: bool
 ) -> Record:
@@ -581,41 +703,49 @@ def _read_invoice(
         for name in IMMUTABLE_INVOICE_FIELDS:
             if name in body and body[name] != current[name]:
                 f.fail(name, "cannot be changed")
+    if f.given("externalId"):
+        f.fail(
+            "externalId",
+            "cannot be written: Billy documents it only as a list filter"
+            " (set your own invoiceNo to make a create safe to repeat)",
+        )
     kind = f.choice("type", INVOICE_TYPES, default="invoice")
     contact = f.record("contactId", data.tables["contacts"], "contact", required=True)
-    entry_date = f.day_text("entryDate", required=True)
-    currency = f.text("currencyId", required=True, pattern=CURRENCY, hint="three capital letters")
-    terms_default = contact["paymentTermsDays"] if contact else DEFAULT_PAYMENT_TERMS_DAYS
-    terms = f.integer("paymentTermsDays", default=terms_default, minimum=0)
+    entry_date = f.day("entryDate", required=True)
+    currency = f.currency("currencyId", required=True)
+    exchange_rate = _exchange_rate(data, f, currency)
+    terms = _payment_terms(f, entry_date)
     tax_mode = f.choice("taxMode", TAX_MODES, default="excl")
     state = f.choice("state", INVOICE_STATES, default="draft")
     number = _invoice_number(data, f, None if current is None else current["id"])
     credited_id = _credited_invoice_id(data, f, kind, contact, currency)
-    lines = _read_lines(data, f, tax_mode or "excl", keep_line_ids)
+    exponent = exponent_of(currency)
+    lines = _read_lines(data, f, tax_mode or "excl", exponent, keep_line_ids)
     contact_message = f.text("contactMessage")
     _raise_if(errors, "invoice")
     invoice_id = new_id() if current is None else current["id"]
     amount = sum(line["amount"].minor for line in lines)
     tax = sum(line["tax"].minor for line in lines)
-    due = date.fromisoformat(known(entry_date)) + timedelta(days=known(terms))
     invoice = {
         "id": invoice_id,
         "type": kind,
         "invoiceNo": number,
         "contactId": known(contact)["id"],
-        "entryDate": entry_date,
-        "paymentTermsDays": terms,
-        "dueDate": due.isoformat(),
+        "entryDate": known(entry_date).isoformat(),
+        "paymentTermsMode": known(terms).mode,
+        "paymentTermsDays": known(terms).days,
+        "dueDate": known(terms).due.isoformat(),
         "currencyId": currency,
+        "exchangeRate": exchange_rate,
         "taxMode": tax_mode,
         "state": state,
         "approvedTime": None,
         "sentState": "unsent",
         "contactMessage": contact_message,
         "creditedInvoiceId": credited_id,
-        "amount": Money(amount),
-        "tax": Money(tax),
-        "grossAmount": Money(amount + tax),
+        "amount": Money(amount, exponent),
+        "tax": Money(tax, exponent),
+        "grossAmount": Money(amount + tax, exponent),
         "lines": [{**line, "invoiceId": invoice_id} for line in lines],
         "createdTime": _now() if current is None else current["createdTime"],
     }
@@ -686,19 +816,22 @@ def _credit_problem(credited: Record | None, contact: Record | None, currency: s
     return ""
 
 
-def _read_lines(data: BillyData, f: Fields, tax_mode: str, keep_ids: bool) -> list[Record]:
+def _read_lines(
+    data: BillyData, f: Fields, tax_mode: str, exponent: int, keep_ids: bool
+) -> list[Record]:
     given = f.objects("lines", required=True) or []
     return [
-        _read_line(data, f.nested(line, f"lines[{i}]."), tax_mode, keep_ids)
+        _read_line(data, f.nested(line, f"lines[{i}]."), tax_mode, exponent, keep_ids)
         for i, line in enumerate(given)
     ]
 
 
-def _read_line(data: BillyData, f: Fields, tax_mode: str, keep_id: bool) -> Record:
-    """One invoice line, priced with the VAT of its product's sales tax ruleset."""
+def _read_line(data: BillyData, f: Fields, tax_mode: str, exponent: int, keep_id: bool) -> Record:
+    """One invoice line in a currency with `exponent` decimals, priced with the VAT of its
+    product's sales tax ruleset."""
     product = f.record("productId", data.tables["products"], "product", required=True)
     quantity = f.number("quantity", default=Fraction(1), above=0)
-    unit_price = f.money("unitPrice", required=True, minimum=0)
+    unit_price = f.money("unitPrice", required=True, minimum=0, exponent=exponent)
     mode = f.choice("discountMode", DISCOUNT_MODES)
     description = f.text("description", default=product["name"] if product else None)
     line_id = f.data.get("id") if keep_id and isinstance(f.data.get("id"), str) else new_id()
@@ -708,37 +841,37 @@ def _read_line(data: BillyData, f: Fields, tax_mode: str, keep_id: bool) -> Reco
         "productId": product["id"] if product else None,
         "description": description,
         "quantity": 1 if f.data.get("quantity") is None else f.data["quantity"],
-        "unitPrice": Money(unit_price or 0),
+        "unitPrice": Money(unit_price or 0, exponent),
         "discountMode": mode,
         "discountValue": None,
-        "amount": Money(0),
-        "tax": Money(0),
+        "amount": Money(0, exponent),
+        "tax": Money(0, exponent),
         "taxRateId": None,
     }
     if product is None or quantity is None or unit_price is None:
         return line
     gross = rhu(quantity * unit_price)
-    discount, shown = _read_discount(f, mode, gross)
+    discount, shown = _read_discount(f, mode, gross, exponent)
     rate = _tax_rate_of(data, product)
     priced = price_line(quantity, unit_price, discount, Fraction(rate["rate"]), tax_mode)
     line.update(
         discountValue=shown,
-        amount=Money(priced.amount),
-        tax=Money(priced.tax),
+        amount=Money(priced.amount, exponent),
+        tax=Money(priced.tax, exponent),
         taxRateId=rate["id"],
     )
     return {**line, **_extras(f.data, LINE_FIELDS)}
 
 
-def _read_discount(f: Fields, mode: str | None, gross: int) -> tuple[int, Any]:
+def _read_discount(f: Fields, mode: str | None, gross: int, exponent: int) -> tuple[int, Any]:
     """The discount in minor units, and `discountValue` as it is stored (money for `cash`)."""
     if mode is None:
         if f.given("discountValue") and exact_number(f.data["discountValue"]) != 0:
             f.fail("discountMode", "is required with a discountValue (cash or percent)")
         return 0, None
     if mode == "cash":
-        discount = f.money("discountValue", minimum=0) or 0
-        shown: Any = Money(discount)
+        discount = f.money("discountValue", minimum=0, exponent=exponent) or 0
+        shown: Any = Money(discount, exponent)
     else:
         percent = f.number("discountValue", default=Fraction(0), minimum=0, maximum=100)
         discount = rhu(gross * (percent or Fraction(0)) / 100)
@@ -753,21 +886,55 @@ def _tax_rate_of(data: BillyData, product: Record) -> Record:
     return data.tables["taxRates"][ruleset["taxRateId"]]
 
 
+# Balances and the balance modifiers that move them
+
+
+def _modifiers_of(data: BillyData, subject_id: str) -> list[Record]:
+    """The balance modifiers whose subject is an invoice or credit note, oldest first."""
+    table = data.tables["balanceModifiers"]
+    return [table[modifier_id] for modifier_id in data.modifiers_of.get(subject_id, [])]
+
+
 def _balance(data: BillyData, invoice: Record) -> int:
-    """What is still owed on an invoice; a credit note's balance is minus its gross."""
+    """What is still owed on an approved document: its gross (a credit note's counts as owed
+    to the customer, so negative) less what its live balance modifiers took off it."""
     if invoice["state"] != "approved":
         return 0
     gross: int = invoice["grossAmount"].minor
-    if invoice["type"] == "creditNote":
-        return -gross
-    return gross - data.credited[invoice["id"]] - data.settled[invoice["id"]]
+    owed = -gross if invoice["type"] == "creditNote" else gross
+    live = (m for m in _modifiers_of(data, invoice["id"]) if not m["isVoided"])
+    taken: int = sum(modifier["amount"].minor for modifier in live)
+    return owed - taken
 
 
 def _invoice_view(data: BillyData, invoice: Record) -> Record:
     """An invoice as it is read: with its balance and whether it is paid."""
     balance = _balance(data, invoice)
     paid = invoice["state"] == "approved" and invoice["grossAmount"].minor > 0 and balance == 0
-    return {**invoice, "balance": Money(balance), "isPaid": paid}
+    exponent = invoice["grossAmount"].exponent
+    return {**invoice, "balance": Money(balance, exponent), "isPaid": paid}
+
+
+def _add_modifier(
+    data: BillyData, reference: str, subject_id: str, amount: Money, entry_date: str, realized: int
+) -> Record:
+    """Record what a payment or a credit note did to its subject's balance.
+
+    `amount` is in the subject's currency and positive where it lowers the balance (money
+    received, a credit); `realized` is the realized currency difference in DKK minor units."""
+    modifier: Record = {
+        "id": new_id(),
+        "modifierReference": reference,
+        "subjectReference": f"invoice:{subject_id}",
+        "amount": amount,
+        "entryDate": entry_date,
+        "realizedCurrencyDifference": Money(realized, exponent_of(BASE_CURRENCY)),
+        "isVoided": False,
+    }
+    _insert(data.tables["balanceModifiers"], modifier)
+    data.modifiers_of.setdefault(subject_id, []).append(modifier["id"])
+    data.modifier_by_reference[reference] = modifier["id"]
+    return modifier
 
 
 def _create_invoice(data: BillyData, body: Mapping[str, Any]) -> Changes:
@@ -786,6 +953,9 @@ def _update_invoice(data: BillyData, invoice: Record, body: Mapping[str, Any]) -
     if invoice["state"] == "approved":
         return _amend_approved(data, invoice, body)
     merged = {**_wire(_invoice_view(data, invoice)), **body}
+    if body.get("currencyId", invoice["currencyId"]) != invoice["currencyId"]:
+        # The old currency's rate means nothing in the new one: today's applies unless given.
+        merged["exchangeRate"] = body.get("exchangeRate")
     updated = _read_invoice(data, merged, current=invoice, keep_line_ids="lines" not in body)
     _release_number(data, invoice["invoiceNo"])
     _take_number(data, updated)
@@ -817,12 +987,16 @@ def _amend_approved(data: BillyData, invoice: Record, body: Mapping[str, Any]) -
 
 
 def _approve(data: BillyData, invoice: Record, changes: Changes) -> None:
-    """Book an invoice; an approved credit note lowers the balance of the invoice it credits."""
+    """Book an invoice; an approved credit note lowers the balance of the invoice it credits,
+    through a balance modifier of its own (`invoice:<credit note id>`)."""
     invoice["approvedTime"] = _now()
     if invoice["type"] == "creditNote":
         credited_id = invoice["creditedInvoiceId"]
-        data.credited[credited_id] += invoice["grossAmount"].minor
-        changes.touch("invoices", credited_id)
+        reference = f"invoice:{invoice['id']}"
+        modifier = _add_modifier(
+            data, reference, credited_id, invoice["grossAmount"], invoice["entryDate"], 0
+        )
+        changes.touch("invoices", credited_id).touch("balanceModifiers", modifier["id"])
 
 
 def _delete_invoice(data: BillyData, invoice_id: str) -> Changes:
@@ -921,44 +1095,76 @@ def _check_receiver(
 # Bank payments
 
 PAYMENT_FIELDS: Final = _names(
-    "id contactId entryDate cashAmount cashSide cashAccountId subjectCurrencyId "
-    "associations isVoided createdTime"
+    "id contactId entryDate cashAmount cashSide cashAccountId cashExchangeRate "
+    "subjectCurrencyId feeAmount feeAccountId associations isVoided createdTime"
 )
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What a payment moves: `moved` in its cash account's currency (the cash, with the fee
+    added on a deposit and taken off on a withdrawal) and `settled`, the same converted to its
+    subject's currency, both in minor units; `rate` is the cashExchangeRate applied."""
+
+    moved: int
+    settled: int
+    rate: Fraction
 
 
 def _create_payment(data: BillyData, body: Mapping[str, Any]) -> Changes:
     """Money in (`debit`) or out (`credit`, a refund) against one approved invoice or credit
-    note; more than the balance is accepted and leaves the invoice overpaid."""
+    note, counted in the cash account's currency; more than the balance is accepted and leaves
+    the invoice overpaid. Its balance modifier records what it settled in the subject's
+    currency."""
     errors: dict[str, str] = {}
     f = Fields(body, errors)
     entry_date = f.day_text("entryDate", required=True)
-    cash = f.money("cashAmount", required=True, minimum=0, positive=True)
-    side = f.choice("cashSide", CASH_SIDES, required=True)
     account = f.record("cashAccountId", data.tables["accounts"], "account", required=True)
     if account is not None and not account["isPaymentEnabled"]:
         f.fail("cashAccountId", f"account {account['accountNo']} is not payment-enabled")
+    cash_currency = None if account is None else account["currencyId"] or BASE_CURRENCY
+    exponent = exponent_of(cash_currency)
+    cash = f.money(
+        "cashAmount", required=True, minimum=0, positive=True, exponent=exponent, whole=True
+    )
+    side = f.choice("cashSide", CASH_SIDES, required=True)
     subject = _payment_subject(data, f)
     contact_id = _default_from(f, "contactId", subject)
     currency = _default_from(f, "subjectCurrencyId", subject, source="currencyId")
-    voided = f.flag("isVoided", default=False)
+    fee, fee_account_id = _read_fee(data, f, exponent)
+    if f.flag("isVoided"):
+        f.fail("isVoided", "must be false or left out on a new payment (void it with a PUT)")
+    settlement = _settlement(f, cash, fee, side, cash_currency, subject)
     _raise_if(errors, "bankPayment")
+    subject_id = known(subject)["id"]
     payment = {
         "id": new_id(),
         "contactId": contact_id,
         "entryDate": entry_date,
-        "cashAmount": Money(known(cash)),
+        "cashAmount": Money(known(cash), exponent),
         "cashSide": side,
         "cashAccountId": known(account)["id"],
+        "cashExchangeRate": known(settlement).rate,
         "subjectCurrencyId": currency,
-        "associations": [{"subjectReference": f"invoice:{known(subject)['id']}"}],
-        "isVoided": voided,
+        "feeAmount": Money(fee, exponent) if fee else None,
+        "feeAccountId": fee_account_id,
+        "associations": [{"subjectReference": f"invoice:{subject_id}"}],
+        "isVoided": False,
         "createdTime": _now(),
         **_extras(body, PAYMENT_FIELDS),
     }
     _insert(data.tables["bankPayments"], payment)
-    if not voided:
-        _settle(data, payment, +1)
-    return Changes().touch("bankPayments", payment["id"]).touch("invoices", known(subject)["id"])
+    sign = 1 if side == "debit" else -1
+    amount = Money(sign * known(settlement).settled, exponent_of(known(subject)["currencyId"]))
+    realized = _realized_difference(known(settlement), sign, known(cash_currency), known(subject))
+    reference = f"bankPayment:{payment['id']}"
+    modifier = _add_modifier(data, reference, subject_id, amount, known(entry_date), realized)
+    return (
+        Changes()
+        .touch("bankPayments", payment["id"])
+        .touch("invoices", subject_id)
+        .touch("balanceModifiers", modifier["id"])
+    )
 
 
 def _payment_subject(data: BillyData, f: Fields) -> Record | None:
@@ -992,15 +1198,80 @@ def _default_from(
     return expected if given is None else given
 
 
-def _settle(data: BillyData, payment: Record, direction: int) -> None:
-    """Apply a payment to its subject's balance (direction -1 takes it back, when voided)."""
-    subject_id = payment["associations"][0]["subjectReference"].removeprefix("invoice:")
-    sign = 1 if payment["cashSide"] == "debit" else -1
-    data.settled[subject_id] += direction * sign * payment["cashAmount"].minor
+def _read_fee(data: BillyData, f: Fields, exponent: int) -> tuple[int, str | None]:
+    """`feeAmount` (whole minor units of the cash account's currency) and `feeAccountId`,
+    which Billy requires with a fee; the fee is booked as the organization's expense."""
+    fee = f.money("feeAmount", minimum=0, positive=True, exponent=exponent, whole=True)
+    account = f.record(
+        "feeAccountId", data.tables["accounts"], "account", required=f.given("feeAmount")
+    )
+    if account is None:
+        return fee or 0, None
+    if not f.given("feeAmount"):
+        f.fail("feeAccountId", "is only taken with a feeAmount")
+    elif account["isPaymentEnabled"]:
+        f.fail(
+            "feeAccountId", f"account {account['accountNo']} is a payment account, not an expense"
+        )
+    return fee or 0, str(account["id"])
+
+
+def _settlement(
+    f: Fields,
+    cash: int | None,
+    fee: int,
+    side: str | None,
+    cash_currency: str | None,
+    subject: Record | None,
+) -> Settlement | None:
+    """What the payment moves in the subject's currency: the cash as it is when the currencies
+    are the same (any cashExchangeRate is then ignored, 1), else `rhu(cash / cashExchangeRate)`
+    in the subject's minor units, where 1 subject unit = cashExchangeRate cash units."""
+    given_rate = f.rate("cashExchangeRate")
+    if cash is None or side is None or cash_currency is None or subject is None:
+        return None
+    if side == "credit" and fee >= cash:
+        f.fail("feeAmount", "must be less than cashAmount on a withdrawal")
+        return None
+    moved = cash + fee if side == "debit" else cash - fee
+    subject_currency = subject["currencyId"]
+    if subject_currency == cash_currency:
+        return Settlement(moved=moved, settled=moved, rate=Fraction(1))
+    if given_rate is None:
+        if not f.given("cashExchangeRate"):
+            f.fail(
+                "cashExchangeRate",
+                f"is required: the cash account is in {cash_currency}"
+                f" and the invoice in {subject_currency}",
+            )
+        return None
+    cash_major = Fraction(moved, 10 ** exponent_of(cash_currency))
+    settled = rhu(cash_major / given_rate * 10 ** exponent_of(subject_currency))
+    if settled == 0:
+        f.fail(
+            "cashAmount",
+            f"settles less than one minor unit of {subject_currency} at this cashExchangeRate",
+        )
+        return None
+    return Settlement(moved=moved, settled=settled, rate=given_rate)
+
+
+def _realized_difference(
+    settlement: Settlement, sign: int, cash_currency: str, subject: Record
+) -> int:
+    """The DKK gained (positive) or lost when a subject in a foreign currency is settled from a
+    DKK account: the cash moved less what the settled amount was booked at (the invoice's
+    exchangeRate), in øre; 0 in every other case."""
+    if subject["currencyId"] == BASE_CURRENCY or cash_currency != BASE_CURRENCY:
+        return 0
+    settled_major = Fraction(settlement.settled, 10 ** exponent_of(subject["currencyId"]))
+    booked = settled_major * subject["exchangeRate"] * 10 ** exponent_of(BASE_CURRENCY)
+    return rhu(sign * (settlement.moved - booked))
 
 
 def _update_payment(data: BillyData, payment: Record, body: Mapping[str, Any]) -> Changes:
-    """Only `isVoided: true` can change a payment, and it cannot be undone."""
+    """Only `isVoided: true` can change a payment, and it cannot be undone; voiding it voids
+    its balance modifier, which gives its subject's balance back."""
     current = _wire(payment)
     errors: dict[str, str] = {}
     for name, value in body.items():
@@ -1010,11 +1281,17 @@ def _update_payment(data: BillyData, payment: Record, body: Mapping[str, Any]) -
         elif current.get(name, _MISSING) != value:
             errors[name] = "cannot change; only isVoided: true can (to cancel the payment)"
     _raise_if(errors, "bankPayment")
+    modifier_id = data.modifier_by_reference[f"bankPayment:{payment['id']}"]
     if body.get("isVoided") is True and not payment["isVoided"]:
         payment["isVoided"] = True
-        _settle(data, payment, -1)
+        data.tables["balanceModifiers"][modifier_id]["isVoided"] = True
     subject_id = payment["associations"][0]["subjectReference"].removeprefix("invoice:")
-    return Changes().touch("bankPayments", payment["id"]).touch("invoices", subject_id)
+    return (
+        Changes()
+        .touch("bankPayments", payment["id"])
+        .touch("invoices", subject_id)
+        .touch("balanceModifiers", modifier_id)
+    )
 
 
 # Daybook transactions
@@ -1063,17 +1340,21 @@ def _read_journal_lines(data: BillyData, f: Fields) -> list[Record]:
 
 
 def _read_journal_line(data: BillyData, accounts_by_no: Mapping[int, Record], f: Fields) -> Record:
+    """One line: its amount is whole minor units of its currency (DKK when left out)."""
     account = _journal_account(data, accounts_by_no, f)
+    currency = f.currency("currencyId", default=BASE_CURRENCY)
+    exponent = exponent_of(currency)
+    amount = f.money(
+        "amount", required=True, minimum=0, positive=True, exponent=exponent, whole=True
+    )
     line = {
         "id": new_id(),
         "accountId": account["id"] if account else None,
         "accountNo": account["accountNo"] if account else None,
-        "amount": Money(f.money("amount", required=True, minimum=0, positive=True) or 0),
+        "amount": Money(amount or 0, exponent),
         "side": f.choice("side", JOURNAL_SIDES, required=True),
         "text": f.text("text"),
-        "currencyId": f.text(
-            "currencyId", pattern=CURRENCY, hint="three capital letters", default=BASE_CURRENCY
-        ),
+        "currencyId": currency,
     }
     return {**line, **_extras(f.data, JOURNAL_LINE_FIELDS)}
 
@@ -1081,16 +1362,17 @@ def _read_journal_line(data: BillyData, accounts_by_no: Mapping[int, Record], f:
 def _journal_account(
     data: BillyData, accounts_by_no: Mapping[int, Record], f: Fields
 ) -> Record | None:
-    """The account a line names by `accountId` or `accountNo` (both must agree if given)."""
+    """The account a line names by `accountId` or `accountNo` (a whole number, as accounts
+    carry it); both must agree if given."""
     by_id = f.record("accountId", data.tables["accounts"], "account")
-    number = f.data.get("accountNo")
-    if isinstance(number, str) and number.isdigit():
-        number = int(number)
-    if number is None:
+    number = f.integer("accountNo")
+    if not f.given("accountNo"):
         if not f.given("accountId"):
             f.fail("accountId", "an accountId or an accountNo is required")
         return by_id
-    by_no = accounts_by_no.get(number) if isinstance(number, int) else None
+    if number is None:
+        return None
+    by_no = accounts_by_no.get(number)
     if by_no is None:
         f.fail("accountNo", f"refers to no account (no account has the number {number})")
     elif by_id is not None and by_id is not by_no:
@@ -1104,11 +1386,10 @@ def _check_balanced(f: Fields, lines: Iterable[Record]) -> None:
         sums.setdefault(line["currencyId"], Counter())[line["side"]] += line["amount"].minor
     for currency, sides in sums.items():
         if sides["debit"] != sides["credit"]:
-            f.fail(
-                "lines",
-                f"debits ({sides['debit'] / 100:.2f}) and credits ({sides['credit'] / 100:.2f})"
-                f" in {currency} must be equal",
+            debit, credit = (
+                Money(sides[side], exponent_of(currency)).major for side in JOURNAL_SIDES
             )
+            f.fail("lines", f"debits ({debit}) and credits ({credit}) in {currency} must be equal")
 
 
 def _update_transaction(data: BillyData, transaction: Record, body: Mapping[str, Any]) -> Changes:
@@ -1149,10 +1430,20 @@ def _transaction_target(
     return str(target)
 
 
-# Listing: filters and paging
+# Listing: filters, paging and includes
 
-#: A query parameter's value -> a test of a record as it is read.
-Filter = Callable[[str], Callable[[Record], bool]]
+#: The records a list answers are tested by the filters its query names. A filter takes the
+#: parameter's value (and the data, to look at other records) and gives the test; it raises
+#: ValueError, with what to tell the client, for a value it cannot take.
+Test = Callable[[Record], bool]
+Filter = Callable[[BillyData, str], Test]
+
+#: The forms of `entryDatePeriod` (Billy's examples; the sandbox's fiscal year is the calendar
+#: year).
+PERIOD_FORMS: Final = (
+    "all, dates:YYYY-MM-DD...YYYY-MM-DD, day:YYYY-MM-DD, month:YYYY-MM, quarter:YYYY-N,"
+    " halfYear:YYYY-N, year:YYYY or fiscalYear:YYYY"
+)
 
 
 def _query_text(value: Any) -> str:
@@ -1163,8 +1454,10 @@ def _query_text(value: Any) -> str:
 
 
 def _equal(name: str) -> Filter:
-    def build(wanted: str) -> Callable[[Record], bool]:
-        return lambda record: _query_text(record.get(name)) == wanted
+    """The field is exactly the value; a field that is null matches nothing."""
+
+    def build(data: BillyData, wanted: str) -> Test:
+        return lambda record: record.get(name) is not None and _query_text(record[name]) == wanted
 
     return build
 
@@ -1173,36 +1466,177 @@ def _exact(*names: str) -> dict[str, Filter]:
     return {name: _equal(name) for name in names}
 
 
-def _name_contains(wanted: str) -> Callable[[Record], bool]:
+def _flag(name: str) -> Filter:
+    """A boolean field, asked for as `true` or `false`."""
+
+    def build(data: BillyData, wanted: str) -> Test:
+        if wanted not in ("true", "false"):
+            raise ValueError("must be true or false")
+        expected = wanted == "true"
+        return lambda record: record.get(name) is expected
+
+    return build
+
+
+def _one_of(name: str, options: tuple[str, ...]) -> Filter:
+    """An enumerated field, asked for by one of its values."""
+
+    def build(data: BillyData, wanted: str) -> Test:
+        if wanted not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return lambda record: record.get(name) == wanted
+
+    return build
+
+
+def _contains(*names: str) -> Filter:
+    """`q`: the value is part of one of the fields, regardless of case."""
+
+    def build(data: BillyData, wanted: str) -> Test:
+        needle = wanted.casefold()
+        return lambda record: any(
+            needle in _query_text(record.get(name)).casefold() for name in names
+        )
+
+    return build
+
+
+def _date_bound(name: str, *, latest: bool) -> Filter:
+    """`min...` (or, `latest`, `max...`): the date field is on or after (on or before) the
+    value; a record without the date matches neither."""
+
+    def build(data: BillyData, wanted: str) -> Test:
+        parse_day(wanted, MALFORMED_DAY)
+        if latest:
+            return lambda record: record.get(name) is not None and record[name] <= wanted
+        return lambda record: record.get(name) is not None and record[name] >= wanted
+
+    return build
+
+
+def _time_bound(name: str, *, latest: bool) -> Filter:
+    """A bound on a time field (`2025-06-02 12:00:00`, or with a `T`), as `_date_bound`."""
+
+    def build(data: BillyData, wanted: str) -> Test:
+        problem = "must be a time as YYYY-MM-DD HH:MM:SS"
+        if not DATETIME.fullmatch(wanted):
+            raise ValueError(problem)
+        bound = wanted.replace(" ", "T")
+        try:
+            datetime.fromisoformat(bound)
+        except ValueError:
+            raise ValueError(problem) from None
+        if latest:
+            return lambda record: record.get(name) is not None and record[name] <= bound
+        return lambda record: record.get(name) is not None and record[name] >= bound
+
+    return build
+
+
+def _entry_date_period(data: BillyData, wanted: str) -> Test:
+    """`entryDatePeriod`: the entry date lies in the period."""
+    first, last = _period(wanted)
+    return lambda record: first <= record["entryDate"] <= last
+
+
+def _period(text: str) -> tuple[str, str]:
+    """The first and last day of a period written as `entryDatePeriod` takes it."""
+    kind, _, value = text.partition(":")
+    try:
+        span = _period_span(kind, value)
+    except ValueError:
+        span = None
+    if span is None or span[0] > span[1]:
+        raise ValueError(f"must be {PERIOD_FORMS}")
+    return span[0].isoformat(), span[1].isoformat()
+
+
+def _period_span(kind: str, value: str) -> tuple[date, date] | None:
+    """A period's days, or None for a form it does not have (ValueError for a bad date)."""
+    if kind == "all" and not value:
+        return date.min, date.max
+    if kind == "dates":
+        first, separator, last = value.partition("...")
+        return (parse_day(first), parse_day(last)) if separator else None
+    if kind == "day":
+        return parse_day(value), parse_day(value)
+    month = MONTH.fullmatch(value)
+    if kind == "month" and month:
+        return _months(int(month[1]), int(month[2]), 1)
+    part = YEAR_PART.fullmatch(value)
+    if kind in ("quarter", "halfYear") and part:
+        size = 3 if kind == "quarter" else 6
+        if not 1 <= int(part[2]) <= 12 // size:
+            return None
+        return _months(int(part[1]), (int(part[2]) - 1) * size + 1, size)
+    if kind in ("year", "fiscalYear") and YEAR.fullmatch(value):
+        return _months(int(value), 1, 12)
+    return None
+
+
+def _months(year: int, first_month: int, count: int) -> tuple[date, date]:
+    """The first day of `first_month` to the last day of the `count`th month from it."""
+    last_month = first_month + count - 1
+    if not 1 <= first_month <= last_month <= 12:
+        raise ValueError("no such months")
+    last_day = calendar.monthrange(year, last_month)[1]
+    return date(year, first_month, 1), date(year, last_month, last_day)
+
+
+def _invoice_search(data: BillyData, wanted: str) -> Test:
+    """`q` on invoices: part of the invoiceNo, of the contact's name or of a line's description
+    (regardless of case); or, for a number, exactly the amount, the amount with VAT or the
+    balance, in major units."""
     needle = wanted.casefold()
-    return lambda record: needle in str(record.get("name") or "").casefold()
+    figure = _query_number(wanted)
+
+    def test(invoice: Record) -> bool:
+        contact = data.tables["contacts"].get(invoice["contactId"]) or {}
+        texts = [invoice["invoiceNo"], contact.get("name")]
+        texts += [line["description"] for line in invoice["lines"]]
+        if any(needle in _query_text(text).casefold() for text in texts):
+            return True
+        amounts = (invoice["amount"], invoice["grossAmount"], invoice["balance"])
+        return figure is not None and any(Fraction(money.major) == figure for money in amounts)
+
+    return test
 
 
-def _entry_date_from(wanted: str) -> Callable[[Record], bool]:
-    bound = _query_date(wanted)
-    return lambda record: record["entryDate"] >= bound
+def _query_number(text: str) -> Fraction | None:
+    """A query value read as a decimal number, or None when it is not one."""
+    try:
+        return Fraction(Decimal(text))
+    except (InvalidOperation, ValueError, OverflowError):
+        return None
 
 
-def _entry_date_until(wanted: str) -> Callable[[Record], bool]:
-    bound = _query_date(wanted)
-    return lambda record: record["entryDate"] <= bound
-
-
-def _query_date(text: str) -> str:
-    parse_day(text, MALFORMED_DAY)
-    return text
-
-
-def _has_subject(wanted: str) -> Callable[[Record], bool]:
-    return lambda record: any(
-        association.get("subjectReference") == wanted for association in record["associations"]
-    )
-
-
-ENTRY_DATES: Final[dict[str, Filter]] = {
-    "minEntryDate": _entry_date_from,
-    "maxEntryDate": _entry_date_until,
+INVOICE_FILTERS: Final[dict[str, Filter]] = {
+    **_exact("contactId", "creditedInvoiceId", "invoiceNo", "externalId", "currencyId"),
+    "state": _one_of("state", FILTER_STATES),
+    "isPaid": _flag("isPaid"),
+    "minEntryDate": _date_bound("entryDate", latest=False),
+    "maxEntryDate": _date_bound("entryDate", latest=True),
+    "entryDatePeriod": _entry_date_period,
+    "minApprovedTime": _time_bound("approvedTime", latest=False),
+    "maxApprovedTime": _time_bound("approvedTime", latest=True),
+    "minDueDate": _date_bound("dueDate", latest=False),
+    "maxDueDate": _date_bound("dueDate", latest=True),
+    "q": _invoice_search,
 }
+TRANSACTION_FILTERS: Final[dict[str, Filter]] = {
+    **_exact("daybookId", "apiType"),
+    "state": _one_of("state", FILTER_STATES),
+    "minEntryDate": _date_bound("entryDate", latest=False),
+    "maxEntryDate": _date_bound("entryDate", latest=True),
+    "q": _contains("description", "extendedDescription", "voucherNo"),
+}
+CONTACT_FILTERS: Final[dict[str, Filter]] = {
+    "q": _contains("name"),
+    "contactNo": _equal("contactNo"),
+    "isCustomer": _flag("isCustomer"),
+}
+#: Products and accounts: `q` looks in the name only.
+NAME_SEARCH: Final[dict[str, Filter]] = {"q": _contains("name")}
 
 
 def _page_number(params: QueryParams, name: str, default: int, maximum: int | None) -> int:
@@ -1218,9 +1652,10 @@ def _page_number(params: QueryParams, name: str, default: int, maximum: int | No
 
 
 def _query_checks(
-    params: QueryParams, singular: str, filters: Mapping[str, Filter]
-) -> tuple[int, int, list[Callable[[Record], bool]]]:
-    """The page, the page size and the tests the query asks for (422 naming a bad one)."""
+    data: BillyData, params: QueryParams, singular: str, filters: Mapping[str, Filter]
+) -> tuple[int, int, list[Test]]:
+    """The page, the page size and the tests of the filters the query names (422 naming a
+    bad one); every other parameter is ignored."""
     name = "page"
     try:
         page = _page_number(params, name, 1, None)
@@ -1229,13 +1664,14 @@ def _query_checks(
         tests = []
         for name, value in params.items():
             if name in filters:
-                tests.append(filters[name](value))
+                tests.append(filters[name](data, value))
     except ValueError as error:
         raise _validation_failed(singular, {name: str(error)}) from None
     return page, size, tests
 
 
 def _listing(
+    data: BillyData,
     plural: str,
     singular: str,
     records: Iterable[Record],
@@ -1243,7 +1679,7 @@ def _listing(
     filters: Mapping[str, Filter],
 ) -> Record:
     """One page of the records that pass every filter given, in creation order."""
-    page, size, tests = _query_checks(query.params, singular, filters)
+    page, size, tests = _query_checks(data, query.params, singular, filters)
     chosen = [record for record in records if all(test(record) for test in tests)]
     page_count = max(1, math.ceil(len(chosen) / size))
 
@@ -1264,6 +1700,38 @@ def _listing(
     return {"meta": meta, plural: chosen[(page - 1) * size : page * size]}
 
 
+def _included(resource: Resource, params: QueryParams) -> dict[str, str]:
+    """The relations of `resource` that `include` asks for (`invoice.balanceModifiers:embed`),
+    each with its mode: `embed`, or `sideload` (the default). Relations the sandbox does not
+    include are ignored; invoice lines are embedded whatever is asked."""
+    asked: dict[str, str] = {}
+    for item in (params.get("include") or "").split(","):
+        path, _, mode = item.strip().partition(":")
+        if not path:
+            continue
+        if mode not in ("", "embed", "sideload"):
+            problem = {"include": f"{item.strip()}: the mode must be embed or sideload"}
+            raise _validation_failed(resource.singular, problem)
+        owner, _, relation = path.partition(".")
+        if owner == resource.singular and relation in resource.includes:
+            asked[relation] = mode or "sideload"
+    return asked
+
+
+def _include_modifiers(data: BillyData, invoices: list[Record], mode: str) -> list[Record]:
+    """Embed each invoice's balance modifiers (`balanceModifiers`), or name them
+    (`balanceModifierIds`) and answer them, to be sideloaded at the root."""
+    sideloaded: list[Record] = []
+    for invoice in invoices:
+        modifiers = _modifiers_of(data, invoice["id"])
+        if mode == "embed":
+            invoice["balanceModifiers"] = modifiers
+        else:
+            invoice["balanceModifierIds"] = [modifier["id"] for modifier in modifiers]
+            sideloaded.extend(modifiers)
+    return sideloaded
+
+
 # Routing /v2
 
 
@@ -1282,7 +1750,8 @@ Deleter = Callable[[BillyData, str], Changes]
 
 @dataclass(frozen=True)
 class Resource:
-    """One `/v2/{plural}` collection: its names, its filters and the writes it takes."""
+    """One `/v2/{plural}` collection: its names, its filters, the writes it takes and the
+    relations `include` may add to it."""
 
     plural: str
     singular: str
@@ -1290,55 +1759,37 @@ class Resource:
     create: Creator | None = None
     update: Updater | None = None
     delete: Deleter | None = None
+    includes: frozenset[str] = frozenset()
 
 
+#: Lists honour exactly the filters Billy documents (and `q` on contacts, products and
+#: accounts, which Billy's own clients use); any other query parameter is ignored.
 RESOURCES: Final = {
     resource.plural: resource
     for resource in (
-        Resource("accounts", "account", _exact("accountNo")),
+        Resource("accounts", "account", NAME_SEARCH),
         Resource("taxRates", "taxRate"),
         Resource("salesTaxRulesets", "salesTaxRuleset"),
         Resource("daybooks", "daybook"),
-        Resource(
-            "contacts",
-            "contact",
-            {**_exact("contactNo", "registrationNo", "ean", "isCustomer"), "q": _name_contains},
-            _create_contact,
-            _update_contact,
-        ),
-        Resource("contactPersons", "contactPerson", _exact("contactId", "email"), _create_person),
-        Resource("products", "product", _exact("productNo"), _create_product, _update_product),
+        Resource("contacts", "contact", CONTACT_FILTERS, _create_contact, _update_contact),
+        Resource("contactPersons", "contactPerson", create=_create_person),
+        Resource("products", "product", NAME_SEARCH, _create_product, _update_product),
         Resource(
             "invoices",
             "invoice",
-            {
-                **_exact(
-                    "contactId",
-                    "invoiceNo",
-                    "state",
-                    "type",
-                    "creditedInvoiceId",
-                    "currencyId",
-                    "isPaid",
-                ),
-                **ENTRY_DATES,
-            },
+            INVOICE_FILTERS,
             _create_invoice,
             _update_invoice,
             _delete_invoice,
+            includes=frozenset({"balanceModifiers"}),
         ),
-        Resource("invoiceDeliveries", "invoiceDelivery", _exact("invoiceId"), _create_delivery),
-        Resource(
-            "bankPayments",
-            "bankPayment",
-            {**_exact("contactId", "isVoided"), "subjectReference": _has_subject},
-            _create_payment,
-            _update_payment,
-        ),
+        Resource("invoiceDeliveries", "invoiceDelivery", create=_create_delivery),
+        Resource("bankPayments", "bankPayment", create=_create_payment, update=_update_payment),
+        Resource("balanceModifiers", "balanceModifier"),
         Resource(
             "daybookTransactions",
             "daybookTransaction",
-            {**_exact("daybookId", "apiType", "voucherNo", "state"), **ENTRY_DATES},
+            TRANSACTION_FILTERS,
             _create_transaction,
             _update_transaction,
         ),
@@ -1359,7 +1810,7 @@ def _handle(data: BillyData, method: str, parts: list[str], body: bytes, query: 
     if resource is not None and len(parts) == 1:
         return _collection(data, resource, method, body, query)
     if resource is not None and len(parts) == 2:
-        return _item(data, resource, parts[1], method, body)
+        return _item(data, resource, parts[1], method, body, query)
     if len(parts) == 3 and parts[0] == "invoices" and parts[2] == "emails":
         return _emails(data, parts[1], method, body, query)
     raise BillyError(404, "UNKNOWN_RESOURCE", f"There is no resource at /v2/{'/'.join(parts)}.")
@@ -1370,14 +1821,20 @@ def _collection(
 ) -> Record:
     _allow(method, ("GET", "POST") if resource.create else ("GET",), [resource.plural])
     if method == "GET":
+        included = _included(resource, query.params)
         table = data.tables[resource.plural]
         records = (_render(data, resource.plural, record) for record in table.values())
-        return _listing(resource.plural, resource.singular, records, query, resource.filters)
+        listing = _listing(
+            data, resource.plural, resource.singular, records, query, resource.filters
+        )
+        return _with_included(data, listing, listing[resource.plural], included)
     changes = known(resource.create)(data, _payload(body, resource.singular))
     return _written(data, changes)
 
 
-def _item(data: BillyData, resource: Resource, record_id: str, method: str, body: bytes) -> Record:
+def _item(
+    data: BillyData, resource: Resource, record_id: str, method: str, body: bytes, query: Query
+) -> Record:
     allowed = ["GET"] + ["PUT"] * bool(resource.update) + ["DELETE"] * bool(resource.delete)
     _allow(method, tuple(allowed), [resource.plural, record_id])
     if method == "DELETE":
@@ -1386,9 +1843,23 @@ def _item(data: BillyData, resource: Resource, record_id: str, method: str, body
     if record is None:
         raise _record_not_found(resource.plural, record_id)
     if method == "GET":
-        return {resource.singular: _render(data, resource.plural, record)}
+        included = _included(resource, query.params)
+        view = _render(data, resource.plural, record)
+        return _with_included(data, {resource.singular: view}, [view], included)
     changes = known(resource.update)(data, record, _payload(body, resource.singular))
     return _written(data, changes)
+
+
+def _with_included(
+    data: BillyData, answer: Record, records: list[Record], included: Mapping[str, str]
+) -> Record:
+    """`answer` with the relations asked for added to its `records` (or sideloaded)."""
+    mode = included.get("balanceModifiers")
+    if mode is not None:
+        sideloaded = _include_modifiers(data, records, mode)
+        if mode == "sideload":
+            answer["balanceModifiers"] = sideloaded
+    return answer
 
 
 def _emails(data: BillyData, invoice_id: str, method: str, body: bytes, query: Query) -> Record:
@@ -1400,7 +1871,7 @@ def _emails(data: BillyData, invoice_id: str, method: str, body: bytes, query: Q
     if method == "GET":
         table = data.tables["emails"].values()
         emails = (email for email in table if email["invoiceId"] == invoice_id)
-        return _listing("emails", "email", emails, query, {})
+        return _listing(data, "emails", "email", emails, query, {})
     return _written(data, _send_email(data, invoice, _payload(body, "email")))
 
 
@@ -1482,8 +1953,38 @@ def summary(data: BillyData) -> Record:
     return {"counts": counts, "invoices": invoices}
 
 
+def rates_view(data: BillyData) -> Record:
+    """Today's rates, by currency code in alphabetical order."""
+    return {code: data.rates[code] for code in sorted(data.rates)}
+
+
+def change_rates(data: BillyData, changes: Mapping[str, Any]) -> dict[str, str]:
+    """Set the rates named (a number above 0), or forget them (null); all or nothing.
+
+    Answers the problems, by currency code, when any is refused (and nothing changes)."""
+    problems: dict[str, str] = {}
+    f = Fields(changes, problems)
+    wanted: dict[str, Fraction | None] = {}
+    for code in changes:
+        if not is_currency(code):
+            f.fail(code, "is not an active ISO 4217 currency code")
+        elif code == BASE_CURRENCY:
+            f.fail(code, "is the base currency: its rate is always 1")
+        else:
+            wanted[code] = f.rate(code)
+    if problems:
+        return problems
+    for code, rate in wanted.items():
+        if rate is None:
+            data.rates.pop(code, None)
+        else:
+            data.rates[code] = rate
+    return {}
+
+
 def _sandbox_routes(store: BillyStore, faults: Faults) -> APIRouter:
-    """`GET /_sandbox/summary` and `POST /_sandbox/reset` (no token; never faulted)."""
+    """`GET /_sandbox/summary`, `POST /_sandbox/reset` and `GET`/`PUT /_sandbox/rates` (no
+    token; never faulted)."""
     router = APIRouter(prefix="/_sandbox")
 
     def summarized() -> Response:
@@ -1500,7 +2001,32 @@ def _sandbox_routes(store: BillyStore, faults: Faults) -> APIRouter:
         faults.reset()
         return summarized()
 
+    @router.get("/rates", include_in_schema=False)
+    async def read_rates() -> Response:
+        with store.lock:
+            return _json(dumps(rates_view(store.data)))
+
+    @router.put("/rates", include_in_schema=False)
+    async def put_rates(request: Request) -> Response:
+        try:
+            changes = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            changes = None
+        if not isinstance(changes, dict):
+            return _settings_refused("the body must be a JSON object of currency: rate", {})
+        with store.lock:
+            problems = change_rates(store.data, changes)
+            if problems:
+                return _settings_refused("invalid exchange rates", problems)
+            return _json(dumps(rates_view(store.data)))
+
     return router
+
+
+def _settings_refused(message: str, problems: Mapping[str, str]) -> Response:
+    """422 in the shape `PUT /_sandbox/faults` refuses with."""
+    body = {"errorCode": "VALIDATION_ERROR", "errorMessage": message, "validationErrors": problems}
+    return _json(dumps(body), 422)
 
 
 ERROR_CODES: Final = {404: "UNKNOWN_RESOURCE", 405: "METHOD_NOT_ALLOWED"}
