@@ -19,7 +19,6 @@ from domain.chart import Chart
 from domain.dates import Month
 from domain.invoice import Invoice
 from domain.ledger import Ledger
-from domain.money import vat_of
 from domain.values import line_ids
 from projections import journal, revenue
 from projections.engine import RowSource
@@ -169,8 +168,7 @@ def _receivables(ledger: Ledger, position: int, booked: dict[str, int]) -> Findi
                 amount += line.net + line.vat
         elif isinstance(event, Invoice.CreditNoteIssued):
             amount = -sum(
-                c.amount + vat_of(c.amount, rates[event.invoice_id, c.line_id])
-                for c in event.credited
+                c.amount + c.vat_at(rates[event.invoice_id, c.line_id]) for c in event.credited
             )
         elif isinstance(event, Invoice.PaymentReceived):
             amount = -event.amount

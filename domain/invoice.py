@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
@@ -16,19 +17,36 @@ from eventsourcing.domain import Aggregate
 from domain import facts
 from domain.customer import Customer
 from domain.errors import AlreadyExistsError, RuleViolatedError, UnknownReferenceError
+from domain.money import credit_vat
 from domain.recording import Envelope, Recorded, aggregate_id, event_fields
 from domain.subscription import Subscription
-from domain.values import CreditLine, InvoiceLine, line_ids
+from domain.values import CreditedLine, InvoiceLine, line_ids
 
 
 @dataclass
 class _Line:
+    """A line's net and VAT, and what credit notes have taken from them so far."""
+
     net: int
+    vat: int
+    vat_rate: Decimal
     credited: int = 0
+    credited_vat: int = 0
 
     @property
     def creditable(self) -> int:
         return self.net - self.credited
+
+    def vat_of_credit(self, amount: int) -> int:
+        """The VAT a credit of `amount` on this line carries (§2)."""
+        return credit_vat(
+            amount,
+            self.vat_rate,
+            line_net=self.net,
+            line_vat=self.vat,
+            credited_net=self.credited,
+            credited_vat=self.credited_vat,
+        )
 
 
 @dataclass
@@ -70,14 +88,17 @@ class Invoice(Aggregate):
             aggregate.refund_ids.add(self.refund_id)
 
     class CreditNoteIssued(Aggregate.Event, facts.CreditNoteIssued, Recorded):
-        """`credited`: what the credit note took from each line (all of it where it named none)."""
+        """`credited`: what the credit note took from each line (all of it where it named none),
+        net and VAT; events recorded before the VAT was recorded hold it as None."""
 
         customer_id: str
-        credited: tuple[CreditLine, ...]
+        credited: tuple[CreditedLine, ...]
 
         def apply(self, aggregate: Invoice) -> None:
             for credit in self.credited:
-                aggregate.lines[credit.line_id].credited += credit.amount
+                line = aggregate.lines[credit.line_id]
+                line.credited += credit.amount
+                line.credited_vat += credit.vat_at(line.vat_rate)
             aggregate.credit_note_ids.add(self.credit_note_id)
 
     def __init__(
@@ -93,7 +114,8 @@ class Invoice(Aggregate):
         self.issue_date = issue_date
         self.currency = currency
         self.lines = {
-            line_id: _Line(line.net) for line_id, line in zip(line_ids(lines), lines, strict=True)
+            line_id: _Line(line.net, line.vat, line.vat_rate)
+            for line_id, line in zip(line_ids(lines), lines, strict=True)
         }
         self.payments: dict[str, _Payment] = {}
         self.refund_ids: set[str] = set()
@@ -199,10 +221,16 @@ class Invoice(Aggregate):
             **event_fields(fact, envelope, customer_id=self.customer_id, credited=credited),
         )
 
-    def _credits(self, fact: facts.CreditNoteIssued) -> tuple[CreditLine, ...]:
+    def _credits(self, fact: facts.CreditNoteIssued) -> tuple[CreditedLine, ...]:
+        """What the credit note takes from each line, with its VAT. The rules are checked here,
+        before the event; `apply` only adds up."""
         if fact.lines is None:
             whole = tuple(
-                CreditLine(line_id=line_id, amount=line.creditable)
+                CreditedLine(
+                    line_id=line_id,
+                    amount=line.creditable,
+                    vat=line.vat_of_credit(line.creditable),
+                )
                 for line_id, line in self.lines.items()
                 if line.creditable > 0
             )
@@ -221,7 +249,16 @@ class Invoice(Aggregate):
                     f"credits on a line never exceed its net: {line.creditable} is left to credit",
                     f"lines[{index}].amount",
                 )
-        return fact.lines
+        # A credit note names each line once (`facts.CreditNoteIssued.check`), so every credit
+        # is worked out from what earlier credit notes left.
+        return tuple(
+            CreditedLine(
+                line_id=credit.line_id,
+                amount=credit.amount,
+                vat=self.lines[credit.line_id].vat_of_credit(credit.amount),
+            )
+            for credit in fact.lines
+        )
 
     def _refuse_other_currency(self, currency: str) -> None:
         if currency != self.currency:

@@ -50,6 +50,29 @@ def vat_of(net_minor: int, vat_rate: Decimal) -> int:
     return _rhu_product(net_minor, vat_rate)
 
 
+def credit_vat(
+    amount_minor: int,
+    vat_rate: Decimal,
+    *,
+    line_net: int,
+    line_vat: int,
+    credited_net: int,
+    credited_vat: int,
+) -> int:
+    """The VAT of a credit of `amount_minor` on an invoice line (§2 of the contract).
+
+    `line_net` and `line_vat` are the line's own; `credited_net` and `credited_vat` what earlier
+    credits took from it. The credit that brings the credited net up to the whole net carries
+    what is left of the line's VAT, so a line credited in parts leaves no VAT behind (100.02 at
+    25% has VAT 25.01: credited 50.01 + 50.01, the credits carry 12.50 and 12.51); any other
+    credit carries `rhu(amount × vat_rate)`. Where many small credits each rounded up, what is
+    left can be well below the completing credit's own rounded VAT, even negative.
+    """
+    if credited_net + amount_minor == line_net:
+        return line_vat - credited_vat
+    return vat_of(amount_minor, vat_rate)
+
+
 # Active ISO 4217 codes and their minor-unit exponents (fund and precious-metal codes excluded).
 CURRENCY_EXPONENTS: dict[str, int] = {
     "AED": 2, "AFN": 2, "ALL": 2, "AMD": 2, "ANG": 2, "AOA": 2, "ARS": 2, "AUD": 2, "AWG": 2,

@@ -138,3 +138,22 @@ def line_ids(lines: tuple[InvoiceLine, ...]) -> tuple[str, ...]:
 class CreditLine:
     line_id: str
     amount: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreditedLine:
+    """What a credit note took from one invoice line, as its event records it: the net `amount`
+    and its `vat`, worked out once by the invoice (`domain.money.credit_vat`) so that every
+    reader books the same figure.
+
+    Events recorded before the VAT was recorded read back with `vat` None; `vat_at` then gives
+    `rhu(amount × vat_rate)`, the rule those events were booked by.
+    """
+
+    line_id: str
+    amount: int
+    vat: int | None = None
+
+    def vat_at(self, vat_rate: Decimal) -> int:
+        """The credit's VAT: as recorded, else `rhu(amount × vat_rate)` of the line's rate."""
+        return self.vat if self.vat is not None else vat_of(self.amount, vat_rate)

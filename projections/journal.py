@@ -38,7 +38,6 @@ from domain.chart import DEBIT_ROLES, Chart
 from domain.dates import Month
 from domain.invoice import Invoice
 from domain.ledger import Entry
-from domain.money import vat_of
 from domain.period import Period
 from domain.values import line_ids
 from projections.engine import Column, Key, Projection, Row, Rows, RowSource, Table
@@ -122,7 +121,8 @@ class _Posting:
 
 class JournalProjection(Projection):
     name = "journal"
-    version = 1
+    #: 2: a credit note's VAT is the one its event records (§2's remainders).
+    version = 2
     tables = (ENTRIES, INVOICES, TOTALS, PERIODS)
     event_types = (
         Invoice.Issued,
@@ -218,7 +218,9 @@ def _credited(rows: Rows, entry: Entry, event: Invoice.CreditNoteIssued) -> None
     for credit in event.credited:
         line, amount = lines[credit.line_id], credit.amount
         product_id = line["product_id"]
-        vat = vat_of(amount, Decimal(line["vat_rate"]))
+        # As the invoice worked it out and the event records it: the credit that completes a
+        # line carries what is left of its VAT (§2), so nothing of it stays on the books.
+        vat = credit.vat_at(Decimal(line["vat_rate"]))
         posting.debit("output_vat", vat)
         posting.credit("receivable", amount + vat)
         if not line["ratable"]:

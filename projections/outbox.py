@@ -13,7 +13,8 @@ configured target, under an id fixed by the target, the message's kind and its s
 message for the same thing.
 
 Kinds, each from one event: `contact` (a customer created or updated: its current non-personal
-fields), `invoice`, `credit_note` (with the lines it credits, their products and VAT), `payment`
+fields), `invoice`, `credit_note` (with the lines it credits, their products and the VAT its
+event records), `payment`
 and `refund`. Messages of one lane are sent in log order, which is dependency order: a customer's
 contact precedes its invoices, an invoice its payments and credit notes, a payment its refunds.
 
@@ -42,7 +43,6 @@ from domain.customer import Customer
 from domain.dates import Month
 from domain.invoice import Invoice
 from domain.ledger import Entry
-from domain.money import vat_of
 from domain.values import CLEARED, line_ids
 from projections.engine import Column, Key, Projection, Rows, RowSource, Table
 from projections.journal import TOTALS
@@ -86,8 +86,9 @@ def message_id(target: str, kind: str, source: str) -> str:
 
 class OutboxProjection(Projection):
     name = "outbox"
-    #: 2: personal fields are no longer copied into rows.
-    version = 2
+    #: 2: personal fields are no longer copied into rows. 3: a credit note's VAT as its event
+    #: records it.
+    version = 3
     tables = (MESSAGES, CUSTOMERS, INVOICES)
     event_types = (
         Customer.Created,
@@ -220,7 +221,7 @@ def _follow_up(invoice: dict[str, Any], event: Any) -> dict[str, Any]:
         credited = []
         for credit in event.credited:
             line = lines[credit.line_id]
-            vat = vat_of(credit.amount, Decimal(line["vat_rate"]))
+            vat = credit.vat_at(Decimal(line["vat_rate"]))
             credited.append({**line, "net": credit.amount, "vat": vat})
         net = sum(line["net"] for line in credited)
         vat = sum(line["vat"] for line in credited)

@@ -167,6 +167,40 @@ def test_a_credit_on_a_point_in_time_line_takes_back_revenue(books: Ledger) -> N
     ]
 
 
+def test_a_line_credited_in_halves_leaves_neither_vat_nor_receivable(books: Ledger) -> None:
+    # §2: 100.02 at 25% has VAT 25.01; credited 50.01 + 50.01, the credits carry 12.50 and 12.51.
+    append(books, invoice(lines=(line(unit_amount=10002),)))
+    append(books, credit_note("cn1", lines=(("1", 5001),), issue_date=date(2026, 1, 5)))
+    append(books, credit_note("cn2", lines=(("1", 5001),), issue_date=date(2026, 1, 6)))
+    first, second = [lines(e) for e in journal(books) if e["kind"] == "credit_note"]
+    assert first == [
+        ("output_vat", "7210", 1250, 0),
+        ("revenue", "1000", 5001, 0),
+        ("receivable", "5600", 0, 6251),
+    ]
+    assert second == [
+        ("output_vat", "7210", 1251, 0),
+        ("revenue", "1000", 5001, 0),
+        ("receivable", "5600", 0, 6252),
+    ]
+    balances = trial_balance(fold(books), DEFAULT_CHART, "DKK", "2026-01-31")["accounts"]
+    assert {a["role"]: a["balance"] for a in balances} == {
+        "revenue": 0,
+        "receivable": 0,
+        "output_vat": 0,
+    }
+
+
+def test_a_completing_credit_below_its_rounded_vat_books_what_is_left(books: Ledger) -> None:
+    # 100.01 at 25%: VAT 25.00. Credits of 0.02 (VAT 0.01) and 99.99 (25.00 − 0.01 = 24.99).
+    append(books, invoice(lines=(line(unit_amount=10001),)))
+    append(books, credit_note("cn1", lines=(("1", 2),)), credit_note("cn2", lines=(("1", 9999),)))
+    vat = [e["lines"][0] for e in journal(books) if e["kind"] == "credit_note"]
+    assert [(x["role"], x["debit"]) for x in vat] == [("output_vat", 1), ("output_vat", 2499)]
+    balances = trial_balance(fold(books), DEFAULT_CHART, "DKK", "2026-01-31")["accounts"]
+    assert {a["role"]: a["balance"] for a in balances}["output_vat"] == 0
+
+
 def test_a_payment_and_its_refund_move_money_through_the_methods_bank(books: Ledger) -> None:
     append(books, invoice())
     append(books, payment(amount=12500, method="mobilepay", received_on=date(2026, 1, 3)))
