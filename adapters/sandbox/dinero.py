@@ -5,14 +5,18 @@ serves the organization's resources under `/v1/{organizationId}/...` (and the fe
 `/v2` endpoints Dinero versions apart), keeps what it is sent in memory and computes what
 Dinero computes: line VAT from each line's account, invoice totals, numbers on booking, the
 remaining amount after payments and credit notes, and the entries booked documents make. The
-facts it follows are in `accounting-apis.md` §2; where they are silent it picks one behaviour,
-and `docs/sandboxes.md` lists every such choice.
+facts it follows are in `accounting-apis.md` §2, to the letter: every field the reference marks
+required is required here, and where it is silent the sandbox picks the stricter behaviour;
+`docs/sandboxes.md` lists every such choice.
 
 Requests bind their fields case-insensitively (PascalCase and camelCase both work) and answers
-are PascalCase. Money travels as numbers in major units but is kept as integer minor units and
-computed exactly (fractions for quantities and rates, rounded half up once per amount, by
-`domain.money.rhu`). The concurrency token (`TimeStamp`/`Timestamp`) is a counter that every
-change of a document moves, so a client holding an older one gets code 58 and must re-read.
+are PascalCase. Money travels as numbers in major units of its currency (JPY 0 decimals, DKK 2,
+KWD 3) but is kept as integer minor units and computed exactly (fractions for quantities and
+rates, rounded half away from zero once per amount, by `domain.money.rhu`). A document in a
+foreign currency takes the day's rate from the sandbox's table (`PUT /_sandbox/rates`), and
+everything it books is booked in DKK at that rate. The concurrency token
+(`TimeStamp`/`Timestamp`) is a counter that every change of a document moves, so a client
+holding an older one gets code 58 and must re-read.
 
 The app is wrapped in `adapters.sandbox.faults.FaultInjector` for the API's version prefixes,
 with Dinero's rate limit (100 requests a minute) on by default; the token endpoint and the
@@ -35,6 +39,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from fractions import Fraction
 from itertools import count
 from typing import Any, Final, Literal, TypeVar
@@ -56,10 +61,12 @@ from adapters.sandbox.fields import (
     Record,
     RequestFields,
     dumps,
+    exact_number,
+    exponent_of,
     known,
     parse_day,
 )
-from domain.money import rhu
+from domain.money import CURRENCY_EXPONENTS, rhu
 
 logger = logging.getLogger("subledger.sandbox.dinero")
 
@@ -85,6 +92,8 @@ PAYMENT_CONDITIONS: Final = ("Netto", "NettoCash", "CurrentMonthOut", "Paid")
 DAYS_CONDITIONS: Final = frozenset({"Netto", "NettoCash"})
 DEFAULT_CONDITION: Final = ("Netto", 8)
 LINE_TYPES: Final = ("Product", "Text")
+#: The units of products and lines: the two the reference names (it did not find the full list).
+UNITS: Final = ("parts", "hours")
 INVOICE_STATUSES: Final = ("Draft", "Booked", "Paid", "OverPaid", "Overdue")
 DOCUMENT_STATUSES: Final = ("Draft", "Booked")
 SORT_ORDERS: Final = {"ascending": False, "asc": False, "descending": True, "desc": True}
@@ -111,6 +120,10 @@ ACCOUNTS: Final = (
     (1000, "Salg af ydelser", "U25", "Revenue", "entry"),
     (1010, "Salg af ydelser, momsfrit", NO_VAT, "Revenue", "entry"),
     (3620, "Gebyrer og kassedifferencer", NO_VAT, "Expenses", "entry"),
+    # Without VAT, for the øre a document cannot carry otherwise: the VAT remainder of a
+    # credit note that no VAT amount can express goes to it as a line of its own.
+    (3670, "Øreafrunding", NO_VAT, "Expenses", "entry"),
+    (3680, "Kursdifferencer", NO_VAT, "Expenses", "entry"),
     (5600, "Debitorer", NO_VAT, "Assets", "entry"),
     (5800, "Bank", NO_VAT, "Assets", "deposit"),
     (5810, "Kortindløser", NO_VAT, "Assets", "deposit"),
@@ -124,6 +137,22 @@ SALES_ACCOUNT: Final = 1000
 RECEIVABLE_ACCOUNT: Final = 5600
 #: Where a shortfall paid with `RemainderIsFee: true` is booked.
 FEE_ACCOUNT: Final = 3620
+#: Where a foreign-currency payment's difference from its invoice's rate is booked.
+EXCHANGE_ACCOUNT: Final = 3680
+
+#: The day's exchange rates the sandbox starts with: DKK per unit of each currency. Fixed, so
+#: that tests can compute with them; `PUT /_sandbox/rates` changes them.
+RATES: Final = {
+    "EUR": "7.4604",
+    "GBP": "8.6",
+    "JPY": "0.0436",
+    "KWD": "22.6",
+    "NOK": "0.64",
+    "SEK": "0.65",
+    "USD": "6.9",
+}
+#: The largest rate `PUT /_sandbox/rates` takes (DKK per unit).
+LARGEST_RATE: Final = 10_000
 
 
 class ErrorCode:
@@ -390,6 +419,8 @@ class Document:
     created: datetime
     updated: datetime
     credit_for: str | None = None
+    #: DKK per unit of `currency`, taken from the day's rates when the draft was last saved.
+    rate: Fraction = Fraction(1)
     status: str = "Draft"
     number: int | None = None
     mail_out: str = "NotSent"
@@ -407,10 +438,25 @@ class Document:
     def total(self) -> int:
         return self.net + self.vat
 
+    @property
+    def exponent(self) -> int:
+        """How many decimals the document's currency has."""
+        return exponent_of(self.currency)
+
+    def money(self, minor: int) -> Money:
+        """An amount of the document's currency, to be written in its major units."""
+        return Money(minor, self.exponent)
+
+    def in_base(self, minor: int) -> int:
+        """An amount of the document's currency in øre, at the document's rate."""
+        return to_base(minor, self.currency, self.rate)
+
 
 @dataclass
 class Payment:
-    """A payment on a booked invoice; `settled` is in the invoice's currency."""
+    """A payment on a booked invoice: `amount` is the DKK paid into the deposit account,
+    `settled` and `fee` are what it settles in the invoice's currency, and `cleared` and
+    `fee_cleared` the øre they take off the receivable at the invoice's rate."""
 
     id: str
     invoice: str
@@ -418,18 +464,39 @@ class Payment:
     description: str
     account: int
     amount: int
-    foreign: int | None
     settled: int
     fee: int
+    cleared: int
+    fee_cleared: int
     external: str | None
     remainder_is_fee: bool
 
 
 @dataclass
+class Product:
+    """A product: a price list entry a line may name (its fields are the line's to give)."""
+
+    guid: str
+    fields: Record
+    created: datetime
+    updated: datetime
+    deleted: datetime | None = None
+
+    def view(self) -> Record:
+        return {
+            "ProductGuid": self.guid,
+            **self.fields,
+            "CreatedAt": _instant(self.created),
+            "UpdatedAt": _instant(self.updated),
+            "DeletedAt": _instant(self.deleted) if self.deleted else None,
+        }
+
+
+@dataclass
 class VoucherLine:
-    description: str | None
+    description: str
     account: int
-    balancing: int | None
+    balancing: int
     amount: int
     account_vat: str | None
     balancing_vat: str | None
@@ -475,7 +542,9 @@ class DineroData:
     organization: Record
     accounts: dict[int, Record]
     vat_types: dict[str, Record]
+    rates: dict[str, Fraction]
     contacts: dict[str, Record] = field(default_factory=dict)
+    products: dict[str, Product] = field(default_factory=dict)
     documents: dict[str, Document] = field(default_factory=dict)
     payments: dict[str, Payment] = field(default_factory=dict)
     vouchers: dict[str, Voucher] = field(default_factory=dict)
@@ -545,7 +614,38 @@ def _seeded(settings: DineroSandboxSettings) -> DineroData:
         code.lower(): {"VatCode": code, "Name": name, "VatRate": rate, "_account": account}
         for code, name, rate, account in VAT_TYPES
     }
-    return DineroData(organization=organization, accounts=accounts, vat_types=vat_types)
+    return DineroData(
+        organization=organization, accounts=accounts, vat_types=vat_types, rates=seeded_rates()
+    )
+
+
+def seeded_rates() -> dict[str, Fraction]:
+    """The exchange rates the sandbox starts with (and goes back to on a reset)."""
+    return {code: Fraction(Decimal(rate)) for code, rate in RATES.items()}
+
+
+# Currencies and rates
+
+
+def to_base(minor: int, currency: str, rate: Fraction) -> int:
+    """`minor` units of `currency` in øre at `rate` DKK per unit, rounded half away from
+    zero: 1000 JPY (exponent 0) at 0.0436 is 4360 øre."""
+    return rhu(minor * rate * Fraction(10) ** (2 - exponent_of(currency)))
+
+
+def in_base(amounts: Iterable[int], currency: str, rate: Fraction, start: int = 0) -> list[int]:
+    """Each amount in øre, rounded so that every running total is the running total converted
+    at once: the parts of a document add up to its total in DKK, øre for øre. `start` is what
+    came before (earlier payments of the same invoice), so a series of payments does too."""
+    parts = []
+    total = start
+    done = to_base(start, currency, rate)
+    for amount in amounts:
+        total += amount
+        converted = to_base(total, currency, rate)
+        parts.append(converted - done)
+        done = converted
+    return parts
 
 
 # One request
@@ -613,10 +713,9 @@ def _fresh(thing: Document | Voucher, given: str | None, name: str = "Timestamp"
 
 
 def _read_contact(f: Fields) -> Record:
-    """A contact's fields (the required ones as Dinero requires them), checked as a whole."""
-    kind = f.choice("PaymentConditionType", PAYMENT_CONDITIONS)
-    days = f.integer("PaymentConditionNumberOfDays", minimum=0)
-    kind, days = _conditions(f, kind, days, DEFAULT_CONDITION)
+    """A contact's fields (the required ones as Dinero requires them), checked as a whole;
+    without payment conditions it takes the organization's (Netto, 8 days)."""
+    kind, days = _conditions(f, DEFAULT_CONDITION)
     country = f.text("CountryKey", required=True, pattern=COUNTRY, hint="two letters (ISO 3166)")
     contact = {
         "Name": f.text("Name", required=True),
@@ -640,9 +739,7 @@ def _read_contact(f: Fields) -> Record:
         "CompanyTypeKey": f.text("CompanyTypeKey"),
         "InvoiceMailOutOptionKey": f.text("InvoiceMailOutOptionKey"),
         "PreferredInvoiceLanguageKey": f.choice("PreferredInvoiceLanguageKey", LANGUAGES),
-        "PreferredInvoiceCurrencyKey": f.text(
-            "PreferredInvoiceCurrencyKey", pattern=CURRENCY, hint="three capital letters"
-        ),
+        "PreferredInvoiceCurrencyKey": _iso_currency(f, "PreferredInvoiceCurrencyKey"),
     }
     f.check()
     return contact
@@ -723,22 +820,101 @@ def _list_contacts_v2(call: Call) -> Answer:
     return _listing(call, records, CONTACT_FILTERS, with_deleted=True)
 
 
+# Products
+
+
+def _read_product(data: DineroData, f: Fields) -> Record:
+    """A product's fields, checked as a whole: `AccountNumber`, `BaseAmountValue` (DKK, the
+    products' currency), `Quantity` (not 0) and `Unit` are required."""
+    account = _account(f, data, "AccountNumber", required=True)
+    quantity = f.number("Quantity", required=True, nonzero=True)
+    product = {
+        "ProductNumber": f.text("ProductNumber"),
+        "Name": f.text("Name"),
+        "BaseAmountValue": _optional_amount(f.money("BaseAmountValue", required=True)),
+        "Quantity": None if quantity is None else f.get("Quantity"),
+        "AccountNumber": account["AccountNumber"] if account else None,
+        "Unit": f.choice("Unit", UNITS, required=True),
+        "ExternalReference": f.text("ExternalReference", max_length=EXTERNAL_REFERENCE_MAX),
+        "Comment": f.text("Comment"),
+    }
+    f.check()
+    return product
+
+
+def _create_product(call: Call) -> Answer:
+    """201 `{ProductGuid}`; the Guid is the sandbox's (the create model has none)."""
+    fields = _read_product(call.data, _object(call.body))
+    product = Product(new_guid(), fields, call.now, call.now)
+    call.data.products[product.guid] = product
+    return Answer({"ProductGuid": product.guid}, 201)
+
+
+def _product(call: Call) -> Product:
+    """The product the path names; an unknown one is 404 (as for contacts)."""
+    guid = _guid(call.ids[0])
+    product = None if guid is None else call.data.products.get(guid)
+    if product is None:
+        raise _not_found("product", call.ids[0])
+    return product
+
+
+def _get_product(call: Call) -> Answer:
+    """A deleted product is still read, with its `DeletedAt`."""
+    return Answer(_product(call).view())
+
+
+def _update_product(call: Call) -> Answer:
+    """PUT replaces the product's fields whole (the required ones are required again)."""
+    product = _product(call)
+    if product.deleted is not None:
+        raise _invalid({"ProductGuid": "the product is deleted"})
+    product.fields = _read_product(call.data, _object(call.body))
+    product.updated = call.now
+    return Answer()
+
+
+def _delete_product(call: Call) -> Answer:
+    """DELETE takes no body; the product is kept as deleted, and no line may name it."""
+    product = _product(call)
+    if product.deleted is None:
+        product.deleted = product.updated = call.now
+    return Answer()
+
+
+def _list_products(call: Call) -> Answer:
+    records = [product.view() for product in call.data.products.values()]
+    return _listing(call, records, PRODUCT_FILTERS)
+
+
 # Invoices and credit notes: reading and pricing
 
 
-def _conditions(
-    f: Fields, kind: str | None, days: int | None, default: tuple[str | None, int | None]
-) -> tuple[str | None, int | None]:
-    """The payment condition and its days; both left out, `default` (the contact's) applies.
-    Netto and NettoCash need days; CurrentMonthOut and Paid take none."""
-    if not f.given("PaymentConditionType") and not f.given("PaymentConditionNumberOfDays"):
+def _conditions(f: Fields, default: tuple[str, int | None]) -> tuple[str, int | None]:
+    """`PaymentConditionType` and `PaymentConditionNumberOfDays`; both left out, `default`
+    (the contact's) applies. Netto and NettoCash need days; CurrentMonthOut and Paid take
+    none; days without a type are refused rather than guessed at."""
+    kind = f.choice("PaymentConditionType", PAYMENT_CONDITIONS)
+    days = f.integer("PaymentConditionNumberOfDays", minimum=0)
+    named = f.get("PaymentConditionType") not in (None, "")
+    if not named and not f.given("PaymentConditionNumberOfDays"):
         return default
-    kind = kind or ("Netto" if not f.given("PaymentConditionType") else None)
-    if kind in DAYS_CONDITIONS and days is None and "PaymentConditionNumberOfDays" not in f.errors:
+    if not named:
+        f.fail("PaymentConditionType", "is required with PaymentConditionNumberOfDays")
+    elif kind in DAYS_CONDITIONS and not f.given("PaymentConditionNumberOfDays"):
         f.fail("PaymentConditionNumberOfDays", f"is required with {kind}")
-    if kind is not None and kind not in DAYS_CONDITIONS and days is not None:
-        f.fail("PaymentConditionNumberOfDays", f"must be empty with {kind}")
-    return kind, days
+    elif kind is not None and kind not in DAYS_CONDITIONS and days is not None:
+        f.fail("PaymentConditionNumberOfDays", f"must be empty (null) with {kind}")
+    return kind or default[0], days
+
+
+def _iso_currency(f: Fields, name: str) -> str | None:
+    """An active ISO 4217 currency code, in capitals."""
+    code = f.text(name, pattern=CURRENCY, hint="an ISO 4217 currency code in capitals")
+    if code is not None and code not in CURRENCY_EXPONENTS:
+        f.fail(name, f"must be an active ISO 4217 currency code ({code} is none)")
+        return None
+    return code
 
 
 def _due(day: date, kind: str | None, days: int | None) -> date:
@@ -774,28 +950,27 @@ def _account(f: Fields, data: DineroData, name: str, *, required: bool = False) 
     return account
 
 
-def _read_line(data: DineroData, f: Fields, incl: bool) -> Line:
-    """One of `ProductLines`, priced with the VAT code of its account."""
+def _read_line(data: DineroData, f: Fields, incl: bool, exponent: int) -> Line:
+    """One of `ProductLines`, priced with the VAT code of its account in the document's
+    currency (`exponent` decimals). `BaseAmountValue`, `Quantity` and `AccountNumber` are
+    required on every line, a Text line's too, though a Text line carries no amount."""
     kind = f.choice("LineType", LINE_TYPES, default="Product")
     description = f.text("Description")
-    comments = f.text("Comments")
-    if f.given("ProductGuid"):
-        f.fail("ProductGuid", "the sandbox keeps no products: give AccountNumber, BaseAmountValue")
     view: Record = {
-        "ProductGuid": None,
+        "ProductGuid": _line_product(data, f),
         "Description": description,
-        "Comments": comments,
+        "Comments": f.text("Comments"),
         "LineType": kind,
     }
+    base = f.money("BaseAmountValue", required=True, exponent=exponent)
+    quantity = f.number("Quantity", required=True, nonzero=True)
+    account = _account(f, data, "AccountNumber", required=True)
+    discount = f.number("Discount", default=Fraction(0), minimum=0, maximum=100)
+    unit = f.choice("Unit", UNITS, default=UNITS[0])
     if kind == "Text":
         if description is None:
             f.fail("Description", "is required on a Text line")
         return Line(view, None, NO_VAT, 0, 0)
-    base = f.money("BaseAmountValue", required=True)
-    quantity = f.number("Quantity", required=True, nonzero=True)
-    account = _account(f, data, "AccountNumber", required=True)
-    discount = f.number("Discount", default=Fraction(0), minimum=0, maximum=100)
-    unit = f.text("Unit", default="parts")
     if base is None or quantity is None or account is None or discount is None:
         return Line(view, None, NO_VAT, 0, 0)
     code = str(account["VatCode"])
@@ -808,12 +983,28 @@ def _read_line(data: DineroData, f: Fields, incl: bool) -> Line:
         AccountName=account["Name"],
         Unit=unit,
         Discount=f.get("Discount") or 0,
-        BaseAmountValue=Money(base),
-        BaseAmountValueInclVat=Money(base_incl),
-        TotalAmount=Money(net),
-        TotalAmountInclVat=Money(net + vat),
+        BaseAmountValue=Money(base, exponent),
+        BaseAmountValueInclVat=Money(base_incl, exponent),
+        TotalAmount=Money(net, exponent),
+        TotalAmountInclVat=Money(net + vat, exponent),
     )
     return Line(view, account["AccountNumber"], code, net, vat)
+
+
+def _line_product(data: DineroData, f: Fields) -> str | None:
+    """A line's `ProductGuid`: a product the sandbox holds that is not deleted. It names the
+    product only; the line's price, quantity and account are the line's own (required)."""
+    guid = f.guid("ProductGuid")
+    if guid is None:
+        return None
+    product = data.products.get(guid)
+    if product is None:
+        f.fail("ProductGuid", f"refers to no product (no product has the Guid {guid})")
+        return None
+    if product.deleted is not None:
+        f.fail("ProductGuid", "refers to a deleted product")
+        return None
+    return guid
 
 
 @dataclass(frozen=True)
@@ -826,35 +1017,30 @@ class Draft:
     contact: str | None
     day: date
     currency: str
+    rate: Fraction
     due: date
     credit_for: str | None
 
 
 def _read_document(call: Call, f: Fields, kind: str) -> Draft:
-    """An invoice or credit note from its create model, checked as a whole and priced."""
+    """An invoice or credit note from its create model, checked as a whole and priced in its
+    currency, which takes the day's rate (a credit note needs `CreditNoteFor`)."""
     data = call.data
     guid = f.guid("Guid")
     credited = _credited_invoice(data, f) if kind == "creditNote" else None
     contact = _document_contact(data, f, credited)
     day = f.day("Date", default=call.today)
-    default_currency = credited.currency if credited else BASE_CURRENCY
-    currency = f.text("Currency", pattern=CURRENCY, hint="three capital letters")
-    if credited is not None and currency is not None and currency != credited.currency:
-        f.fail("Currency", f"must be the credited invoice's, {credited.currency}")
+    currency = _document_currency(data, f, credited)
+    exponent = exponent_of(currency)
     default_terms = (
         (contact["PaymentConditionType"], contact["PaymentConditionNumberOfDays"])
         if contact
         else DEFAULT_CONDITION
     )
-    terms = _conditions(
-        f,
-        f.choice("PaymentConditionType", PAYMENT_CONDITIONS),
-        f.integer("PaymentConditionNumberOfDays", minimum=0),
-        default_terms,
-    )
+    terms = _conditions(f, default_terms)
     incl = f.flag("ShowLinesInclVat", default=False)
     lines = [
-        _read_line(data, f.nested(line, f"ProductLines[{i}]."), incl)
+        _read_line(data, f.nested(line, f"ProductLines[{i}]."), incl, exponent)
         for i, line in enumerate(f.objects("ProductLines", required=True))
     ]
     fields = {
@@ -867,7 +1053,7 @@ def _read_document(call: Call, f: Fields, kind: str) -> Draft:
         "InvoiceTemplateId": f.text("InvoiceTemplateId"),
         "PaymentConditionType": terms[0],
         "PaymentConditionNumberOfDays": terms[1],
-        "ReminderFee": _optional_amount(f.money("ReminderFee", minimum=0)),
+        "ReminderFee": _optional_amount(f.money("ReminderFee", minimum=0), exponent),
         "ReminderInterestRate": f.number("ReminderInterestRate", minimum=0),
         "IsMobilePayInvoiceEnabled": f.flag("IsMobilePayInvoiceEnabled"),
         "IsPensoPayEnabled": f.flag("IsPensoPayEnabled"),
@@ -881,19 +1067,40 @@ def _read_document(call: Call, f: Fields, kind: str) -> Draft:
         lines=lines,
         contact=contact["ContactGuid"] if contact else None,
         day=known(day),
-        currency=currency or default_currency,
+        currency=currency,
+        rate=data.rates.get(currency, Fraction(1)),
         due=_due(known(day), terms[0], terms[1]),
         credit_for=credited.guid if credited else None,
     )
 
 
-def _optional_amount(minor: int | None) -> Money | None:
-    return None if minor is None else Money(minor)
+def _document_currency(data: DineroData, f: Fields, credited: Document | None) -> str:
+    """`Currency`: an active ISO 4217 code with a rate in the day's table (DKK needs none);
+    DKK when left out, or a credit note's invoice's, which it must be if given. (When it is
+    wrong the problem is noted and DKK is answered, so that reading can go on.)"""
+    code = _iso_currency(f, "Currency")
+    if f.prefix + "Currency" in f.errors:
+        return BASE_CURRENCY
+    code = code or (credited.currency if credited else BASE_CURRENCY)
+    if credited is not None and code != credited.currency:
+        f.fail("Currency", f"must be the credited invoice's, {credited.currency}")
+    elif code != BASE_CURRENCY and code not in data.rates:
+        f.fail("Currency", _no_rate(data, code))
+    return code
+
+
+def _no_rate(data: DineroData, code: str) -> str:
+    known_codes = ", ".join(sorted(data.rates)) or "none"
+    return f"has no exchange rate today ({code}; the rates are for {known_codes})"
+
+
+def _optional_amount(minor: int | None, exponent: int = 2) -> Money | None:
+    return None if minor is None else Money(minor, exponent)
 
 
 def _credited_invoice(data: DineroData, f: Fields) -> Document | None:
-    """A credit note's `CreditNoteFor`: a booked invoice (left out, the note stands alone)."""
-    guid = f.guid("CreditNoteFor")
+    """A credit note's `CreditNoteFor` (required): a booked invoice."""
+    guid = f.guid("CreditNoteFor", required=True)
     if guid is None:
         return None
     invoice = data.documents.get(guid)
@@ -955,24 +1162,25 @@ def _total_lines(document: Document, data: DineroData) -> list[Record]:
         if line.vat:
             vat_by_code[line.vat_code] += line.vat
     rows: list[Record] = [
-        {"Type": "Subtotal", "Label": "Subtotal", "TotalAmount": Money(document.net)}
+        {"Type": "Subtotal", "Label": "Subtotal", "TotalAmount": document.money(document.net)}
     ]
     for code, vat in sorted(vat_by_code.items()):
         vat_type = data.vat_type(code)
         label = vat_type["Name"] if vat_type else code
-        rows.append({"Type": "Vat", "Label": label, "TotalAmount": Money(vat)})
+        rows.append({"Type": "Vat", "Label": label, "TotalAmount": document.money(vat)})
     rows.append(
         {
             "Type": "Total",
             "Label": f"Total {document.currency}",
-            "TotalAmount": Money(document.total),
+            "TotalAmount": document.money(document.total),
         }
     )
     return [{**row, "Position": position} for position, row in enumerate(rows)]
 
 
 def _document_view(data: DineroData, document: Document, today: date) -> Record:
-    """An invoice or credit note as it is read (`TimeStamp` spelled as Dinero spells it)."""
+    """An invoice or credit note as it is read (`TimeStamp` spelled as Dinero spells it), its
+    amounts in its currency's major units, and its totals in DKK at its rate as well."""
     contact = data.contacts.get(document.contact) if document.contact else None
     view: Record = {
         "Guid": document.guid,
@@ -991,9 +1199,11 @@ def _document_view(data: DineroData, document: Document, today: date) -> Record:
         view["CreditNoteFor"] = document.credit_for
     view.update(
         MailOutStatus=document.mail_out,
-        TotalExclVat=Money(document.net),
-        TotalVat=Money(document.vat),
-        TotalInclVat=Money(document.total),
+        TotalExclVat=document.money(document.net),
+        TotalVat=document.money(document.vat),
+        TotalInclVat=document.money(document.total),
+        TotalExclVatInDkk=Money(document.in_base(document.net)),
+        TotalInclVatInDkk=Money(document.in_base(document.total)),
         TotalLines=_total_lines(document, data),
         ProductLines=[line.view for line in document.lines],
         TimeStamp=document.stamp,
@@ -1038,6 +1248,7 @@ def _create(call: Call, kind: Literal["invoice", "creditNote"]) -> Answer:
         created=call.now,
         updated=call.now,
         credit_for=draft.credit_for,
+        rate=draft.rate,
     )
     call.data.documents[document.guid] = document
     return Answer({"Guid": document.guid, "TimeStamp": document.stamp}, 201)
@@ -1066,6 +1277,7 @@ def _fetch_invoice(call: Call) -> Answer:
         stamp="",
         created=call.now,
         updated=call.now,
+        rate=draft.rate,
     )
     view = _document_view(call.data, preview, call.today)
     for name in ("Guid", "TimeStamp", "CreatedAt", "UpdatedAt", "DeletedAt"):
@@ -1093,6 +1305,7 @@ def _update_invoice(call: Call) -> Answer:
         raise _invalid({"Status": "only a draft can be changed; credit a booked invoice"})
     document.fields, document.lines, document.contact = draft.fields, draft.lines, draft.contact
     document.day, document.currency, document.due = draft.day, draft.currency, draft.due
+    document.rate = draft.rate
     return Answer({"Guid": document.guid, "TimeStamp": _touch(call, document)})
 
 
@@ -1152,22 +1365,30 @@ def _book_credit_note(call: Call) -> Answer:
 
 
 def _document_entries(data: DineroData, document: Document) -> list[Entry]:
-    """What booking a document books: the receivable, each line's net on its account and the
-    VAT on the VAT code's account (a credit note the other way round)."""
+    """What booking a document books, in DKK at its rate: the receivable, each line's net on
+    its account and the VAT on the VAT code's account (a credit note the other way round).
+    The parts are converted together (`in_base`), so the nets add up to `TotalExclVatInDkk`
+    and the receivable is `TotalInclVatInDkk`."""
     sign = 1 if document.kind == "invoice" else -1
     label = "Faktura" if document.kind == "invoice" else "Kreditnota"
     voucher_type = "Invoice" if document.kind == "invoice" else "CreditNote"
     text = f"{label} {document.number}"
-    amounts: list[tuple[int, int, str | None]] = [(RECEIVABLE_ACCOUNT, sign * document.total, None)]
+    parts: list[tuple[int, int, str | None]] = []
     vat_by_account: Counter[int] = Counter()
     for line in document.lines:
         if line.account is None:
             continue
-        amounts.append((line.account, -sign * line.net, line.vat_code))
+        parts.append((line.account, line.net, line.vat_code))
         vat_account = _vat_account(data, line.vat_code)
         if vat_account is not None and line.vat:
-            vat_by_account[vat_account] -= sign * line.vat
-    amounts.extend((account, amount, None) for account, amount in sorted(vat_by_account.items()))
+            vat_by_account[vat_account] += line.vat
+    parts.extend((account, vat, None) for account, vat in sorted(vat_by_account.items()))
+    converted = in_base([amount for _, amount, _ in parts], document.currency, document.rate)
+    amounts: list[tuple[int, int, str | None]] = [(RECEIVABLE_ACCOUNT, sign * sum(converted), None)]
+    amounts += [
+        (account, -sign * amount, code)
+        for (account, _, code), amount in zip(parts, converted, strict=True)
+    ]
     return [
         Entry(
             new_guid(),
@@ -1258,7 +1479,8 @@ def _sent(call: Call, document: Document, kind: str, details: Record) -> None:
 
 
 def _generate_credit_note(call: Call) -> Answer:
-    """A draft credit note for the whole of a booked invoice (its lines, contact, currency)."""
+    """A draft credit note for the whole of a booked invoice (its lines, contact, currency),
+    at the day's rate of its currency."""
     invoice = _document(call, "invoice")
     f = _object(call.body)
     stamp = f.text("Timestamp", required=True)
@@ -1266,6 +1488,8 @@ def _generate_credit_note(call: Call) -> Answer:
     _fresh(invoice, stamp)
     if invoice.status != "Booked":
         raise _invalid({"Status": "only a booked invoice can be credited"})
+    if invoice.currency != BASE_CURRENCY and invoice.currency not in call.data.rates:
+        raise _invalid({"Currency": _no_rate(call.data, invoice.currency)})
     note = Document(
         guid=new_guid(),
         kind="creditNote",
@@ -1282,6 +1506,7 @@ def _generate_credit_note(call: Call) -> Answer:
         created=call.now,
         updated=call.now,
         credit_for=invoice.guid,
+        rate=call.data.rates.get(invoice.currency, Fraction(1)),
     )
     call.data.documents[note.guid] = note
     return Answer({"Guid": note.guid, "TimeStamp": note.stamp}, 201)
@@ -1290,12 +1515,25 @@ def _generate_credit_note(call: Call) -> Answer:
 # Payments
 
 
-def _create_payment(call: Call) -> Answer:
-    """A payment on a booked invoice, into a deposit account. A negative `Amount` pays money
-    back. With `RemainderIsFee: true`, a payment short of what is owed settles the invoice and
-    the shortfall is booked as a fee. Outside DKK, `AmountInForeignCurrency` is what settles
-    the invoice (there are no exchange rates here)."""
-    invoice = _document(call, "invoice")
+@dataclass(frozen=True)
+class PaymentFields:
+    """A payment's body, checked: `amount` in øre, `settled` in the invoice's currency."""
+
+    stamp: str
+    account: int
+    amount: int
+    settled: int
+    description: str
+    remainder_is_fee: bool
+    day: date
+    external: str | None
+
+
+def _read_payment(call: Call, invoice: Document) -> PaymentFields:
+    """`Amount` is the DKK paid into the deposit account and must be whole øre. On a foreign
+    invoice `AmountInForeignCurrency` (whole minor units of the invoice's currency, the sign
+    of `Amount`) is required and settles the invoice; on a DKK invoice `Amount` settles it and
+    `AmountInForeignCurrency`, if given, must be the same amount."""
     f = _object(call.body)
     stamp = f.text("Timestamp", required=True)
     account = _account(f, call.data, "DepositAccountNumber", required=True)
@@ -1303,32 +1541,67 @@ def _create_payment(call: Call) -> Answer:
         f.fail(
             "DepositAccountNumber", f"account {account['AccountNumber']} is not a deposit account"
         )
-    amount = f.money("Amount", required=True, nonzero=True)
+    amount = f.money("Amount", required=True, nonzero=True, whole=True)
     description = f.text("Description", required=True)
     remainder_is_fee = f.flag("RemainderIsFee", required=True)
     day = f.day("PaymentDate", default=call.today)
     external = f.text("ExternalReference", max_length=EXTERNAL_REFERENCE_MAX)
-    foreign_needed = invoice.currency != BASE_CURRENCY
-    foreign = f.money("AmountInForeignCurrency", required=foreign_needed, nonzero=True)
+    foreign_invoice = invoice.currency != BASE_CURRENCY
+    foreign = f.money(
+        "AmountInForeignCurrency",
+        required=foreign_invoice,
+        nonzero=True,
+        exponent=invoice.exponent,
+        whole=True,
+    )
+    if amount is not None and foreign is not None:
+        if not foreign_invoice and foreign != amount:
+            f.fail("AmountInForeignCurrency", "must be Amount on a DKK invoice (or be left out)")
+        elif (foreign > 0) != (amount > 0):
+            f.fail("AmountInForeignCurrency", "must have the sign of Amount")
     f.check()
-    _fresh(invoice, stamp)
+    return PaymentFields(
+        stamp=known(stamp),
+        account=known(account)["AccountNumber"],
+        amount=known(amount),
+        settled=known(foreign if foreign_invoice else amount),
+        description=known(description),
+        remainder_is_fee=remainder_is_fee,
+        day=known(day),
+        external=external,
+    )
+
+
+def _create_payment(call: Call) -> Answer:
+    """A payment on a booked invoice, into a deposit account. A negative `Amount` pays money
+    back. With `RemainderIsFee: true`, a payment short of what is owed settles the invoice and
+    the shortfall is booked as a fee. What it settles leaves the receivable at the invoice's
+    rate; what the DKK paid differs from that is an exchange difference."""
+    invoice = _document(call, "invoice")
+    given = _read_payment(call, invoice)
+    _fresh(invoice, given.stamp)
     if invoice.status != "Booked":
         raise _invalid({"Status": "only a booked invoice can be paid"})
-    settled = known(foreign if foreign_needed else amount)
+    settled = given.settled
     remaining = _remaining(call.data, invoice)
-    fee = remaining - settled if remainder_is_fee and 0 < settled < remaining else 0
+    fee = remaining - settled if given.remainder_is_fee and 0 < settled < remaining else 0
+    before = sum(
+        p.settled + p.fee for p in call.data.payments.values() if p.invoice == invoice.guid
+    )
+    cleared, fee_cleared = in_base([settled, fee], invoice.currency, invoice.rate, before)
     payment = Payment(
         id=new_guid(),
         invoice=invoice.guid,
-        day=known(day),
-        description=known(description),
-        account=known(account)["AccountNumber"],
-        amount=known(amount),
-        foreign=foreign if foreign_needed else None,
+        day=given.day,
+        description=given.description,
+        account=given.account,
+        amount=given.amount,
         settled=settled,
         fee=fee,
-        external=external,
-        remainder_is_fee=remainder_is_fee,
+        cleared=cleared,
+        fee_cleared=fee_cleared,
+        external=given.external,
+        remainder_is_fee=given.remainder_is_fee,
     )
     call.data.payments[payment.id] = payment
     call.data.entries.extend(_payment_entries(invoice, payment))
@@ -1337,10 +1610,16 @@ def _create_payment(call: Call) -> Answer:
 
 
 def _payment_entries(invoice: Document, payment: Payment) -> list[Entry]:
+    """The DKK paid into the deposit account, what it settles off the receivable (at the
+    invoice's rate), the difference to exchange differences, and a fee taken as paid."""
     text = f"Betaling faktura {invoice.number}: {payment.description}"
-    amounts = [(payment.account, payment.amount), (RECEIVABLE_ACCOUNT, -payment.amount)]
-    if payment.fee:
-        amounts += [(FEE_ACCOUNT, payment.fee), (RECEIVABLE_ACCOUNT, -payment.fee)]
+    amounts = [
+        (payment.account, payment.amount),
+        (RECEIVABLE_ACCOUNT, -payment.cleared),
+        (EXCHANGE_ACCOUNT, payment.cleared - payment.amount),
+        (FEE_ACCOUNT, payment.fee_cleared),
+        (RECEIVABLE_ACCOUNT, -payment.fee_cleared),
+    ]
     return [
         Entry(
             new_guid(),
@@ -1354,34 +1633,37 @@ def _payment_entries(invoice: Document, payment: Payment) -> list[Entry]:
             text,
         )
         for account, amount in amounts
+        if amount
     ]
 
 
-def _payment_view(payment: Payment) -> Record:
+def _payment_view(invoice: Document, payment: Payment) -> Record:
+    """`Amount` in DKK; `AmountInForeignCurrency` what it settled in the invoice's currency
+    (on a DKK invoice, the same amount)."""
     return {
         "Id": payment.id,
         "PaymentDate": payment.day.isoformat(),
         "Description": payment.description,
         "DepositAccountNumber": payment.account,
         "Amount": Money(payment.amount),
-        "AmountInForeignCurrency": _optional_amount(payment.foreign),
+        "AmountInForeignCurrency": invoice.money(payment.settled),
         "ExternalReference": payment.external,
         "RemainderIsFee": payment.remainder_is_fee,
     }
 
 
 def _list_payments(call: Call) -> Answer:
-    """`GET /v2/.../invoices/{guid}/payments`: the payments and what is paid and still owed."""
+    """`GET /v2/.../invoices/{guid}/payments`: the payments and what is paid and still owed,
+    in the invoice's currency."""
     invoice = _document(call, "invoice")
     payments = [p for p in call.data.payments.values() if p.invoice == invoice.guid]
+    remaining = _remaining(call.data, invoice) if invoice.status == "Booked" else invoice.total
     return Answer(
         {
-            "Payments": [_payment_view(payment) for payment in payments],
-            "RemainingAmount": Money(
-                _remaining(call.data, invoice) if invoice.status == "Booked" else invoice.total
-            ),
-            "PaidAmount": Money(sum(payment.settled for payment in payments)),
-            "InvoiceTotalIncludingReminderExpenses": Money(invoice.total),
+            "Payments": [_payment_view(invoice, payment) for payment in payments],
+            "RemainingAmount": invoice.money(remaining),
+            "PaidAmount": invoice.money(sum(payment.settled for payment in payments)),
+            "InvoiceTotalIncludingReminderExpenses": invoice.money(invoice.total),
         }
     )
 
@@ -1407,17 +1689,23 @@ def _delete_payment(call: Call) -> Answer:
 
 
 def _read_voucher_lines(data: DineroData, f: Fields) -> list[VoucherLine]:
+    """`Lines`, each with the fields the reference gives it: `Description`, `AccountNumber`,
+    `BalancingAccountNumber` (another account) and `Amount` (whole øre, not 0) are required;
+    the VAT codes may be null or empty, which means the account's own (as the reference says)."""
     lines = []
     for i, given in enumerate(f.objects("Lines", required=True)):
         line = f.nested(given, f"Lines[{i}].")
+        description = line.text("Description", required=True)
         account = _account(line, data, "AccountNumber", required=True)
-        balancing = _account(line, data, "BalancingAccountNumber")
-        amount = line.money("Amount", required=True, nonzero=True)
+        balancing = _account(line, data, "BalancingAccountNumber", required=True)
+        if account is not None and account is balancing:
+            line.fail("BalancingAccountNumber", "must be another account than AccountNumber")
+        amount = line.money("Amount", required=True, nonzero=True, whole=True)
         lines.append(
             VoucherLine(
-                description=line.text("Description"),
+                description=description or "",
                 account=account["AccountNumber"] if account else 0,
-                balancing=balancing["AccountNumber"] if balancing else None,
+                balancing=balancing["AccountNumber"] if balancing else 0,
                 amount=amount or 0,
                 account_vat=_vat_code(data, line, "AccountVatCode"),
                 balancing_vat=_vat_code(data, line, "BalancingAccountVatCode"),
@@ -1441,8 +1729,10 @@ def _vat_code(data: DineroData, f: Fields, name: str) -> str | None:
 def _read_voucher(
     call: Call, f: Fields, key: str, kind: Literal["ManualVoucher", "LedgerItem"]
 ) -> Voucher:
+    """A manual voucher: `VoucherDate`, `ExternalReference` and `Lines` are required (the
+    reference marks only `FileGuid` optional)."""
     day = f.day("VoucherDate", required=True)
-    external = f.text("ExternalReference", max_length=EXTERNAL_REFERENCE_MAX)
+    external = f.text("ExternalReference", required=True, max_length=EXTERNAL_REFERENCE_MAX)
     file_guid = f.guid("FileGuid")
     lines = _read_voucher_lines(call.data, f)
     f.check()
@@ -1460,8 +1750,8 @@ def _read_voucher(
 
 
 def _create_voucher(call: Call) -> Answer:
-    """`POST .../vouchers/manuel`: a draft voucher (Dinero makes its Guid); it may not balance
-    yet, but it must to be booked."""
+    """`POST .../vouchers/manuel`: a draft voucher (Dinero makes its Guid). Every line has
+    its balancing account, so a voucher balances by construction."""
     voucher = _read_voucher(call, _object(call.body), new_guid(), "ManualVoucher")
     call.data.vouchers[voucher.key] = voucher
     return Answer({"Guid": voucher.key, "Timestamp": voucher.stamp}, 201)
@@ -1526,27 +1816,15 @@ def _book_voucher(call: Call) -> Answer:
     return Answer(_voucher_view(voucher))
 
 
-def _imbalance(voucher: Voucher) -> int:
-    """The sum of the lines without a balancing account; a line with one balances itself."""
-    return sum(line.amount for line in voucher.lines if line.balancing is None)
-
-
 def _booking_problems(voucher: Voucher, prefix: str = "") -> dict[str, str]:
-    """Why a voucher cannot be booked: it is booked already, or it does not balance."""
-    problems: dict[str, str] = {}
+    """Why a voucher cannot be booked: it is booked already."""
     if voucher.status != "Draft":
-        problems[f"{prefix}Status"] = "the voucher is already booked"
-    off = _imbalance(voucher)
-    if off:
-        problems[f"{prefix}Lines"] = (
-            f"the voucher does not balance: the lines without a BalancingAccountNumber sum to "
-            f"{off / 100:.2f}, not 0"
-        )
-    return problems
+        return {f"{prefix}Status": "the voucher is already booked"}
+    return {}
 
 
 def _post_voucher(call: Call, voucher: Voucher) -> None:
-    """Book a draft voucher that balances: its number, its entries and a new stamp."""
+    """Book a draft voucher: its number, its entries and a new stamp."""
     problems = _booking_problems(voucher)
     if problems:
         raise _invalid(problems)
@@ -1564,14 +1842,15 @@ def _voucher_entries(data: DineroData, voucher: Voucher) -> list[Entry]:
     VAT out of its amount to the code's VAT account: journal amounts include VAT."""
     entries: list[Entry] = []
     for line in voucher.lines:
-        sides = [(line.account, line.amount, line.account_vat)]
-        if line.balancing is not None:
-            sides.append((line.balancing, -line.amount, line.balancing_vat))
+        sides = [
+            (line.account, line.amount, line.account_vat),
+            (line.balancing, -line.amount, line.balancing_vat),
+        ]
         for account, amount, given_code in sides:
             code = given_code or str(data.accounts[account]["VatCode"])
             rate = data.vat_rate(code)
             vat = rhu(amount * rate / (1 + rate))
-            text = line.description or voucher.external or ""
+            text = line.description
             parts = [(account, amount - vat, code), (_vat_account(data, code), vat, None)]
             entries.extend(
                 Entry(
@@ -1593,7 +1872,8 @@ def _voucher_entries(data: DineroData, voucher: Voucher) -> list[Entry]:
 
 def _create_ledger_items(call: Call) -> Answer:
     """`POST /v1.2/.../ledgeritems`: drafts with the client's `Id`s, all or none; an `Id` the
-    sandbox already holds (or given twice) is 409 with code 72."""
+    sandbox already holds (or given twice) is 409 with code 72. `Id`, `VoucherDate` and
+    `Lines` are required (the reference marks only `FileGuid` optional)."""
     items = _objects(call.body)
     errors: dict[str, str] = {}
     made: list[Voucher] = []
@@ -1766,10 +2046,18 @@ def _entry_view(data: DineroData, entry: Entry) -> Record:
 
 Test = Callable[[Record], bool]
 
-#: The fields `queryFilter` may name, by list. Only `VatNumber eq` and `Name contains` are
-#: known to work on contacts, and these three on credit notes; `IsDebitor` is refused.
-CONTACT_FILTERS: Final = ("Name", "VatNumber", "EanNumber", "Email", "ExternalReference")
-DOCUMENT_FILTERS: Final = ("ExternalReference", "ContactGuid", "Description")
+#: The fields `queryFilter` may name, by list, each with the operators it takes: on contacts
+#: what the reference documents (`VatNumber eq`, `Name eq` and `contains`; `IsDebitor` and
+#: the rest are refused), on credit notes its three fields, on invoices the same three (the
+#: reference names none for them), on products none.
+Filterable = Mapping[str, tuple[str, ...]]
+CONTACT_FILTERS: Final[Filterable] = {"Name": ("eq", "contains"), "VatNumber": ("eq",)}
+DOCUMENT_FILTERS: Final[Filterable] = {
+    "ExternalReference": ("eq", "contains"),
+    "ContactGuid": ("eq",),
+    "Description": ("eq", "contains"),
+}
+PRODUCT_FILTERS: Final[Filterable] = {}
 FREE_TEXT_FIELDS: Final = ("Number", "ContactName", "Description", "ExternalReference", "Comment")
 
 CLAUSE: Final = re.compile(
@@ -1785,9 +2073,10 @@ def _as_text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _query_filter(text: str, allowed: Sequence[str]) -> list[Test]:
+def _query_filter(text: str, allowed: Filterable) -> list[Test]:
     """`queryFilter`: clauses `Field eq 'value'` or `Field contains 'value'` joined by `and`,
-    compared without regard to case (a quote inside a value is doubled: `'O''Brien'`)."""
+    compared without regard to case (a quote inside a value is doubled: `'O''Brien'`); each
+    field only with the operators `allowed` gives it."""
     spelled = {name.lower(): name for name in allowed}
     tests: list[Test] = []
     position = 0
@@ -1797,10 +2086,10 @@ def _query_filter(text: str, allowed: Sequence[str]) -> list[Test]:
             raise ValueError(f"cannot read {text[position:]!r}: use Field eq 'value'")
         name = spelled.get(clause["field"].lower())
         if name is None:
-            raise ValueError(f"{clause['field']} cannot be filtered on (only {', '.join(allowed)})")
+            raise ValueError(f"{clause['field']} cannot be filtered on ({_filterable(allowed)})")
         op = clause["op"].lower()
-        if op not in ("eq", "contains"):
-            raise ValueError(f"{clause['op']} is no operator (eq or contains)")
+        if op not in allowed[name]:
+            raise ValueError(f"{name} takes {' or '.join(allowed[name])}, not {clause['op']}")
         value = clause["value"]
         if value.startswith("'"):
             value = value[1:-1].replace("''", "'")
@@ -1812,6 +2101,13 @@ def _query_filter(text: str, allowed: Sequence[str]) -> list[Test]:
         if joiner is None:
             raise ValueError(f"expected 'and' at {text[position:]!r}")
         position = joiner.end()
+
+
+def _filterable(allowed: Filterable) -> str:
+    if not allowed:
+        return "this list takes no queryFilter"
+    fields = ", ".join(f"{name} {'/'.join(ops)}" for name, ops in allowed.items())
+    return f"only {fields}"
 
 
 def _clause_test(name: str, op: str, wanted: str) -> Test:
@@ -1837,7 +2133,7 @@ def _whole(query: Query, name: str, *, default: int, minimum: int) -> int:
     return int(text)
 
 
-def _common_tests(query: Query, filterable: Sequence[str], with_deleted: bool) -> list[Test]:
+def _common_tests(query: Query, filterable: Filterable, with_deleted: bool) -> list[Test]:
     """`changesSince`, `deletedOnly` and `queryFilter`, which every list takes."""
     tests: list[Test] = []
     since = _checked(query, "changesSince", _parse_instant)
@@ -1872,7 +2168,7 @@ def _true_or_false(text: str) -> bool:
 def _listing(
     call: Call,
     records: list[Record],
-    filterable: Sequence[str],
+    filterable: Filterable,
     *,
     with_deleted: bool = False,
     more: Sequence[Test] = (),
@@ -2032,6 +2328,11 @@ ENDPOINTS: Final = (
     Endpoint("PUT", "v1", ("contacts", ID), _update_contact),
     Endpoint("DELETE", "v1", ("contacts", ID), _delete_contact),
     Endpoint("POST", "v1", ("contacts", ID, "restore"), _restore_contact),
+    Endpoint("GET", "v1", ("products",), _list_products),
+    Endpoint("POST", "v1", ("products",), _create_product),
+    Endpoint("GET", "v1", ("products", ID), _get_product),
+    Endpoint("PUT", "v1", ("products", ID), _update_product),
+    Endpoint("DELETE", "v1", ("products", ID), _delete_product),
     Endpoint("GET", "v1", ("invoices",), _list_invoices),
     Endpoint("POST", "v1", ("invoices",), _create_invoice),
     Endpoint("POST", "v1", ("invoices", "fetch"), _fetch_invoice, writes=False),
@@ -2396,6 +2697,7 @@ def summary(data: DineroData, today: date) -> Record:
         "vatTypes": len(data.vat_types),
         "contacts": len(live),
         "deletedContacts": len(data.contacts) - len(live),
+        "products": sum(1 for product in data.products.values() if product.deleted is None),
         "invoices": sum(invoices.values()),
         "creditNotes": sum(credit_notes.values()),
         "payments": len(data.payments),
@@ -2421,8 +2723,9 @@ def _json(body: Any, status: int = 200) -> Response:
 
 
 def _sandbox_routes(sandbox: Sandbox) -> APIRouter:
-    """`GET /_sandbox/summary`, `POST /_sandbox/reset`, `GET /_sandbox/sent` and
-    `GET`/`PUT /_sandbox/brownout` (no token; never faulted)."""
+    """`GET /_sandbox/summary`, `POST /_sandbox/reset`, `GET /_sandbox/sent`,
+    `GET`/`PUT /_sandbox/brownout` and `GET`/`PUT /_sandbox/rates` (no token; never
+    faulted)."""
     router = APIRouter(prefix="/_sandbox")
     store = sandbox.store
 
@@ -2452,6 +2755,30 @@ def _sandbox_routes(sandbox: Sandbox) -> APIRouter:
         with store.lock:
             return _json(list(store.data.sent))
 
+    @router.get("/rates", include_in_schema=False)
+    async def read_rates() -> Response:
+        with store.lock:
+            return _json(rates_view(store.data.rates))
+
+    @router.put("/rates", include_in_schema=False)
+    async def change_rates(request: Request) -> Response:
+        try:
+            changes = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            changes = None
+        if not isinstance(changes, dict):
+            return _settings_refused("the body must be a JSON object of rates by currency", {})
+        problems = _rate_problems(changes)
+        if problems:
+            return _settings_refused("invalid rates", problems)
+        with store.lock:
+            for code, rate in changes.items():
+                if rate is None:
+                    store.data.rates.pop(code, None)
+                else:
+                    store.data.rates[code] = known(exact_number(rate))
+            return _json(rates_view(store.data.rates))
+
     @router.get("/brownout", include_in_schema=False)
     async def read_brownout() -> Response:
         return _json(sandbox.brownouts.view())
@@ -2475,6 +2802,31 @@ def _sandbox_routes(sandbox: Sandbox) -> APIRouter:
         return _json(sandbox.brownouts.view())
 
     return router
+
+
+def rates_view(rates: Mapping[str, Fraction]) -> Record:
+    """The day's rates by currency, DKK per unit, as exact decimals (`{"EUR": 7.4604}`)."""
+    return {code: _decimal(rate) for code, rate in sorted(rates.items())}
+
+
+def _decimal(rate: Fraction) -> Decimal:
+    """A rate that came from a decimal, as that decimal (a terminating fraction)."""
+    return Decimal(rate.numerator) / Decimal(rate.denominator)
+
+
+def _rate_problems(changes: Mapping[str, Any]) -> dict[str, str]:
+    """What is wrong with a `PUT /_sandbox/rates` body: each key an active ISO 4217 code
+    other than DKK, each value a number above 0 (at most `LARGEST_RATE`), or null to take the
+    currency's rate away."""
+    problems: dict[str, str] = {}
+    for code, rate in changes.items():
+        if code not in CURRENCY_EXPONENTS or code == BASE_CURRENCY:
+            problems[code] = "must be an active ISO 4217 code other than DKK"
+        elif rate is not None:
+            number = exact_number(rate)
+            if number is None or not 0 < number <= LARGEST_RATE:
+                problems[code] = f"must be a number above 0 and at most {LARGEST_RATE}, or null"
+    return problems
 
 
 def _settings_refused(message: str, problems: Mapping[str, str]) -> Response:

@@ -372,7 +372,7 @@ def test_query_filter_takes_eq_and_contains_and_refuses_other_fields(dinero: htt
 def test_unknown_paths_and_methods_get_dineros_errors(
     sandbox: Sandbox, dinero: httpx.Client
 ) -> None:
-    refusal(dinero.get("/products"), 404, 40)
+    refusal(dinero.get("/projects"), 404, 40)
     refusal(dinero.patch("/contacts"), 405, None)
     moved = dinero.put(f"/invoices/{guid()}", json={})
     assert "/v1.2" in refusal(moved, 404, 40)["message"]
@@ -451,7 +451,7 @@ def test_totals_follow_each_lines_account_vat_code(dinero: httpx.Client) -> None
         line(100, Quantity=2, Discount=10),
         line(80, account=1010),
         line(50, account=7400),
-        {"LineType": "Text", "Description": "Tak for handlen"},
+        line(0, LineType="Text", Description="Tak for handlen"),
     ]
     draft = invoice(dinero, ProductLines=lines)
     assert [
@@ -762,51 +762,54 @@ def test_remainder_is_fee_settles_a_short_payment_and_books_the_shortfall_as_a_f
 
 
 def voucher_line(amount: float, **fields: Any) -> dict[str, Any]:
-    return {"Description": "Indtægtsført marts", "AccountNumber": 7400, "Amount": amount, **fields}
+    """Revenue recognized: `amount` debited to deferred revenue 7400, credited to 1000."""
+    return {
+        "Description": "Indtægtsført marts",
+        "AccountNumber": 7400,
+        "BalancingAccountNumber": 1000,
+        "Amount": amount,
+        **fields,
+    }
 
 
-def test_a_balanced_manual_voucher_books_and_an_unbalanced_one_is_refused(
+def test_a_manual_voucher_books_each_line_against_its_balancing_account(
     sandbox: Sandbox, dinero: httpx.Client
 ) -> None:
-    def create(credit: float) -> dict[str, Any]:
-        lines = [
-            voucher_line(100, AccountVatCode="none"),
-            voucher_line(-credit, AccountNumber=1000, AccountVatCode="none"),
-        ]
+    def create(amount: float) -> dict[str, Any]:
+        lines = [voucher_line(amount, AccountVatCode="none", BalancingAccountVatCode="none")]
         body = {"VoucherDate": "2025-03-31", "ExternalReference": "rec-2025-03", "Lines": lines}
         response = dinero.post("/vouchers/manuel", json=body)
         assert response.status_code == 201, response.text
         return dict(response.json())
 
-    unbalanced = create(99.99)
-    refused = dinero.post(
-        f"/vouchers/manuel/{unbalanced['Guid']}/book", json={"Timestamp": unbalanced["Timestamp"]}
-    )
-    assert "does not balance" in refusal(refused, 400, 42)["validationErrors"]["Lines"]
-    balanced = create(100)
+    kept, dropped = create(100), create(50)
     stale = dinero.post(
-        f"/vouchers/manuel/{balanced['Guid']}/book", json={"Timestamp": unbalanced["Timestamp"]}
+        f"/vouchers/manuel/{kept['Guid']}/book", json={"Timestamp": dropped["Timestamp"]}
     )
     refusal(stale, 400, 58)
     done = dinero.post(
-        f"/vouchers/manuel/{balanced['Guid']}/book", json={"Timestamp": balanced["Timestamp"]}
+        f"/vouchers/manuel/{kept['Guid']}/book", json={"Timestamp": kept["Timestamp"]}
     )
     assert done.status_code == 200, done.text
     assert (done.json()["Status"], done.json()["VoucherNumber"]) == ("Booked", 1)
-    assert dinero.get(f"/vouchers/manuel/{balanced['Guid']}").json()["Status"] == "Booked"
+    assert dinero.get(f"/vouchers/manuel/{kept['Guid']}").json()["Status"] == "Booked"
     assert balances(sandbox) == {"1000": -100.0, "7400": 100.0}
+    again = dinero.post(
+        f"/vouchers/manuel/{kept['Guid']}/book", json={"Timestamp": done.json()["Timestamp"]}
+    )
+    assert invalid(again) == {"Status"}
     deleted = dinero.request(
-        "DELETE",
-        f"/vouchers/manuel/{unbalanced['Guid']}",
-        json={"Timestamp": unbalanced["Timestamp"]},
+        "DELETE", f"/vouchers/manuel/{dropped['Guid']}", json={"Timestamp": dropped["Timestamp"]}
     )
     assert deleted.status_code == 200
-    refusal(dinero.get(f"/vouchers/manuel/{unbalanced['Guid']}"), 404, 40)
-    assert invalid(
-        dinero.post("/vouchers/manuel", json={"Lines": [voucher_line(1, AccountNumber=1)]})
-    ) == {
-        "VoucherDate",
-        "Lines[0].AccountNumber",
+    refusal(dinero.get(f"/vouchers/manuel/{dropped['Guid']}"), 404, 40)
+    same = {
+        "VoucherDate": "2025-03-31",
+        "ExternalReference": "x",
+        "Lines": [voucher_line(1, BalancingAccountNumber=7400)],
+    }
+    assert invalid(dinero.post("/vouchers/manuel", json=same)) == {
+        "Lines[0].BalancingAccountNumber"
     }
 
 
@@ -816,7 +819,8 @@ def test_voucher_vat_falls_back_to_each_accounts_code_unless_none_is_given(
     def post(**codes: str) -> None:
         body = {
             "VoucherDate": "2025-03-31",
-            "Lines": [voucher_line(100, BalancingAccountNumber=1000, **codes)],
+            "ExternalReference": "rec-2025-03",
+            "Lines": [voucher_line(100, **codes)],
         }
         created = dinero.post("/vouchers/manuel", json=body).json()
         booked_voucher = dinero.post(
@@ -833,7 +837,11 @@ def test_voucher_vat_falls_back_to_each_accounts_code_unless_none_is_given(
     assert invalid(
         dinero.post(
             "/vouchers/manuel",
-            json={"VoucherDate": "2025-03-31", "Lines": [voucher_line(1, AccountVatCode="X9")]},
+            json={
+                "VoucherDate": "2025-03-31",
+                "ExternalReference": "rec-2025-03",
+                "Lines": [voucher_line(1, AccountVatCode="X9")],
+            },
         )
     ) == {"Lines[0].AccountVatCode"}
 
@@ -846,14 +854,7 @@ def test_ledger_items_take_the_clients_id_once_and_book_by_version(
         {
             "Id": item_id,
             "VoucherDate": "2025-03-31",
-            "Lines": [
-                voucher_line(
-                    50,
-                    BalancingAccountNumber=1000,
-                    AccountVatCode="none",
-                    BalancingAccountVatCode="none",
-                )
-            ],
+            "Lines": [voucher_line(50, AccountVatCode="none", BalancingAccountVatCode="none")],
         }
     ]
     created = dinero.post(sandbox.api("/ledgeritems", "v1.2"), json=items)
@@ -1029,7 +1030,7 @@ def test_the_rate_limit_is_100_a_minute_by_default_and_answers_dineros_quota_bod
     assert refusal(limited, 429, 43)["message"] == QUOTA
     assert QUOTA in limited.text
     assert ask_token(sandbox.url).status_code == 200, "the token endpoint is not limited"
-    assert sandbox.get("/_sandbox/summary")["counts"]["accounts"] == 11, "nor are /_sandbox routes"
+    assert sandbox.get("/_sandbox/summary")["counts"]["accounts"] == 13, "nor are /_sandbox routes"
     now[0] += 60
     assert dinero.get("/vatTypes").status_code == 200
     stats = sandbox.get("/_sandbox/stats")
@@ -1175,7 +1176,7 @@ def test_the_summary_counts_everything_and_a_reset_goes_back_to_the_seed_keeping
     assert summary["tokens"]["active"] >= 1
     reset = httpx.post(f"{sandbox.url}/_sandbox/reset").json()
     assert reset["counts"]["invoices"] == reset["counts"]["contacts"] == 0
-    assert (reset["counts"]["accounts"], reset["balances"]) == (11, {})
+    assert (reset["counts"]["accounts"], reset["balances"]) == (13, {})
     assert sandbox.get("/_sandbox/stats")["requests_served"] == 0
     assert dinero.get("/contacts").status_code == 200, "a token outlives a reset"
     assert booked(dinero)["Number"] == 1, "numbering starts again"
