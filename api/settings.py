@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     sync_backoff_cap_seconds: float = Field(
         default=300.0, gt=0, description="The longest delay between two retries"
     )
+    sync_max_unexpected_errors: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="Unexpected errors in a row (a bug, not a target's answer) after which a"
+        " message is failed and notified instead of retried",
+    )
 
     def store_options(self) -> StoreOptions:
         return StoreOptions(

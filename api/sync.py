@@ -320,4 +320,5 @@ def _dispatch_settings(settings: Settings) -> DispatchSettings:
         lease=timedelta(seconds=settings.sync_lease_seconds),
         backoff_base=settings.sync_backoff_seconds,
         backoff_cap=settings.sync_backoff_cap_seconds,
+        max_unexpected_errors=settings.sync_max_unexpected_errors,
     )

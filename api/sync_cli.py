@@ -55,21 +55,26 @@ def run(workers: int | None, once: bool) -> None:
         for signal_number in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signal_number, lambda *_: stop.set())
         service.run(stop, workers or settings.sync_workers)
-    _status_table(service)
+    _counts_table(service)
     service.close()
 
 
 @sync.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the counts and failures as JSON.")
 def status(as_json: bool) -> None:
-    """The messages of each target by status, and the failed ones with their errors (after
+    """The messages of each target by status, how long the oldest unsent one has waited,
+    the customers held behind a failure, and the failed messages with their errors (after
     enqueueing what the log holds that the delivery log does not yet)."""
     _, service = _sync()
     service.enqueue()
     failed = service.delivery.messages(status="failed", limit=20)
     if as_json:
+        now = datetime.now(UTC)
         document = {
             "counts": service.delivery.counts(),
+            "targets": {
+                name: summary.describe(now) for name, summary in service.delivery.summary().items()
+            },
             "failed": [message.describe() for message in failed],
         }
         click.echo(orjson.dumps(document, default=str).decode())
@@ -83,11 +88,44 @@ def status(as_json: bool) -> None:
     service.close()
 
 
-def _status_table(service: Sync) -> None:
+def _counts_table(service: Sync) -> None:
     table = Table("target", "pending", "sending", "sent", "failed")
     for target, counts in sorted(service.delivery.counts().items()):
         table.add_row(target, *(f"{counts[s]:,}" for s in ("pending", "sending", "sent", "failed")))
     Console().print(table)
+
+
+def _status_table(service: Sync) -> None:
+    """Per target: its messages by status, the age of the oldest unsent one, the lanes
+    (customers, or the books) a failed message holds, and the messages waiting behind one."""
+    now = datetime.now(UTC)
+    # Short headings, so that the table fits 80 columns: `oldest` is the age of the oldest
+    # unsent message, `held` the lanes a failed message holds, `behind` what waits in them.
+    table = Table("target", "pending", "sending", "sent", "failed", "oldest", "held", "behind")
+    for target, summary in service.delivery.summary().items():
+        counts = summary.counts
+        table.add_row(
+            target,
+            *(f"{counts[s]:,}" for s in ("pending", "sending", "sent", "failed")),
+            age(summary.oldest_pending_seconds(now)),
+            f"{summary.held_lanes:,}",
+            f"{summary.held_messages:,}",
+        )
+    Console().print(table)
+
+
+def age(seconds: int | None) -> str:
+    """A wait as a person reads it: `45 s`, `12 min`, `3 h 05 min`, `2 d 4 h`; `–` for none."""
+    if seconds is None:
+        return "–"
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if seconds < 3600:
+        return f"{minutes} min"
+    if seconds < 86400:
+        return f"{hours} h {minutes % 60:02d} min"
+    return f"{days:,} d {hours % 24} h"
 
 
 @sync.command()

@@ -8,20 +8,25 @@ voucher for the difference follows, so the target's books always add up to ours.
 
 `Dispatcher.deliver_one` claims one message, has its target send it, and records the attempt:
 `sent`; `pending` again after a backoff (exponential with jitter, at least the target's
-`Retry-After`) when retrying may help; or `failed`, with a notification, when it cannot. A
-failed message holds its customer's later messages until it is retried.
+`Retry-After`, which is believed up to `MAX_RETRY_AFTER_SECONDS`) when retrying may help; or
+`failed`, with a notification, when it cannot. An unexpected error (a bug of ours, neither
+`RetryableError` nor `RejectedError`) is retried like a retryable one, until a message has met
+`DispatchSettings.max_unexpected_errors` of them in a row: then it fails and notifies too,
+rather than hold its lane unseen for ever. A failed message holds its customer's later
+messages until it is retried.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from adapters.sync.log import Attempt, DeliveryLog, Message, NewMessage
 from adapters.sync.port import RejectedError, RetryableError, Target, Trace
@@ -39,6 +44,12 @@ Notify = Callable[[Message, str], None]
 Open = Callable[[Message], Message]
 #: Blots out of a text the personal values of an opened message (`Profiles.redact`).
 Redact = Callable[[str, Message], str]
+
+
+#: The longest a target's `Retry-After` defers a message: an hour. A target asking for longer,
+#: or for no finite time at all, is tried again after an hour (an error of its own, or a date
+#: far off, must neither park a message for years nor overflow the clock's arithmetic).
+MAX_RETRY_AFTER_SECONDS: Final = 3600.0
 
 
 def _now() -> datetime:
@@ -164,6 +175,8 @@ class DispatchSettings:
     backoff_base: float = 1.0
     backoff_cap: float = 300.0
     idle: float = 0.5
+    #: Unexpected errors in a row after which a message fails (and is notified).
+    max_unexpected_errors: int = 10
 
 
 class Dispatcher:
@@ -195,6 +208,7 @@ class Dispatcher:
         clock_start = time.perf_counter()
         ids: dict[str, Any] = {}
         error: str | None = None
+        unexpected = 0
         opened = message
         try:
             if self.open_message is not None:
@@ -206,11 +220,16 @@ class Dispatcher:
             retry_at = self.clock() + timedelta(seconds=self._backoff(message, problem))
         except RejectedError as problem:
             error, status, outcome, retry_at = str(problem), "failed", "failed", None
-        except Exception as problem:  # a bug of ours: keep the message, say what happened
+        except Exception as problem:  # a bug of ours: retried a while, then failed
             log.exception("sending %s to %s failed unexpectedly", message.id, target)
             error = f"{type(problem).__name__}: {problem}"
-            status, outcome = "pending", "retry"
-            retry_at = self.clock() + timedelta(seconds=self._backoff(message, None))
+            unexpected = message.unexpected_errors + 1
+            if unexpected >= self.settings.max_unexpected_errors:
+                error = f"{error} ({unexpected} unexpected errors in a row)"
+                status, outcome, retry_at = "failed", "failed", None
+            else:
+                status, outcome = "pending", "retry"
+                retry_at = self.clock() + timedelta(seconds=self._backoff(message, None))
         if self.redact is not None and opened is not message:
             trace.requests = [self.redact(line, opened) for line in trace.requests]
             error = None if error is None else self.redact(error, opened)
@@ -223,7 +242,7 @@ class Dispatcher:
             error=error,
             outcome=outcome,
         )
-        self.delivery.finish(message, attempt, status, retry_at)
+        self.delivery.finish(message, attempt, status, retry_at, unexpected)
         if status == "failed" and self.notify is not None and error is not None:
             try:
                 self.notify(message, error)
@@ -236,7 +255,7 @@ class Dispatcher:
         delay: float = min(self.settings.backoff_cap, self.settings.backoff_base * 2.0**exponent)
         delay *= self.random.uniform(0.5, 1.0)
         if problem is not None and problem.retry_after is not None:
-            delay = max(delay, problem.retry_after)
+            delay = max(delay, bounded_retry_after(problem.retry_after))
         return delay
 
     def work(self, stop: threading.Event) -> None:
@@ -251,3 +270,12 @@ class Dispatcher:
                     stop.wait(self.settings.idle)
             if not busy:
                 stop.wait(self.settings.idle)
+
+
+def bounded_retry_after(seconds: float) -> float:
+    """A target's `Retry-After` as a delay the dispatcher keeps to: at most
+    `MAX_RETRY_AFTER_SECONDS` (infinity included), never negative; one that is not a number
+    (NaN) asks for nothing."""
+    if math.isnan(seconds):
+        return 0.0
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)

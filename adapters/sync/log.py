@@ -4,7 +4,10 @@ Unlike the projections it is never rebuilt: it records what the outside world ha
 outbox message meets each configured target here as a row of `sync_messages` (under its fixed
 id, `projections.outbox.message_id`), inserted once whatever replays or rebuilds happen
 (`INSERT ... ON CONFLICT DO NOTHING`). A row moves `pending → sending → sent`, or to `failed`
-on an error that retrying cannot fix; `sync_attempts` keeps every attempt.
+on an error that retrying cannot fix; `sync_attempts` keeps every attempt. A message counts
+the unexpected errors (bugs of ours, not a target's answer) it met in a row, so that the
+dispatcher can fail one that keeps meeting them, and remembers since when it has been waiting
+to be sent (`pending_since`: enqueued, retried or replayed), for `DeliveryLog.summary`.
 
 Claiming is safe with any number of workers in any number of processes: a claim is one
 `UPDATE ... RETURNING` of the oldest due message that heads its lane (no earlier message of
@@ -20,6 +23,7 @@ PostgreSQL (`timestamptz`) and as fixed-width UTC text on SQLite, so that both c
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,7 +55,9 @@ _TABLES: Final = (
         last_error text,
         created_at {instant} NOT NULL,
         updated_at {instant} NOT NULL,
-        sent_at {instant})""",
+        sent_at {instant},
+        unexpected_errors integer NOT NULL DEFAULT 0,
+        pending_since {instant})""",
     "CREATE INDEX IF NOT EXISTS sync_messages_unsent ON sync_messages (target, lane, seq)"
     " WHERE status <> 'sent'",
     "CREATE INDEX IF NOT EXISTS sync_messages_due ON sync_messages (target, seq)"
@@ -79,6 +85,13 @@ _TABLES: Final = (
         target text PRIMARY KEY,
         next_at double precision NOT NULL)""",
 )
+#: Columns added to `sync_messages` after its first release: a database made before them gets
+#: them on start-up (`DeliveryLog.create_tables`), and a row made before them reads as 0
+#: unexpected errors, pending since it was enqueued.
+_ADDED_COLUMNS: Final = (
+    ("unexpected_errors", "integer NOT NULL DEFAULT 0"),
+    ("pending_since", "{instant}"),
+)
 _INSTANT_COLUMNS: Final = (
     "next_attempt_at",
     "claimed_until",
@@ -86,6 +99,8 @@ _INSTANT_COLUMNS: Final = (
     "updated_at",
     "sent_at",
     "started_at",
+    "pending_since",
+    "oldest_pending_at",
 )
 #: Seconds of lateness between taking a request slot and the request reaching the target that
 #: the budget absorbs (see `DeliveryLog.take_request`).
@@ -118,6 +133,10 @@ class Message(NewMessage):
     created_at: datetime
     updated_at: datetime
     sent_at: datetime | None
+    #: Unexpected errors met in a row (reset by any other outcome, a retry or a replay).
+    unexpected_errors: int = 0
+    #: Since when the message has waited to be sent: enqueued, retried or replayed.
+    pending_since: datetime | None = None
 
     def describe(self) -> dict[str, Any]:
         """The message as the API shows it."""
@@ -136,6 +155,37 @@ class Message(NewMessage):
             "created_at": self.created_at,
             "sent_at": self.sent_at,
             "payload": self.payload,
+        }
+
+
+@dataclass(frozen=True)
+class TargetSummary:
+    """Where delivery to one target stands: its messages by status; since when the oldest
+    unsent one (`pending` or `sending`, held or not) has waited; and what failures hold up: a
+    failed message holds its lane (a customer, or the books' vouchers), so `held_lanes` is the
+    number of lanes with a failed message and `held_messages` that of the unsent messages
+    waiting behind one."""
+
+    target: str
+    counts: dict[str, int]
+    oldest_pending_at: datetime | None
+    held_lanes: int
+    held_messages: int
+
+    def oldest_pending_seconds(self, now: datetime) -> int | None:
+        """Whole seconds the oldest unsent message has waited by `now`; None if none waits."""
+        if self.oldest_pending_at is None:
+            return None
+        return max(0, int((now - self.oldest_pending_at).total_seconds()))
+
+    def describe(self, now: datetime) -> dict[str, Any]:
+        """The summary as the API and `subledger sync status --json` show it."""
+        return {
+            **{status: self.counts.get(status, 0) for status in STATUSES},
+            "oldest_pending_at": self.oldest_pending_at,
+            "oldest_pending_seconds": self.oldest_pending_seconds(now),
+            "held_lanes": self.held_lanes,
+            "held_messages": self.held_messages,
         }
 
 
@@ -228,6 +278,8 @@ def _message(row: dict[str, Any]) -> Message:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         sent_at=row["sent_at"],
+        unexpected_errors=row.get("unexpected_errors") or 0,
+        pending_since=row.get("pending_since") or row["created_at"],
     )
 
 
@@ -242,6 +294,33 @@ class DeliveryLog:
                 sql.run("SELECT pg_advisory_xact_lock(hashtext('subledger sync schema'))")
             for statement in _TABLES:
                 sql.run(statement.format(instant=instant))
+            self._add_columns(sql, instant)
+
+    def _add_columns(self, sql: _Statements, instant: str) -> None:
+        """Give a `sync_messages` made before `_ADDED_COLUMNS` those columns. PostgreSQL
+        guards itself (`IF NOT EXISTS`, under the schema lock); SQLite, which has no such
+        clause, is asked for the table's columns first, and a process that added one between
+        that question and its own `ALTER` (SQLite's transactions lock on the first write)
+        leaves nothing to do."""
+        if self.db.postgres:
+            for name, definition in _ADDED_COLUMNS:
+                sql.run(
+                    f"ALTER TABLE sync_messages ADD COLUMN IF NOT EXISTS {name}"
+                    f" {definition.format(instant=instant)}"
+                )
+            return
+        present = {row["name"] for row in sql.run("PRAGMA table_info(sync_messages)")}
+        for name, definition in _ADDED_COLUMNS:
+            if name in present:
+                continue
+            try:
+                sql.run(
+                    f"ALTER TABLE sync_messages ADD COLUMN {name}"
+                    f" {definition.format(instant=instant)}"
+                )
+            except sqlite3.OperationalError as error:
+                if "duplicate column" not in str(error):
+                    raise
 
     # Enqueueing.
 
@@ -273,9 +352,11 @@ class DeliveryLog:
                 inserted += len(
                     sql.run(
                         "INSERT INTO sync_messages (id, target, lane, seq, kind, source, dated,"
-                        " payload, status, next_attempt_at, created_at, updated_at)"
+                        " payload, status, next_attempt_at, created_at, updated_at,"
+                        " pending_since)"
                         " VALUES (%(id)s, %(target)s, %(lane)s, %(seq)s, %(kind)s, %(source)s,"
-                        " %(dated)s, %(payload)s, 'pending', %(now)s, %(now)s, %(now)s)"
+                        " %(dated)s, %(payload)s, 'pending', %(now)s, %(now)s, %(now)s,"
+                        " %(now)s)"
                         " ON CONFLICT (id) DO NOTHING RETURNING id",
                         id=message.id,
                         target=message.target,
@@ -344,9 +425,11 @@ class DeliveryLog:
         attempt: Attempt,
         status: str,
         next_attempt_at: datetime | None = None,
+        unexpected_errors: int = 0,
     ) -> None:
         """Record an attempt and the message's new status (`sent`, `pending` to retry at
-        `next_attempt_at`, or `failed`)."""
+        `next_attempt_at`, or `failed`), with the unexpected errors it has now met in a row
+        (0 after any other outcome)."""
         ids = {**message.target_ids, **attempt.target_ids}
         with self.db.transaction() as sql:
             sql.run(
@@ -368,7 +451,7 @@ class DeliveryLog:
             sql.run(
                 "UPDATE sync_messages SET status = %(status)s, claimed_until = NULL,"
                 " next_attempt_at = %(next)s, target_ids = %(ids)s, last_error = %(error)s,"
-                " updated_at = %(now)s,"
+                " updated_at = %(now)s, unexpected_errors = %(unexpected)s,"
                 " sent_at = CASE WHEN %(status)s = 'sent' THEN %(now)s ELSE sent_at END"
                 " WHERE id = %(id)s",
                 id=message.id,
@@ -377,14 +460,17 @@ class DeliveryLog:
                 ids=orjson.dumps(ids).decode(),
                 error=attempt.error if status != "sent" else None,
                 now=now,
+                unexpected=unexpected_errors,
             )
 
     def retry(self, message_id: str, now: datetime) -> Message | None:
-        """A `failed` message back to `pending`, due now; None if there is no such message."""
+        """A `failed` message back to `pending`, due now, its count of unexpected errors
+        afresh; None if there is no such message."""
         with self.db.transaction() as sql:
             sql.run(
                 "UPDATE sync_messages SET status = 'pending', next_attempt_at = %(now)s,"
-                " updated_at = %(now)s WHERE id = %(id)s AND status = 'failed'",
+                " updated_at = %(now)s, pending_since = %(now)s, unexpected_errors = 0"
+                " WHERE id = %(id)s AND status = 'failed'",
                 id=message_id,
                 now=now,
             )
@@ -398,7 +484,8 @@ class DeliveryLog:
         dates: tuple[str, str] | None = None,
     ) -> int:
         """Messages of `target` in a range of source positions or of dates, sent or failed,
-        back to `pending`: the adapters find what the target has and create nothing twice."""
+        back to `pending` (their counts of unexpected errors afresh): the adapters find what
+        the target has and create nothing twice."""
         bounds: tuple[object, object]
         if dates is not None:
             condition, bounds = "dated BETWEEN %(low)s AND %(high)s", dates
@@ -410,7 +497,8 @@ class DeliveryLog:
         with self.db.transaction() as sql:
             rows = sql.run(
                 "UPDATE sync_messages SET status = 'pending', next_attempt_at = %(now)s,"
-                f" updated_at = %(now)s WHERE target = %(target)s AND {condition}"
+                " updated_at = %(now)s, pending_since = %(now)s, unexpected_errors = 0"
+                f" WHERE target = %(target)s AND {condition}"
                 " AND status IN ('sent', 'failed') RETURNING id",
                 target=target,
                 now=now,
@@ -503,6 +591,53 @@ class DeliveryLog:
         for row in rows:
             counts.setdefault(row["target"], dict.fromkeys(STATUSES, 0))[row["status"]] = row["n"]
         return counts
+
+    def summary(self, target: str | None = None) -> dict[str, TargetSummary]:
+        """Per target (or of `target` alone), where delivery stands: `TargetSummary`."""
+        where = "" if target is None else " WHERE m.target = %(target)s"
+        only = "" if target is None else " AND m.target = %(target)s"
+        with self.db.transaction() as sql:
+            counted = sql.run(
+                "SELECT m.target, m.status, COUNT(*) AS n FROM sync_messages m"
+                f"{where} GROUP BY m.target, m.status",
+                target=target,
+            )
+            oldest = sql.run(
+                "SELECT m.target,"
+                " MIN(COALESCE(m.pending_since, m.created_at)) AS oldest_pending_at"
+                " FROM sync_messages m WHERE m.status IN ('pending', 'sending')"
+                f"{only} GROUP BY m.target",
+                target=target,
+            )
+            lanes = sql.run(
+                "SELECT m.target, COUNT(DISTINCT m.lane) AS n FROM sync_messages m"
+                f" WHERE m.status = 'failed'{only} GROUP BY m.target",
+                target=target,
+            )
+            behind = sql.run(
+                "SELECT m.target, COUNT(*) AS n FROM sync_messages m"
+                " WHERE m.status IN ('pending', 'sending')"
+                "  AND EXISTS (SELECT 1 FROM sync_messages f WHERE f.target = m.target"
+                "   AND f.lane = m.lane AND f.seq < m.seq AND f.status = 'failed')"
+                f"{only} GROUP BY m.target",
+                target=target,
+            )
+        counts: dict[str, dict[str, int]] = {}
+        for row in counted:
+            counts.setdefault(row["target"], dict.fromkeys(STATUSES, 0))[row["status"]] = row["n"]
+        since = {row["target"]: row["oldest_pending_at"] for row in oldest}
+        held_lanes = {row["target"]: row["n"] for row in lanes}
+        held_messages = {row["target"]: row["n"] for row in behind}
+        return {
+            name: TargetSummary(
+                target=name,
+                counts=by_status,
+                oldest_pending_at=since.get(name),
+                held_lanes=held_lanes.get(name, 0),
+                held_messages=held_messages.get(name, 0),
+            )
+            for name, by_status in sorted(counts.items())
+        }
 
     # The request budget.
 

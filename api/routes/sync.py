@@ -56,7 +56,11 @@ def _known_target(sync: Sync, target: str) -> None:
 
 @router.get(
     "/messages",
-    summary="The delivery log's messages, a page at a time",
+    summary="The delivery log's messages, a page at a time, and where each target stands",
+    description="The first page (no `after`) also carries `targets`: per target (of `target`"
+    " alone when given; whatever `status` asks for), its messages by status, since when the"
+    " oldest unsent one has waited, and the lanes (customers) a failed message holds with the"
+    " messages waiting behind them. Later pages carry `targets: null`.",
     response_model=SyncMessages,
 )
 def sync_messages(
@@ -71,9 +75,12 @@ def sync_messages(
     cursor = _decode(after) if after else None
     found = sync.delivery.messages(target, status, cursor, limit)
     last = found[-1] if len(found) == limit else None
+    summary = None if cursor else sync.delivery.summary(target)
+    now = datetime.now(UTC)
     body = {
         "messages": [m.describe() for m in found],
         "next": _encode([last.target, last.seq, last.id]) if last else None,
+        "targets": None if summary is None else {n: s.describe(now) for n, s in summary.items()},
     }
     return OrjsonResponse(body)
 

@@ -8,6 +8,7 @@ that an answer that grows a field the document does not know fails the Schemathe
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -210,9 +211,30 @@ class AuditTrail(Answer):
     events: list[AuditedEvent]
 
 
+class SyncTarget(Answer):
+    """Where delivery to one target stands."""
+
+    pending: int
+    sending: int
+    sent: int
+    failed: int
+    oldest_pending_at: datetime | None = Field(
+        description="since when the oldest unsent (pending or sending) message has waited:"
+        " enqueued, retried or replayed; null when none waits"
+    )
+    oldest_pending_seconds: int | None = Field(description="its wait, in whole seconds, now")
+    held_lanes: int = Field(
+        description="lanes (customers, or the books' vouchers) held by a failed message"
+    )
+    held_messages: int = Field(description="unsent messages waiting behind a failed one")
+
+
 class SyncMessages(Answer):
     messages: list[dict[str, Any]]
     next: str | None
+    targets: dict[str, SyncTarget] | None = Field(
+        description="per target, where delivery stands; on the first page only (no `after`)"
+    )
 
 
 class Replayed(Answer):
