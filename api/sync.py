@@ -61,7 +61,8 @@ from adapters.sync.dispatcher import (
 )
 from adapters.sync.http import RequestBudget
 from adapters.sync.log import DeliveryLog
-from adapters.sync.notify import Notifier, NotifySettings
+from adapters.sync.notify import Notifier, NotifySettings, smtp_security
+from adapters.sync.notify import check as check_notifications
 from adapters.sync.port import Target
 from adapters.sync.profiles import Profiles
 from api.bootstrap import (
@@ -192,25 +193,58 @@ def _dinero_settings(name: str, where: str, table: dict[str, Any], url: str) -> 
 
 
 def read_notifications(settings: Settings) -> NotifySettings | None:
+    """The `[notifications]` table, checked: a login over plain text, a CA file that cannot be
+    read or a key that means nothing are refused here, at start-up, rather than when the first
+    failure is to be told. `smtp_ca_file` is read relative to the configuration file."""
     table = read_configuration(settings).get("notifications")
     if table is None:
         return None
+    where = f"{settings.config}: [notifications]"
     if not isinstance(table, dict):
-        raise ConfigurationError(f"{settings.config}: [notifications] must be a table")
+        raise ConfigurationError(f"{where} must be a table")
+    known = {
+        "webhook_url",
+        "smtp_host",
+        "smtp_port",
+        "smtp_from",
+        "smtp_to",
+        "smtp_user",
+        "smtp_password",
+        "smtp_security",
+        "smtp_starttls",
+        "smtp_ca_file",
+        "smtp_insecure",
+    }
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigurationError(f"{where}: unknown keys {', '.join(unknown)}")
     try:
         recipients = table.get("smtp_to", ())
-        return NotifySettings(
+        port = int(table.get("smtp_port", 25))
+        insecure = table.get("smtp_insecure", False)
+        if not isinstance(insecure, bool):
+            raise ValueError(f"smtp_insecure must be true or false (got {insecure!r})")
+        ca_file = table.get("smtp_ca_file")
+        notify = NotifySettings(
             webhook_url=table.get("webhook_url"),
             smtp_host=table.get("smtp_host"),
-            smtp_port=int(table.get("smtp_port", 25)),
+            smtp_port=port,
             smtp_from=str(table.get("smtp_from", "subledger@localhost")),
             smtp_to=(recipients,) if isinstance(recipients, str) else tuple(recipients),
             smtp_user=table.get("smtp_user"),
             smtp_password=os.environ.get("SUBLEDGER_SMTP_PASSWORD") or table.get("smtp_password"),
-            smtp_starttls=bool(table.get("smtp_starttls", False)),
+            smtp_security=smtp_security(
+                table.get("smtp_security"), table.get("smtp_starttls"), port
+            ),
+            smtp_ca_file=None if ca_file is None else str(settings.config.parent / str(ca_file)),
+            smtp_insecure=insecure,
         )
+        check_notifications(notify)
     except (TypeError, ValueError) as error:
-        raise ConfigurationError(f"{settings.config}: [notifications]: {error}") from None
+        raise ConfigurationError(f"{where}: {error}") from None
+    except OSError as error:
+        raise ConfigurationError(f"{where}: smtp_ca_file {ca_file!r}: {error}") from None
+    return notify
 
 
 def delivery_log_for(ledger: Ledger) -> DeliveryLog:
