@@ -513,3 +513,34 @@ def test_an_invoice_does_not_take_its_contacts_terms(billy: httpx.Client) -> Non
     buyer = contact(billy, paymentTermsMode="netEndOfMonth", paymentTermsDays=30)["id"]
     created = invoice(billy, buyer, entryDate="2025-01-15", paymentTermsDays=5)
     assert (created["paymentTermsMode"], created["dueDate"]) == ("net", "2025-01-20")
+
+
+# Rounding lines
+
+
+def test_a_vat_free_rounding_line_lets_two_credits_take_a_lines_whole_vat(
+    billy: httpx.Client,
+) -> None:
+    # The contract's example: 100.02 at 25% has VAT 25.01 (gross 125.03). Credited as 50.01 +
+    # 50.01, each line's VAT at Billy is 12.50, but the second credit must carry 12.51: a
+    # rounding line of 0.01 on a VAT-free product booked to 3670 makes its gross 62.52, and the
+    # two credits (62.51 + 62.52) take the invoice's whole 125.03.
+    rulesets = {r["abbreviation"]: r["id"] for r in listed(billy, "salesTaxRulesets")}
+    rounding = product(
+        billy,
+        name="Øreafrunding",
+        accountId=account_id(billy, 3670),
+        salesTaxRulesetId=rulesets["DK0"],
+    )
+    booked = approved_invoice(billy, lines=one_line(billy, 100.02))
+    assert booked["grossAmount"] == 125.03
+    first = credit_note(billy, booked, 50.01, state="approved").json()["invoices"][0]
+    lines = [
+        {"productId": booked["lines"][0]["productId"], "unitPrice": 50.01},
+        {"productId": rounding, "unitPrice": 0.01},
+    ]
+    second = credit_note(billy, booked, 0, state="approved", lines=lines).json()["invoices"][0]
+    assert (first["tax"], first["grossAmount"]) == (12.5, 62.51)
+    assert [line["tax"] for line in second["lines"]] == [12.5, 0]
+    assert second["grossAmount"] == 62.52
+    assert read_invoice(billy, booked["id"])["balance"] == 0
