@@ -115,6 +115,17 @@ export function zoneName() {
   return Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
 }
 
+/** A wait in whole seconds as a person reads it: "45 s", "12 min", "3 h 05 min", "2 d 4 h". */
+export function age(seconds) {
+  if (seconds === null || seconds === undefined) return "–";
+  if (seconds < 60) return `${seconds} s`;
+  const minutes = Math.floor(seconds / 60);
+  const hours = Math.floor(seconds / 3600);
+  if (seconds < 3600) return `${minutes} min`;
+  if (seconds < 86400) return `${hours} h ${pad(minutes % 60)} min`;
+  return `${count(Math.floor(seconds / 86400))} d ${hours % 24} h`;
+}
+
 /** "deferred_revenue" -> "Deferred revenue". */
 export function words(name) {
   const text = String(name).replace(/[_.]/g, " ");

@@ -602,6 +602,24 @@ def test_the_sync_page_counts_messages_and_a_retry_takes_a_failed_one_out_of_fai
             f"{counts.get(('billy', status), 0):,}"
         )
     failed = server.get("/v1/sync/messages", status="failed")["messages"]
+
+    # What failures hold, as the API says and as worked out here from the messages: the
+    # customers with a failed message, and their messages still waiting.
+    stands = server.get("/v1/sync/messages", limit=1)["targets"]["billy"]
+    held = {m["customer_id"] for m in failed}
+    waiting = server.get("/v1/sync/messages", status="pending", limit=1000)["messages"]
+    assert stands["held_lanes"] == len(held) > 0
+    assert stands["held_messages"] == sum(1 for m in waiting if m["customer_id"] in held)
+    for name in ("held_lanes", "held_messages"):
+        expect(dashboard.cell("sync-counts", "data-target='billy'", name)).to_have_text(
+            f"{stands[name]:,}"
+        )
+    expect(dashboard.figure("held_lanes")).to_have_text(f"{stands['held_lanes']:,}")
+    oldest = dashboard.cell("sync-counts", "data-target='billy'", "oldest_pending")
+    if stands["oldest_pending_at"] is None:
+        expect(oldest).to_have_text("–")
+    else:
+        expect(oldest.locator("span")).to_have_attribute("data-since", stands["oldest_pending_at"])
     rows = dashboard.page.locator("#sync-messages tbody tr")
     expect(rows).to_have_count(len(failed))
     expect(rows.first.locator("td[data-field=detail]")).to_have_text(failed[0]["last_error"])

@@ -1,52 +1,56 @@
-// Syncing to the accounting systems: how many messages each target has in each status, the
-// messages themselves (the failed ones first, with the target's error), and a retry.
+// Syncing to the accounting systems: where each target stands (its messages by status, how long
+// the oldest unsent one has waited, the customers held behind a failed message), the messages
+// themselves (the failed ones first, with the target's error), and a retry.
 
 import { ApiError, explain, post, readNow } from "../api.js";
 import { card, h, note, table } from "../dom.js";
-import { count, instantLabel, money, monthLabel, words } from "../format.js";
+import { age, count, instantLabel, money, monthLabel, words } from "../format.js";
 import { figures } from "./controls.js";
 
 const STATUSES = ["pending", "sending", "sent", "failed"];
-const PAGE = 1000;
-const MOST_PAGES = 100;
 
-/** Every message of `status`, a page at a time, counted per target. */
-async function countStatus(status) {
-  const counts = {};
-  let after = null;
-  let capped = false;
-  for (let page = 0; ; page += 1) {
-    if (page === MOST_PAGES) {
-      capped = true;
-      break;
-    }
-    const body = await readNow("/v1/sync/messages", { status, limit: PAGE, after });
-    for (const message of body.messages) counts[message.target] = (counts[message.target] || 0) + 1;
-    if (!body.next) break;
-    after = body.next;
-  }
-  return { status, counts, capped };
+/** Where each target stands, as the first page of the messages carries it. */
+async function readTargets() {
+  const body = await readNow("/v1/sync/messages", { limit: 1 });
+  return body.targets || {};
 }
 
-function countsTable(results) {
-  const targets = [...new Set(results.flatMap((r) => Object.keys(r.counts)))].sort();
-  const of = (status) => results.find((r) => r.status === status);
-  const shown = (status, target) => {
-    const result = of(status);
-    return count(result.counts[target] || 0) + (result.capped ? "+" : "");
-  };
+function targetsTable(targets) {
+  const names = Object.keys(targets).sort();
+  const alarming = (name, field) => (targets[name][field] ? "negative" : null);
   return table(
     [
-      { label: "Target", key: "target", cell: (target) => target },
+      { label: "Target", key: "target", cell: (name) => name },
       ...STATUSES.map((status) => ({
         label: words(status),
         num: true,
         key: status,
-        cell: (target) => h("span", { class: status === "failed" && of(status).counts[target] ? "negative" : null }, shown(status, target)),
+        cell: (name) => h("span", { class: status === "failed" ? alarming(name, "failed") : null }, count(targets[name][status])),
       })),
+      {
+        label: "Oldest pending",
+        num: true,
+        key: "oldest_pending",
+        cell: (name) => {
+          const since = targets[name].oldest_pending_at;
+          return h("span", { title: since ? `waiting since ${instantLabel(since)}` : null, dataset: since ? { since } : null }, age(targets[name].oldest_pending_seconds));
+        },
+      },
+      {
+        label: "Held lanes",
+        num: true,
+        key: "held_lanes",
+        cell: (name) => h("span", { class: alarming(name, "held_lanes") }, count(targets[name].held_lanes)),
+      },
+      {
+        label: "Held messages",
+        num: true,
+        key: "held_messages",
+        cell: (name) => h("span", { class: alarming(name, "held_messages") }, count(targets[name].held_messages)),
+      },
     ],
-    targets,
-    { id: "sync-counts", rowAttributes: (target) => ({ dataset: { target } }) },
+    names,
+    { id: "sync-counts", rowAttributes: (name) => ({ dataset: { target: name } }) },
   );
 }
 
@@ -177,12 +181,12 @@ export default {
     const target = ctx.params.get("target") || "";
     root.append(h("h1", {}, "Syncing to accounting systems"));
     if (ctx.knownAt) root.append(note("The delivery log is shown as it is now: \"known at\" does not apply to it.", "friendly"));
-    const countsCard = card("Messages per target and status", h("p", { class: "loading" }, "Counting…"));
+    const countsCard = card("Where each target stands", h("p", { class: "loading" }, "Counting…"));
     const listCard = card(`${words(status)} messages`);
     root.append(countsCard, listCard);
-    let results;
+    let targets;
     try {
-      results = await Promise.all(STATUSES.map(countStatus));
+      targets = await readTargets();
     } catch (error) {
       if (!ctx.current()) return;
       if (error.code === "SYNC_UNAVAILABLE") {
@@ -194,29 +198,38 @@ export default {
       return;
     }
     if (!ctx.current()) return;
-    const targets = [...new Set(results.flatMap((r) => Object.keys(r.counts)))].sort();
-    const total = (result) => Object.values(result.counts).reduce((sum, n) => sum + n, 0);
-    countsCard.replaceChildren(h("h2", {}, "Messages per target and status"));
-    if (targets.length) {
-      countsCard.append(
-        figures(
-          results.map((r) => ({
-            label: words(r.status),
-            value: count(total(r)) + (r.capped ? "+" : ""),
-            cls: r.status === "failed" && total(r) ? "negative" : "",
-            field: r.status,
-          })),
-        ),
-        countsTable(results),
-      );
-    } else {
+    const names = Object.keys(targets).sort();
+    const total = (field) => names.reduce((sum, name) => sum + (targets[name][field] || 0), 0);
+    countsCard.replaceChildren(h("h2", {}, "Where each target stands"));
+    if (!names.length) {
       countsCard.append(note("No message yet: no target is configured, or nothing has been recorded.", "friendly"));
-    }
-    if (!targets.length) {
       listCard.remove();
       return;
     }
-    listCard.append(filters(ctx, status, target, targets));
+    countsCard.append(
+      figures([
+        ...STATUSES.map((one) => ({
+          label: words(one),
+          value: count(total(one)),
+          cls: one === "failed" && total(one) ? "negative" : "",
+          field: one,
+        })),
+        {
+          label: "Held lanes",
+          value: count(total("held_lanes")),
+          cls: total("held_lanes") ? "negative" : "",
+          field: "held_lanes",
+          hint: `${count(total("held_messages"))} messages waiting behind a failure`,
+        },
+      ]),
+      targetsTable(targets),
+      note(
+        "Oldest pending: how long the oldest unsent message has waited since it was queued, retried or replayed. " +
+          "A failed message holds its lane (a customer, or the books' vouchers): nothing later of it is sent until the failed one is retried.",
+        "info",
+      ),
+    );
+    listCard.append(filters(ctx, status, target, names));
     const list = h("div", {});
     listCard.append(list);
     let after = null;
