@@ -439,7 +439,7 @@ class Changes:
 
 CONTACT_FIELDS: Final = _names(
     "id type name countryId street cityText zipcodeText contactNo registrationNo ean "
-    "isCustomer paymentTermsMode paymentTermsDays contactPersons createdTime"
+    "isCustomer paymentTermsMode paymentTermsDays currencyId contactPersons createdTime"
 )
 PERSON_FIELDS: Final = _names("id contactId name email isPrimary createdTime")
 
@@ -465,6 +465,8 @@ def _read_contact(body: Mapping[str, Any]) -> tuple[Record, list[Record] | None]
             "paymentTermsMode", CONTACT_PAYMENT_TERMS_MODES, default="net"
         ),
         "paymentTermsDays": f.integer("paymentTermsDays", required=True, minimum=0),
+        # Billy: the contact's default currency "has no effect in the API"; it is kept.
+        "currencyId": f.currency("currencyId"),
     }
     given = f.objects("contactPersons")
     persons = None

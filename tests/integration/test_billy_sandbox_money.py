@@ -98,6 +98,15 @@ def test_an_invoice_in_anything_but_an_active_iso_currency_is_refused(
     assert set(refused_fields(answer, "invoice")) == {"currencyId"}
 
 
+def test_a_contacts_default_currency_must_be_an_active_iso_code_and_is_kept(
+    billy: httpx.Client,
+) -> None:
+    assert contact(billy, currencyId="EUR")["currencyId"] == "EUR"
+    body = {"name": "A", "countryId": "DK", "paymentTermsDays": 8, "currencyId": "EURO"}
+    answer = billy.post("/contacts", json={"contact": body})
+    assert set(refused_fields(answer, "contact")) == {"currencyId"}
+
+
 def test_product_prices_are_read_in_their_own_currency(billy: httpx.Client) -> None:
     prices = [
         {"unitPrice": 1500.4, "currencyId": "JPY"},
