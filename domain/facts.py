@@ -48,6 +48,11 @@ MAX_QUANTITY: Final = Decimal(10) ** 9
 MAX_DECIMAL_PLACES: Final = 6
 MAX_PERIOD_DAYS: Final = 3660
 MAX_DISCOUNT_MONTHS: Final = 120
+#: An exchange rate is above 0 and below this (units of the target's base currency per unit of
+#: the document's currency: 1 KWD is about 22 DKK, 1 JPY about 0.04), with at most
+#: `MAX_EXCHANGE_RATE_PLACES` decimals, enough for the base-currency worth of a dong or a rupiah.
+MAX_EXCHANGE_RATE: Final = Decimal(10) ** 6
+MAX_EXCHANGE_RATE_PLACES: Final = 10
 EARLIEST_DATE: Final = date(1970, 1, 1)
 LATEST_DATE: Final = date(2199, 12, 31)
 
@@ -118,6 +123,20 @@ def check_rate(value: Decimal, field: str) -> None:
         raise _fail(field, "must be a decimal in [0, 1)")
     if _decimal_places(value) > MAX_DECIMAL_PLACES:
         raise _fail(field, f"must have at most {MAX_DECIMAL_PLACES} decimal places")
+
+
+def check_exchange_rate(value: Decimal | None, field: str) -> None:
+    if value is None:
+        return
+    if not value.is_finite() or not Decimal(0) < value < MAX_EXCHANGE_RATE:
+        raise _fail(field, f"must be a decimal greater than 0 and below {MAX_EXCHANGE_RATE}")
+    if _decimal_places(value) > MAX_EXCHANGE_RATE_PLACES:
+        raise _fail(field, f"must have at most {MAX_EXCHANGE_RATE_PLACES} decimal places")
+
+
+def check_method(value: str | None, field: str) -> None:
+    if value is not None and not _METHOD.match(value):
+        raise _fail(field, "must be a lower-case name such as card or bank_transfer")
 
 
 def _check_address(value: Address | Cleared | None, field: str) -> None:
@@ -348,6 +367,9 @@ class SubscriptionCancelled:
 
 @dataclass(frozen=True, kw_only=True)
 class InvoiceIssued:
+    """`payment_method` (beyond the contract's catalogue): how the invoice is expected to be
+    paid, which picks the target's payment terms where there is no `due_date` (§7)."""
+
     TYPE: ClassVar[str] = "invoice.issued"
     invoice_id: str
     customer_id: str
@@ -357,6 +379,8 @@ class InvoiceIssued:
     subscription_id: str | None = None
     due_date: date | None = None
     number: str | None = None
+    payment_method: str | None = None
+    exchange_rate: Decimal | None = None
 
     @property
     def line_ids(self) -> tuple[str, ...]:
@@ -373,6 +397,8 @@ class InvoiceIssued:
             raise _fail("due_date", "must not be before issue_date")
         check_text(self.number, "number", 64)
         check_currency(self.currency, "currency")
+        check_method(self.payment_method, "payment_method")
+        check_exchange_rate(self.exchange_rate, "exchange_rate")
         if not 1 <= len(self.lines) <= MAX_LINES:
             raise _fail("lines", f"must hold 1 to {MAX_LINES} lines")
         for index, line in enumerate(self.lines):
@@ -389,15 +415,16 @@ class PaymentReceived:
     currency: str
     method: str
     received_on: date
+    exchange_rate: Decimal | None = None
 
     def check(self) -> None:
         check_id(self.payment_id, "payment_id")
         check_id(self.invoice_id, "invoice_id")
         check_amount(self.amount, "amount", positive=True)
         check_currency(self.currency, "currency")
-        if not _METHOD.match(self.method):
-            raise _fail("method", "must be a lower-case name such as card or bank_transfer")
+        check_method(self.method, "method")
         check_date(self.received_on, "received_on")
+        check_exchange_rate(self.exchange_rate, "exchange_rate")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -426,12 +453,14 @@ class PaymentRefunded:
     payment_id: str
     amount: int
     refunded_on: date
+    exchange_rate: Decimal | None = None
 
     def check(self) -> None:
         check_id(self.refund_id, "refund_id")
         check_id(self.payment_id, "payment_id")
         check_amount(self.amount, "amount", positive=True)
         check_date(self.refunded_on, "refunded_on")
+        check_exchange_rate(self.exchange_rate, "exchange_rate")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -444,12 +473,14 @@ class CreditNoteIssued:
     issue_date: date
     number: str | None = None
     lines: tuple[CreditLine, ...] | None = None
+    exchange_rate: Decimal | None = None
 
     def check(self) -> None:
         check_id(self.credit_note_id, "credit_note_id")
         check_id(self.invoice_id, "invoice_id")
         check_date(self.issue_date, "issue_date")
         check_text(self.number, "number", 64)
+        check_exchange_rate(self.exchange_rate, "exchange_rate")
         if self.lines is None:
             return
         if not 1 <= len(self.lines) <= MAX_LINES:

@@ -3,20 +3,21 @@ log, one message per fact that an accounting system keeps.
 
 A message names its *lane* (the customer it belongs to) and carries everything a target adapter
 needs to send it but the customer's personal data: the customer's id and its non-personal fields
-(country, kind, customer number), an invoice's lines with their amounts, a payment's method.
-Personal fields (name, e-mail, address, VAT number, EAN) are never copied into rows: they stay
-sealed in the log, and the dispatcher opens them as of the message's position just before it
-sends the message (`adapters.sync.profiles`), so an erasure reaches every unsent message.
-Messages are target-independent; the delivery log (`adapters.sync`) pairs each with every
+(country, kind, customer number), an invoice's lines with their amounts, a payment's method,
+each document's `exchange_rate` where its event gave one. Personal fields (name, e-mail,
+address, VAT number, EAN) are never copied into rows: they stay sealed in the log, and the
+dispatcher opens them as of the message's position just before it sends the message
+(`adapters.sync.profiles`), so an erasure reaches every unsent message. Messages are
+target-independent; the delivery log (`adapters.sync`) pairs each with every
 configured target, under an id fixed by the target, the message's kind and its source event
 (`message_id`), so rebuilding the outbox or replaying any range of it never makes a second
 message for the same thing.
 
 Kinds, each from one event: `contact` (a customer created or updated: its current non-personal
 fields), `invoice`, `credit_note` (with the lines it credits, their products and the VAT its
-event records), `payment`
-and `refund`. Messages of one lane are sent in log order, which is dependency order: a customer's
-contact precedes its invoices, an invoice its payments and credit notes, a payment its refunds.
+event records), `payment` and `refund`. Messages of one lane are sent in log order, which is
+dependency order: a customer's contact precedes its invoices, an invoice its payments and
+credit notes, a payment its refunds.
 
 Monthly recognition is not folded here: it is the journal's revenue lines of the month (see
 `recognition_voucher`), sent once the month has ended.
@@ -87,8 +88,8 @@ def message_id(target: str, kind: str, source: str) -> str:
 class OutboxProjection(Projection):
     name = "outbox"
     #: 2: personal fields are no longer copied into rows. 3: a credit note's VAT as its event
-    #: records it.
-    version = 3
+    #: records it. 4: the invoice's payment method, and every document's exchange rate.
+    version = 4
     tables = (MESSAGES, CUSTOMERS, INVOICES)
     event_types = (
         Customer.Created,
@@ -205,8 +206,17 @@ def _issued(event: Invoice.Issued) -> tuple[dict[str, Any], dict[str, Any]]:
         "net": net,
         "vat": vat,
         "gross": net + vat,
+        "payment_method": event.payment_method,
+        "exchange_rate": _rate(event),
     }
     return invoice, payload
+
+
+def _rate(event: Any) -> str | None:
+    """The event's own `exchange_rate` as the decimal string it was sent as, or None (events
+    recorded before the field existed read back without it)."""
+    rate: Decimal | None = event.exchange_rate
+    return None if rate is None else str(rate)
 
 
 def _follow_up(invoice: dict[str, Any], event: Any) -> dict[str, Any]:
@@ -236,6 +246,7 @@ def _follow_up(invoice: dict[str, Any], event: Any) -> dict[str, Any]:
             "net": net,
             "vat": vat,
             "gross": net + vat,
+            "exchange_rate": _rate(event),
         }
     if isinstance(event, Invoice.PaymentReceived):
         same = _alike(invoice["payments"], event.amount, event.received_on.isoformat())
@@ -255,6 +266,7 @@ def _follow_up(invoice: dict[str, Any], event: Any) -> dict[str, Any]:
             # Targets keep no reference of ours on a payment: the n-th payment of this invoice
             # with this date and amount is this one.
             "ordinal": same,
+            "exchange_rate": _rate(event),
         }
     refunds = invoice.setdefault("refunds", {})
     same = _alike(refunds, event.amount, event.refunded_on.isoformat())
@@ -269,6 +281,7 @@ def _follow_up(invoice: dict[str, Any], event: Any) -> dict[str, Any]:
         "method": event.method,
         "date": event.refunded_on.isoformat(),
         "ordinal": same,
+        "exchange_rate": _rate(event),
     }
 
 

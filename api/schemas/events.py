@@ -32,6 +32,22 @@ from domain.values import CLEARED
 Kind = Literal["person", "company", "public"]
 Interval = Literal["week", "month", "quarter", "year"]
 Recognition = Literal["daily", "monthly", "point_in_time"]
+Method = Annotated[
+    str,
+    Field(pattern=r"^[a-z][a-z0-9_]{0,63}$", examples=["card", "bank_transfer", "mobilepay"]),
+]
+ExchangeRate = Annotated[
+    DecimalString,
+    Field(
+        description="units of the accounting target's base currency per unit of the document's"
+        ' currency, a decimal string > 0 (e.g. "7.4604" for EUR in DKK)',
+        examples=["7.4604"],
+    ),
+]
+
+
+def _decimal(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
 
 
 class DataModel(WireModel):
@@ -310,6 +326,12 @@ class InvoiceIssuedData(DataModel):
     number: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     currency: Currency
     lines: Annotated[list[LineIn], Field(min_length=1, max_length=facts.MAX_LINES)]
+    payment_method: Method | None = Field(
+        default=None,
+        description="how the invoice is expected to be paid; picks the target's payment terms"
+        " where there is no due_date",
+    )
+    exchange_rate: ExchangeRate | None = None
 
     def to_fact(self) -> facts.InvoiceIssued:
         return facts.InvoiceIssued(
@@ -321,13 +343,9 @@ class InvoiceIssuedData(DataModel):
             number=self.number,
             currency=self.currency,
             lines=tuple(line.to_value() for line in self.lines),
+            payment_method=self.payment_method,
+            exchange_rate=_decimal(self.exchange_rate),
         )
-
-
-Method = Annotated[
-    str,
-    Field(pattern=r"^[a-z][a-z0-9_]{0,63}$", examples=["card", "bank_transfer", "mobilepay"]),
-]
 
 
 class PaymentReceivedData(DataModel):
@@ -337,6 +355,7 @@ class PaymentReceivedData(DataModel):
     currency: Currency
     method: Method
     received_on: IsoDate
+    exchange_rate: ExchangeRate | None = None
 
     def to_fact(self) -> facts.PaymentReceived:
         return facts.PaymentReceived(
@@ -346,6 +365,7 @@ class PaymentReceivedData(DataModel):
             currency=self.currency,
             method=self.method,
             received_on=self.received_on,
+            exchange_rate=_decimal(self.exchange_rate),
         )
 
 
@@ -373,6 +393,7 @@ class PaymentRefundedData(DataModel):
     payment_id: Identifier
     amount: PositiveAmount
     refunded_on: IsoDate
+    exchange_rate: ExchangeRate | None = None
 
     def to_fact(self) -> facts.PaymentRefunded:
         return facts.PaymentRefunded(
@@ -380,6 +401,7 @@ class PaymentRefundedData(DataModel):
             payment_id=self.payment_id,
             amount=self.amount,
             refunded_on=self.refunded_on,
+            exchange_rate=_decimal(self.exchange_rate),
         )
 
 
@@ -393,6 +415,7 @@ class CreditNoteIssuedData(DataModel):
     lines: Annotated[list[CreditLineIn], Field(min_length=1, max_length=facts.MAX_LINES)] | None = (
         None
     )
+    exchange_rate: ExchangeRate | None = None
 
     def to_fact(self) -> facts.CreditNoteIssued:
         return facts.CreditNoteIssued(
@@ -401,6 +424,7 @@ class CreditNoteIssuedData(DataModel):
             issue_date=self.issue_date,
             number=self.number,
             lines=None if self.lines is None else tuple(line.to_value() for line in self.lines),
+            exchange_rate=_decimal(self.exchange_rate),
         )
 
 

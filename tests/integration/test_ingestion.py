@@ -9,7 +9,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.examples import EXAMPLE_EVENTS
-from tests.builders import customer, invoice, payment, subscription, wire_event
+from tests.builders import (
+    credit_note,
+    customer,
+    invoice,
+    payment,
+    refund,
+    subscription,
+    wire_event,
+)
 from tests.conftest import READ, WRITE
 
 
@@ -367,3 +375,70 @@ def test_the_openapi_document_describes_every_event_types_data(client: TestClien
         assert schemas[data_ref]["additionalProperties"] is False
         assert schemas[data_ref]["properties"]
     assert client.get("/docs").status_code == 200
+
+
+def rated_story() -> list[dict[str, Any]]:
+    """A euro invoice expected by bank transfer, paid, refunded and credited, each document
+    with its own exchange rate."""
+    events = [
+        wire_event(customer(), "r1"),
+        wire_event(invoice(currency="EUR"), "r2"),
+        wire_event(payment(currency="EUR"), "r3"),
+        wire_event(refund(), "r4"),
+        wire_event(credit_note(lines=(("1", 1000),)), "r5"),
+    ]
+    events[1]["data"] |= {"payment_method": "bank_transfer", "exchange_rate": "7.46040"}
+    events[2]["data"]["exchange_rate"] = "7.4610"
+    events[3]["data"]["exchange_rate"] = "0.0000435012"
+    events[4]["data"]["exchange_rate"] = "999999.5"
+    return events
+
+
+def test_exchange_rates_and_the_expected_method_are_kept_and_logged_as_sent(
+    client: TestClient,
+) -> None:
+    sent = rated_story()
+    assert "due_date" not in sent[1]["data"]
+    assert post(client, {"events": sent}).status_code == 201
+    assert [(e["id"], e["type"], e["data"]) for e in log(client)] == [
+        (e["id"], e["type"], e["data"]) for e in sent
+    ]
+    again = post(client, {"events": rated_story()})
+    assert [r["status"] for r in again.json()["results"]] == ["duplicate"] * 5
+    other = rated_story()[2]
+    other["data"]["exchange_rate"] = "7.4611"
+    refusal(post(client, other), 409, "EVENT_ID_REUSED")
+
+
+@pytest.mark.parametrize("rate", ["0", "0.0000", "-7.46", "7,46", "1e3", 7.46, "1000000"])
+@pytest.mark.parametrize("index", [1, 2, 3, 4])
+def test_an_exchange_rate_that_is_not_a_positive_decimal_is_refused(
+    client: TestClient, index: int, rate: Any
+) -> None:
+    events = rated_story()
+    events[index]["data"]["exchange_rate"] = rate
+    details = refusal(post(client, {"events": events}), 422, "INVALID_EVENT")
+    assert [(d["index"], d["field"]) for d in details] == [(index, "data.exchange_rate")]
+    assert log(client) == []
+
+
+def test_an_exchange_rate_with_more_than_ten_decimals_is_refused(client: TestClient) -> None:
+    events = rated_story()
+    events[1]["data"]["exchange_rate"] = "7.46040000001"
+    details = refusal(post(client, {"events": events}), 422, "INVALID_EVENT")
+    assert [(d["index"], d["field"]) for d in details] == [(1, "data.exchange_rate")]
+
+
+@pytest.mark.parametrize("method", ["Card", "bank transfer", "", "9card", 5, None])
+def test_a_payment_method_that_is_not_a_lower_case_name_is_refused(
+    client: TestClient, method: Any
+) -> None:
+    events = rated_story()[:2]
+    events[1]["data"]["payment_method"] = method
+    answer = post(client, {"events": events})
+    if method is None:  # null is the same as leaving it out
+        assert answer.status_code == 201
+        assert "payment_method" not in log(client)[1]["data"]
+        return
+    details = refusal(answer, 422, "INVALID_EVENT")
+    assert [(d["index"], d["field"]) for d in details] == [(1, "data.payment_method")]

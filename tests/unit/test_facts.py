@@ -19,6 +19,7 @@ from tests.builders import (
     item,
     line,
     payment,
+    refund,
     subscription,
 )
 
@@ -93,10 +94,28 @@ def field_refused(fact: Fact) -> str | None:
         (credit_note(lines=()), "lines"),
         (credit_note(lines=(("1", 0),)), "lines[0].amount"),
         (credit_note(lines=(("1", 5), ("1", 6))), "lines[1].line_id"),
+        (invoice(payment_method="Bank Transfer"), "payment_method"),
+        (invoice(payment_method=""), "payment_method"),
+        (invoice(exchange_rate=Decimal(0)), "exchange_rate"),
+        (invoice(exchange_rate=Decimal("-7.46")), "exchange_rate"),
+        (invoice(exchange_rate=Decimal("NaN")), "exchange_rate"),
+        (invoice(exchange_rate=Decimal("1000000")), "exchange_rate"),
+        (invoice(exchange_rate=Decimal("0.00000000001")), "exchange_rate"),
+        (credit_note(exchange_rate=Decimal(0)), "exchange_rate"),
+        (payment(exchange_rate=Decimal("0.0")), "exchange_rate"),
+        (refund(exchange_rate=Decimal("-1")), "exchange_rate"),
     ],
 )
 def test_a_malformed_fact_is_refused_naming_its_field(fact: Fact, field: str) -> None:
     assert field_refused(fact) == field
+
+
+def test_exchange_rates_of_ten_decimals_below_a_million_and_method_names_pass() -> None:
+    invoice(payment_method="bank_transfer", exchange_rate=Decimal("0.0000435012")).check()
+    invoice(payment_method="mobilepay", exchange_rate=Decimal("999999.9999999999")).check()
+    payment(exchange_rate=Decimal("7.4604")).check()
+    refund(exchange_rate=Decimal("22.31")).check()
+    credit_note(exchange_rate=Decimal("1")).check()
 
 
 def test_a_well_formed_invoice_with_a_period_passes() -> None:

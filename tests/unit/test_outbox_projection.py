@@ -142,6 +142,75 @@ def test_a_credit_note_carries_the_credited_lines_with_their_products_and_vat(
     assert payload["gross"] == 4166
 
 
+def test_a_line_credited_in_halves_sends_the_vat_each_credit_note_recorded(
+    books: Ledger,
+) -> None:
+    # §2: 100.02 at 25% has VAT 25.01; credited 50.01 + 50.01, the credits carry 12.50 and 12.51.
+    append(
+        books,
+        customer(),
+        invoice(lines=(line(unit_amount=10002),)),
+        credit_note("cn1", lines=(("1", 5001),)),
+        credit_note("cn2", lines=(("1", 5001),)),
+    )
+    first, second = [m["payload"] for m in messages(books) if m["kind"] == "credit_note"]
+    assert [x["vat"] for x in first["lines"]] == [1250]
+    assert (first["net"], first["vat"], first["gross"]) == (5001, 1250, 6251)
+    assert [x["vat"] for x in second["lines"]] == [1251]
+    assert (second["net"], second["vat"], second["gross"]) == (5001, 1251, 6252)
+    balance = invoice_balances(fold(books))["i1"]
+    assert (balance["gross"], balance["credited"], balance["balance"]) == (12503, 12503, 0)
+
+
+def test_a_credit_note_without_lines_sends_what_is_left_with_its_vat(books: Ledger) -> None:
+    append(
+        books,
+        customer(),
+        invoice(lines=(line(unit_amount=10001), line(unit_amount=333, product_id="usage"))),
+        credit_note("cn1", lines=(("1", 2),)),
+        credit_note("cn2"),
+    )
+    payload = messages(books)[-1]["payload"]
+    # Line 1: VAT 25.00 less the 0.01 credited with 0.02; line 2: rhu(3.33 × 25%) = 0.83.
+    assert [(x["line_id"], x["net"], x["vat"]) for x in payload["lines"]] == [
+        ("1", 9999, 2499),
+        ("2", 333, 83),
+    ]
+    assert (payload["net"], payload["vat"], payload["gross"]) == (10332, 2582, 12914)
+    assert invoice_balances(fold(books))["i1"]["balance"] == 0
+
+
+def test_documents_carry_their_own_exchange_rates_and_the_invoice_its_method(
+    books: Ledger,
+) -> None:
+    append(
+        books,
+        customer(),
+        invoice(currency="EUR", payment_method="bank_transfer", exchange_rate=Decimal("7.4604")),
+        payment(currency="EUR", exchange_rate=Decimal("7.4610")),
+        refund(exchange_rate=Decimal("7.46")),
+        credit_note(lines=(("1", 1000),), exchange_rate=Decimal("7.45900")),
+        invoice("i2", currency="EUR"),
+        payment("p2", "i2", currency="EUR"),
+        refund("r2", "p2"),
+        credit_note("cn2", "i2"),
+    )
+    found = [(m["kind"], m["payload"]) for m in messages(books)[1:]]
+    assert [(kind, p["exchange_rate"]) for kind, p in found] == [
+        ("invoice", "7.4604"),
+        ("payment", "7.4610"),
+        ("refund", "7.46"),
+        ("credit_note", "7.45900"),
+        ("invoice", None),
+        ("payment", None),
+        ("refund", None),
+        ("credit_note", None),
+    ]
+    invoices = [p for kind, p in found if kind == "invoice"]
+    assert [p["payment_method"] for p in invoices] == ["bank_transfer", None]
+    assert [p["due_date"] for p in invoices] == [None, None]
+
+
 def test_identical_payments_of_one_invoice_are_told_apart_by_their_ordinal(books: Ledger) -> None:
     append(
         books,
