@@ -5,12 +5,17 @@ some with trials and discounts; every period is invoiced and paid, some late and
 customers upgrade, downgrade, pause, churn and come back; some invoices are credited and some
 payments refunded; month ends are closed. Deterministic for a seed. Every event obeys the rules
 of the contract, so the whole stream appends without a refusal, in the order generated.
+
+Options, all off by default (so a seed's default business never changes) and meant for testing
+the edges of syncing: more currencies (JPY without decimals, KWD with three), invoices without a
+`due_date` that name their `payment_method` instead, `exchange_rate`s on foreign-currency
+documents, and lines credited in parts whose VAT leaves a remainder (§2).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -18,12 +23,23 @@ from fractions import Fraction
 from typing import Any
 
 from domain.dates import Month, add_months
-from domain.money import rhu, vat_of
+from domain.money import credit_vat, rhu, vat_of
 
 VAT_RATE = "0.25"
 _VAT = Decimal(VAT_RATE)
 MONTHS_OF = {"month": 1, "quarter": 3, "year": 12}
-PRICES = {"DKK": (9900, 24900, 49900), "EUR": (1400, 3400, 6700)}
+#: Monthly price tiers per currency, in the currency's own minor units (øre, cents, yen, fils).
+PRICES = {
+    "DKK": (9900, 24900, 49900),
+    "EUR": (1400, 3400, 6700),
+    "JPY": (1500, 3900, 7800),
+    "KWD": (3500, 8900, 17500),
+}
+#: Units of kroner per unit of each foreign currency, for `exchange_rates`.
+EXCHANGE_RATES = {"EUR": "7.4604", "JPY": "0.0437", "KWD": "22.3105"}
+#: Nets of the usage lines that `split_credits` credits in parts: none a multiple of 4, so at
+#: 25% their VAT has a fraction to round, and the parts' VAT rarely adds up to the line's.
+USAGE_AMOUNTS = (10002, 10006, 2501, 333)
 YEARLY_FACTOR = 10  # a yearly plan costs ten months
 METHODS = ("card", "card", "card", "bank_transfer", "mobilepay")
 
@@ -38,10 +54,42 @@ class _Pending:
 
 
 @dataclass
+class _Line:
+    """An invoice line as the billing system tracks it: its net and VAT, and what was credited."""
+
+    net: int
+    vat: int
+    credited: int = 0
+    credited_vat: int = 0
+
+    def credit(self, amount: int) -> int:
+        """Credit `amount` of the line's net; return the gross credited (net and its VAT)."""
+        vat = credit_vat(
+            amount,
+            _VAT,
+            line_net=self.net,
+            line_vat=self.vat,
+            credited_net=self.credited,
+            credited_vat=self.credited_vat,
+        )
+        self.credited += amount
+        self.credited_vat += vat
+        return amount + vat
+
+
+@dataclass
 class Business:
     """`customers` customers arriving over `months` months from `start`; `eur_percent` of them
     are billed in euros, the others in kroner. Several businesses of different seeds can share
-    one log if only one of them closes the months."""
+    one log if only one of them closes the months.
+
+    Options (off by default): `currencies` maps currencies of `PRICES` to the percent of
+    customers billed in each (in place of `eur_percent`; the rest are billed in kroner);
+    `due_dates=False` leaves out every invoice's `due_date` and names its `payment_method`
+    instead (its payment then uses that method); `exchange_rates` puts `EXCHANGE_RATES` on the
+    invoices, credit notes, payments and refunds of foreign currencies; `split_credits` gives
+    some invoices a usage line credited in two or three parts, the last of them sometimes a
+    credit note without lines (crediting what is left of every line)."""
 
     customers: int = 500
     start: date = date(2023, 1, 1)
@@ -49,8 +97,16 @@ class Business:
     seed: int = 1
     eur_percent: int = 15
     close_periods: bool = True
+    currencies: Mapping[str, int] | None = None
+    due_dates: bool = True
+    exchange_rates: bool = False
+    split_credits: bool = False
 
     def __post_init__(self) -> None:
+        if self.currencies is not None:
+            unknown = set(self.currencies) - set(PRICES)
+            if unknown or sum(self.currencies.values()) > 100:
+                raise ValueError(f"currencies: percents of {', '.join(PRICES)}, at most 100")
         self._random = random.Random(self.seed)  # noqa: S311 (deterministic, not secret)
         self._order = 0
         self._queue: list[_Pending] = []
@@ -107,13 +163,29 @@ class Business:
                     "customer.updated",
                     {"customer_id": customer_id, "email": f"finance{number}@example.dk"},
                 )
-        currency = "EUR" if rnd.randrange(100) < self.eur_percent else "DKK"
+        currency = self._currency()
         start = arrival
         while start < self.end:
             ended = self._subscription(customer_id, currency, start)
             if ended is None or rnd.random() > 0.25:
                 return
             start = ended + timedelta(days=rnd.randrange(60, 300))  # comes back
+
+    def _currency(self) -> str:
+        """A new customer's currency: one draw, as the default business has always made it."""
+        draw = self._random.randrange(100)
+        shares = {"EUR": self.eur_percent} if self.currencies is None else self.currencies
+        for currency, percent in shares.items():
+            if draw < percent:
+                return currency
+            draw -= percent
+        return "DKK"
+
+    def _rate(self, currency: str) -> dict[str, str]:
+        """The `exchange_rate` field of a document in `currency`, where the option asks for it."""
+        if self.exchange_rates and currency in EXCHANGE_RATES:
+            return {"exchange_rate": EXCHANGE_RATES[currency]}
+        return {}
 
     def _subscription(self, customer_id: str, currency: str, start: date) -> date | None:
         """One subscription's life; returns the day it ended, or None if it never did."""
@@ -249,6 +321,7 @@ class Business:
         """Invoice one period, and its payment story; False if it is never paid."""
         rnd = self._random
         invoice_id = self._next_id("inv")
+        usage = self.split_credits and rnd.random() < 0.1
         line: dict[str, Any] = {
             "line_id": "1",
             "product_id": product_id,
@@ -260,37 +333,49 @@ class Business:
         }
         if discount_amount:
             line["discount_amount"] = discount_amount
-        self._emit(
-            issued,
-            "invoice.issued",
-            {
-                "invoice_id": invoice_id,
-                "customer_id": customer_id,
-                "subscription_id": subscription_id,
-                "issue_date": issued.isoformat(),
-                "due_date": (issued + timedelta(days=14)).isoformat(),
-                "number": invoice_id.upper(),
-                "currency": currency,
-                "lines": [line],
-            },
-        )
         net = rhu(seats * unit_amount) - discount_amount
-        gross = net + vat_of(net, _VAT)
-        credited_net = 0
+        lines = {"1": _Line(net, vat_of(net, _VAT))}
+        data: dict[str, Any] = {
+            "invoice_id": invoice_id,
+            "customer_id": customer_id,
+            "subscription_id": subscription_id,
+            "issue_date": issued.isoformat(),
+            "due_date": (issued + timedelta(days=14)).isoformat(),
+            "number": invoice_id.upper(),
+            "currency": currency,
+            "lines": [line],
+        }
+        method = None
+        if not self.due_dates:
+            method = rnd.choice(METHODS)
+            del data["due_date"]
+            data["payment_method"] = method
+        if usage:
+            amount = rnd.choice(USAGE_AMOUNTS)
+            data["lines"].append(
+                {
+                    "line_id": "2",
+                    "product_id": "usage",
+                    "quantity": "1",
+                    "unit_amount": amount,
+                    "vat_rate": VAT_RATE,
+                }
+            )
+            lines["2"] = _Line(amount, vat_of(amount, _VAT))
+        self._emit(issued, "invoice.issued", data | self._rate(currency))
+        credited_on = issued
         if rnd.random() < 0.03 and net > 1:
             credited_net = rnd.randrange(1, net)
             credited_on = issued + timedelta(days=rnd.randrange(1, 10))
-            self._emit(
-                credited_on,
-                "credit_note.issued",
-                {
-                    "credit_note_id": self._next_id("cn"),
-                    "invoice_id": invoice_id,
-                    "issue_date": credited_on.isoformat(),
-                    "lines": [{"line_id": "1", "amount": credited_net}],
-                },
-            )
-            gross -= credited_net + vat_of(credited_net, _VAT)
+            self._credit_note(invoice_id, currency, credited_on, {"1": credited_net})
+            lines["1"].credit(credited_net)
+        if usage:
+            self._split_credits(invoice_id, currency, credited_on, lines)
+        gross = sum(
+            line.net + line.vat - line.credited - line.credited_vat for line in lines.values()
+        )
+        if gross <= 0:  # credited whole: nothing to pay
+            return True
         payment_id = self._next_id("pay")
         story = rnd.random()
         if story < 0.03:
@@ -321,8 +406,6 @@ class Business:
                 },
             )
             received = issued + timedelta(days=rnd.randrange(15, 45))
-        if gross <= 0:
-            return True
         self._emit(
             received,
             "payment.received",
@@ -331,9 +414,10 @@ class Business:
                 "invoice_id": invoice_id,
                 "amount": gross,
                 "currency": currency,
-                "method": rnd.choice(METHODS),
+                "method": method or rnd.choice(METHODS),
                 "received_on": received.isoformat(),
-            },
+            }
+            | self._rate(currency),
         )
         if rnd.random() < 0.01:
             refunded = received + timedelta(days=rnd.randrange(1, 30))
@@ -345,9 +429,47 @@ class Business:
                     "payment_id": payment_id,
                     "amount": rnd.randrange(1, gross + 1),
                     "refunded_on": refunded.isoformat(),
-                },
+                }
+                | self._rate(currency),
             )
         return True
+
+    def _credit_note(
+        self, invoice_id: str, currency: str, on: date, amounts: dict[str, int] | None
+    ) -> None:
+        """A credit note of `amounts` by line id; `None` credits what is left of every line."""
+        data: dict[str, Any] = {
+            "credit_note_id": self._next_id("cn"),
+            "invoice_id": invoice_id,
+            "issue_date": on.isoformat(),
+        }
+        if amounts is not None:
+            data["lines"] = [{"line_id": key, "amount": value} for key, value in amounts.items()]
+        self._emit(on, "credit_note.issued", data | self._rate(currency))
+
+    def _split_credits(
+        self, invoice_id: str, currency: str, after: date, lines: dict[str, _Line]
+    ) -> None:
+        """Credit the usage line whole in two or three parts, a few days apart after `after`;
+        the last part is sometimes a credit note without lines, which also credits what is left
+        of the plan's line."""
+        rnd = self._random
+        usage = lines["2"]
+        parts = rnd.choice((2, 2, 3))
+        cuts = sorted(rnd.sample(range(1, usage.net), parts - 1))
+        amounts = [b - a for a, b in zip([0, *cuts], [*cuts, usage.net], strict=True)]
+        whole_last = rnd.random() < 0.3
+        on = after
+        for number, amount in enumerate(amounts, start=1):
+            on += timedelta(days=rnd.randrange(1, 5))
+            if number == len(amounts) and whole_last:
+                self._credit_note(invoice_id, currency, on, None)
+                for line in lines.values():
+                    if line.net > line.credited:
+                        line.credit(line.net - line.credited)
+            else:
+                self._credit_note(invoice_id, currency, on, {"2": amount})
+                usage.credit(amount)
 
 
 def generate(
