@@ -56,7 +56,7 @@ def _known_target(sync: Sync, target: str) -> None:
 
 @router.get(
     "/messages",
-    summary="The delivery log's messages, a page at a time, and where each target stands",
+    summary="The delivery log's messages, a page at a time",
     description="The first page (no `after`) also carries `targets`: per target (of `target`"
     " alone when given; whatever `status` asks for), its messages by status, since when the"
     " oldest unsent one has waited, and the lanes (customers) a failed message holds with the"
