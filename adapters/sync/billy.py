@@ -605,7 +605,7 @@ class BillyTarget(MessageSender):
             return {"voucher": existing["id"]}
         lines = [
             {
-                "accountNo": self._account_no(line["account"]),
+                "accountNo": int(self._account_no(line["account"])),
                 "amount": major(line["amount"], line["currency"]),
                 "side": line["side"],
                 "currencyId": line["currency"],

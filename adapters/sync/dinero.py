@@ -753,22 +753,11 @@ class DineroTarget(MessageSender):
 
     def _recognition(self, trace: Trace, payload: dict[str, Any], source: str) -> dict[str, Any]:
         key = guid("recognition", source)
-        reference = f"subledger:recognition:{source}"
-        lines = [
-            {
-                "AccountNumber": int(self._account_no(line["account"])),
-                "Amount": major(
-                    line["amount"] if line["side"] == "debit" else -line["amount"],
-                    line["currency"],
-                ),
-                "Description": f"Recognized revenue {payload['month']}, {line['currency']}"
-                f" ({reference})",
-                "AccountVatCode": NO_VAT,
-                "BalancingAccountVatCode": NO_VAT,
-            }
-            for line in payload["lines"]
-        ]
-        item = {"Id": key, "VoucherDate": payload["date"], "Lines": lines}
+        item = {
+            "Id": key,
+            "VoucherDate": payload["date"],
+            "Lines": self._voucher_lines(payload, source),
+        }
         self._create(trace, "ledgeritems", [item], "v1.2")
         if not self.settings.book:
             return {"ledger_item": key}
@@ -789,6 +778,36 @@ class DineroTarget(MessageSender):
                 ),
             )
         return {"ledger_item": key}
+
+    def _voucher_lines(self, payload: dict[str, Any], source: str) -> list[dict[str, Any]]:
+        """The voucher's lines as Dinero's ledger items take them: each revenue account's line
+        against deferred revenue as its balancing account (a positive `Amount` debits the
+        account and credits the balancing one), VAT code `none` on both sides. The voucher's
+        deferred-revenue lines are those balancing sides, so they must add up to them."""
+        reference = f"subledger:recognition:{source}"
+        deferred = self.chart.account("deferred_revenue")
+        lines: list[dict[str, Any]] = []
+        balance: dict[str, int] = {}
+        for line in payload["lines"]:
+            debit = line["amount"] if line["side"] == "debit" else -line["amount"]
+            currency = line["currency"]
+            balance[currency] = balance.get(currency, 0) + debit
+            if line["account"] == deferred:
+                continue
+            lines.append(
+                {
+                    "AccountNumber": int(self._account_no(line["account"])),
+                    "BalancingAccountNumber": int(self._account_no(deferred)),
+                    "Amount": major(debit, currency),
+                    "Description": f"Recognized revenue {payload['month']}, {currency}"
+                    f" ({reference})",
+                    "AccountVatCode": NO_VAT,
+                    "BalancingAccountVatCode": NO_VAT,
+                }
+            )
+        if any(balance.values()):
+            raise RejectedError(f"the recognition voucher of {payload['month']} does not balance")
+        return lines
 
 
 def _field(record: dict[str, Any], name: str) -> Any:
