@@ -16,6 +16,9 @@ Configuration (`subledger.toml`), one table per target:
     timeout_seconds = 20
     products = { plan_pro = "PRO" }     # our product id → the target's product number
     accounts = { "5810" = "5820" }      # our account number → the target's
+    payment_terms = { card = 0, mobilepay = 0, bank_transfer = 14, default = 8 }
+                                        # days to pay by method, for invoices with no due date
+    rounding_product = "rounding"       # a VAT-free product on øreafrunding (credit notes)
 
     [targets.dinero]
     kind = "dinero"
@@ -26,6 +29,7 @@ Configuration (`subledger.toml`), one table per target:
     token = "..."                       # the organization's API key: SUBLEDGER_TARGET_DINERO_TOKEN
     requests_per_minute = 100           # Dinero's limit per organization
     vat_accounts = { "25" = "7400", "0" = "7410" }  # VAT rate in % → the account lines go to
+    rounding_account = "3670"           # VAT-free øreafrunding, for credit notes' rounding lines
 
     [notifications]
     webhook_url = "https://example.com/hooks/subledger"
@@ -90,8 +94,19 @@ _TARGET_KEYS = {
     "timeout_seconds",
     "products",
     "accounts",
+    "payment_terms",
 }
-_DINERO_KEYS = {"organization_id", "client_id", "client_secret", "token_url", "vat_accounts"}
+_BILLY_KEYS = {"products", "rounding_product"}
+_DINERO_KEYS = {
+    "organization_id",
+    "client_id",
+    "client_secret",
+    "token_url",
+    "vat_accounts",
+    "rounding_account",
+}
+#: The longest payment terms a target is given, in days.
+_MAX_TERMS_DAYS = 365
 _DEFAULT_URLS = {"billy": "https://api.billysbilling.com/v2", "dinero": DINERO_URL}
 _DEFAULT_RATES = {"billy": 300, "dinero": 100}
 
@@ -112,7 +127,7 @@ def _target(settings: Settings, name: str, table: Any) -> TargetSettings:
     kind = table.get("kind", name)
     if kind not in _DEFAULT_URLS:
         raise ConfigurationError(f"{where}: kind must be 'billy' or 'dinero' (got {kind!r})")
-    allowed = _TARGET_KEYS | _DINERO_KEYS if kind == "dinero" else _TARGET_KEYS
+    allowed = _TARGET_KEYS | (_DINERO_KEYS if kind == "dinero" else _BILLY_KEYS)
     unknown = sorted(set(table) - allowed - ({"products"} if kind == "dinero" else set()))
     if unknown:
         raise ConfigurationError(f"{where}: unknown keys {', '.join(unknown)}")
@@ -134,9 +149,11 @@ def _target(settings: Settings, name: str, table: Any) -> TargetSettings:
         if not isinstance(value, dict) or not all(isinstance(v, str | int) for v in value.values()):
             raise ConfigurationError(f"{where}: {mapping} must map names to numbers or names")
     url = str(table.get("url", _DEFAULT_URLS[kind])).rstrip("/")
-    dinero: dict[str, Any] = {}
+    own: dict[str, Any] = {"payment_terms": _payment_terms(where, table.get("payment_terms", {}))}
     if kind == "dinero":
-        dinero = _dinero_settings(name, where, table, url)
+        own |= _dinero_settings(name, where, table, url)
+    elif "rounding_product" in table:
+        own["rounding_product"] = _name(where, "rounding_product", table["rounding_product"])
     try:
         return TargetSettings(
             name=name,
@@ -151,10 +168,40 @@ def _target(settings: Settings, name: str, table: Any) -> TargetSettings:
             timeout_seconds=float(table.get("timeout_seconds", 20)),
             products={str(k): str(v) for k, v in table.get("products", {}).items()},
             accounts={str(k): str(v) for k, v in table.get("accounts", {}).items()},
-            **dinero,
+            **own,
         )
     except (TypeError, ValueError) as error:
         raise ConfigurationError(f"{where}: {error}") from None
+
+
+def _payment_terms(where: str, table: Any) -> dict[str, int]:
+    """`payment_terms`: payment methods (and `default`) → whole days from 0 to 365."""
+    if not isinstance(table, dict):
+        raise ConfigurationError(f"{where}: payment_terms must map payment methods to days")
+    terms = {}
+    for method, days in table.items():
+        if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= _MAX_TERMS_DAYS:
+            raise ConfigurationError(
+                f"{where}: payment_terms.{method} must be whole days from 0 to {_MAX_TERMS_DAYS}"
+                f" (got {days!r})"
+            )
+        terms[str(method)] = days
+    return terms
+
+
+def _name(where: str, key: str, value: Any) -> str:
+    """A product or account number given as a string or a whole number."""
+    if isinstance(value, bool) or not isinstance(value, str | int) or str(value) == "":
+        raise ConfigurationError(f"{where}: {key} must be a product or account number")
+    return str(value)
+
+
+def _account_number(where: str, table: dict[str, Any]) -> str:
+    """Dinero's `rounding_account`: an account number (Dinero's are whole numbers)."""
+    number = _name(where, "rounding_account", table["rounding_account"])
+    if not number.isdigit():
+        raise ConfigurationError(f"{where}: rounding_account must be an account number")
+    return number
 
 
 def _secret(name: str, what: str, configured: Any) -> Any:
@@ -189,6 +236,11 @@ def _dinero_settings(name: str, where: str, table: dict[str, Any], url: str) -> 
         "client_secret": str(secret),
         "token_url": str(table.get("token_url", default_auth)),
         "vat_accounts": vat_accounts,
+        **(
+            {"rounding_account": _account_number(where, table)}
+            if "rounding_account" in table
+            else {}
+        ),
     }
 
 

@@ -518,22 +518,34 @@ def _dinero_payments(client: httpx.Client, guid: str) -> list[dict[str, Any]]:
     return list(_answer(client.get(f"{base}/invoices/{guid}/payments"))["Payments"])
 
 
-LEDGER_LINE = re.compile(r"Recognized revenue [0-9-]+, (?P<currency>[A-Z]{3}) \((?P<ref>[^)]+)\)")
+LEDGER_LINE = re.compile(
+    r"Recognized revenue [0-9-]+, (?P<currency>[A-Z]{3})"
+    r"(?: (?P<figure>-?[0-9.]+) at (?P<rate>[0-9.]+))? \((?P<ref>[^)]+)\)"
+)
 
 
 def _ledger_item_revenue(
     lines: list[dict[str, Any]],
 ) -> tuple[str, tuple[tuple[str, int], ...]]:
     """A booked ledger item's reference and the revenue it books per currency (credits less
-    debits), read off the descriptions the adapter gives its lines."""
+    debits), read off the descriptions the adapter gives its lines: a kroner line's amount, or
+    a foreign-currency line's own figure (whose kroner must be that figure at the rate it
+    names, to the øre)."""
     revenue, references = Counter[tuple[str, str]](), set()
     for line in lines:
         found = LEDGER_LINE.fullmatch(str(line["Description"]))
         assert found, line["Description"]
         references.add(found["ref"])
-        if str(line["AccountNumber"]) in REVENUE_ACCOUNTS:
-            amount = in_minor(line["Amount"], "DKK")
-            revenue[("", found["currency"])] -= amount
+        if str(line["AccountNumber"]) not in REVENUE_ACCOUNTS:
+            continue
+        kroner = in_minor(line["Amount"], "DKK")
+        if found["figure"] is None:
+            revenue[("", found["currency"])] -= kroner
+            continue
+        figure = Decimal(found["figure"])
+        worth = figure * Decimal(found["rate"]) * 100
+        assert abs(worth - kroner) <= Decimal("0.5"), (line, "kroner at the rate named")
+        revenue[("", found["currency"])] -= in_minor(figure, found["currency"])
     (reference,) = references
     return reference, _by_month(revenue).get("", ())
 

@@ -63,6 +63,7 @@ from adapters.sync.common import (
     TargetSettings,
     converted,
     credit_lines,
+    decimal_rate,
     invoice_terms,
     major,
     minor,
@@ -756,7 +757,7 @@ class DineroTarget(MessageSender):
         item = {
             "Id": key,
             "VoucherDate": payload["date"],
-            "Lines": self._voucher_lines(payload, source),
+            "Lines": self._voucher_lines(trace, payload, source),
         }
         self._create(trace, "ledgeritems", [item], "v1.2")
         if not self.settings.book:
@@ -779,11 +780,14 @@ class DineroTarget(MessageSender):
             )
         return {"ledger_item": key}
 
-    def _voucher_lines(self, payload: dict[str, Any], source: str) -> list[dict[str, Any]]:
+    def _voucher_lines(
+        self, trace: Trace, payload: dict[str, Any], source: str
+    ) -> list[dict[str, Any]]:
         """The voucher's lines as Dinero's ledger items take them: each revenue account's line
         against deferred revenue as its balancing account (a positive `Amount` debits the
-        account and credits the balancing one), VAT code `none` on both sides. The voucher's
-        deferred-revenue lines are those balancing sides, so they must add up to them."""
+        account and credits the balancing one), VAT code `none` on both sides, in kroner (a
+        ledger item has no currency). The voucher's deferred-revenue lines are those
+        balancing sides, so they must add up to them."""
         reference = f"subledger:recognition:{source}"
         deferred = self.chart.account("deferred_revenue")
         lines: list[dict[str, Any]] = []
@@ -794,13 +798,18 @@ class DineroTarget(MessageSender):
             balance[currency] = balance.get(currency, 0) + debit
             if line["account"] == deferred:
                 continue
+            text = f"Recognized revenue {payload['month']}, {currency}"
+            kroner = debit
+            if currency != BASE_CURRENCY:
+                rate = self._rate_of_the_day(trace, currency, payload["date"])
+                kroner = converted(debit, currency, rate, BASE_CURRENCY)
+                text += f" {major(debit, currency)} at {decimal_rate(rate)}"
             lines.append(
                 {
                     "AccountNumber": int(self._account_no(line["account"])),
                     "BalancingAccountNumber": int(self._account_no(deferred)),
-                    "Amount": major(debit, currency),
-                    "Description": f"Recognized revenue {payload['month']}, {currency}"
-                    f" ({reference})",
+                    "Amount": major(kroner, BASE_CURRENCY),
+                    "Description": f"{text} ({reference})",
                     "AccountVatCode": NO_VAT,
                     "BalancingAccountVatCode": NO_VAT,
                 }
@@ -808,6 +817,27 @@ class DineroTarget(MessageSender):
         if any(balance.values()):
             raise RejectedError(f"the recognition voucher of {payload['month']} does not balance")
         return lines
+
+    def _rate_of_the_day(self, trace: Trace, currency: str, day: str) -> Fraction:
+        """Kroner per unit of `currency` as Dinero converted it on `day`, or as near before it
+        as it did (else the nearest after): the rate of its invoice in that currency dated
+        closest to `day` (`TotalInclVatInDkk` over `TotalInclVat`). Dinero's API offers no
+        rates of its own; its invoices show the ones it applied."""
+        fields = "Guid,Date,Currency,TotalInclVat,TotalInclVatInDkk"
+        dated = []
+        for invoice in self._everything(trace, "invoices", fields=fields):
+            total = minor(_field(invoice, "TotalInclVat"), currency)
+            in_kroner = _field(invoice, "TotalInclVatInDkk")
+            if _currency(invoice) == currency and total and in_kroner is not None:
+                rate = _per_unit(minor(in_kroner, BASE_CURRENCY), total, currency)
+                dated.append((str(_field(invoice, "Date"))[:10], rate))
+        if not dated:
+            raise RetryableError(
+                f"Dinero shows no invoice in {currency} yet, whose rate the {currency} lines of"
+                " this voucher would be converted at: later"
+            )
+        before = [entry for entry in dated if entry[0] <= day]
+        return max(before)[1] if before else min(dated)[1]
 
 
 def _field(record: dict[str, Any], name: str) -> Any:
