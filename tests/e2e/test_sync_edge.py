@@ -172,9 +172,12 @@ def _billy_invoices(client: httpx.Client) -> dict[str, dict[str, Any]]:
             continue
         paid = []
         for modifier in modifiers:
+            reference = str(modifier["modifierReference"])
             if modifier["subjectReference"] != f"invoice:{invoice['id']}":
                 continue
-            payment = payments[str(modifier["modifierReference"]).removeprefix("bankPayment:")]
+            if not reference.startswith("bankPayment:"):
+                continue  # a credit note's
+            payment = payments[reference.removeprefix("bankPayment:")]
             paid.append(
                 (
                     abs(in_minor(modifier["amount"], invoice["currencyId"])),
