@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from decimal import Decimal
 from pathlib import Path
 
 import click
@@ -17,6 +16,7 @@ from adapters.store import store_kind
 from api.demo import DemoError, DemoOptions, Summary, run_demo
 from api.settings import Settings
 from domain.dates import Month
+from domain.money import CURRENCY_EXPONENTS, to_major
 from projections.mrr import MOVEMENTS
 
 STATUSES = ("pending", "sending", "sent", "failed")
@@ -91,7 +91,13 @@ def _remove_sqlite(settings: Settings) -> None:
 
 
 def money(minor: int, currency: str) -> str:
-    return f"{Decimal(minor) / 100:,.2f} {currency}"
+    """An amount with its currency's own decimals: `1,234.50 DKK`, `1,500 JPY`, `12.345 KWD`."""
+    return f"{figure(minor, currency)} {currency}"
+
+
+def figure(minor: int, currency: str) -> str:
+    """An amount in major units with thousands marked and the currency's own decimals."""
+    return f"{to_major(minor, currency):,.{CURRENCY_EXPONENTS[currency]}f}"
 
 
 def print_summary(summary: Summary, seconds: float, until: Month | None = None) -> None:
@@ -119,8 +125,8 @@ def print_summary(summary: Summary, seconds: float, until: Month | None = None) 
         for row in summary.movements[currency]:
             months.add_row(
                 row["month"],
-                f"{row['mrr'] / 100:,.2f}",
-                *(f"{row['movements'][kind] / 100:,.2f}" for kind in MOVEMENTS),
+                figure(row["mrr"], currency),
+                *(figure(row["movements"][kind], currency) for kind in MOVEMENTS),
             )
         console.print(months)
     if summary.sync:

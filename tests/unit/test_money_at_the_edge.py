@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from adapters.sync.billy import _settling
 from adapters.sync.common import converted, credit_lines, invoice_terms, major, minor
 from adapters.sync.http import decimal_json, exact_json, retry_after_seconds
+from api.demo_cli import money
 
 
 @pytest.mark.parametrize(
@@ -198,3 +199,18 @@ def test_retry_after_is_read_as_seconds_or_a_date_and_capped_at_an_hour(
     value: str, seconds: float | None
 ) -> None:
     assert retry_after_seconds(value, NOW) == seconds
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "shown"),
+    [
+        (21370291, "DKK", "213,702.91 DKK"),
+        (150000, "JPY", "150,000 JPY"),
+        (1234567, "KWD", "1,234.567 KWD"),
+        (-5, "EUR", "-0.05 EUR"),
+    ],
+)
+def test_the_demo_shows_amounts_with_their_currencys_own_decimals(
+    amount: int, currency: str, shown: str
+) -> None:
+    assert money(amount, currency) == shown
