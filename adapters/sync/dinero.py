@@ -49,7 +49,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Final
@@ -822,22 +822,45 @@ class DineroTarget(MessageSender):
         """Kroner per unit of `currency` as Dinero converted it on `day`, or as near before it
         as it did (else the nearest after): the rate of its invoice in that currency dated
         closest to `day` (`TotalInclVatInDkk` over `TotalInclVat`). Dinero's API offers no
-        rates of its own; its invoices show the ones it applied."""
-        fields = "Guid,Date,Currency,TotalInclVat,TotalInclVatInDkk"
+        rates of its own; its invoices show the ones it applied. The invoices of `day`'s month
+        are read first (Dinero's `startDate`/`endDate`), then of the year before it, then all."""
+        last = date.fromisoformat(day)
+        windows: list[tuple[date, date] | None] = [
+            (last.replace(day=1), last),
+            (last - timedelta(days=366), last),
+            None,
+        ]
+        for window in windows:
+            dated = self._rates_dated(trace, currency, window)
+            before = [entry for entry in dated if entry[0] <= day]
+            if before:
+                return max(before)[1]
+            if window is None and dated:
+                return min(dated)[1]
+        raise RetryableError(
+            f"Dinero shows no invoice in {currency} yet, whose rate the {currency} lines of"
+            " this voucher would be converted at: later"
+        )
+
+    def _rates_dated(
+        self, trace: Trace, currency: str, window: tuple[date, date] | None
+    ) -> list[tuple[str, Fraction]]:
+        """(date, rate) of Dinero's invoices in `currency` dated within `window` (checked here
+        too, whatever the list answered), or of all of them."""
+        params: dict[str, Any] = {"fields": "Guid,Date,Currency,TotalInclVat,TotalInclVatInDkk"}
+        if window is not None:
+            params |= {"startDate": window[0].isoformat(), "endDate": window[1].isoformat()}
         dated = []
-        for invoice in self._everything(trace, "invoices", fields=fields):
+        for invoice in self._everything(trace, "invoices", **params):
+            day = str(_field(invoice, "Date"))[:10]
+            inside = window is None or window[0].isoformat() <= day <= window[1].isoformat()
+            if _currency(invoice) != currency or not inside:
+                continue
             total = minor(_field(invoice, "TotalInclVat"), currency)
             in_kroner = _field(invoice, "TotalInclVatInDkk")
-            if _currency(invoice) == currency and total and in_kroner is not None:
-                rate = _per_unit(minor(in_kroner, BASE_CURRENCY), total, currency)
-                dated.append((str(_field(invoice, "Date"))[:10], rate))
-        if not dated:
-            raise RetryableError(
-                f"Dinero shows no invoice in {currency} yet, whose rate the {currency} lines of"
-                " this voucher would be converted at: later"
-            )
-        before = [entry for entry in dated if entry[0] <= day]
-        return max(before)[1] if before else min(dated)[1]
+            if total and in_kroner is not None:
+                dated.append((day, _per_unit(minor(in_kroner, BASE_CURRENCY), total, currency)))
+        return dated
 
 
 def _field(record: dict[str, Any], name: str) -> Any:
