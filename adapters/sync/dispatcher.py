@@ -26,10 +26,16 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Final
+from typing import Any
 
 from adapters.sync.log import Attempt, DeliveryLog, Message, NewMessage
-from adapters.sync.port import RejectedError, RetryableError, Target, Trace
+from adapters.sync.port import (
+    MAX_RETRY_AFTER_SECONDS,
+    RejectedError,
+    RetryableError,
+    Target,
+    Trace,
+)
 from domain.chart import Chart
 from domain.dates import Month
 from projections.engine import RowSource
@@ -49,7 +55,6 @@ Redact = Callable[[str, Message], str]
 #: The longest a target's `Retry-After` defers a message: an hour. A target asking for longer,
 #: or for no finite time at all, is tried again after an hour (an error of its own, or a date
 #: far off, must neither park a message for years nor overflow the clock's arithmetic).
-MAX_RETRY_AFTER_SECONDS: Final = 3600.0
 
 
 def _now() -> datetime:

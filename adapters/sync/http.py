@@ -31,7 +31,7 @@ import httpx
 import orjson
 
 from adapters.sync.log import request_spacing
-from adapters.sync.port import RejectedError, RetryableError, Trace
+from adapters.sync.port import MAX_RETRY_AFTER_SECONDS, RejectedError, RetryableError, Trace
 
 Budget = Callable[[], float]
 """Reserves the target's next request slot: the seconds to wait until it (0: go now)."""
@@ -82,8 +82,6 @@ RETRYABLE_STATUSES: Final = frozenset({408, 429, 480})
 #: Request headers that carry a credential.
 CREDENTIAL_HEADERS: Final = frozenset({"authorization", "x-access-token"})
 MASK: Final = "***"
-#: The longest wait a target's `Retry-After` may ask for, in seconds.
-RETRY_AFTER_CAP_SECONDS: Final = 3600.0
 
 
 def exact_json(body: Any) -> bytes:
@@ -215,14 +213,14 @@ def _ms(started: float) -> int:
 
 def _retry_after(response: httpx.Response) -> float | None:
     """`Retry-After` in seconds, given as seconds or as an HTTP date, at most
-    `RETRY_AFTER_CAP_SECONDS`; None when absent or unreadable."""
+    `MAX_RETRY_AFTER_SECONDS`; None when absent or unreadable."""
     value = response.headers.get("Retry-After")
     return None if value is None else retry_after_seconds(value, datetime.now(UTC))
 
 
 def retry_after_seconds(value: str, now: datetime) -> float | None:
     """A `Retry-After` value (`120`, `1e12`, `Wed, 21 Oct 2026 07:28:00 GMT`) as the seconds to
-    wait from `now`, between 0 and `RETRY_AFTER_CAP_SECONDS`; None when it is neither."""
+    wait from `now`, between 0 and `MAX_RETRY_AFTER_SECONDS`; None when it is neither."""
     try:
         seconds = float(value)
     except ValueError:
@@ -235,4 +233,4 @@ def retry_after_seconds(value: str, now: datetime) -> float | None:
         seconds = (when - now).total_seconds()
     if math.isnan(seconds):
         return None
-    return min(max(0.0, seconds), RETRY_AFTER_CAP_SECONDS)
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_SECONDS)

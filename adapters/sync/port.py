@@ -11,9 +11,13 @@ request made is noted, without secrets, in the trace the dispatcher logs with th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from adapters.sync.log import Message
+
+#: The longest a target's `Retry-After` is believed, in seconds: a longer (or endless) one is
+#: read as an hour, so that no answer can park a message for good or overflow a date.
+MAX_RETRY_AFTER_SECONDS: Final = 3600.0
 
 
 class RetryableError(Exception):
