@@ -99,8 +99,8 @@ def known(value: T | None) -> T:
 def wire_default(value: Any) -> Any:
     """orjson's hook for what it cannot write itself: money and rates become numbers."""
     if isinstance(value, Money):
-        # Exact: a float's shortest form of an amount below 10^12 with at most 3 decimals is
-        # the decimal itself.
+        # A float, as Billy and Dinero answer (`200.5`); its shortest form is the decimal
+        # itself for any amount below 10^12 with at most 3 decimals, so no digit is lost.
         return float(value.major)
     if isinstance(value, Decimal | Fraction):
         return float(value)

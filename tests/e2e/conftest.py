@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from bench.sandboxes import KINDS, Sandbox, sandbox
 from tests.e2e.test_sync_targets import Mailbox, Webhook
 
 
@@ -37,3 +38,12 @@ def mailbox() -> Iterator[Mailbox]:
     box.controller.start()
     yield box
     box.controller.stop()
+
+
+@pytest.fixture(params=KINDS)
+def target(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    """Each target's sandbox in turn, in a process of its own, its rate limit off (the
+    dispatcher's budget is set far above what it can reach, so the sync runs as fast as it
+    can)."""
+    with sandbox(request.param) as box:
+        yield box

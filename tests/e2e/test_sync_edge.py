@@ -11,7 +11,6 @@ contract's arithmetic (§2, VAT remainders included), never with the code under 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -24,7 +23,6 @@ import pytest
 from api.generator import Business
 from bench.harness import server
 from bench.sandboxes import (
-    KINDS,
     Dispatcher,
     Sandbox,
     append,
@@ -35,7 +33,6 @@ from bench.sandboxes import (
     expected_books,
     in_minor,
     prepare,
-    sandbox,
     unbooked,
     wait_until_settled,
 )
@@ -69,12 +66,6 @@ def business() -> list[dict[str, Any]]:
     for event in rated[::2]:
         del event["data"]["exchange_rate"]
     return events
-
-
-@pytest.fixture(params=KINDS)
-def target(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
-    with sandbox(request.param) as box:
-        yield box
 
 
 # The contract's arithmetic, plainly.

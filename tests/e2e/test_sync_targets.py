@@ -8,7 +8,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,7 +24,6 @@ from api.generator import Business
 from api.sync import delivery_log_for
 from bench.harness import free_port, server
 from bench.sandboxes import (
-    KINDS,
     Books,
     Dispatcher,
     Sandbox,
@@ -36,7 +34,6 @@ from bench.sandboxes import (
     environment,
     expected_books,
     prepare,
-    sandbox,
     subledger,
     unbooked,
     wait_until_settled,
@@ -58,14 +55,6 @@ def business() -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def small_business() -> list[dict[str, Any]]:
     return list(Business(customers=30, months=6, seed=11).events())
-
-
-@pytest.fixture(params=KINDS)
-def target(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
-    """The target's sandbox, in a process of its own, its rate limit off (the dispatcher's
-    budget is set far above what it can reach, so the sync runs as fast as it can)."""
-    with sandbox(request.param) as box:
-        yield box
 
 
 def set_up(
