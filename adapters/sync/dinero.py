@@ -208,6 +208,8 @@ class DineroTarget(MessageSender):
         #: Contact Guids by customer, and invoices' latest `TimeStamp` once booked.
         self._contacts: dict[str, str] = {}
         self._stamps: dict[str, str] = {}
+        #: Our contacts found deleted at Dinero, to be restored before they are updated.
+        self._deleted: set[str] = set()
 
     # Requests.
 
@@ -461,7 +463,8 @@ class DineroTarget(MessageSender):
         if found is None:
             ours = guid("contact", customer["customer_id"])
             try:
-                self._call(trace, "GET", f"contacts/{ours}")
+                if _field(self._call(trace, "GET", f"contacts/{ours}"), "DeletedAt"):
+                    self._deleted.add(ours)
                 found = ours
             except RejectedError as error:
                 if error.status != 404:
@@ -519,8 +522,11 @@ class DineroTarget(MessageSender):
                 self._contacts[self._contact_key(customer)] = ours
                 return ours
             existing = ours
-        if self._call(trace, "GET", f"contacts/{existing}").get("DeletedAt"):
+            if _field(self._call(trace, "GET", f"contacts/{ours}"), "DeletedAt"):
+                self._deleted.add(ours)
+        if existing in self._deleted:
             self._call(trace, "POST", f"contacts/{existing}/restore")
+            self._deleted.discard(existing)
         self._call(trace, "PUT", f"contacts/{existing}", json=fields)
         self._contacts[self._contact_key(customer)] = existing
         return existing

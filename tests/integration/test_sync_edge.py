@@ -392,3 +392,16 @@ def test_a_bad_term_or_rounding_setting_is_refused_with_its_place(
 ) -> None:
     with pytest.raises(ConfigurationError, match=re.escape(says)):
         configured(tmp_path, kind, lines)
+
+
+def test_dinero_restores_our_contact_a_person_deleted_before_updating_it(dinero: str) -> None:
+    with dinero_client(dinero) as client:
+        target = dinero_target(dinero)
+        ours = target.send(message("contact", customer()), Trace())["contact"]
+        client.delete(f"/contacts/{ours}").raise_for_status()
+        fresh = dinero_target(dinero)  # a process that remembers nothing
+        again = fresh.send(message("contact", customer(name="Renamed ApS")), Trace())["contact"]
+        record = client.get(f"/contacts/{ours}").json()
+    assert again == ours
+    assert record["DeletedAt"] is None
+    assert record["Name"] == "Renamed ApS"
