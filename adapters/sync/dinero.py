@@ -309,25 +309,22 @@ class DineroTarget(MessageSender):
                     f"{self.name}: account {theirs} (our bank account {ours}) is no deposit"
                     " account: payments cannot go to it"
                 )
-        wanted = {**self._vat_accounts(), "0 (rounding)": self.settings.rounding_account}
-        for percent, theirs in sorted(wanted.items()):
-            rate_wanted = Decimal(percent.split()[0])
+        mapping = f"under [targets.{self.name}.vat_accounts]"
+        wanted = [(percent, theirs, mapping) for percent, theirs in self._vat_accounts().items()]
+        wanted.append(("0", self.settings.rounding_account, "as rounding_account"))
+        for percent, theirs, where in sorted(wanted):
             account = numbers.get(theirs)
             if account is None:
                 problems.append(f"{self.name}: no account {theirs} (for lines at {percent}% VAT)")
                 continue
             code = str(account.get("VatCode") or NO_VAT)
             rate = rates.get(code.lower())
-            if rate is None or rate * 100 != rate_wanted:
-                has = "unknown" if rate is None else f"{vat_percent(str(rate))}%"
-                where = (
-                    "as rounding_account"
-                    if "rounding" in percent
-                    else f"under [targets.{self.name}.vat_accounts]"
-                )
+            has = None if rate is None else vat_percent(str(rate))
+            if has != percent:
                 problems.append(
-                    f"{self.name}: account {theirs} has VAT code {code!r} ({has}), but lines at"
-                    f" {percent}% VAT are booked to it: map an account of that rate {where}"
+                    f"{self.name}: account {theirs} has VAT code {code!r}"
+                    f" ({'unknown' if has is None else has + '%'}), but lines at {percent}% VAT"
+                    f" are booked to it: map an account of that rate {where}"
                 )
         return problems
 
