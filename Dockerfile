@@ -1,7 +1,7 @@
 # The service image used by docker-compose.yml.
 FROM python:3.11-slim
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md __main__.py ./
 COPY domain ./domain
 COPY projections ./projections
 COPY adapters ./adapters

@@ -20,9 +20,9 @@ import psycopg
 from eventsourcing.postgres import PostgresDatastore
 from psycopg.sql import SQL, Identifier
 
-from adapters.store.postgres import PostgresLedgerRecorder
-from domain.ledger import Ledger
-from projections.runner import LogSource, ProjectionMovedError, ProjectionRunner
+from subledger.adapters.store.postgres import PostgresLedgerRecorder
+from subledger.domain.ledger import Ledger
+from subledger.projections.runner import LogSource, ProjectionMovedError, ProjectionRunner
 
 logger = logging.getLogger("subledger.projections")
 

@@ -23,10 +23,10 @@ from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 from psycopg.sql import SQL, Identifier
 
-from adapters.store.memory import MemoryLedgerRecorder
-from adapters.store.postgres import PostgresLedgerRecorder
-from adapters.store.sqlite import SQLiteLedgerRecorder
-from domain.ledger import Ledger
+from subledger.adapters.store.memory import MemoryLedgerRecorder
+from subledger.adapters.store.postgres import PostgresLedgerRecorder
+from subledger.adapters.store.sqlite import SQLiteLedgerRecorder
+from subledger.domain.ledger import Ledger
 
 TABLE: Final = "subledger_api_keys"
 _SQLITE_INSTANT: Final = "%Y-%m-%dT%H:%M:%S.%fZ"

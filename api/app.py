@@ -15,11 +15,11 @@ from fastapi.openapi.utils import get_openapi
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from adapters.follow import Follower
-from adapters.keys import key_store_for
-from adapters.store import store_kind
-from api.auth import authenticate_first, ensure_guarded
-from api.bootstrap import (
+from subledger.adapters.follow import Follower
+from subledger.adapters.keys import key_store_for
+from subledger.adapters.store import store_kind
+from subledger.api.auth import authenticate_first, ensure_guarded
+from subledger.api.bootstrap import (
     build_chart,
     build_keys,
     build_ledger,
@@ -27,21 +27,21 @@ from api.bootstrap import (
     describe_store,
     tune_garbage_collector,
 )
-from api.errors import install_error_handlers
-from api.keys import KeyRing
-from api.limits import RequestLimitsMiddleware
-from api.reads import Reader
-from api.responses import OrjsonResponse
-from api.routes import audit, events, health, mrr, revenue
-from api.routes import keys as key_routes
-from api.routes import ledger as ledger_routes
-from api.routes import sync as sync_routes
-from api.routes.dashboard import install_dashboard
-from api.schemas.documents import append_request_schema, document_global_refusals
-from api.settings import Settings
-from api.sync import Sync
-from domain.ledger import Ledger
-from projections.runner import ProjectionRunner
+from subledger.api.errors import install_error_handlers
+from subledger.api.keys import KeyRing
+from subledger.api.limits import RequestLimitsMiddleware
+from subledger.api.reads import Reader
+from subledger.api.responses import OrjsonResponse
+from subledger.api.routes import audit, events, health, mrr, revenue
+from subledger.api.routes import keys as key_routes
+from subledger.api.routes import ledger as ledger_routes
+from subledger.api.routes import sync as sync_routes
+from subledger.api.routes.dashboard import install_dashboard
+from subledger.api.schemas.documents import append_request_schema, document_global_refusals
+from subledger.api.settings import Settings
+from subledger.api.sync import Sync
+from subledger.domain.ledger import Ledger
+from subledger.projections.runner import ProjectionRunner
 
 logger = logging.getLogger("subledger.api")
 VERSION = "0.1.0"

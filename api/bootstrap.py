@@ -8,20 +8,20 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from adapters.follow import fold_turn, leader_reaches
-from adapters.keys import StoredKey, key_store_for
-from adapters.rows.stores import row_store_for
-from adapters.store import store_env, store_kind
-from api.keys import KeyRing, parse_keys
-from api.settings import Settings
-from domain.chart import Chart, ChartError
-from domain.ledger import Ledger
-from projections.engine import Projection
-from projections.journal import JournalProjection
-from projections.mrr import MrrProjection
-from projections.outbox import OutboxProjection
-from projections.revenue import RevenueProjection
-from projections.runner import ProjectionMovedError, ProjectionRunner
+from subledger.adapters.follow import fold_turn, leader_reaches
+from subledger.adapters.keys import StoredKey, key_store_for
+from subledger.adapters.rows.stores import row_store_for
+from subledger.adapters.store import store_env, store_kind
+from subledger.api.keys import KeyRing, parse_keys
+from subledger.api.settings import Settings
+from subledger.domain.chart import Chart, ChartError
+from subledger.domain.ledger import Ledger
+from subledger.projections.engine import Projection
+from subledger.projections.journal import JournalProjection
+from subledger.projections.mrr import MrrProjection
+from subledger.projections.outbox import OutboxProjection
+from subledger.projections.revenue import RevenueProjection
+from subledger.projections.runner import ProjectionMovedError, ProjectionRunner
 
 
 def build_ledger(settings: Settings) -> Ledger:

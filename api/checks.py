@@ -15,13 +15,13 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from domain.chart import Chart
-from domain.dates import Month
-from domain.invoice import Invoice
-from domain.ledger import Ledger
-from domain.values import line_ids
-from projections import journal, revenue
-from projections.engine import RowSource
+from subledger.domain.chart import Chart
+from subledger.domain.dates import Month
+from subledger.domain.invoice import Invoice
+from subledger.domain.ledger import Ledger
+from subledger.domain.values import line_ids
+from subledger.projections import journal, revenue
+from subledger.projections.engine import RowSource
 
 
 @dataclass(frozen=True)

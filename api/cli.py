@@ -29,10 +29,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from adapters.follow import Follower
-from adapters.store import StoreURLError, store_kind
-from api.app import NO_PROJECTIONS, VERSION, create_app
-from api.bootstrap import (
+from subledger.adapters.follow import Follower
+from subledger.adapters.store import StoreURLError, store_kind
+from subledger.api.app import NO_PROJECTIONS, VERSION, create_app
+from subledger.api.bootstrap import (
     ConfigurationError,
     build_chart,
     build_keys,
@@ -42,11 +42,11 @@ from api.bootstrap import (
     read_stored_keys,
     tune_garbage_collector,
 )
-from api.checks import check_journal
-from api.export import COLUMNS, journal_lines
-from api.keys import KeyConfigurationError
-from api.settings import Settings
-from domain.money import is_currency
+from subledger.api.checks import check_journal
+from subledger.api.export import COLUMNS, journal_lines
+from subledger.api.keys import KeyConfigurationError
+from subledger.api.settings import Settings
+from subledger.domain.money import is_currency
 
 #: How long `serve --workers N` gives a worker process to answer uvicorn's health pings.
 WORKER_START_SECONDS = 60
@@ -139,7 +139,7 @@ def serve(host: str, port: int, workers: int, projections: bool) -> None:
         )
     else:
         uvicorn.run(
-            "api.app:server_app",
+            "subledger.api.app:server_app",
             factory=True,
             host=host,
             port=port,
@@ -350,27 +350,27 @@ def _stdout() -> Iterator[TextIO]:
     yield sys.stdout
 
 
-from api.sync_cli import sync  # noqa: E402  (it imports this module's helpers)
+from subledger.api.sync_cli import sync  # noqa: E402  (it imports this module's helpers)
 
 main.add_command(sync)
 
 
-from api.sandbox_cli import sandbox  # noqa: E402
+from subledger.api.sandbox_cli import sandbox  # noqa: E402
 
 main.add_command(sandbox)
 
 
-from api.demo_cli import demo  # noqa: E402
+from subledger.api.demo_cli import demo  # noqa: E402
 
 main.add_command(demo)
 
 
-from api.keys_cli import keys as keys_group  # noqa: E402
+from subledger.api.keys_cli import keys as keys_group  # noqa: E402
 
 main.add_command(keys_group)
 
 
-from api.seal_cli import seal  # noqa: E402
+from subledger.api.seal_cli import seal  # noqa: E402
 
 main.add_command(seal)
 

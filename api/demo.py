@@ -29,15 +29,15 @@ from typing import Any
 import httpx
 import orjson
 
-from api.bootstrap import build_ledger, build_runner, caught_up_snapshots
-from api.generator import Business
-from api.ingest import parse_submissions
-from api.settings import Settings
-from api.sync import Sync, delivery_log_for
-from domain.dates import Month, add_months
-from domain.ledger import Ledger
-from projections import mrr, revenue
-from projections.runner import ProjectionRunner
+from subledger.api.bootstrap import build_ledger, build_runner, caught_up_snapshots
+from subledger.api.generator import Business
+from subledger.api.ingest import parse_submissions
+from subledger.api.settings import Settings
+from subledger.api.sync import Sync, delivery_log_for
+from subledger.domain.dates import Month, add_months
+from subledger.domain.ledger import Ledger
+from subledger.projections import mrr, revenue
+from subledger.projections.runner import ProjectionRunner
 
 BATCH = 1000
 #: The sandboxes' credentials: local, and known to anyone reading this.
@@ -135,7 +135,7 @@ def sandbox_process(kind: str, *options: str) -> Iterator[str]:
     core of its own, not a share of this process's), once it answers: its base URL. Stopped
     on leaving."""
     port = free_port()
-    command = [sys.executable, "-m", "api.cli", "sandbox", kind, "--port", str(port), *options]
+    command = [sys.executable, "-m", "subledger", "sandbox", kind, "--port", str(port), *options]
     process = subprocess.Popen(  # noqa: S603 (our own command line, no user input)
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

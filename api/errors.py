@@ -15,8 +15,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.responses import OrjsonResponse
-from domain.errors import BatchRefusedError, ConcurrentAppendError
+from subledger.api.responses import OrjsonResponse
+from subledger.domain.errors import BatchRefusedError, ConcurrentAppendError
 
 logger = logging.getLogger("subledger.api")
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from domain.chart import Chart
-from domain.money import to_major
-from projections.engine import RowSource
-from projections.journal import entries_page
+from subledger.domain.chart import Chart
+from subledger.domain.money import to_major
+from subledger.projections.engine import RowSource
+from subledger.projections.journal import entries_page
 
 COLUMNS = (
     "entry_id",

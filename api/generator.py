@@ -22,8 +22,8 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from domain.dates import Month, add_months
-from domain.money import credit_vat, rhu, vat_of
+from subledger.domain.dates import Month, add_months
+from subledger.domain.money import credit_vat, rhu, vat_of
 
 VAT_RATE = "0.25"
 _VAT = Decimal(VAT_RATE)

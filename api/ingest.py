@@ -11,10 +11,10 @@ from typing import Any, Final
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from api.errors import ApiError
-from api.schemas.documents import ANY_EVENT, EVENT_BATCH
-from api.schemas.events import DATA_MODELS
-from domain.ledger import Submission
+from subledger.api.errors import ApiError
+from subledger.api.schemas.documents import ANY_EVENT, EVENT_BATCH
+from subledger.api.schemas.events import DATA_MODELS
+from subledger.domain.ledger import Submission
 
 MAX_BATCH_EVENTS: Final = 1000
 

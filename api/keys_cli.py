@@ -11,9 +11,9 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from adapters.keys import KeyStore, key_store_for
-from api.bootstrap import build_keys, build_ledger
-from api.keys import (
+from subledger.adapters.keys import KeyStore, key_store_for
+from subledger.api.bootstrap import build_keys, build_ledger
+from subledger.api.keys import (
     SCOPES,
     InvalidKeyError,
     KeyConfigurationError,
@@ -29,7 +29,7 @@ from api.keys import (
 @contextmanager
 def _keys() -> Iterator[tuple[KeyStore, KeyRing]]:
     """The database's key store, and the environment's keys (whose names are taken)."""
-    from api.cli import _database_settings
+    from subledger.api.cli import _database_settings
 
     settings = _database_settings()
     try:

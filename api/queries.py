@@ -10,12 +10,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query
 
-from api.errors import ApiError
-from api.reads import AsOf, Reader
-from api.responses import OrjsonResponse, positioned
-from domain.dates import Month
-from domain.money import is_currency
-from projections.engine import RowSource
+from subledger.api.errors import ApiError
+from subledger.api.reads import AsOf, Reader
+from subledger.api.responses import OrjsonResponse, positioned
+from subledger.domain.dates import Month
+from subledger.domain.money import is_currency
+from subledger.projections.engine import RowSource
 
 #: The most months one answer covers.
 MAX_MONTHS = 600

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
-from api.errors import ApiError
-from domain.ledger import Entry, Ledger
-from projections.engine import Key, Projection, Rows, RowSource, Table
-from projections.runner import ProjectionRunner, ProjectionStore
+from subledger.api.errors import ApiError
+from subledger.domain.ledger import Entry, Ledger
+from subledger.projections.engine import Key, Projection, Rows, RowSource, Table
+from subledger.projections.runner import ProjectionRunner, ProjectionStore
 
 #: Between two looks at a projection's position while waiting for it, in seconds.
 _WAIT_STEP = 0.02

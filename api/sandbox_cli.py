@@ -14,15 +14,15 @@ from typing import Any, Final
 import click
 import uvicorn
 
-from adapters.sandbox.billy import BillySandboxSettings, create_billy_app
-from adapters.sandbox.dinero import (
+from subledger.adapters.sandbox.billy import BillySandboxSettings, create_billy_app
+from subledger.adapters.sandbox.dinero import (
     OAUTH_PATH,
     RATE_LIMIT,
     BrownoutSettings,
     DineroSandboxSettings,
     create_dinero_app,
 )
-from adapters.sandbox.faults import FaultSettings
+from subledger.adapters.sandbox.faults import FaultSettings
 
 RATE = click.FloatRange(0.0, 1.0)
 #: The options `fault_options` adds, which become the command's one `faults` argument.

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from adapters.store import StoreOptions
+from subledger.adapters.store import StoreOptions
 
 
 class Settings(BaseSettings):

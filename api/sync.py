@@ -49,36 +49,36 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from adapters.store.postgres import PostgresLedgerRecorder
-from adapters.store.sqlite import SQLiteLedgerRecorder
-from adapters.sync.billy import BillyTarget
-from adapters.sync.common import MATCH_FIELDS, TargetSettings, vat_percent
-from adapters.sync.dinero import AUTH_PATH as DINERO_AUTH_PATH
-from adapters.sync.dinero import DEFAULT_AUTH_URL as DINERO_AUTH_URL
-from adapters.sync.dinero import DEFAULT_URL as DINERO_URL
-from adapters.sync.dinero import DineroTarget
-from adapters.sync.dispatcher import (
+from subledger.adapters.store.postgres import PostgresLedgerRecorder
+from subledger.adapters.store.sqlite import SQLiteLedgerRecorder
+from subledger.adapters.sync.billy import BillyTarget
+from subledger.adapters.sync.common import MATCH_FIELDS, TargetSettings, vat_percent
+from subledger.adapters.sync.dinero import AUTH_PATH as DINERO_AUTH_PATH
+from subledger.adapters.sync.dinero import DEFAULT_AUTH_URL as DINERO_AUTH_URL
+from subledger.adapters.sync.dinero import DEFAULT_URL as DINERO_URL
+from subledger.adapters.sync.dinero import DineroTarget
+from subledger.adapters.sync.dispatcher import (
     Dispatcher,
     DispatchSettings,
     enqueue_messages,
     enqueue_vouchers,
 )
-from adapters.sync.http import RequestBudget
-from adapters.sync.log import DeliveryLog
-from adapters.sync.notify import Notifier, NotifySettings, smtp_security
-from adapters.sync.notify import check as check_notifications
-from adapters.sync.port import Target
-from adapters.sync.profiles import Profiles
-from api.bootstrap import (
+from subledger.adapters.sync.http import RequestBudget
+from subledger.adapters.sync.log import DeliveryLog
+from subledger.adapters.sync.notify import Notifier, NotifySettings, smtp_security
+from subledger.adapters.sync.notify import check as check_notifications
+from subledger.adapters.sync.port import Target
+from subledger.adapters.sync.profiles import Profiles
+from subledger.api.bootstrap import (
     ConfigurationError,
     build_chart,
     caught_up_snapshots,
     read_configuration,
 )
-from api.settings import Settings
-from domain.chart import Chart
-from domain.ledger import Ledger
-from projections.runner import ProjectionRunner
+from subledger.api.settings import Settings
+from subledger.domain.chart import Chart
+from subledger.domain.ledger import Ledger
+from subledger.projections.runner import ProjectionRunner
 
 log = logging.getLogger("subledger.sync")
 

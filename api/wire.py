@@ -15,12 +15,12 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from adapters.store.sealing import ERASED, opened
-from domain.dates import Month
-from domain.facts import FACT_TYPES
-from domain.ledger import Ledger
-from domain.personal import PERSONAL_FIELDS, is_personal
-from domain.values import CLEARED, Cleared
+from subledger.adapters.store.sealing import ERASED, opened
+from subledger.domain.dates import Month
+from subledger.domain.facts import FACT_TYPES
+from subledger.domain.ledger import Ledger
+from subledger.domain.personal import PERSONAL_FIELDS, is_personal
+from subledger.domain.values import CLEARED, Cleared
 
 
 def _render(value: Any) -> Any:

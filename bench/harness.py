@@ -56,7 +56,7 @@ def server(
         [
             sys.executable,
             "-m",
-            "api.cli",
+            "subledger",
             "serve",
             "--port",
             str(port),
@@ -100,7 +100,7 @@ def subledger(url: str, *arguments: str, timeout: float = 1800) -> subprocess.Co
     """`subledger <arguments>` on the store at `url`, in a process of its own, its output
     captured (logging at warning and above)."""
     return subprocess.run(
-        [sys.executable, "-m", "api.cli", *arguments],
+        [sys.executable, "-m", "subledger", *arguments],
         cwd=ROOT,
         env={**os.environ, "SUBLEDGER_DATABASE_URL": url, "SUBLEDGER_LOG_LEVEL": "warning"},
         capture_output=True,

@@ -54,10 +54,6 @@ from rich.progress import Progress, TextColumn, TimeElapsedColumn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from adapters.store import store_env  # noqa: E402
-from api.demo import billy_products  # noqa: E402
-from api.generator import PRICES, Business  # noqa: E402
-from api.sync import delivery_log_for  # noqa: E402
 from bench.harness import machine, parser_for, scratch_schema, server, subledger  # noqa: E402
 from bench.sandboxes import (  # noqa: E402
     TOKEN,
@@ -77,7 +73,11 @@ from bench.verify import (  # noqa: E402
     rebuild_projections,
     split_store_url,
 )
-from domain.ledger import Ledger  # noqa: E402
+from subledger.adapters.store import store_env  # noqa: E402
+from subledger.api.demo import billy_products  # noqa: E402
+from subledger.api.generator import PRICES, Business  # noqa: E402
+from subledger.api.sync import delivery_log_for  # noqa: E402
+from subledger.domain.ledger import Ledger  # noqa: E402
 
 WRITER = "load-writer-secret-0001"
 READER = "load-reader-secret-0001"
@@ -532,7 +532,7 @@ def check_sync(box: Any, env: dict[str, str], base: str, target: str, settle: bo
 def projector(url: str) -> Iterator[None]:
     """`subledger project` in a process of its own."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "project"],
+        [sys.executable, "-m", "subledger", "project"],
         cwd=ROOT,
         env={**os.environ, "SUBLEDGER_DATABASE_URL": url, "SUBLEDGER_LOG_LEVEL": "warning"},
         stdout=subprocess.DEVNULL,

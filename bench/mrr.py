@@ -32,9 +32,6 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from adapters.store import store_env
-from api.generator import Business
-from api.ingest import parse_submissions
 from bench.harness import (
     parser_for,
     percentiles,
@@ -45,7 +42,10 @@ from bench.harness import (
     timed,
     vacuum,
 )
-from domain.ledger import Ledger
+from subledger.adapters.store import store_env
+from subledger.api.generator import Business
+from subledger.api.ingest import parse_submissions
+from subledger.domain.ledger import Ledger
 
 SECRET = "bench-reader-secret-0001"
 CUSTOMERS_PER_CHUNK = 4000

@@ -32,9 +32,6 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from adapters.store import store_env  # noqa: E402
-from api.generator import Business  # noqa: E402
-from api.ingest import parse_submissions  # noqa: E402
 from bench.harness import (  # noqa: E402
     parser_for,
     percentiles,
@@ -46,8 +43,11 @@ from bench.harness import (  # noqa: E402
     timed,
     vacuum,
 )
-from domain.dates import Month  # noqa: E402
-from domain.ledger import Ledger  # noqa: E402
+from subledger.adapters.store import store_env  # noqa: E402
+from subledger.api.generator import Business  # noqa: E402
+from subledger.api.ingest import parse_submissions  # noqa: E402
+from subledger.domain.dates import Month  # noqa: E402
+from subledger.domain.ledger import Ledger  # noqa: E402
 
 SECRET = "bench-reader-secret-0001"
 CUSTOMERS_PER_CHUNK = 4000

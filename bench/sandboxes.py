@@ -28,17 +28,17 @@ from typing import Any
 import httpx
 import orjson
 
-from adapters.store import store_env
-from api.demo import billy_products, products_of
-from api.ingest import parse_submissions
-from api.sync import delivery_log_for
 from bench.harness import free_port
-from domain.chart import DEFAULT_CHART
-from domain.dates import Month
-from domain.ledger import Ledger
-from domain.money import CURRENCY_EXPONENTS
-from projections.engine import Rows
-from projections.journal import TOTALS, JournalProjection
+from subledger.adapters.store import store_env
+from subledger.api.demo import billy_products, products_of
+from subledger.api.ingest import parse_submissions
+from subledger.api.sync import delivery_log_for
+from subledger.domain.chart import DEFAULT_CHART
+from subledger.domain.dates import Month
+from subledger.domain.ledger import Ledger
+from subledger.domain.money import CURRENCY_EXPONENTS
+from subledger.projections.engine import Rows
+from subledger.projections.journal import TOTALS, JournalProjection
 
 ROOT = Path(__file__).resolve().parent.parent
 REVENUE_ACCOUNTS = DEFAULT_CHART.accounts_of("revenue")
@@ -123,7 +123,7 @@ def sandbox(kind: str = "billy", seed: int = 1, rate_limit: int = 0) -> Iterator
     """`subledger sandbox <kind>` on a free port, once it answers; stopped afterwards. Its rate
     limit is off unless `rate_limit` (requests a minute) is given."""
     port = free_port()
-    command = [sys.executable, "-m", "api.cli", "sandbox", kind, "--port", str(port)]
+    command = [sys.executable, "-m", "subledger", "sandbox", kind, "--port", str(port)]
     if kind == "billy":
         command += ["--token", TOKEN]
     else:
@@ -225,7 +225,7 @@ def environment(database_url: str, config: Path, kind: str = "billy") -> dict[st
 def subledger(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
     """A `subledger` command, to its end."""
     return subprocess.run(
-        [sys.executable, "-m", "api.cli", *arguments],
+        [sys.executable, "-m", "subledger", *arguments],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -253,7 +253,7 @@ class Dispatcher:
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "api.cli", "sync", "run", "--workers", str(self.workers)]
+        command = [sys.executable, "-m", "subledger", "sync", "run", "--workers", str(self.workers)]
         self.process = subprocess.Popen(
             command, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )

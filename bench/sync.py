@@ -35,7 +35,6 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from api.generator import Business  # noqa: E402
 from bench.harness import parser_for, scratch_schema  # noqa: E402
 from bench.sandboxes import (  # noqa: E402
     KINDS,
@@ -51,6 +50,7 @@ from bench.sandboxes import (  # noqa: E402
     sandbox,
     wait_until_settled,
 )
+from subledger.api.generator import Business  # noqa: E402
 
 
 def raw_sandbox(kind: str, threads: int, seconds: float = 10) -> float:

@@ -15,10 +15,10 @@ import orjson
 import psycopg
 from psycopg.sql import SQL, Composed, Identifier
 
-from adapters.rows.codec import TRACKING, decode, table_name
-from api.bootstrap import build_projections
-from api.settings import Settings
 from bench.harness import subledger
+from subledger.adapters.rows.codec import TRACKING, decode, table_name
+from subledger.api.bootstrap import build_projections
+from subledger.api.settings import Settings
 
 
 def split_store_url(url: str) -> tuple[str, str]:

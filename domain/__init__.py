@@ -2,3 +2,7 @@
 
 Imports the standard library and `eventsourcing` only; it does no I/O of its own.
 """
+
+from subledger.domain.topics import register_earlier_topics
+
+register_earlier_topics()

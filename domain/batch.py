@@ -13,9 +13,9 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, CanMutateAggregate
 
-from domain.customer import Customer
-from domain.errors import AlreadyExistsError, RuleViolatedError, UnknownReferenceError
-from domain.facts import (
+from subledger.domain.customer import Customer
+from subledger.domain.errors import AlreadyExistsError, RuleViolatedError, UnknownReferenceError
+from subledger.domain.facts import (
     CreditNoteIssued,
     CustomerCreated,
     CustomerErased,
@@ -33,11 +33,11 @@ from domain.facts import (
     SubscriptionResumed,
     SubscriptionStarted,
 )
-from domain.invoice import Invoice
-from domain.period import Period
-from domain.ports import InvoiceReference
-from domain.recording import Envelope
-from domain.subscription import Subscription
+from subledger.domain.invoice import Invoice
+from subledger.domain.period import Period
+from subledger.domain.ports import InvoiceReference
+from subledger.domain.recording import Envelope
+from subledger.domain.subscription import Subscription
 
 A = TypeVar("A", bound=Aggregate)
 Loader = Callable[[Iterable[UUID]], Mapping[UUID, Aggregate]]

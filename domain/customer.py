@@ -6,10 +6,10 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from domain.errors import RuleViolatedError
-from domain.facts import CustomerCreated, CustomerErased, CustomerUpdated
-from domain.recording import Envelope, Recorded, aggregate_id, event_fields
-from domain.values import CLEARED, Kind
+from subledger.domain.errors import RuleViolatedError
+from subledger.domain.facts import CustomerCreated, CustomerErased, CustomerUpdated
+from subledger.domain.recording import Envelope, Recorded, aggregate_id, event_fields
+from subledger.domain.values import CLEARED, Kind
 
 
 class Customer(Aggregate):

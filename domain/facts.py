@@ -17,11 +17,11 @@ from datetime import date
 from decimal import Decimal
 from typing import ClassVar, Final
 
-from domain.countries import is_country
-from domain.dates import Month
-from domain.errors import InvalidEventError
-from domain.money import MAX_AMOUNT_MINOR, is_currency
-from domain.values import (
+from subledger.domain.countries import is_country
+from subledger.domain.dates import Month
+from subledger.domain.errors import InvalidEventError
+from subledger.domain.money import MAX_AMOUNT_MINOR, is_currency
+from subledger.domain.values import (
     CANCELLATION_REASONS,
     DISCOUNT_DURATIONS,
     INTERVALS,

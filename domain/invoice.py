@@ -14,13 +14,13 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from domain import facts
-from domain.customer import Customer
-from domain.errors import AlreadyExistsError, RuleViolatedError, UnknownReferenceError
-from domain.money import credit_vat
-from domain.recording import Envelope, Recorded, aggregate_id, event_fields
-from domain.subscription import Subscription
-from domain.values import CreditedLine, InvoiceLine, line_ids
+from subledger.domain import facts
+from subledger.domain.customer import Customer
+from subledger.domain.errors import AlreadyExistsError, RuleViolatedError, UnknownReferenceError
+from subledger.domain.money import credit_vat
+from subledger.domain.recording import Envelope, Recorded, aggregate_id, event_fields
+from subledger.domain.subscription import Subscription
+from subledger.domain.values import CreditedLine, InvoiceLine, line_ids
 
 
 @dataclass

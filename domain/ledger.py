@@ -23,21 +23,26 @@ from eventsourcing.persistence import (
     OperationalError,
     StoredEvent,
 )
-from eventsourcing.utils import get_topic
 
-from domain.batch import Batch, aggregate_ids, reference_keys
-from domain.cache import AggregateCache
-from domain.customer import Customer
-from domain.errors import (
+from subledger.domain.batch import Batch, aggregate_ids, reference_keys
+from subledger.domain.cache import AggregateCache
+from subledger.domain.customer import Customer
+from subledger.domain.errors import (
     BatchRefusedError,
     ConcurrentAppendError,
     EventIdReusedError,
     LedgerError,
     Problem,
 )
-from domain.facts import CustomerCreated, CustomerErased, CustomerUpdated, Fact, PaymentRefunded
-from domain.personal import logged_digest, new_key, same_body
-from domain.ports import (
+from subledger.domain.facts import (
+    CustomerCreated,
+    CustomerErased,
+    CustomerUpdated,
+    Fact,
+    PaymentRefunded,
+)
+from subledger.domain.personal import logged_digest, new_key, same_body
+from subledger.domain.ports import (
     CUSTOMER_KEYS,
     INVOICE_REFERENCES,
     LOG_ENTRIES,
@@ -48,7 +53,8 @@ from domain.ports import (
     PriorAppend,
     SealingMapper,
 )
-from domain.recording import Envelope
+from subledger.domain.recording import Envelope
+from subledger.domain.topics import stored_topics
 
 #: How often a batch is re-decided after losing a race to another writer before giving up.
 MAX_ATTEMPTS: Final = 5
@@ -292,7 +298,7 @@ class Ledger(Application[UUID]):
         self, after: int, upto: int, limit: int, event_types: Collection[type]
     ) -> list[Entry]:
         """Up to `limit` events of `event_types` with `after < position <= upto`, decoded."""
-        topics = [get_topic(kind) for kind in event_types]
+        topics = [topic for kind in event_types for topic in stored_topics(kind)]
         return [
             Entry(notification.id, self.mapper.to_domain_event(notification))
             for notification in self.store.read_notifications(after, upto, limit, topics)

@@ -6,10 +6,10 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from domain.dates import Month
-from domain.errors import RuleViolatedError
-from domain.facts import PeriodClosed, PeriodReopened
-from domain.recording import Envelope, Recorded, aggregate_id, event_fields
+from subledger.domain.dates import Month
+from subledger.domain.errors import RuleViolatedError
+from subledger.domain.facts import PeriodClosed, PeriodReopened
+from subledger.domain.recording import Envelope, Recorded, aggregate_id, event_fields
 
 
 class Period(Aggregate):

@@ -25,8 +25,8 @@ import secrets
 from dataclasses import fields
 from typing import Any, Final
 
-from domain.facts import CustomerCreated, CustomerUpdated, Fact
-from domain.values import CLEARED
+from subledger.domain.facts import CustomerCreated, CustomerUpdated, Fact
+from subledger.domain.values import CLEARED
 
 #: The personal fields of `customer.created` and `customer.updated`.
 PERSONAL_FIELDS: Final = ("name", "email", "vat_number", "ean", "address")

@@ -12,7 +12,7 @@ from functools import cache, lru_cache
 from typing import Any, Final
 from uuid import UUID, uuid5
 
-from domain.facts import Fact
+from subledger.domain.facts import Fact
 
 #: Namespace of the ledger's aggregate ids. Never change it: stored events are keyed by it.
 AGGREGATE_NAMESPACE: Final = UUID("0b8f6a52-31e2-4c1e-9a57-5d0f7f3c2a10")

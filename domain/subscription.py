@@ -12,9 +12,9 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from domain.customer import Customer
-from domain.errors import RuleViolatedError
-from domain.facts import (
+from subledger.domain.customer import Customer
+from subledger.domain.errors import RuleViolatedError
+from subledger.domain.facts import (
     Fact,
     SubscriptionCancelled,
     SubscriptionChanged,
@@ -22,7 +22,7 @@ from domain.facts import (
     SubscriptionResumed,
     SubscriptionStarted,
 )
-from domain.recording import Envelope, Recorded, aggregate_id, event_fields
+from subledger.domain.recording import Envelope, Recorded, aggregate_id, event_fields
 
 
 class Subscription(Aggregate):

@@ -11,7 +11,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Final, Literal
 
-from domain.money import extended_amount, vat_of
+from subledger.domain.money import extended_amount, vat_of
 
 Kind = Literal["person", "company", "public"]
 Interval = Literal["week", "month", "quarter", "year"]

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from domain.ledger import Entry
-from projections.engine import Key, Projection, Row, Rows, Table
+from subledger.domain.ledger import Entry
+from subledger.projections.engine import Key, Projection, Row, Rows, Table
 
 
 @dataclass(frozen=True)

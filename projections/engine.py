@@ -21,7 +21,7 @@ from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 
-from domain.ledger import Entry
+from subledger.domain.ledger import Entry
 
 Key = tuple[Any, ...]
 Row = dict[str, Any]

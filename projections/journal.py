@@ -34,14 +34,14 @@ from uuid import UUID
 
 import orjson
 
-from domain.chart import DEBIT_ROLES, Chart
-from domain.dates import Month
-from domain.invoice import Invoice
-from domain.ledger import Entry
-from domain.period import Period
-from domain.values import line_ids
-from projections.engine import Column, Key, Projection, Row, Rows, RowSource, Table
-from projections.recognition import Policy, apply_credit, month_of, policy_of, schedule
+from subledger.domain.chart import DEBIT_ROLES, Chart
+from subledger.domain.dates import Month
+from subledger.domain.invoice import Invoice
+from subledger.domain.ledger import Entry
+from subledger.domain.period import Period
+from subledger.domain.values import line_ids
+from subledger.projections.engine import Column, Key, Projection, Row, Rows, RowSource, Table
+from subledger.projections.recognition import Policy, apply_credit, month_of, policy_of, schedule
 
 ENTRIES = Table(
     "journal_entries",

@@ -22,13 +22,13 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any, Final
 
-from domain.customer import Customer
-from domain.dates import Month
-from domain.ledger import Entry
-from domain.subscription import Subscription
-from projections.engine import Column, Key, Projection, Row, Rows, RowSource, Table
-from projections.recognition import rhu_div
-from projections.timeline import (
+from subledger.domain.customer import Customer
+from subledger.domain.dates import Month
+from subledger.domain.ledger import Entry
+from subledger.domain.subscription import Subscription
+from subledger.projections.engine import Column, Key, Projection, Row, Rows, RowSource, Table
+from subledger.projections.recognition import rhu_div
+from subledger.projections.timeline import (
     Step,
     Timeline,
     base_of,

@@ -39,14 +39,14 @@ from decimal import Decimal
 from typing import Any, Final
 from uuid import UUID
 
-from domain.chart import Chart
-from domain.customer import Customer
-from domain.dates import Month
-from domain.invoice import Invoice
-from domain.ledger import Entry
-from domain.values import CLEARED, line_ids
-from projections.engine import Column, Key, Projection, Rows, RowSource, Table
-from projections.journal import TOTALS
+from subledger.domain.chart import Chart
+from subledger.domain.customer import Customer
+from subledger.domain.dates import Month
+from subledger.domain.invoice import Invoice
+from subledger.domain.ledger import Entry
+from subledger.domain.values import CLEARED, line_ids
+from subledger.projections.engine import Column, Key, Projection, Rows, RowSource, Table
+from subledger.projections.journal import TOTALS
 
 MESSAGES = Table(
     "outbox_messages",

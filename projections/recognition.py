@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Final, Literal
 
-from domain.dates import add_months
-from domain.values import InvoiceLine
+from subledger.domain.dates import add_months
+from subledger.domain.values import InvoiceLine
 
 Policy = Literal["daily", "monthly", "point_in_time"]
 POLICIES: Final = ("daily", "monthly")

@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from domain.invoice import Invoice
-from domain.ledger import Entry
-from domain.values import line_ids
-from projections.engine import Column, Key, Projection, Row, Rows, RowSource, Table
-from projections.recognition import Policy, apply_credit, month_of, policy_of, schedule
+from subledger.domain.invoice import Invoice
+from subledger.domain.ledger import Entry
+from subledger.domain.values import line_ids
+from subledger.projections.engine import Column, Key, Projection, Row, Rows, RowSource, Table
+from subledger.projections.recognition import Policy, apply_credit, month_of, policy_of, schedule
 
 INVOICES = Table(
     "revenue_invoices",

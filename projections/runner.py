@@ -14,8 +14,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from domain.ledger import Entry
-from projections.engine import Key, Projection, Row, Rows, RowSource, Table
+from subledger.domain.ledger import Entry
+from subledger.projections.engine import Key, Projection, Row, Rows, RowSource, Table
 
 DEFAULT_PAGE_SIZE: Final = 2000
 

@@ -19,10 +19,10 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Final
 
-from domain.dates import add_months, days_in_month
-from domain.money import extended_amount
-from domain.values import CLEARED, Cleared, Discount, SubscriptionItem
-from projections.recognition import rhu_div
+from subledger.domain.dates import add_months, days_in_month
+from subledger.domain.money import extended_amount
+from subledger.domain.values import CLEARED, Cleared, Discount, SubscriptionItem
+from subledger.projections.recognition import rhu_div
 
 #: Periods a year per interval: `MRR = rhu(discounted × P / (12 × interval_count))`.
 PERIODS_A_YEAR: Final = {"week": 52, "month": 12, "quarter": 4, "year": 1}

@@ -10,11 +10,11 @@ from typing import Any
 
 import orjson
 
-from api.wire import data_of, type_of
-from domain import facts
-from domain.dates import Month
-from domain.ledger import Ledger, Outcome, Submission
-from domain.values import CreditLine, Discount, InvoiceLine, SubscriptionItem
+from subledger.api.wire import data_of, type_of
+from subledger.domain import facts
+from subledger.domain.dates import Month
+from subledger.domain.ledger import Ledger, Outcome, Submission
+from subledger.domain.values import CreditLine, Discount, InvoiceLine, SubscriptionItem
 
 _ids = itertools.count(1)
 

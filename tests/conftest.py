@@ -19,10 +19,10 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from adapters.store import store_env
-from api.app import create_app
-from api.settings import Settings
-from domain.ledger import Ledger
+from subledger.adapters.store import store_env
+from subledger.api.app import create_app
+from subledger.api.settings import Settings
+from subledger.domain.ledger import Ledger
 
 WRITER_SECRET = "writer-secret-0123456789"
 READER_SECRET = "reader-secret-0123456789"

@@ -34,14 +34,30 @@ def readme_commands() -> list[str]:
 
 
 def imported_modules(path: Path) -> set[str]:
+    """The top-level modules `path` imports, ours named by their layer (`subledger.api` → `api`)."""
     tree = ast.parse(path.read_text())
-    names: set[str] = set()
+    modules: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
+            modules += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
-    return names
+            modules.append(node.module)
+    return {
+        module.split(".")[1] if module.startswith("subledger.") else module.split(".")[0]
+        for module in modules
+    }
+
+
+def top_level_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = {
+        a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    }
+    return names | {
+        n.module.split(".")[0]
+        for n in ast.walk(tree)
+        if isinstance(n, ast.ImportFrom) and n.module and n.level == 0
+    }
 
 
 def test_the_readme_has_a_run_command_and_a_test_command() -> None:
@@ -74,7 +90,20 @@ def test_layers_point_inward() -> None:
 
 def test_the_console_script_is_subledger() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert project["scripts"] == {"subledger": "api.cli:main"}
+    assert project["scripts"] == {"subledger": "subledger.api.cli:main"}
+
+
+def test_the_code_imports_its_layers_under_the_one_package_name() -> None:
+    """Installed, the layers exist only as `subledger.*`: an import of `domain` or `api` would
+    find nothing there (or someone else's package of that name)."""
+    layers = {"domain", "projections", "adapters", "api"}
+    problems = [
+        f"{path.relative_to(ROOT)} imports {sorted(wrong)}"
+        for folder in (*layers, "tests", "bench")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if (wrong := top_level_imports(path) & layers)
+    ]
+    assert problems == []
 
 
 def test_docker_compose_runs_the_service_beside_postgresql() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from projections.engine import Key, Row, Table
+from subledger.projections.engine import Key, Row, Table
 
 TRACKING = "subledger_projections"
 

@@ -7,8 +7,8 @@ import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
-from projections.engine import Key, Projection, Row, Rows, RowSource, Table
-from projections.runner import Move, ProjectionMovedError, Stored
+from subledger.projections.engine import Key, Projection, Row, Rows, RowSource, Table
+from subledger.projections.runner import Move, ProjectionMovedError, Stored
 
 
 class MemoryRowStore:

@@ -15,9 +15,9 @@ from psycopg import Cursor
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
-from adapters.rows.codec import TRACKING, decode, encode, table_name
-from projections.engine import Key, Projection, Row, RowSource, Table
-from projections.runner import Move, ProjectionMovedError, Stored
+from subledger.adapters.rows.codec import TRACKING, decode, encode, table_name
+from subledger.projections.engine import Key, Projection, Row, RowSource, Table
+from subledger.projections.runner import Move, ProjectionMovedError, Stored
 
 _TYPES = {"text": "text", "int": "bigint", "json": "bytea"}
 

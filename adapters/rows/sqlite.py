@@ -8,9 +8,9 @@ from typing import Any
 
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore
 
-from adapters.rows.codec import TRACKING, decode, encode, table_name
-from projections.engine import Key, Projection, Row, RowSource, Table
-from projections.runner import Move, ProjectionMovedError, Stored
+from subledger.adapters.rows.codec import TRACKING, decode, encode, table_name
+from subledger.projections.engine import Key, Projection, Row, RowSource, Table
+from subledger.projections.runner import Move, ProjectionMovedError, Stored
 
 _TYPES = {"text": "TEXT", "int": "INTEGER", "json": "BLOB"}
 _VARIABLES_PER_QUERY = 30_000

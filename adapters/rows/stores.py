@@ -6,13 +6,13 @@ database (and, on PostgreSQL, the same connection pool and schema).
 
 from __future__ import annotations
 
-from adapters.rows.postgres import PostgresRowStore
-from adapters.rows.sqlite import SQLiteRowStore
-from adapters.store.memory import MemoryLedgerRecorder
-from adapters.store.postgres import PostgresLedgerRecorder
-from adapters.store.sqlite import SQLiteLedgerRecorder
-from domain.ledger import Ledger
-from projections.runner import ProjectionStore
+from subledger.adapters.rows.postgres import PostgresRowStore
+from subledger.adapters.rows.sqlite import SQLiteRowStore
+from subledger.adapters.store.memory import MemoryLedgerRecorder
+from subledger.adapters.store.postgres import PostgresLedgerRecorder
+from subledger.adapters.store.sqlite import SQLiteLedgerRecorder
+from subledger.domain.ledger import Ledger
+from subledger.projections.runner import ProjectionStore
 
 
 def row_store_for(ledger: Ledger) -> ProjectionStore:

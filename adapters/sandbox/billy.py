@@ -42,8 +42,8 @@ from starlette.datastructures import URL, QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
-from adapters.sandbox.faults import FaultInjector, Faults, FaultSettings, fault_routes
-from adapters.sandbox.fields import (
+from subledger.adapters.sandbox.faults import FaultInjector, Faults, FaultSettings, fault_routes
+from subledger.adapters.sandbox.fields import (
     EMAIL,
     MALFORMED_DAY,
     THIRTEEN_DIGITS,
@@ -56,7 +56,7 @@ from adapters.sandbox.fields import (
     known,
     parse_day,
 )
-from domain.money import is_currency, rhu
+from subledger.domain.money import is_currency, rhu
 
 logger = logging.getLogger("subledger.sandbox.billy")
 

@@ -52,8 +52,8 @@ from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
-from adapters.sandbox.faults import FaultInjector, Faults, FaultSettings, fault_routes
-from adapters.sandbox.fields import (
+from subledger.adapters.sandbox.faults import FaultInjector, Faults, FaultSettings, fault_routes
+from subledger.adapters.sandbox.fields import (
     CURRENCY,
     EMAIL,
     THIRTEEN_DIGITS,
@@ -66,7 +66,7 @@ from adapters.sandbox.fields import (
     known,
     parse_day,
 )
-from domain.money import CURRENCY_EXPONENTS, rhu
+from subledger.domain.money import CURRENCY_EXPONENTS, rhu
 
 logger = logging.getLogger("subledger.sandbox.dinero")
 

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Final, Self, TypeVar
 
 import orjson
 
-from domain.money import CURRENCY_EXPONENTS, rhu
+from subledger.domain.money import CURRENCY_EXPONENTS, rhu
 
 Record = dict[str, Any]
 T = TypeVar("T")

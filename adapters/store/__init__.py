@@ -14,10 +14,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from eventsourcing.utils import get_topic
 
-from adapters.store.mapper import PlainJSONMapper
-from adapters.store.memory import MemoryStoreFactory
-from adapters.store.postgres import PostgresStoreFactory
-from adapters.store.sqlite import SQLiteStoreFactory
+from subledger.adapters.store.mapper import PlainJSONMapper
+from subledger.adapters.store.memory import MemoryStoreFactory
+from subledger.adapters.store.postgres import PostgresStoreFactory
+from subledger.adapters.store.sqlite import SQLiteStoreFactory
 
 
 class StoreURLError(ValueError):

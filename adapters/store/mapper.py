@@ -34,9 +34,14 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent
 from eventsourcing.utils import get_topic, resolve_topic
 
-from adapters.store.sealing import has_personal_fields, reseal_state, seal_state, unseal_state
-from domain.personal import is_personal
-from domain.values import CLEARED, Cleared
+from subledger.adapters.store.sealing import (
+    has_personal_fields,
+    reseal_state,
+    seal_state,
+    unseal_state,
+)
+from subledger.domain.personal import is_personal
+from subledger.domain.values import CLEARED, Cleared
 
 Converter = Callable[[Any], Any]
 _CLEARED_MARK = "__cleared__"

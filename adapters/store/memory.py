@@ -14,8 +14,8 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 
-from adapters.rows.memory import MemoryRowStore
-from domain.ports import (
+from subledger.adapters.rows.memory import MemoryRowStore
+from subledger.domain.ports import (
     CUSTOMER_KEYS,
     INVOICE_REFERENCES,
     LOG_ENTRIES,

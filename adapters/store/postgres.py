@@ -27,7 +27,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
-from domain.ports import (
+from subledger.domain.ports import (
     CUSTOMER_KEYS,
     INVOICE_REFERENCES,
     LOG_ENTRIES,

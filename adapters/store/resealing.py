@@ -13,12 +13,12 @@ from collections.abc import Iterator
 from dataclasses import fields
 from typing import Any, Final
 
-from adapters.store.sealing import SEALED_KEY
-from domain.customer import Customer
-from domain.facts import FACT_TYPES, Fact
-from domain.ledger import Entry, Ledger
-from domain.personal import logged_digest, new_key
-from domain.ports import Resealed, ResealingStore
+from subledger.adapters.store.sealing import SEALED_KEY
+from subledger.domain.customer import Customer
+from subledger.domain.facts import FACT_TYPES, Fact
+from subledger.domain.ledger import Entry, Ledger
+from subledger.domain.personal import logged_digest, new_key
+from subledger.domain.ports import Resealed, ResealingStore
 
 #: Events rewritten per transaction.
 PAGE: Final = 500

@@ -22,8 +22,8 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from domain.personal import KEY_BYTES, PERSONAL_FIELDS, is_personal
-from domain.values import CLEARED, SEALED, Address
+from subledger.domain.personal import KEY_BYTES, PERSONAL_FIELDS, is_personal
+from subledger.domain.values import CLEARED, SEALED, Address
 
 #: The key of a stored event's sealed part, and the attribute of an event read back that holds
 #: its box.

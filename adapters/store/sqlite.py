@@ -23,7 +23,7 @@ from eventsourcing.sqlite import (
     SQLiteFactory,
 )
 
-from domain.ports import (
+from subledger.domain.ports import (
     CUSTOMER_KEYS,
     INVOICE_REFERENCES,
     LOG_ENTRIES,

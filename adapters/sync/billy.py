@@ -46,7 +46,7 @@ from typing import Any, Final
 import httpx
 import orjson
 
-from adapters.sync.common import (
+from subledger.adapters.sync.common import (
     BASE_CURRENCY,
     MessageSender,
     TargetSettings,
@@ -59,9 +59,9 @@ from adapters.sync.common import (
     priced_lines,
     rate_of,
 )
-from adapters.sync.http import Budget
-from adapters.sync.port import RejectedError, TargetInvoice, Trace
-from domain.chart import Chart
+from subledger.adapters.sync.http import Budget
+from subledger.adapters.sync.port import RejectedError, TargetInvoice, Trace
+from subledger.domain.chart import Chart
 
 PAGE_SIZE: Final = 1000
 #: What a new contact's terms are when `payment_terms` has no `default` (Billy requires some).

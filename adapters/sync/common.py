@@ -21,11 +21,11 @@ from typing import Any, Final, Literal
 
 import httpx
 
-from adapters.sync.http import Budget, Explain, TargetHTTP
-from adapters.sync.log import Message
-from adapters.sync.port import RejectedError, Trace
-from domain.chart import Chart
-from domain.money import CURRENCY_EXPONENTS, rhu, to_major, to_minor, vat_of
+from subledger.adapters.sync.http import Budget, Explain, TargetHTTP
+from subledger.adapters.sync.log import Message
+from subledger.adapters.sync.port import RejectedError, Trace
+from subledger.domain.chart import Chart
+from subledger.domain.money import CURRENCY_EXPONENTS, rhu, to_major, to_minor, vat_of
 
 MatchField = Literal["customer_number", "vat_number", "ean", "email"]
 MATCH_FIELDS: Final = ("customer_number", "vat_number", "ean", "email")

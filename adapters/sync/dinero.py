@@ -57,7 +57,7 @@ from typing import Any, Final
 import httpx
 import orjson
 
-from adapters.sync.common import (
+from subledger.adapters.sync.common import (
     BASE_CURRENCY,
     MessageSender,
     TargetSettings,
@@ -71,10 +71,10 @@ from adapters.sync.common import (
     rate_of,
     vat_percent,
 )
-from adapters.sync.http import Budget, masked
-from adapters.sync.port import RejectedError, RetryableError, TargetInvoice, Trace
-from domain.chart import Chart
-from domain.money import CURRENCY_EXPONENTS
+from subledger.adapters.sync.http import Budget, masked
+from subledger.adapters.sync.port import RejectedError, RetryableError, TargetInvoice, Trace
+from subledger.domain.chart import Chart
+from subledger.domain.money import CURRENCY_EXPONENTS
 
 DEFAULT_URL: Final = "https://api.dinero.dk"
 DEFAULT_AUTH_URL: Final = "https://authz.dinero.dk/dineroapi/oauth/token"

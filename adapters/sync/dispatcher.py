@@ -28,19 +28,19 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from adapters.sync.log import Attempt, DeliveryLog, Message, NewMessage
-from adapters.sync.port import (
+from subledger.adapters.sync.log import Attempt, DeliveryLog, Message, NewMessage
+from subledger.adapters.sync.port import (
     MAX_RETRY_AFTER_SECONDS,
     RejectedError,
     RetryableError,
     Target,
     Trace,
 )
-from domain.chart import Chart
-from domain.dates import Month
-from projections.engine import RowSource
-from projections.journal import TOTALS
-from projections.outbox import BOOKS_LANE, message_id, messages_after, recognition_voucher
+from subledger.domain.chart import Chart
+from subledger.domain.dates import Month
+from subledger.projections.engine import RowSource
+from subledger.projections.journal import TOTALS
+from subledger.projections.outbox import BOOKS_LANE, message_id, messages_after, recognition_voucher
 
 log = logging.getLogger("subledger.sync")
 

@@ -30,8 +30,13 @@ from typing import Any, Final
 import httpx
 import orjson
 
-from adapters.sync.log import request_spacing
-from adapters.sync.port import MAX_RETRY_AFTER_SECONDS, RejectedError, RetryableError, Trace
+from subledger.adapters.sync.log import request_spacing
+from subledger.adapters.sync.port import (
+    MAX_RETRY_AFTER_SECONDS,
+    RejectedError,
+    RetryableError,
+    Trace,
+)
 
 Budget = Callable[[], float]
 """Reserves the target's next request slot: the seconds to wait until it (0: go now)."""

@@ -20,12 +20,12 @@ import dataclasses
 from collections.abc import Iterator
 from typing import Any, Final
 
-from adapters.store.sealing import ERASED, opened
-from adapters.sync.log import Message
-from domain.customer import Customer
-from domain.ledger import Ledger
-from domain.personal import PERSONAL_FIELDS
-from domain.values import CLEARED, Address
+from subledger.adapters.store.sealing import ERASED, opened
+from subledger.adapters.sync.log import Message
+from subledger.domain.customer import Customer
+from subledger.domain.ledger import Ledger
+from subledger.domain.personal import PERSONAL_FIELDS
+from subledger.domain.values import CLEARED, Address
 
 #: The name a contact of an erased customer is sent with.
 ERASED_NAME: Final = "Erased customer"

@@ -20,22 +20,22 @@ from uuid import UUID
 
 from fastapi import APIRouter, Path, Request
 
-from api.auth import ReadKey
-from api.errors import ApiError
-from api.queries import AsOfParameters
-from api.reads import AsOf, Reader
-from api.responses import OrjsonResponse, iso_instant, positioned
-from api.schemas.answers import AuditTrail
-from api.schemas.documents import READ_REFUSALS, refusals
-from api.wire import customer_keys, logged_data, type_of
-from domain.chart import Chart
-from domain.customer import Customer
-from domain.invoice import Invoice
-from domain.ledger import Entry, Ledger
-from domain.period import Period
-from domain.subscription import Subscription
-from projections import journal, mrr, outbox, revenue
-from projections.audit import Audited, audit, net_additions, rows_put
+from subledger.api.auth import ReadKey
+from subledger.api.errors import ApiError
+from subledger.api.queries import AsOfParameters
+from subledger.api.reads import AsOf, Reader
+from subledger.api.responses import OrjsonResponse, iso_instant, positioned
+from subledger.api.schemas.answers import AuditTrail
+from subledger.api.schemas.documents import READ_REFUSALS, refusals
+from subledger.api.wire import customer_keys, logged_data, type_of
+from subledger.domain.chart import Chart
+from subledger.domain.customer import Customer
+from subledger.domain.invoice import Invoice
+from subledger.domain.ledger import Entry, Ledger
+from subledger.domain.period import Period
+from subledger.domain.subscription import Subscription
+from subledger.projections import journal, mrr, outbox, revenue
+from subledger.projections.audit import Audited, audit, net_additions, rows_put
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=refusals(*READ_REFUSALS))
 

@@ -14,8 +14,8 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.responses import OrjsonResponse
-from domain.money import CURRENCY_EXPONENTS
+from subledger.api.responses import OrjsonResponse
+from subledger.domain.money import CURRENCY_EXPONENTS
 
 STATIC: Final = Path(__file__).resolve().parent.parent / "static"
 

@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import ReadKey, WriteKey
-from api.ingest import parse_submissions
-from api.queries import MAX_POSITION
-from api.responses import OrjsonResponse, iso_instant
-from api.schemas.documents import (
+from subledger.api.auth import ReadKey, WriteKey
+from subledger.api.ingest import parse_submissions
+from subledger.api.queries import MAX_POSITION
+from subledger.api.responses import OrjsonResponse, iso_instant
+from subledger.api.schemas.documents import (
     APPEND_EXAMPLES,
     BODY_REFUSALS,
     READ_REFUSALS,
@@ -19,8 +19,8 @@ from api.schemas.documents import (
     LogPage,
     refusals,
 )
-from api.wire import customer_keys, logged_data, type_of
-from domain.ledger import Ledger, Outcome
+from subledger.api.wire import customer_keys, logged_data, type_of
+from subledger.domain.ledger import Ledger, Outcome
 
 router = APIRouter(prefix="/v1", tags=["events"], responses=refusals(*READ_REFUSALS))
 

@@ -6,9 +6,9 @@ import logging
 
 from fastapi import APIRouter, Request
 
-from api.responses import OrjsonResponse
-from api.schemas.documents import HealthAnswer
-from domain.ledger import Ledger
+from subledger.api.responses import OrjsonResponse
+from subledger.api.schemas.documents import HealthAnswer
+from subledger.domain.ledger import Ledger
 
 router = APIRouter(tags=["health"])
 logger = logging.getLogger("subledger.api")

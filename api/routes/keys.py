@@ -10,10 +10,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.keys import KeyStore, StoredKey
-from api.auth import AdminKey
-from api.errors import ApiError
-from api.keys import (
+from subledger.adapters.keys import KeyStore, StoredKey
+from subledger.api.auth import AdminKey
+from subledger.api.errors import ApiError
+from subledger.api.keys import (
     InvalidKeyError,
     KeyConflictError,
     KeyNotFoundError,
@@ -22,8 +22,8 @@ from api.keys import (
     describe_keys,
     revoke_key,
 )
-from api.responses import OrjsonResponse, iso_instant
-from api.schemas.documents import ErrorAnswer
+from subledger.api.responses import OrjsonResponse, iso_instant
+from subledger.api.schemas.documents import ErrorAnswer
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 
-from api.auth import ReadKey
-from api.errors import ApiError
-from api.queries import (
+from subledger.api.auth import ReadKey
+from subledger.api.errors import ApiError
+from subledger.api.queries import (
     AsOfParameters,
     CurrencyParameter,
     CursorParameter,
@@ -20,13 +20,13 @@ from api.queries import (
     day_range,
     pick_currency,
 )
-from api.reads import AsOf, Reader
-from api.responses import OrjsonResponse, positioned
-from api.schemas.answers import AccountCard, LedgerEntries, TrialBalance
-from api.schemas.documents import READ_REFUSALS, refusals
-from domain.chart import Chart
-from projections import journal
-from projections.engine import Key, Table
+from subledger.api.reads import AsOf, Reader
+from subledger.api.responses import OrjsonResponse, positioned
+from subledger.api.schemas.answers import AccountCard, LedgerEntries, TrialBalance
+from subledger.api.schemas.documents import READ_REFUSALS, refusals
+from subledger.domain.chart import Chart
+from subledger.projections import journal
+from subledger.projections.engine import Key, Table
 
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"], responses=refusals(*READ_REFUSALS))
 

@@ -7,21 +7,21 @@ from uuid import UUID
 
 from fastapi import APIRouter, Path, Request
 
-from api.auth import ReadKey
-from api.errors import ApiError
-from api.queries import (
+from subledger.api.auth import ReadKey
+from subledger.api.errors import ApiError
+from subledger.api.queries import (
     MonthlyParameters,
     by_currency,
     pick_currency,
 )
-from api.reads import AsOf, Reader
-from api.responses import OrjsonResponse, positioned
-from api.schemas.answers import CustomerMrr, MrrMetrics, Retention
-from api.schemas.documents import READ_REFUSALS, refusals
-from domain.customer import Customer
-from domain.ledger import Ledger
-from domain.subscription import Subscription
-from projections import mrr
+from subledger.api.reads import AsOf, Reader
+from subledger.api.responses import OrjsonResponse, positioned
+from subledger.api.schemas.answers import CustomerMrr, MrrMetrics, Retention
+from subledger.api.schemas.documents import READ_REFUSALS, refusals
+from subledger.domain.customer import Customer
+from subledger.domain.ledger import Ledger
+from subledger.domain.subscription import Subscription
+from subledger.projections import mrr
 
 router = APIRouter(tags=["mrr"], responses=refusals(*READ_REFUSALS))
 

@@ -6,15 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
-from api.auth import ReadKey
-from api.errors import ApiError
-from api.queries import AsOfParameters, MonthlyParameters, by_currency
-from api.reads import Reader
-from api.responses import OrjsonResponse, positioned
-from api.schemas.answers import RevenueSchedule, RevenueSummary, RevenueWaterfall
-from api.schemas.documents import READ_REFUSALS, refusals
-from domain.invoice import Invoice
-from projections import revenue
+from subledger.api.auth import ReadKey
+from subledger.api.errors import ApiError
+from subledger.api.queries import AsOfParameters, MonthlyParameters, by_currency
+from subledger.api.reads import Reader
+from subledger.api.responses import OrjsonResponse, positioned
+from subledger.api.schemas.answers import RevenueSchedule, RevenueSummary, RevenueWaterfall
+from subledger.api.schemas.documents import READ_REFUSALS, refusals
+from subledger.domain.invoice import Invoice
+from subledger.projections import revenue
 
 router = APIRouter(prefix="/v1/revenue", tags=["revenue"], responses=refusals(*READ_REFUSALS))
 

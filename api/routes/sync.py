@@ -20,16 +20,16 @@ from pydantic import (
     model_validator,
 )
 
-from adapters.sync.port import RejectedError, RetryableError, TargetInvoice
-from api.auth import ReadKey, require
-from api.errors import ApiError
-from api.keys import ApiKey
-from api.queries import MAX_POSITION
-from api.responses import OrjsonResponse
-from api.schemas.answers import Replayed, SyncMessages
-from api.schemas.documents import BODY_REFUSALS, READ_REFUSALS, refusals
-from api.sync import Sync
-from projections.outbox import MESSAGES, invoice_balances
+from subledger.adapters.sync.port import RejectedError, RetryableError, TargetInvoice
+from subledger.api.auth import ReadKey, require
+from subledger.api.errors import ApiError
+from subledger.api.keys import ApiKey
+from subledger.api.queries import MAX_POSITION
+from subledger.api.responses import OrjsonResponse
+from subledger.api.schemas.answers import Replayed, SyncMessages
+from subledger.api.schemas.documents import BODY_REFUSALS, READ_REFUSALS, refusals
+from subledger.api.sync import Sync
+from subledger.projections.outbox import MESSAGES, invoice_balances
 
 _UNAVAILABLE = "SYNC_UNAVAILABLE: syncing needs a database (not memory://)"
 router = APIRouter(

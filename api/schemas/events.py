@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import orjson
 from pydantic import Field, model_validator
 
-from api.schemas.types import (
+from subledger.api.schemas.types import (
     Amount,
     Count,
     Currency,
@@ -25,9 +25,9 @@ from api.schemas.types import (
     Text,
     WireModel,
 )
-from domain import facts, values
-from domain.dates import Month
-from domain.values import CLEARED
+from subledger.domain import facts, values
+from subledger.domain.dates import Month
+from subledger.domain.values import CLEARED
 
 Kind = Literal["person", "company", "public"]
 Interval = Literal["week", "month", "quarter", "year"]

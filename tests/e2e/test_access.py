@@ -18,11 +18,11 @@ import orjson
 import psycopg
 import pytest
 
-from api.app import create_app
-from api.auth import PUBLIC, route_scopes
-from api.keys import SCOPES
-from api.settings import Settings
 from bench.harness import server
+from subledger.api.app import create_app
+from subledger.api.auth import PUBLIC, route_scopes
+from subledger.api.keys import SCOPES
+from subledger.api.settings import Settings
 from tests.e2e.test_server import SUBLEDGER, serving
 
 pytestmark = [pytest.mark.postgres]

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import orjson
 
-from adapters.store import store_env
-from api.generator import Business
-from api.ingest import parse_submissions
-from domain.ledger import Ledger
+from subledger.adapters.store import store_env
+from subledger.api.generator import Business
+from subledger.api.ingest import parse_submissions
+from subledger.domain.ledger import Ledger
 from tests.e2e.test_projection_commands import run
 
 

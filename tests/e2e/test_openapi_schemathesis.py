@@ -23,9 +23,9 @@ import orjson
 import pytest
 import schemathesis
 
-from api.app import create_app
-from api.examples import EXAMPLE_EVENTS
-from api.settings import Settings
+from subledger.api.app import create_app
+from subledger.api.examples import EXAMPLE_EVENTS
+from subledger.api.settings import Settings
 from tests.e2e.test_server import serving
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

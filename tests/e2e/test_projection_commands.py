@@ -9,10 +9,10 @@ from pathlib import Path
 
 import orjson
 
-from adapters.store import store_env
-from api.generator import generate
-from api.ingest import parse_submissions
-from domain.ledger import Ledger
+from subledger.adapters.store import store_env
+from subledger.api.generator import generate
+from subledger.api.ingest import parse_submissions
+from subledger.domain.ledger import Ledger
 
 SUBLEDGER = str(Path(sys.executable).parent / "subledger")
 

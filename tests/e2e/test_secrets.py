@@ -26,10 +26,10 @@ import orjson
 import psycopg
 import pytest
 
-from api.demo import billy_products, products_of
-from api.generator import Business
 from bench.harness import free_port
 from bench.sandboxes import ROOT, Sandbox, append
+from subledger.api.demo import billy_products, products_of
+from subledger.api.generator import Business
 from tests.e2e.test_sync_targets import Mailbox, Webhook, delivery_messages, wait_until_held
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -76,7 +76,7 @@ NO_FAULTS = dict.fromkeys(("fail_rate", "throttle_rate", "slow_rate", "drop_rate
 def sandbox(kind: str) -> Iterator[Sandbox]:
     """`subledger sandbox <kind>` with this test's credentials, its rate limit off."""
     port = free_port()
-    command = [sys.executable, "-m", "api.cli", "sandbox", kind, "--port", str(port)]
+    command = [sys.executable, "-m", "subledger", "sandbox", kind, "--port", str(port)]
     if kind == "billy":
         command += ["--token", BILLY_TOKEN]
     else:
@@ -194,7 +194,7 @@ class Programs:
 
     def run(self, *arguments: str, **env: str) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            [sys.executable, "-m", "api.cli", *arguments],
+            [sys.executable, "-m", "subledger", *arguments],
             cwd=ROOT,
             env={**self.env, **env},
             capture_output=True,
@@ -209,7 +209,7 @@ class Programs:
     def running(self, *arguments: str, **env: str) -> Iterator[subprocess.Popen[bytes]]:
         with self._output("-".join(arguments)).open("wb") as output:
             process = subprocess.Popen(
-                [sys.executable, "-m", "api.cli", *arguments],
+                [sys.executable, "-m", "subledger", *arguments],
                 cwd=ROOT,
                 env={**self.env, **env},
                 stdout=output,

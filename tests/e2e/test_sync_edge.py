@@ -20,7 +20,6 @@ from typing import Any
 import httpx
 import pytest
 
-from api.generator import Business
 from bench.harness import server
 from bench.sandboxes import (
     Dispatcher,
@@ -36,6 +35,7 @@ from bench.sandboxes import (
     unbooked,
     wait_until_settled,
 )
+from subledger.api.generator import Business
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(1200)]
 

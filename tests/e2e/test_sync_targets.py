@@ -19,9 +19,6 @@ import orjson
 import pytest
 from aiosmtpd.controller import Controller
 
-from adapters.store import store_env
-from api.generator import Business
-from api.sync import delivery_log_for
 from bench.harness import free_port, server
 from bench.sandboxes import (
     Books,
@@ -38,7 +35,10 @@ from bench.sandboxes import (
     unbooked,
     wait_until_settled,
 )
-from domain.ledger import Ledger
+from subledger.adapters.store import store_env
+from subledger.api.generator import Business
+from subledger.api.sync import delivery_log_for
+from subledger.domain.ledger import Ledger
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(900)]

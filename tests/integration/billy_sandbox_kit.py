@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from adapters.sandbox import serving
-from adapters.sandbox.billy import BillySandboxSettings, create_billy_app
-from adapters.sandbox.faults import FaultSettings
+from subledger.adapters.sandbox import serving
+from subledger.adapters.sandbox.billy import BillySandboxSettings, create_billy_app
+from subledger.adapters.sandbox.faults import FaultSettings
 
 TOKEN = "token-for-the-billy-sandbox-tests"
 FAULTS_OFF = FaultSettings().model_dump()

@@ -28,9 +28,9 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from api.app import create_app
-from api.examples import EXAMPLE_EVENTS
-from api.settings import Settings
+from subledger.api.app import create_app
+from subledger.api.examples import EXAMPLE_EVENTS
+from subledger.api.settings import Settings
 from tests.conftest import ADMIN, API_KEYS, READ, WRITE
 
 pytestmark = pytest.mark.postgres

@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from adapters.store import store_env
-from adapters.sync.http import RequestBudget
-from adapters.sync.log import Attempt, DeliveryLog, NewMessage, request_spacing
-from api.sync import delivery_log_for
-from domain.ledger import Ledger
+from subledger.adapters.store import store_env
+from subledger.adapters.sync.http import RequestBudget
+from subledger.adapters.sync.log import Attempt, DeliveryLog, NewMessage, request_spacing
+from subledger.api.sync import delivery_log_for
+from subledger.domain.ledger import Ledger
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=60)

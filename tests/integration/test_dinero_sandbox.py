@@ -16,10 +16,10 @@ import pytest
 from click.testing import CliRunner
 from fastapi import FastAPI
 
-from adapters.sandbox import serving
-from adapters.sandbox.dinero import DineroSandboxSettings, create_dinero_app
-from adapters.sandbox.faults import FaultSettings
-from domain.chart import DEFAULT_CHART
+from subledger.adapters.sandbox import serving
+from subledger.adapters.sandbox.dinero import DineroSandboxSettings, create_dinero_app
+from subledger.adapters.sandbox.faults import FaultSettings
+from subledger.domain.chart import DEFAULT_CHART
 
 ORG = 424242
 CLIENT = ("client-for-the-dinero-tests", "secret-for-the-dinero-tests")
@@ -1185,11 +1185,12 @@ def test_the_summary_counts_everything_and_a_reset_goes_back_to_the_seed_keeping
 def test_the_dinero_command_serves_dineros_rate_limit_and_says_how_to_get_a_token(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from api.cli import main
+    from subledger.api.cli import main
 
     served: dict[str, Any] = {}
     monkeypatch.setattr(
-        "api.sandbox_cli.uvicorn.run", lambda app, **options: served.update(app=app, **options)
+        "subledger.api.sandbox_cli.uvicorn.run",
+        lambda app, **options: served.update(app=app, **options),
     )
     arguments = ["sandbox", "dinero", "--organization-id", "777", "--api-key", "k3y", "--seed", "5"]
     result = CliRunner().invoke(main, arguments)
@@ -1217,7 +1218,7 @@ def test_the_dinero_command_serves_dineros_rate_limit_and_says_how_to_get_a_toke
 
 
 def test_the_dinero_command_refuses_a_rate_above_one() -> None:
-    from api.cli import main
+    from subledger.api.cli import main
 
     result = CliRunner().invoke(main, ["sandbox", "dinero", "--throttle-rate", "2"])
     assert result.exit_code == 2

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.sandbox import serving
-from adapters.sandbox.dinero import create_dinero_app
+from subledger.adapters.sandbox import serving
+from subledger.adapters.sandbox.dinero import create_dinero_app
 from tests.integration.test_dinero_sandbox import (
     NOW,
     ORG,

@@ -10,19 +10,19 @@ from typing import Any
 import orjson
 import pytest
 
-import adapters.follow
-from adapters.follow import Follower
-from adapters.rows.stores import row_store_for
-from adapters.store import store_env
-from adapters.store.postgres import PostgresLedgerRecorder
-from api.bootstrap import catch_up
-from api.generator import generate
-from api.ingest import parse_submissions
-from domain.ledger import Ledger
-from projections.journal import JournalProjection
-from projections.mrr import MrrProjection
-from projections.revenue import RevenueProjection
-from projections.runner import ProjectionRunner
+import subledger.adapters.follow
+from subledger.adapters.follow import Follower
+from subledger.adapters.rows.stores import row_store_for
+from subledger.adapters.store import store_env
+from subledger.adapters.store.postgres import PostgresLedgerRecorder
+from subledger.api.bootstrap import catch_up
+from subledger.api.generator import generate
+from subledger.api.ingest import parse_submissions
+from subledger.domain.ledger import Ledger
+from subledger.projections.journal import JournalProjection
+from subledger.projections.mrr import MrrProjection
+from subledger.projections.revenue import RevenueProjection
+from subledger.projections.runner import ProjectionRunner
 
 pytestmark = pytest.mark.postgres
 
@@ -87,7 +87,7 @@ def test_a_catch_up_folds_itself_when_the_leader_stands_still(
     append(ledger, generate(20, seed=4))
     recorder = ledger.recorder
     assert isinstance(recorder, PostgresLedgerRecorder)
-    monkeypatch.setattr(adapters.follow, "LEADER_PATIENCE_SECONDS", 0.3)
+    monkeypatch.setattr(subledger.adapters.follow, "LEADER_PATIENCE_SECONDS", 0.3)
     # A leader that holds the lock and never folds (hung, or folding other versions).
     stuck = Follower(ledger, runner_for(ledger))
     try:

@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
-from adapters.store import store_env
-from api.generator import Business, generate
-from api.ingest import parse_submissions
-from domain.ledger import Ledger
+from subledger.adapters.store import store_env
+from subledger.api.generator import Business, generate
+from subledger.api.ingest import parse_submissions
+from subledger.domain.ledger import Ledger
 
 EVERY_OPTION: dict[str, Any] = {
     "currencies": {"DKK": 40, "EUR": 20, "JPY": 20, "KWD": 20},

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.store import store_env
-from domain.facts import Fact
-from domain.ledger import Ledger, Submission
+from subledger.adapters.store import store_env
+from subledger.domain.facts import Fact
+from subledger.domain.ledger import Ledger, Submission
 from tests.builders import (
     customer,
     invoice,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.examples import EXAMPLE_EVENTS
+from subledger.api.examples import EXAMPLE_EVENTS
 from tests.builders import (
     credit_note,
     customer,

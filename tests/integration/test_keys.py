@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from adapters.keys import KeyNameTakenError, KeyStore, StoredKey, key_store_for
-from adapters.store import store_env
-from domain.ledger import Ledger
+from subledger.adapters.keys import KeyNameTakenError, KeyStore, StoredKey, key_store_for
+from subledger.adapters.store import store_env
+from subledger.domain.ledger import Ledger
 from tests.conftest import ADMIN, ADMIN_SECRET, READ, READER_SECRET, WRITER_SECRET
 
 NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)

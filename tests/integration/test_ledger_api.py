@@ -16,9 +16,9 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.bootstrap import ConfigurationError
-from api.settings import Settings
+from subledger.api.app import create_app
+from subledger.api.bootstrap import ConfigurationError
+from subledger.api.settings import Settings
 from tests.builders import closed, credit_note, customer, invoice, line, payment, wire_event
 from tests.conftest import API_KEYS, READ, WRITE
 from tests.integration.test_revenue_api import MONTHLY, get, post

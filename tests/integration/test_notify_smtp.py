@@ -22,11 +22,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from adapters.sync.log import Message
-from adapters.sync.notify import Notifier, NotifySettings, smtp_security
-from api.bootstrap import ConfigurationError
-from api.settings import Settings
-from api.sync import read_notifications
+from subledger.adapters.sync.log import Message
+from subledger.adapters.sync.notify import Notifier, NotifySettings, smtp_security
+from subledger.api.bootstrap import ConfigurationError
+from subledger.api.settings import Settings
+from subledger.api.sync import read_notifications
 from tests.e2e.test_server import free_port
 
 USER, PASSWORD = "notifier", "smtp-password-7c1e"

@@ -25,26 +25,26 @@ from eventsourcing.utils import get_topic
 from fastapi.testclient import TestClient
 from psycopg import sql
 
-from adapters.sandbox import serving
-from adapters.sandbox.billy import BillySandboxSettings, create_billy_app
-from adapters.store import store_env
-from adapters.store.sealing import SealingError, open_box
-from adapters.sync.dispatcher import Dispatcher
-from adapters.sync.log import Message, NewMessage
-from adapters.sync.port import RejectedError, Trace
-from adapters.sync.profiles import ERASED_NAME, REDACTED, Profiles
-from api.app import create_app
-from api.cli import main
-from api.examples import EXAMPLE_EVENTS
-from api.ingest import parse_submissions
-from api.settings import Settings
-from api.sync import Sync, delivery_log_for
-from api.wire import customer_keys, logged_data
-from domain.customer import Customer
-from domain.errors import BatchRefusedError
-from domain.ledger import Ledger
-from domain.ports import LOG_ENTRIES, LogEntry
-from domain.recording import Envelope
+from subledger.adapters.sandbox import serving
+from subledger.adapters.sandbox.billy import BillySandboxSettings, create_billy_app
+from subledger.adapters.store import store_env
+from subledger.adapters.store.sealing import SealingError, open_box
+from subledger.adapters.sync.dispatcher import Dispatcher
+from subledger.adapters.sync.log import Message, NewMessage
+from subledger.adapters.sync.port import RejectedError, Trace
+from subledger.adapters.sync.profiles import ERASED_NAME, REDACTED, Profiles
+from subledger.api.app import create_app
+from subledger.api.cli import main
+from subledger.api.examples import EXAMPLE_EVENTS
+from subledger.api.ingest import parse_submissions
+from subledger.api.settings import Settings
+from subledger.api.sync import Sync, delivery_log_for
+from subledger.api.wire import customer_keys, logged_data
+from subledger.domain.customer import Customer
+from subledger.domain.errors import BatchRefusedError
+from subledger.domain.ledger import Ledger
+from subledger.domain.ports import LOG_ENTRIES, LogEntry
+from subledger.domain.recording import Envelope
 from tests.conftest import ADMIN, API_KEYS, READ, WRITE
 
 TOKEN = "sandbox-token-for-personal-data"

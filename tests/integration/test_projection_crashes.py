@@ -11,12 +11,12 @@ from pathlib import Path
 
 import orjson
 
-from adapters.rows.stores import row_store_for
-from adapters.store import store_env
-from api.generator import generate
-from api.ingest import parse_submissions
-from domain.ledger import Ledger
-from projections.runner import ProjectionRunner
+from subledger.adapters.rows.stores import row_store_for
+from subledger.adapters.store import store_env
+from subledger.api.generator import generate
+from subledger.api.ingest import parse_submissions
+from subledger.domain.ledger import Ledger
+from subledger.projections.runner import ProjectionRunner
 from tests.integration.test_projections import PROJECTIONS, in_memory, stored
 
 SUBLEDGER = str(Path(sys.executable).parent / "subledger")

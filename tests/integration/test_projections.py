@@ -10,16 +10,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.rows.stores import row_store_for
-from adapters.store import store_env
-from api.generator import generate
-from api.ingest import parse_submissions
-from domain.ledger import Ledger
-from projections.engine import Projection, Rows, RowSource
-from projections.journal import JournalProjection
-from projections.mrr import MrrProjection
-from projections.revenue import RevenueProjection
-from projections.runner import ProjectionMovedError, ProjectionRunner
+from subledger.adapters.rows.stores import row_store_for
+from subledger.adapters.store import store_env
+from subledger.api.generator import generate
+from subledger.api.ingest import parse_submissions
+from subledger.domain.ledger import Ledger
+from subledger.projections.engine import Projection, Rows, RowSource
+from subledger.projections.journal import JournalProjection
+from subledger.projections.mrr import MrrProjection
+from subledger.projections.revenue import RevenueProjection
+from subledger.projections.runner import ProjectionMovedError, ProjectionRunner
 
 PROJECTIONS: tuple[Projection, ...] = (RevenueProjection(), MrrProjection(), JournalProjection())
 NAMES = [projection.name for projection in PROJECTIONS]

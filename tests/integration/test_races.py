@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from adapters.store import store_env
-from domain.errors import BatchRefusedError
-from domain.ledger import Ledger, Outcome, Submission
+from subledger.adapters.store import store_env
+from subledger.domain.errors import BatchRefusedError
+from subledger.domain.ledger import Ledger, Outcome, Submission
 from tests.builders import customer, invoice, line, submission, subscription
 
 

@@ -12,15 +12,15 @@ from typing import Any
 import orjson
 import pytest
 
-from adapters.store import store_env
-from adapters.sync.dispatcher import enqueue_vouchers
-from adapters.sync.log import DeliveryLog
-from api.ingest import parse_submissions
-from api.sync import delivery_log_for
-from domain.chart import DEFAULT_CHART
-from domain.ledger import Ledger
-from projections.engine import Rows
-from projections.journal import JournalProjection
+from subledger.adapters.store import store_env
+from subledger.adapters.sync.dispatcher import enqueue_vouchers
+from subledger.adapters.sync.log import DeliveryLog
+from subledger.api.ingest import parse_submissions
+from subledger.api.sync import delivery_log_for
+from subledger.domain.chart import DEFAULT_CHART
+from subledger.domain.ledger import Ledger
+from subledger.projections.engine import Rows
+from subledger.projections.journal import JournalProjection
 
 
 def invoice(number: int, issued: str, end: str, amount: int) -> dict[str, Any]:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.settings import Settings
+from subledger.api.app import create_app
+from subledger.api.settings import Settings
 from tests.builders import credit_note, customer, invoice, line, wire_event
 from tests.conftest import API_KEYS, READ, WRITE
 
@@ -210,9 +210,9 @@ def without_projections(database_url: str) -> Iterator[TestClient]:
 def test_a_read_waits_for_projections_folded_elsewhere_and_says_when_they_lag(
     without_projections: TestClient, database_url: str
 ) -> None:
-    from adapters.store import store_env
-    from api.bootstrap import build_runner
-    from domain.ledger import Ledger
+    from subledger.adapters.store import store_env
+    from subledger.api.bootstrap import build_runner
+    from subledger.domain.ledger import Ledger
 
     client = without_projections
     post(client, wire_event(customer()), wire_event(invoice()))

@@ -9,8 +9,8 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.settings import Settings
+from subledger.api.app import create_app
+from subledger.api.settings import Settings
 from tests.builders import customer, wire_event
 from tests.conftest import API_KEYS, WRITE
 

@@ -13,11 +13,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from adapters.sandbox import serving
-from adapters.sandbox.billy import BillySandboxSettings, create_billy_app
-from api.app import create_app
-from api.settings import Settings
-from api.sync import Sync
+from subledger.adapters.sandbox import serving
+from subledger.adapters.sandbox.billy import BillySandboxSettings, create_billy_app
+from subledger.api.app import create_app
+from subledger.api.settings import Settings
+from subledger.api.sync import Sync
 from tests.conftest import ADMIN, API_KEYS, READ, WRITE
 
 TOKEN = "sandbox-token-for-api-tests"

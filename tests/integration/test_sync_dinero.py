@@ -14,17 +14,17 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from adapters.sandbox import serving
-from adapters.sandbox.dinero import DineroSandboxSettings, create_dinero_app
-from adapters.sandbox.faults import FaultSettings
-from adapters.sync.common import TargetSettings
-from adapters.sync.dinero import RENEW_BEFORE, DineroTarget, DineroToken
-from adapters.sync.port import Trace
-from api.app import create_app
-from api.bootstrap import ConfigurationError
-from api.settings import Settings
-from api.sync import Sync, read_targets
-from domain.chart import DEFAULT_CHART
+from subledger.adapters.sandbox import serving
+from subledger.adapters.sandbox.dinero import DineroSandboxSettings, create_dinero_app
+from subledger.adapters.sandbox.faults import FaultSettings
+from subledger.adapters.sync.common import TargetSettings
+from subledger.adapters.sync.dinero import RENEW_BEFORE, DineroTarget, DineroToken
+from subledger.adapters.sync.port import Trace
+from subledger.api.app import create_app
+from subledger.api.bootstrap import ConfigurationError
+from subledger.api.settings import Settings
+from subledger.api.sync import Sync, read_targets
+from subledger.domain.chart import DEFAULT_CHART
 from tests.conftest import ADMIN, API_KEYS, READ, WRITE
 from tests.integration.test_sync_api import EVENTS, PEOPLE
 from tests.integration.test_sync_api import delivered as deliver_all

@@ -25,19 +25,19 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.sandbox import serving
-from adapters.sandbox.billy import BillySandboxSettings, create_billy_app
-from adapters.sandbox.dinero import DineroSandboxSettings, create_dinero_app
-from adapters.sandbox.faults import FaultSettings
-from adapters.sync.billy import BillyTarget
-from adapters.sync.common import TargetSettings
-from adapters.sync.dinero import DineroTarget
-from adapters.sync.log import Message
-from adapters.sync.port import Trace
-from api.bootstrap import ConfigurationError
-from api.settings import Settings
-from api.sync import read_targets
-from domain.chart import DEFAULT_CHART
+from subledger.adapters.sandbox import serving
+from subledger.adapters.sandbox.billy import BillySandboxSettings, create_billy_app
+from subledger.adapters.sandbox.dinero import DineroSandboxSettings, create_dinero_app
+from subledger.adapters.sandbox.faults import FaultSettings
+from subledger.adapters.sync.billy import BillyTarget
+from subledger.adapters.sync.common import TargetSettings
+from subledger.adapters.sync.dinero import DineroTarget
+from subledger.adapters.sync.log import Message
+from subledger.adapters.sync.port import Trace
+from subledger.api.bootstrap import ConfigurationError
+from subledger.api.settings import Settings
+from subledger.api.sync import read_targets
+from subledger.domain.chart import DEFAULT_CHART
 
 TOKEN = "edge-token"
 DINERO = {"client_id": "edge-client", "client_secret": "edge-secret", "api_key": "edge-key"}

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from adapters.store import store_env
-from api.checks import check_journal
-from domain.chart import DEFAULT_CHART
-from domain.ledger import Ledger
-from projections.engine import Rows
-from projections.journal import ENTRIES, JournalProjection
-from projections.revenue import RevenueProjection
+from subledger.adapters.store import store_env
+from subledger.api.checks import check_journal
+from subledger.domain.chart import DEFAULT_CHART
+from subledger.domain.ledger import Ledger
+from subledger.projections.engine import Rows
+from subledger.projections.journal import ENTRIES, JournalProjection
+from subledger.projections.revenue import RevenueProjection
 from tests.builders import append, credit_note, customer, invoice, line, payment
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from adapters.sync.common import TargetSettings
-from adapters.sync.http import TargetHTTP, credentials, masked
-from adapters.sync.notify import NotifySettings
-from adapters.sync.port import RejectedError, RetryableError, Trace
-from api.settings import Settings
+from subledger.adapters.sync.common import TargetSettings
+from subledger.adapters.sync.http import TargetHTTP, credentials, masked
+from subledger.adapters.sync.notify import NotifySettings
+from subledger.adapters.sync.port import RejectedError, RetryableError, Trace
+from subledger.api.settings import Settings
 
 TOKEN = "a-billy-token-8c2f1e"
 BEARER = "a-dinero-access-token-4b7d0a"

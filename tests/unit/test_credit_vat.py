@@ -16,13 +16,13 @@ from eventsourcing.persistence import JSONTranscoder, StoredEvent
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.store import store_env
-from adapters.store.mapper import PlainJSONMapper
-from domain.invoice import Invoice
-from domain.ledger import Entry, Ledger
-from projections.engine import Rows
-from projections.journal import ENTRIES, JournalProjection
-from projections.outbox import OutboxProjection, messages_after
+from subledger.adapters.store import store_env
+from subledger.adapters.store.mapper import PlainJSONMapper
+from subledger.domain.invoice import Invoice
+from subledger.domain.ledger import Entry, Ledger
+from subledger.projections.engine import Rows
+from subledger.projections.journal import ENTRIES, JournalProjection
+from subledger.projections.outbox import OutboxProjection, messages_after
 from tests.builders import append, credit_note, customer, invoice, line
 
 

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from domain.errors import InvalidEventError
-from domain.facts import CustomerUpdated, Fact
-from domain.values import Address
+from subledger.domain.errors import InvalidEventError
+from subledger.domain.facts import CustomerUpdated, Fact
+from subledger.domain.values import Address
 from tests.builders import (
     changed,
     credit_note,

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.store import store_env
-from domain.chart import DEFAULT_CHART, Chart, ChartError
-from domain.ledger import Ledger
-from projections.engine import Rows
-from projections.journal import (
+from subledger.adapters.store import store_env
+from subledger.domain.chart import DEFAULT_CHART, Chart, ChartError
+from subledger.domain.ledger import Ledger
+from subledger.projections.engine import Rows
+from subledger.projections.journal import (
     ENTRIES,
     ENTRY_NAMESPACE,
     JournalProjection,

@@ -14,17 +14,17 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.store import store_env
-from api.generator import Business
-from api.ingest import parse_submissions
-from domain.chart import DEFAULT_CHART
-from domain.dates import Month
-from domain.invoice import Invoice
-from domain.ledger import Ledger
-from domain.values import line_ids
-from projections.engine import Rows
-from projections.journal import ENTRIES, JournalProjection, trial_balance
-from projections.revenue import RevenueProjection, summary
+from subledger.adapters.store import store_env
+from subledger.api.generator import Business
+from subledger.api.ingest import parse_submissions
+from subledger.domain.chart import DEFAULT_CHART
+from subledger.domain.dates import Month
+from subledger.domain.invoice import Invoice
+from subledger.domain.ledger import Ledger
+from subledger.domain.values import line_ids
+from subledger.projections.engine import Rows
+from subledger.projections.journal import ENTRIES, JournalProjection, trial_balance
+from subledger.projections.revenue import RevenueProjection, summary
 from tests.builders import append, credit_note
 
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import pytest
 from fastapi import APIRouter
 
-from adapters.keys import MemoryKeyStore
-from api.app import create_app
-from api.auth import PUBLIC, ensure_guarded, route_scopes
-from api.keys import (
+from subledger.adapters.keys import MemoryKeyStore
+from subledger.api.app import create_app
+from subledger.api.auth import PUBLIC, ensure_guarded, route_scopes
+from subledger.api.keys import (
     InvalidKeyError,
     KeyConfigurationError,
     KeyConflictError,
@@ -24,7 +24,7 @@ from api.keys import (
     parse_keys,
     revoke_key,
 )
-from api.settings import Settings
+from subledger.api.settings import Settings
 
 NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 READ_SECRET = "reader-secret-0123456789"

@@ -8,12 +8,12 @@ import orjson
 import pytest
 from eventsourcing.persistence import JSONTranscoder, MapperDeserialisationError, StoredEvent
 
-from adapters.store import store_env
-from adapters.store.mapper import PlainJSONMapper
-from api.examples import EXAMPLE_EVENTS
-from api.ingest import parse_submissions
-from domain.ledger import Ledger
-from domain.values import CLEARED
+from subledger.adapters.store import store_env
+from subledger.adapters.store.mapper import PlainJSONMapper
+from subledger.api.examples import EXAMPLE_EVENTS
+from subledger.api.ingest import parse_submissions
+from subledger.domain.ledger import Ledger
+from subledger.domain.values import CLEARED
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from fractions import Fraction
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.dates import Month, add_months
-from domain.money import extended_amount, is_currency, rhu, to_major, vat_of
+from subledger.domain.dates import Month, add_months
+from subledger.domain.money import extended_amount, is_currency, rhu, to_major, vat_of
 
 
 def test_rhu_rounds_half_away_from_zero() -> None:

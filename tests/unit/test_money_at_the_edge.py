@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.sync.billy import _settling
-from adapters.sync.common import converted, credit_lines, invoice_terms, major, minor
-from adapters.sync.http import decimal_json, exact_json, retry_after_seconds
-from api.demo_cli import money
+from subledger.adapters.sync.billy import _settling
+from subledger.adapters.sync.common import converted, credit_lines, invoice_terms, major, minor
+from subledger.adapters.sync.http import decimal_json, exact_json, retry_after_seconds
+from subledger.api.demo_cli import money
 
 
 @pytest.mark.parametrize(

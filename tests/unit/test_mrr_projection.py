@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from adapters.store import store_env
-from domain.ledger import Ledger
-from domain.values import CLEARED
-from projections.engine import Rows
-from projections.mrr import MrrProjection, customer_monthly, monthly, retention
+from subledger.adapters.store import store_env
+from subledger.domain.ledger import Ledger
+from subledger.domain.values import CLEARED
+from subledger.projections.engine import Rows
+from subledger.projections.mrr import MrrProjection, customer_monthly, monthly, retention
 from tests.builders import (
     append,
     cancelled,

@@ -18,13 +18,13 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.store import store_env
-from domain import facts
-from domain.dates import Month, add_months
-from domain.ledger import Ledger
-from domain.values import CLEARED, Discount, SubscriptionItem
-from projections.engine import Rows
-from projections.mrr import MrrProjection, currencies, customer_monthly, monthly
+from subledger.adapters.store import store_env
+from subledger.domain import facts
+from subledger.domain.dates import Month, add_months
+from subledger.domain.ledger import Ledger
+from subledger.domain.values import CLEARED, Discount, SubscriptionItem
+from subledger.projections.engine import Rows
+from subledger.projections.mrr import MrrProjection, currencies, customer_monthly, monthly
 from tests.builders import customer, submission
 
 FIRST_DAY = date(2026, 1, 1)

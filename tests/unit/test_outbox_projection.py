@@ -12,16 +12,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.store import store_env
-from adapters.sync.profiles import Profiles
-from domain import facts
-from domain.chart import DEFAULT_CHART
-from domain.dates import Month
-from domain.ledger import Ledger
-from domain.values import CLEARED
-from projections.engine import Rows
-from projections.journal import JournalProjection
-from projections.outbox import (
+from subledger.adapters.store import store_env
+from subledger.adapters.sync.profiles import Profiles
+from subledger.domain import facts
+from subledger.domain.chart import DEFAULT_CHART
+from subledger.domain.dates import Month
+from subledger.domain.ledger import Ledger
+from subledger.domain.values import CLEARED
+from subledger.projections.engine import Rows
+from subledger.projections.journal import JournalProjection
+from subledger.projections.outbox import (
     MESSAGE_NAMESPACE,
     OutboxProjection,
     invoice_balances,

@@ -12,13 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.store import store_env
-from adapters.store.sealing import SealingError, open_box, seal
-from adapters.sync.profiles import ERASED_NAME, Profiles
-from api.ingest import parse_submissions
-from api.wire import customer_keys, logged_data
-from domain.ledger import Ledger
-from domain.personal import PERSONAL_FIELDS
+from subledger.adapters.store import store_env
+from subledger.adapters.store.sealing import SealingError, open_box, seal
+from subledger.adapters.sync.profiles import ERASED_NAME, Profiles
+from subledger.api.ingest import parse_submissions
+from subledger.api.wire import customer_keys, logged_data
+from subledger.domain.ledger import Ledger
+from subledger.domain.personal import PERSONAL_FIELDS
 
 TEXT = st.text(alphabet="abcæøå ÆØÅ-", min_size=1, max_size=12).filter(str.strip)
 EMAIL = st.from_regex(r"[a-z]{1,8}@[a-z]{1,8}\.dk", fullmatch=True)

@@ -9,8 +9,8 @@ from fractions import Fraction
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from domain.money import rhu
-from projections.recognition import (
+from subledger.domain.money import rhu
+from subledger.projections.recognition import (
     apply_credit,
     daily_schedule,
     monthly_schedule,
@@ -115,7 +115,7 @@ def test_a_daily_schedule_sums_to_the_net_and_each_month_is_within_one_of_its_sh
 
 @given(nets, st.dates(date(2020, 1, 1), date(2030, 12, 31)), st.integers(1, 60))
 def test_a_monthly_schedule_sums_to_the_net(net: int, start: date, months: int) -> None:
-    from domain.dates import add_months
+    from subledger.domain.dates import add_months
 
     amounts = monthly_schedule(net, start, add_months(start, months))
     assert amounts is not None

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.store import store_env
-from domain.ledger import Ledger
-from projections.engine import Rows
-from projections.revenue import RevenueProjection, invoice_schedule, summary, waterfall
+from subledger.adapters.store import store_env
+from subledger.domain.ledger import Ledger
+from subledger.projections.engine import Rows
+from subledger.projections.revenue import RevenueProjection, invoice_schedule, summary, waterfall
 from tests.builders import append, credit_note, customer, invoice, line
 
 
@@ -104,7 +104,7 @@ def lines(draw: st.DrawFn) -> object:
     if kind == "point":
         return line(unit_amount=amount)
     if kind == "whole":
-        from domain.dates import add_months
+        from subledger.domain.dates import add_months
 
         end = add_months(start, draw(st.integers(1, 24)))
         return line(unit_amount=amount, period_start=start, period_end=end, recognition="monthly")

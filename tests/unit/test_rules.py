@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from domain.errors import BatchRefusedError, Problem
-from domain.facts import CustomerErased, CustomerUpdated
-from domain.ledger import Ledger
-from domain.values import CLEARED
+from subledger.domain.errors import BatchRefusedError, Problem
+from subledger.domain.facts import CustomerErased, CustomerUpdated
+from subledger.domain.ledger import Ledger
+from subledger.domain.values import CLEARED
 from tests.builders import (
     append,
     cancelled,

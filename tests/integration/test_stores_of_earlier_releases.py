@@ -1,0 +1,117 @@
+"""A store written by an earlier release is read by this one as that release read it.
+
+Each folder of tests/fixtures/stores holds a business written by an earlier commit's code (its
+MADE.txt says which) into SQLite and PostgreSQL, with every projection's rows and the HTTP
+answers that code gave (tests/fixtures/stores/make.py). Here today's code opens those stores:
+it must serve the same answers from the rows it finds, keep those rows, and fold the very same
+rows again when every projection is rebuilt from the log.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+import psycopg
+import pytest
+
+from subledger.api.bootstrap import build_ledger, build_runner
+from subledger.api.settings import Settings
+from tests.fixtures.stores.make import API_KEYS, answers_of, rows_of
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "stores"
+MADE = sorted(folder.name for folder in FIXTURES.iterdir() if (folder / "MADE.txt").exists())
+
+
+def restore(dump: bytes, url: str) -> None:
+    """Run a plain `pg_dump` script (its psql-only `\\` lines left out) against `url`."""
+    script = "\n".join(
+        line for line in gzip.decompress(dump).decode().splitlines() if not line.startswith("\\")
+    )
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(script.encode())
+
+
+@pytest.fixture
+def postgres_store(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    """(fixture name, URL of a database restored from its dump)."""
+    server: str = request.getfixturevalue("postgres_server_url")
+    name = f"subledger_earlier_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    url = urlunsplit(urlsplit(server)._replace(path=f"/{name}", query=""))
+    try:
+        restore((FIXTURES / request.param / "postgres.sql.gz").read_bytes(), url)
+        yield request.param, url
+    finally:
+        with psycopg.connect(server, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def as_json(value: Any) -> Any:
+    """`value` as it reads back from JSON (tuples as lists, days as text), as recorded."""
+    return orjson.loads(orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
+
+
+def recorded(made: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = orjson.loads(
+        gzip.decompress((FIXTURES / made / "answers.json.gz").read_bytes())
+    )
+    return loaded
+
+
+def rebuild_everything(settings: Settings) -> None:
+    ledger = build_ledger(settings)
+    try:
+        runner = build_runner(settings, ledger)
+        runner.prepare()
+        runner.rebuild(list(runner.projections))
+    finally:
+        ledger.close()
+
+
+def check_reads_as_before(settings: Settings, made: str, store: str) -> None:
+    then = recorded(made)
+    answers, rows = then["answers"][store], then["rows"][store]
+    assert answers, "the fixture records answers"
+
+    assert as_json(rows_of(settings)) == rows, "the stored rows were kept as they were"
+    now = answers_of(settings, list(answers))
+    assert [path for path in answers if now[path] != answers[path]] == []
+
+    rebuild_everything(settings)
+    assert as_json(rows_of(settings)) == rows, "a rebuild folds the very same rows"
+    now = answers_of(settings, list(answers))
+    assert [path for path in answers if now[path] != answers[path]] == []
+
+
+@pytest.mark.parametrize("made", MADE)
+def test_a_sqlite_store_of_an_earlier_release_answers_and_rebuilds_the_same(
+    made: str, tmp_path: Path
+) -> None:
+    copy = tmp_path / "store.sqlite"
+    shutil.copyfile(FIXTURES / made / "store.sqlite", copy)
+    settings = Settings(database_url=f"sqlite:///{copy}", api_keys=API_KEYS)
+    check_reads_as_before(settings, made, "sqlite")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("postgres_store", MADE, indirect=True)
+def test_a_postgresql_store_of_an_earlier_release_answers_and_rebuilds_the_same(
+    postgres_store: tuple[str, str],
+) -> None:
+    made, url = postgres_store
+    settings = Settings(database_url=url, api_keys=API_KEYS)
+    check_reads_as_before(settings, made, "postgresql")
+
+
+def test_the_fixtures_name_the_commit_that_made_them() -> None:
+    assert MADE, "tests/fixtures/stores holds at least one earlier release's stores"
+    for made in MADE:
+        assert "Made by the code of commit " in (FIXTURES / made / "MADE.txt").read_text()
