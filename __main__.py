@@ -1,5 +1,5 @@
 """`python -m subledger`: the same command line as `subledger`."""
 
-from subledger.api.cli import main
+from subledger.api.cli.main import main
 
 main()

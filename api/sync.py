@@ -69,7 +69,7 @@ from subledger.adapters.sync.notify import Notifier, NotifySettings, smtp_securi
 from subledger.adapters.sync.notify import check as check_notifications
 from subledger.adapters.sync.port import Target
 from subledger.adapters.sync.profiles import Profiles
-from subledger.api.bootstrap import (
+from subledger.api.composition import (
     ConfigurationError,
     build_chart,
     caught_up_snapshots,

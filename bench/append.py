@@ -33,7 +33,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import machine, parser_for, server
-from subledger.api.generator import generate
+from subledger.api.demo.generator import generate
 
 SECRET = "bench-writer-secret-0001"
 HEADERS = {"Authorization": f"Bearer {SECRET}", "Content-Type": "application/json"}

@@ -74,8 +74,8 @@ from bench.verify import (  # noqa: E402
     split_store_url,
 )
 from subledger.adapters.store import store_env  # noqa: E402
-from subledger.api.demo import billy_products  # noqa: E402
-from subledger.api.generator import PRICES, Business  # noqa: E402
+from subledger.api.demo.generator import PRICES, Business  # noqa: E402
+from subledger.api.demo.run import billy_products  # noqa: E402
 from subledger.api.sync import delivery_log_for  # noqa: E402
 from subledger.domain.ledger import Ledger  # noqa: E402
 

@@ -43,8 +43,8 @@ from bench.harness import (
     vacuum,
 )
 from subledger.adapters.store import store_env
-from subledger.api.generator import Business
-from subledger.api.ingest import parse_submissions
+from subledger.api.demo.generator import Business
+from subledger.api.http.ingest import parse_submissions
 from subledger.domain.ledger import Ledger
 
 SECRET = "bench-reader-secret-0001"

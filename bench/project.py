@@ -44,8 +44,8 @@ from bench.harness import (  # noqa: E402
     vacuum,
 )
 from subledger.adapters.store import store_env  # noqa: E402
-from subledger.api.generator import Business  # noqa: E402
-from subledger.api.ingest import parse_submissions  # noqa: E402
+from subledger.api.demo.generator import Business  # noqa: E402
+from subledger.api.http.ingest import parse_submissions  # noqa: E402
 from subledger.domain.dates import Month  # noqa: E402
 from subledger.domain.ledger import Ledger  # noqa: E402
 

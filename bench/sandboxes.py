@@ -30,8 +30,8 @@ import orjson
 
 from bench.harness import free_port
 from subledger.adapters.store import store_env
-from subledger.api.demo import billy_products, products_of
-from subledger.api.ingest import parse_submissions
+from subledger.api.demo.run import billy_products, products_of
+from subledger.api.http.ingest import parse_submissions
 from subledger.api.sync import delivery_log_for
 from subledger.domain.chart import DEFAULT_CHART
 from subledger.domain.dates import Month

@@ -50,7 +50,7 @@ from bench.sandboxes import (  # noqa: E402
     sandbox,
     wait_until_settled,
 )
-from subledger.api.generator import Business  # noqa: E402
+from subledger.api.demo.generator import Business  # noqa: E402
 
 
 def raw_sandbox(kind: str, threads: int, seconds: float = 10) -> float:

@@ -17,7 +17,7 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from bench.harness import subledger
 from subledger.adapters.rows.codec import TRACKING, decode, table_name
-from subledger.api.bootstrap import build_projections
+from subledger.api.composition import build_projections
 from subledger.api.settings import Settings
 
 

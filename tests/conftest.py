@@ -20,7 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from subledger.adapters.store import store_env
-from subledger.api.app import create_app
+from subledger.api.http.app import create_app
 from subledger.api.settings import Settings
 from subledger.domain.ledger import Ledger
 

@@ -90,7 +90,7 @@ def test_layers_point_inward() -> None:
 
 def test_the_console_script_is_subledger() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert project["scripts"] == {"subledger": "subledger.api.cli:main"}
+    assert project["scripts"] == {"subledger": "subledger.api.cli.main:main"}
 
 
 def test_the_code_imports_its_layers_under_the_one_package_name() -> None:

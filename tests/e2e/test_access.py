@@ -19,9 +19,9 @@ import psycopg
 import pytest
 
 from bench.harness import server
-from subledger.api.app import create_app
-from subledger.api.auth import PUBLIC, route_scopes
-from subledger.api.keys import SCOPES
+from subledger.api.api_keys import SCOPES
+from subledger.api.http.app import create_app
+from subledger.api.http.auth import PUBLIC, route_scopes
 from subledger.api.settings import Settings
 from tests.e2e.test_server import SUBLEDGER, serving
 

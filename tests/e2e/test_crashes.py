@@ -40,7 +40,7 @@ from bench.verify import (
     rebuild_projections,
     split_store_url,
 )
-from subledger.api.generator import generate
+from subledger.api.demo.generator import generate
 from tests.builders import customer, wire_event
 from tests.conftest import API_KEYS, READ, WRITE, _postgres_required
 from tests.waiting import wait_until

@@ -26,8 +26,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from subledger.api.demo import billy_products
-from subledger.api.generator import PRICES
+from subledger.api.demo.generator import PRICES
+from subledger.api.demo.run import billy_products
 from tests.e2e.test_server import free_port, wait_for
 
 try:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bench.sandboxes import Dispatcher, expected_books, sandbox, wait_until_settled
-from subledger.api.generator import Business
+from subledger.api.demo.generator import Business
 from tests.e2e.test_sync_targets import assert_holds_exactly, set_up
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(900)]

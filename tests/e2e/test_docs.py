@@ -127,7 +127,7 @@ def routes_of_the_app() -> list[str]:
     scope found by calling it with a key of each scope (the one not refused with 403)."""
     from fastapi.testclient import TestClient
 
-    from subledger.api.app import create_app
+    from subledger.api.http.app import create_app
     from subledger.api.settings import Settings
 
     secrets = {scope: f"{scope.replace(':', '-')}-key-0123456789" for scope in SCOPES}
@@ -257,7 +257,7 @@ def test_the_configuration_table_names_every_setting_with_its_default() -> None:
 def test_the_compose_file_runs_a_command_the_cli_takes_with_documented_settings() -> None:
     import click
 
-    from subledger.api.cli import main
+    from subledger.api.cli.main import main
 
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     service = compose["services"]["subledger"]

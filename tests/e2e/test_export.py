@@ -11,8 +11,8 @@ from pathlib import Path
 import orjson
 
 from subledger.adapters.store import store_env
-from subledger.api.generator import Business
-from subledger.api.ingest import parse_submissions
+from subledger.api.demo.generator import Business
+from subledger.api.http.ingest import parse_submissions
 from subledger.domain.ledger import Ledger
 from tests.e2e.test_projection_commands import run
 

@@ -5,10 +5,10 @@ ours."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,9 +20,27 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel built from a copy of what the repository ships (setuptools builds in place)."""
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md", "__main__.py"):
+        shutil.copy(ROOT / name, source / name)
+    for folder in ("domain", "projections", "adapters", "api"):
+        shutil.copytree(
+            ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__")
+        )
     built = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(built), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--quiet",
+            "-w",
+            str(built),
+            str(source),
+        ],
         check=True,
         timeout=300,
     )
@@ -31,15 +49,25 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel installed into a folder of its own (its dependencies are this venv's)."""
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(target), str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--quiet",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
         check=True,
         timeout=300,
     )
-    yield target
+    return target
 
 
 @pytest.fixture
@@ -47,7 +75,9 @@ def users_folder(tmp_path: Path) -> Path:
     """A folder with packages of the user's own named like our layers, which break if imported."""
     for name in ("api", "domain", "projections", "adapters"):
         (tmp_path / name).mkdir()
-        (tmp_path / name / "__init__.py").write_text(f"raise ImportError('the user's own {name}')\n")
+        (tmp_path / name / "__init__.py").write_text(
+            f"raise ImportError('the user's own {name}')\n"
+        )
     return tmp_path
 
 
@@ -56,7 +86,7 @@ def test_the_wheel_holds_one_top_level_package_named_subledger(wheel: Path) -> N
     tops = {name.split("/")[0] for name in names}
     assert {top for top in tops if not top.endswith(".dist-info")} == {"subledger"}
     assert "subledger/__main__.py" in names
-    assert "subledger/api/static/index.html" in names, "the dashboard's files are in the wheel"
+    assert "subledger/api/http/static/index.html" in names, "the dashboard's files are in the wheel"
     for folder in ("domain", "projections", "adapters", "api"):
         assert any(name.startswith(f"subledger/{folder}/") for name in names)
     assert not any(name.startswith("subledger/tests/") for name in names)
@@ -93,7 +123,7 @@ def test_python_dash_m_subledger_runs_beside_the_users_own_api_folder(
         users_folder,
         sys.executable,
         "-c",
-        "import subledger.api.cli as cli; print(cli.__file__)",
+        "import subledger.api.cli.main as cli; print(cli.__file__)",
     )
     assert where.stdout.strip().startswith(str(installed)), where.stderr
 

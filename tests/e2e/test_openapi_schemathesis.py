@@ -23,8 +23,8 @@ import orjson
 import pytest
 import schemathesis
 
-from subledger.api.app import create_app
-from subledger.api.examples import EXAMPLE_EVENTS
+from subledger.api.http.app import create_app
+from subledger.api.http.examples import EXAMPLE_EVENTS
 from subledger.api.settings import Settings
 from tests.e2e.test_server import serving
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import orjson
 
 from subledger.adapters.store import store_env
-from subledger.api.generator import generate
-from subledger.api.ingest import parse_submissions
+from subledger.api.demo.generator import generate
+from subledger.api.http.ingest import parse_submissions
 from subledger.domain.ledger import Ledger
 
 SUBLEDGER = str(Path(sys.executable).parent / "subledger")

@@ -28,8 +28,8 @@ import pytest
 
 from bench.harness import free_port
 from bench.sandboxes import ROOT, Sandbox, append
-from subledger.api.demo import billy_products, products_of
-from subledger.api.generator import Business
+from subledger.api.demo.generator import Business
+from subledger.api.demo.run import billy_products, products_of
 from tests.e2e.test_sync_targets import Mailbox, Webhook, delivery_messages, wait_until_held
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(600)]

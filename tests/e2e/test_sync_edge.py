@@ -35,7 +35,7 @@ from bench.sandboxes import (
     unbooked,
     wait_until_settled,
 )
-from subledger.api.generator import Business
+from subledger.api.demo.generator import Business
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(1200)]
 

@@ -36,7 +36,7 @@ from bench.sandboxes import (
     wait_until_settled,
 )
 from subledger.adapters.store import store_env
-from subledger.api.generator import Business
+from subledger.api.demo.generator import Business
 from subledger.api.sync import delivery_log_for
 from subledger.domain.ledger import Ledger
 from tests.waiting import wait_until

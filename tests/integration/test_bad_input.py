@@ -28,8 +28,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from subledger.api.app import create_app
-from subledger.api.examples import EXAMPLE_EVENTS
+from subledger.api.http.app import create_app
+from subledger.api.http.examples import EXAMPLE_EVENTS
 from subledger.api.settings import Settings
 from tests.conftest import ADMIN, API_KEYS, READ, WRITE
 

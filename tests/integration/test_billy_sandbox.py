@@ -556,7 +556,7 @@ def test_the_summary_counts_every_resource_and_a_reset_goes_back_to_the_seed(
 
 
 def test_the_command_refuses_a_rate_above_one() -> None:
-    from subledger.api.cli import main
+    from subledger.api.cli.main import main
 
     result = CliRunner().invoke(main, ["sandbox", "billy", "--fail-rate", "2"])
     assert result.exit_code == 2
@@ -566,11 +566,11 @@ def test_the_command_refuses_a_rate_above_one() -> None:
 def test_the_command_serves_the_sandbox_with_its_faults_and_says_where(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from subledger.api.cli import main
+    from subledger.api.cli.main import main
 
     served: dict[str, Any] = {}
     monkeypatch.setattr(
-        "subledger.api.sandbox_cli.uvicorn.run",
+        "subledger.api.cli.sandbox.uvicorn.run",
         lambda app, **options: served.update(app=app, **options),
     )
     arguments = [

@@ -1185,11 +1185,11 @@ def test_the_summary_counts_everything_and_a_reset_goes_back_to_the_seed_keeping
 def test_the_dinero_command_serves_dineros_rate_limit_and_says_how_to_get_a_token(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from subledger.api.cli import main
+    from subledger.api.cli.main import main
 
     served: dict[str, Any] = {}
     monkeypatch.setattr(
-        "subledger.api.sandbox_cli.uvicorn.run",
+        "subledger.api.cli.sandbox.uvicorn.run",
         lambda app, **options: served.update(app=app, **options),
     )
     arguments = ["sandbox", "dinero", "--organization-id", "777", "--api-key", "k3y", "--seed", "5"]
@@ -1218,7 +1218,7 @@ def test_the_dinero_command_serves_dineros_rate_limit_and_says_how_to_get_a_toke
 
 
 def test_the_dinero_command_refuses_a_rate_above_one() -> None:
-    from subledger.api.cli import main
+    from subledger.api.cli.main import main
 
     result = CliRunner().invoke(main, ["sandbox", "dinero", "--throttle-rate", "2"])
     assert result.exit_code == 2

@@ -15,9 +15,9 @@ from subledger.adapters.follow import Follower
 from subledger.adapters.rows.stores import row_store_for
 from subledger.adapters.store import store_env
 from subledger.adapters.store.postgres import PostgresLedgerRecorder
-from subledger.api.bootstrap import catch_up
-from subledger.api.generator import generate
-from subledger.api.ingest import parse_submissions
+from subledger.api.composition import catch_up
+from subledger.api.demo.generator import generate
+from subledger.api.http.ingest import parse_submissions
 from subledger.domain.ledger import Ledger
 from subledger.projections.journal import JournalProjection
 from subledger.projections.mrr import MrrProjection

@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from subledger.adapters.store import store_env
-from subledger.api.generator import Business, generate
-from subledger.api.ingest import parse_submissions
+from subledger.api.demo.generator import Business, generate
+from subledger.api.http.ingest import parse_submissions
 from subledger.domain.ledger import Ledger
 
 EVERY_OPTION: dict[str, Any] = {

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from subledger.api.examples import EXAMPLE_EVENTS
+from subledger.api.http.examples import EXAMPLE_EVENTS
 from tests.builders import (
     credit_note,
     customer,

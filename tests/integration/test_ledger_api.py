@@ -16,8 +16,8 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from subledger.api.app import create_app
-from subledger.api.bootstrap import ConfigurationError
+from subledger.api.composition import ConfigurationError
+from subledger.api.http.app import create_app
 from subledger.api.settings import Settings
 from tests.builders import closed, credit_note, customer, invoice, line, payment, wire_event
 from tests.conftest import API_KEYS, READ, WRITE

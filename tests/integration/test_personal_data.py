@@ -33,13 +33,13 @@ from subledger.adapters.sync.dispatcher import Dispatcher
 from subledger.adapters.sync.log import Message, NewMessage
 from subledger.adapters.sync.port import RejectedError, Trace
 from subledger.adapters.sync.profiles import ERASED_NAME, REDACTED, Profiles
-from subledger.api.app import create_app
-from subledger.api.cli import main
-from subledger.api.examples import EXAMPLE_EVENTS
-from subledger.api.ingest import parse_submissions
+from subledger.api.cli.main import main
+from subledger.api.http.app import create_app
+from subledger.api.http.examples import EXAMPLE_EVENTS
+from subledger.api.http.ingest import parse_submissions
+from subledger.api.http.wire import customer_keys, logged_data
 from subledger.api.settings import Settings
 from subledger.api.sync import Sync, delivery_log_for
-from subledger.api.wire import customer_keys, logged_data
 from subledger.domain.customer import Customer
 from subledger.domain.errors import BatchRefusedError
 from subledger.domain.ledger import Ledger

@@ -13,8 +13,8 @@ import orjson
 
 from subledger.adapters.rows.stores import row_store_for
 from subledger.adapters.store import store_env
-from subledger.api.generator import generate
-from subledger.api.ingest import parse_submissions
+from subledger.api.demo.generator import generate
+from subledger.api.http.ingest import parse_submissions
 from subledger.domain.ledger import Ledger
 from subledger.projections.runner import ProjectionRunner
 from tests.integration.test_projections import PROJECTIONS, in_memory, stored

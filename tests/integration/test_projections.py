@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from subledger.adapters.rows.stores import row_store_for
 from subledger.adapters.store import store_env
-from subledger.api.generator import generate
-from subledger.api.ingest import parse_submissions
+from subledger.api.demo.generator import generate
+from subledger.api.http.ingest import parse_submissions
 from subledger.domain.ledger import Ledger
 from subledger.projections.engine import Projection, Rows, RowSource
 from subledger.projections.journal import JournalProjection

@@ -15,7 +15,7 @@ import pytest
 from subledger.adapters.store import store_env
 from subledger.adapters.sync.dispatcher import enqueue_vouchers
 from subledger.adapters.sync.log import DeliveryLog
-from subledger.api.ingest import parse_submissions
+from subledger.api.http.ingest import parse_submissions
 from subledger.api.sync import delivery_log_for
 from subledger.domain.chart import DEFAULT_CHART
 from subledger.domain.ledger import Ledger

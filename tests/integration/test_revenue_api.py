@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from subledger.api.app import create_app
+from subledger.api.http.app import create_app
 from subledger.api.settings import Settings
 from tests.builders import credit_note, customer, invoice, line, wire_event
 from tests.conftest import API_KEYS, READ, WRITE
@@ -211,7 +211,7 @@ def test_a_read_waits_for_projections_folded_elsewhere_and_says_when_they_lag(
     without_projections: TestClient, database_url: str
 ) -> None:
     from subledger.adapters.store import store_env
-    from subledger.api.bootstrap import build_runner
+    from subledger.api.composition import build_runner
     from subledger.domain.ledger import Ledger
 
     client = without_projections

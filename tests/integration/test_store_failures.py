@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from subledger.api.app import create_app
+from subledger.api.http.app import create_app
 from subledger.api.settings import Settings
 from tests.builders import customer, wire_event
 from tests.conftest import API_KEYS, WRITE

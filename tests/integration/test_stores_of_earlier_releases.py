@@ -21,7 +21,7 @@ import orjson
 import psycopg
 import pytest
 
-from subledger.api.bootstrap import build_ledger, build_runner
+from subledger.api.composition import build_ledger, build_runner
 from subledger.api.settings import Settings
 from tests.fixtures.stores.make import API_KEYS, answers_of, rows_of
 

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from subledger.adapters.sandbox import serving
 from subledger.adapters.sandbox.billy import BillySandboxSettings, create_billy_app
-from subledger.api.app import create_app
+from subledger.api.http.app import create_app
 from subledger.api.settings import Settings
 from subledger.api.sync import Sync
 from tests.conftest import ADMIN, API_KEYS, READ, WRITE

@@ -24,8 +24,8 @@ from subledger.adapters.store import store_env
 from subledger.adapters.sync.dispatcher import Dispatcher, DispatchSettings
 from subledger.adapters.sync.log import Attempt, DeliveryLog, Message, NewMessage
 from subledger.adapters.sync.port import RetryableError, TargetInvoice, Trace
-from subledger.api.app import create_app
-from subledger.api.cli import main
+from subledger.api.cli.main import main
+from subledger.api.http.app import create_app
 from subledger.api.settings import Settings
 from subledger.api.sync import delivery_log_for
 from subledger.domain.ledger import Ledger
@@ -431,7 +431,7 @@ def test_status_and_the_first_page_of_messages_show_what_failures_hold(
 
 
 def test_status_tells_a_wait_as_a_person_reads_it() -> None:
-    from subledger.api.sync_cli import age
+    from subledger.api.cli.sync import age
 
     assert [age(s) for s in (None, 0, 45, 720, 3 * 3600 + 5 * 60, 2 * 86400 + 4 * 3600 + 59)] == [
         "–",

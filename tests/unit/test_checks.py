@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from subledger.adapters.store import store_env
-from subledger.api.checks import check_journal
+from subledger.api.cli.checks import check_journal
 from subledger.domain.chart import DEFAULT_CHART
 from subledger.domain.ledger import Ledger
 from subledger.projections.engine import Rows

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from subledger.adapters.store import store_env
-from subledger.api.generator import Business
-from subledger.api.ingest import parse_submissions
+from subledger.api.demo.generator import Business
+from subledger.api.http.ingest import parse_submissions
 from subledger.domain.chart import DEFAULT_CHART
 from subledger.domain.dates import Month
 from subledger.domain.invoice import Invoice

@@ -8,10 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from fastapi import APIRouter
 
-from subledger.adapters.keys import MemoryKeyStore
-from subledger.api.app import create_app
-from subledger.api.auth import PUBLIC, ensure_guarded, route_scopes
-from subledger.api.keys import (
+from subledger.adapters.api_keys import MemoryKeyStore
+from subledger.api.api_keys import (
     InvalidKeyError,
     KeyConfigurationError,
     KeyConflictError,
@@ -24,6 +22,8 @@ from subledger.api.keys import (
     parse_keys,
     revoke_key,
 )
+from subledger.api.http.app import create_app
+from subledger.api.http.auth import PUBLIC, ensure_guarded, route_scopes
 from subledger.api.settings import Settings
 
 NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)

@@ -10,8 +10,8 @@ from eventsourcing.persistence import JSONTranscoder, MapperDeserialisationError
 
 from subledger.adapters.store import store_env
 from subledger.adapters.store.mapper import PlainJSONMapper
-from subledger.api.examples import EXAMPLE_EVENTS
-from subledger.api.ingest import parse_submissions
+from subledger.api.http.examples import EXAMPLE_EVENTS
+from subledger.api.http.ingest import parse_submissions
 from subledger.domain.ledger import Ledger
 from subledger.domain.values import CLEARED
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from subledger.adapters.sync.billy import _settling
 from subledger.adapters.sync.common import converted, credit_lines, invoice_terms, major, minor
 from subledger.adapters.sync.http import decimal_json, exact_json, retry_after_seconds
-from subledger.api.demo_cli import money
+from subledger.api.cli.demo import money
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from subledger.adapters.store import store_env
 from subledger.adapters.store.sealing import SealingError, open_box, seal
 from subledger.adapters.sync.profiles import ERASED_NAME, Profiles
-from subledger.api.ingest import parse_submissions
-from subledger.api.wire import customer_keys, logged_data
+from subledger.api.http.ingest import parse_submissions
+from subledger.api.http.wire import customer_keys, logged_data
 from subledger.domain.ledger import Ledger
 from subledger.domain.personal import PERSONAL_FIELDS
 

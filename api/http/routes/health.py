@@ -6,8 +6,8 @@ import logging
 
 from fastapi import APIRouter, Request
 
-from subledger.api.responses import OrjsonResponse
-from subledger.api.schemas.documents import HealthAnswer
+from subledger.api.http.responses import OrjsonResponse
+from subledger.api.http.schemas.documents import HealthAnswer
 from subledger.domain.ledger import Ledger
 
 router = APIRouter(tags=["health"])

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
-from subledger.api.errors import ApiError
+from subledger.api.http.errors import ApiError
 from subledger.domain.ledger import Entry, Ledger
 from subledger.projections.engine import Key, Projection, Rows, RowSource, Table
 from subledger.projections.runner import ProjectionRunner, ProjectionStore

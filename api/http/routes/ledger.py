@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 
-from subledger.api.auth import ReadKey
-from subledger.api.errors import ApiError
-from subledger.api.queries import (
+from subledger.api.http.auth import ReadKey
+from subledger.api.http.errors import ApiError
+from subledger.api.http.queries import (
     AsOfParameters,
     CurrencyParameter,
     CursorParameter,
@@ -20,10 +20,10 @@ from subledger.api.queries import (
     day_range,
     pick_currency,
 )
-from subledger.api.reads import AsOf, Reader
-from subledger.api.responses import OrjsonResponse, positioned
-from subledger.api.schemas.answers import AccountCard, LedgerEntries, TrialBalance
-from subledger.api.schemas.documents import READ_REFUSALS, refusals
+from subledger.api.http.reads import AsOf, Reader
+from subledger.api.http.responses import OrjsonResponse, positioned
+from subledger.api.http.schemas.answers import AccountCard, LedgerEntries, TrialBalance
+from subledger.api.http.schemas.documents import READ_REFUSALS, refusals
 from subledger.domain.chart import Chart
 from subledger.projections import journal
 from subledger.projections.engine import Key, Table

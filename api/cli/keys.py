@@ -11,9 +11,8 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from subledger.adapters.keys import KeyStore, key_store_for
-from subledger.api.bootstrap import build_keys, build_ledger
-from subledger.api.keys import (
+from subledger.adapters.api_keys import KeyStore, key_store_for
+from subledger.api.api_keys import (
     SCOPES,
     InvalidKeyError,
     KeyConfigurationError,
@@ -24,12 +23,13 @@ from subledger.api.keys import (
     describe_keys,
     revoke_key,
 )
+from subledger.api.composition import build_keys, build_ledger
 
 
 @contextmanager
 def _keys() -> Iterator[tuple[KeyStore, KeyRing]]:
     """The database's key store, and the environment's keys (whose names are taken)."""
-    from subledger.api.cli import _database_settings
+    from subledger.api.cli.main import _database_settings
 
     settings = _database_settings()
     try:

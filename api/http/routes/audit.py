@@ -20,14 +20,14 @@ from uuid import UUID
 
 from fastapi import APIRouter, Path, Request
 
-from subledger.api.auth import ReadKey
-from subledger.api.errors import ApiError
-from subledger.api.queries import AsOfParameters
-from subledger.api.reads import AsOf, Reader
-from subledger.api.responses import OrjsonResponse, iso_instant, positioned
-from subledger.api.schemas.answers import AuditTrail
-from subledger.api.schemas.documents import READ_REFUSALS, refusals
-from subledger.api.wire import customer_keys, logged_data, type_of
+from subledger.api.http.auth import ReadKey
+from subledger.api.http.errors import ApiError
+from subledger.api.http.queries import AsOfParameters
+from subledger.api.http.reads import AsOf, Reader
+from subledger.api.http.responses import OrjsonResponse, iso_instant, positioned
+from subledger.api.http.schemas.answers import AuditTrail
+from subledger.api.http.schemas.documents import READ_REFUSALS, refusals
+from subledger.api.http.wire import customer_keys, logged_data, type_of
 from subledger.domain.chart import Chart
 from subledger.domain.customer import Customer
 from subledger.domain.invoice import Invoice

@@ -6,13 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
-from subledger.api.auth import ReadKey
-from subledger.api.errors import ApiError
-from subledger.api.queries import AsOfParameters, MonthlyParameters, by_currency
-from subledger.api.reads import Reader
-from subledger.api.responses import OrjsonResponse, positioned
-from subledger.api.schemas.answers import RevenueSchedule, RevenueSummary, RevenueWaterfall
-from subledger.api.schemas.documents import READ_REFUSALS, refusals
+from subledger.api.http.auth import ReadKey
+from subledger.api.http.errors import ApiError
+from subledger.api.http.queries import AsOfParameters, MonthlyParameters, by_currency
+from subledger.api.http.reads import Reader
+from subledger.api.http.responses import OrjsonResponse, positioned
+from subledger.api.http.schemas.answers import RevenueSchedule, RevenueSummary, RevenueWaterfall
+from subledger.api.http.schemas.documents import READ_REFUSALS, refusals
 from subledger.domain.invoice import Invoice
 from subledger.projections import revenue
 

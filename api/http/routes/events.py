@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from subledger.api.auth import ReadKey, WriteKey
-from subledger.api.ingest import parse_submissions
-from subledger.api.queries import MAX_POSITION
-from subledger.api.responses import OrjsonResponse, iso_instant
-from subledger.api.schemas.documents import (
+from subledger.api.http.auth import ReadKey, WriteKey
+from subledger.api.http.ingest import parse_submissions
+from subledger.api.http.queries import MAX_POSITION
+from subledger.api.http.responses import OrjsonResponse, iso_instant
+from subledger.api.http.schemas.documents import (
     APPEND_EXAMPLES,
     BODY_REFUSALS,
     READ_REFUSALS,
@@ -19,7 +19,7 @@ from subledger.api.schemas.documents import (
     LogPage,
     refusals,
 )
-from subledger.api.wire import customer_keys, logged_data, type_of
+from subledger.api.http.wire import customer_keys, logged_data, type_of
 from subledger.domain.ledger import Ledger, Outcome
 
 router = APIRouter(prefix="/v1", tags=["events"], responses=refusals(*READ_REFUSALS))

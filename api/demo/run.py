@@ -29,9 +29,9 @@ from typing import Any
 import httpx
 import orjson
 
-from subledger.api.bootstrap import build_ledger, build_runner, caught_up_snapshots
-from subledger.api.generator import Business
-from subledger.api.ingest import parse_submissions
+from subledger.api.composition import build_ledger, build_runner, caught_up_snapshots
+from subledger.api.demo.generator import Business
+from subledger.api.http.ingest import parse_submissions
 from subledger.api.settings import Settings
 from subledger.api.sync import Sync, delivery_log_for
 from subledger.domain.dates import Month, add_months

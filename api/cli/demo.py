@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from subledger.adapters.store import store_kind
-from subledger.api.demo import DemoError, DemoOptions, Summary, run_demo
+from subledger.api.demo.run import DemoError, DemoOptions, Summary, run_demo
 from subledger.api.settings import Settings
 from subledger.domain.dates import Month
 from subledger.domain.money import CURRENCY_EXPONENTS, to_major
@@ -46,7 +46,7 @@ def demo(seed: int, customers: int, years: int, until: str | None, sync: bool, f
     local Billy and Dinero sandboxes, and print a summary; then explore it with `serve`.
 
     Deterministic for a --seed and --until: the same business, the same numbers."""
-    from subledger.api.cli import _database_settings
+    from subledger.api.cli.main import _database_settings
 
     settings = _database_settings()
     logging.basicConfig(level="WARNING", format="%(levelname)s %(message)s")

@@ -22,7 +22,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from subledger.api.errors import error_response
+from subledger.api.http.errors import error_response
 
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 _JSON_TYPE: Final = re.compile(r"^application/([a-z0-9.+-]+\+)?json$")

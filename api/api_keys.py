@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from subledger.adapters.keys import KeyNameTakenError, KeyStore, StoredKey
+from subledger.adapters.api_keys import KeyNameTakenError, KeyStore, StoredKey
 
 SCOPES: Final = ("events:write", "read", "admin")
 MIN_SECRET_LENGTH: Final = 16

@@ -10,9 +10,9 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query
 
-from subledger.api.errors import ApiError
-from subledger.api.reads import AsOf, Reader
-from subledger.api.responses import OrjsonResponse, positioned
+from subledger.api.http.errors import ApiError
+from subledger.api.http.reads import AsOf, Reader
+from subledger.api.http.responses import OrjsonResponse, positioned
 from subledger.domain.dates import Month
 from subledger.domain.money import is_currency
 from subledger.projections.engine import RowSource

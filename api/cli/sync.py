@@ -13,14 +13,14 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from subledger.api.bootstrap import ConfigurationError, build_ledger, build_runner
+from subledger.api.composition import ConfigurationError, build_ledger, build_runner
 from subledger.api.settings import Settings
 from subledger.api.sync import Sync
 from subledger.projections.outbox import MESSAGES
 
 
 def _sync() -> tuple[Settings, Sync]:
-    from subledger.api.cli import _database_settings
+    from subledger.api.cli.main import _database_settings
 
     settings = _database_settings()
     ledger = build_ledger(settings)

@@ -31,8 +31,10 @@ from rich.table import Table
 
 from subledger.adapters.follow import Follower
 from subledger.adapters.store import StoreURLError, store_kind
-from subledger.api.app import NO_PROJECTIONS, VERSION, create_app
-from subledger.api.bootstrap import (
+from subledger.api.api_keys import KeyConfigurationError
+from subledger.api.cli.checks import check_journal
+from subledger.api.cli.export import COLUMNS, journal_lines
+from subledger.api.composition import (
     ConfigurationError,
     build_chart,
     build_keys,
@@ -42,9 +44,7 @@ from subledger.api.bootstrap import (
     read_stored_keys,
     tune_garbage_collector,
 )
-from subledger.api.checks import check_journal
-from subledger.api.export import COLUMNS, journal_lines
-from subledger.api.keys import KeyConfigurationError
+from subledger.api.http.app import NO_PROJECTIONS, VERSION, create_app
 from subledger.api.settings import Settings
 from subledger.domain.money import is_currency
 
@@ -139,7 +139,7 @@ def serve(host: str, port: int, workers: int, projections: bool) -> None:
         )
     else:
         uvicorn.run(
-            "subledger.api.app:server_app",
+            "subledger.api.http.app:server_app",
             factory=True,
             host=host,
             port=port,
@@ -350,27 +350,27 @@ def _stdout() -> Iterator[TextIO]:
     yield sys.stdout
 
 
-from subledger.api.sync_cli import sync  # noqa: E402  (it imports this module's helpers)
+from subledger.api.cli.sync import sync  # noqa: E402  (it imports this module's helpers)
 
 main.add_command(sync)
 
 
-from subledger.api.sandbox_cli import sandbox  # noqa: E402
+from subledger.api.cli.sandbox import sandbox  # noqa: E402
 
 main.add_command(sandbox)
 
 
-from subledger.api.demo_cli import demo  # noqa: E402
+from subledger.api.cli.demo import demo  # noqa: E402
 
 main.add_command(demo)
 
 
-from subledger.api.keys_cli import keys as keys_group  # noqa: E402
+from subledger.api.cli.keys import keys as keys_group  # noqa: E402
 
 main.add_command(keys_group)
 
 
-from subledger.api.seal_cli import seal  # noqa: E402
+from subledger.api.cli.seal import seal  # noqa: E402
 
 main.add_command(seal)
 

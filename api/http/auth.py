@@ -18,8 +18,8 @@ from fastapi.routing import iter_route_contexts
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from subledger.api.errors import ApiError
-from subledger.api.keys import ApiKey, KeyRing
+from subledger.api.api_keys import ApiKey, KeyRing
+from subledger.api.http.errors import ApiError
 
 #: What answers without a key: the health check, the dashboard's page and its files (they
 #: hold no data; the page asks for a key to call the API) and the API's own documentation.

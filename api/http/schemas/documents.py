@@ -11,9 +11,9 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, Field, TypeAdapter, create_model
 
-from subledger.api.examples import EXAMPLE_EVENTS, example_of
-from subledger.api.schemas.events import DATA_MODELS
-from subledger.api.schemas.types import Identifier, Instant, WireModel
+from subledger.api.http.examples import EXAMPLE_EVENTS, example_of
+from subledger.api.http.schemas.events import DATA_MODELS
+from subledger.api.http.schemas.types import Identifier, Instant, WireModel
 
 
 def _envelope_model(type_name: str) -> type[BaseModel]:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import orjson
 from pydantic import Field, model_validator
 
-from subledger.api.schemas.types import (
+from subledger.api.http.schemas.types import (
     Amount,
     Count,
     Currency,

@@ -7,17 +7,17 @@ from uuid import UUID
 
 from fastapi import APIRouter, Path, Request
 
-from subledger.api.auth import ReadKey
-from subledger.api.errors import ApiError
-from subledger.api.queries import (
+from subledger.api.http.auth import ReadKey
+from subledger.api.http.errors import ApiError
+from subledger.api.http.queries import (
     MonthlyParameters,
     by_currency,
     pick_currency,
 )
-from subledger.api.reads import AsOf, Reader
-from subledger.api.responses import OrjsonResponse, positioned
-from subledger.api.schemas.answers import CustomerMrr, MrrMetrics, Retention
-from subledger.api.schemas.documents import READ_REFUSALS, refusals
+from subledger.api.http.reads import AsOf, Reader
+from subledger.api.http.responses import OrjsonResponse, positioned
+from subledger.api.http.schemas.answers import CustomerMrr, MrrMetrics, Retention
+from subledger.api.http.schemas.documents import READ_REFUSALS, refusals
 from subledger.domain.customer import Customer
 from subledger.domain.ledger import Ledger
 from subledger.domain.subscription import Subscription

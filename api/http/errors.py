@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from subledger.api.responses import OrjsonResponse
+from subledger.api.http.responses import OrjsonResponse
 from subledger.domain.errors import BatchRefusedError, ConcurrentAppendError
 
 logger = logging.getLogger("subledger.api")

@@ -15,11 +15,11 @@ from fastapi.openapi.utils import get_openapi
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from subledger.adapters.api_keys import key_store_for
 from subledger.adapters.follow import Follower
-from subledger.adapters.keys import key_store_for
 from subledger.adapters.store import store_kind
-from subledger.api.auth import authenticate_first, ensure_guarded
-from subledger.api.bootstrap import (
+from subledger.api.api_keys import KeyRing
+from subledger.api.composition import (
     build_chart,
     build_keys,
     build_ledger,
@@ -27,17 +27,17 @@ from subledger.api.bootstrap import (
     describe_store,
     tune_garbage_collector,
 )
-from subledger.api.errors import install_error_handlers
-from subledger.api.keys import KeyRing
-from subledger.api.limits import RequestLimitsMiddleware
-from subledger.api.reads import Reader
-from subledger.api.responses import OrjsonResponse
-from subledger.api.routes import audit, events, health, mrr, revenue
-from subledger.api.routes import keys as key_routes
-from subledger.api.routes import ledger as ledger_routes
-from subledger.api.routes import sync as sync_routes
-from subledger.api.routes.dashboard import install_dashboard
-from subledger.api.schemas.documents import append_request_schema, document_global_refusals
+from subledger.api.http.auth import authenticate_first, ensure_guarded
+from subledger.api.http.errors import install_error_handlers
+from subledger.api.http.limits import RequestLimitsMiddleware
+from subledger.api.http.reads import Reader
+from subledger.api.http.responses import OrjsonResponse
+from subledger.api.http.routes import audit, events, health, mrr, revenue
+from subledger.api.http.routes import keys as key_routes
+from subledger.api.http.routes import ledger as ledger_routes
+from subledger.api.http.routes import sync as sync_routes
+from subledger.api.http.routes.dashboard import install_dashboard
+from subledger.api.http.schemas.documents import append_request_schema, document_global_refusals
 from subledger.api.settings import Settings
 from subledger.api.sync import Sync
 from subledger.domain.ledger import Ledger

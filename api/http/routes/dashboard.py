@@ -1,7 +1,7 @@
 """The dashboard at `/`: one page and its own scripts and styles, served by the API's app.
 
 The page and its files need no key (they hold no data): the scripts call the JSON API with the
-key the user types in. Everything it needs is in `api/static/`, so it works with no network
+key the user types in. Everything it needs is in `api/http/static/`, so it works with no network
 beyond this service. None of it is in the OpenAPI document.
 """
 
@@ -14,7 +14,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from subledger.api.responses import OrjsonResponse
+from subledger.api.http.responses import OrjsonResponse
 from subledger.domain.money import CURRENCY_EXPONENTS
 
 STATIC: Final = Path(__file__).resolve().parent.parent / "static"

@@ -11,9 +11,9 @@ from typing import Any, Final
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from subledger.api.errors import ApiError
-from subledger.api.schemas.documents import ANY_EVENT, EVENT_BATCH
-from subledger.api.schemas.events import DATA_MODELS
+from subledger.api.http.errors import ApiError
+from subledger.api.http.schemas.documents import ANY_EVENT, EVENT_BATCH
+from subledger.api.http.schemas.events import DATA_MODELS
 from subledger.domain.ledger import Submission
 
 MAX_BATCH_EVENTS: Final = 1000

@@ -21,13 +21,13 @@ from pydantic import (
 )
 
 from subledger.adapters.sync.port import RejectedError, RetryableError, TargetInvoice
-from subledger.api.auth import ReadKey, require
-from subledger.api.errors import ApiError
-from subledger.api.keys import ApiKey
-from subledger.api.queries import MAX_POSITION
-from subledger.api.responses import OrjsonResponse
-from subledger.api.schemas.answers import Replayed, SyncMessages
-from subledger.api.schemas.documents import BODY_REFUSALS, READ_REFUSALS, refusals
+from subledger.api.api_keys import ApiKey
+from subledger.api.http.auth import ReadKey, require
+from subledger.api.http.errors import ApiError
+from subledger.api.http.queries import MAX_POSITION
+from subledger.api.http.responses import OrjsonResponse
+from subledger.api.http.schemas.answers import Replayed, SyncMessages
+from subledger.api.http.schemas.documents import BODY_REFUSALS, READ_REFUSALS, refusals
 from subledger.api.sync import Sync
 from subledger.projections.outbox import MESSAGES, invoice_balances
 

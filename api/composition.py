@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+from subledger.adapters.api_keys import StoredKey, key_store_for
 from subledger.adapters.follow import fold_turn, leader_reaches
-from subledger.adapters.keys import StoredKey, key_store_for
 from subledger.adapters.rows.stores import row_store_for
 from subledger.adapters.store import store_env, store_kind
-from subledger.api.keys import KeyRing, parse_keys
+from subledger.api.api_keys import KeyRing, parse_keys
 from subledger.api.settings import Settings
 from subledger.domain.chart import Chart, ChartError
 from subledger.domain.ledger import Ledger

@@ -10,10 +10,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from subledger.adapters.keys import KeyStore, StoredKey
-from subledger.api.auth import AdminKey
-from subledger.api.errors import ApiError
-from subledger.api.keys import (
+from subledger.adapters.api_keys import KeyStore, StoredKey
+from subledger.api.api_keys import (
     InvalidKeyError,
     KeyConflictError,
     KeyNotFoundError,
@@ -22,8 +20,10 @@ from subledger.api.keys import (
     describe_keys,
     revoke_key,
 )
-from subledger.api.responses import OrjsonResponse, iso_instant
-from subledger.api.schemas.documents import ErrorAnswer
+from subledger.api.http.auth import AdminKey
+from subledger.api.http.errors import ApiError
+from subledger.api.http.responses import OrjsonResponse, iso_instant
+from subledger.api.http.schemas.documents import ErrorAnswer
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
