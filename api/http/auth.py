@@ -19,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from subledger.api.api_keys import ApiKey, KeyRing
+from subledger.api.http.dependencies import KeyRingDep, key_ring
 from subledger.api.http.errors import ApiError
 
 #: What answers without a key: the health check, the dashboard's page and its files (they
@@ -43,10 +44,10 @@ _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 def require(scope: str) -> Callable[..., Awaitable[ApiKey]]:
     async def check(
-        request: Request,
+        keys: KeyRingDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> ApiKey:
-        return await _authenticate(request, credentials, scope)
+        return await _authenticate(keys, credentials, scope)
 
     check.scope = scope  # type: ignore[attr-defined]  # read back by `route_scopes`
     return check
@@ -59,13 +60,12 @@ async def authenticate_first(request: Request) -> None:
     dependant: Dependant | None = getattr(request.scope.get("route"), "dependant", None)
     scope = _scope_of(dependant) if dependant is not None else None
     if scope is not None:
-        await _authenticate(request, await _bearer(request), scope)
+        await _authenticate(await key_ring(request), await _bearer(request), scope)
 
 
 async def _authenticate(
-    request: Request, credentials: HTTPAuthorizationCredentials | None, scope: str
+    keys: KeyRing, credentials: HTTPAuthorizationCredentials | None, scope: str
 ) -> ApiKey:
-    keys: KeyRing = request.app.state.keys
     if credentials is None:
         raise ApiError(
             401,

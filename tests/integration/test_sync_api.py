@@ -260,6 +260,15 @@ def test_syncing_needs_a_database() -> None:
     assert answer.status_code == 409 and answer.json()["error"]["code"] == "SYNC_UNAVAILABLE"
 
 
+def test_a_caller_without_a_key_is_refused_before_syncing_is_found_unavailable() -> None:
+    settings = Settings(database_url="memory://", api_keys=API_KEYS)
+    with TestClient(create_app(settings)) as client:
+        anonymous = client.get("/v1/sync/messages")
+        reader = client.post("/v1/sync/replay", headers=READ, json={"target": "billy", "all": True})
+    assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "UNAUTHORIZED"
+    assert reader.status_code == 403 and reader.json()["error"]["code"] == "FORBIDDEN"
+
+
 def test_invoices_are_emailed_or_e_invoiced_once_as_configured(
     database_url: str, billy: str, tmp_path: Path
 ) -> None:

@@ -18,9 +18,10 @@ from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 
 from subledger.api.http.auth import ReadKey
+from subledger.api.http.dependencies import ChartDep, LedgerDep, ReaderDep
 from subledger.api.http.errors import ApiError
 from subledger.api.http.queries import AsOfParameters
 from subledger.api.http.reads import AsOf, Reader
@@ -53,14 +54,14 @@ _PERIOD_EVENTS = (Period.FirstClosed, Period.Closed, Period.Reopened)
     ),
 )
 def audit_trail(
-    request: Request,
     _: ReadKey,
+    reader: ReaderDep,
+    ledger: LedgerDep,
+    chart: ChartDep,
     kind: Kind,
     item_id: Annotated[str, Path(min_length=1, max_length=128)],
     point: AsOfParameters,
 ) -> OrjsonResponse:
-    reader: Reader = request.app.state.reader
-    ledger: Ledger = request.app.state.ledger
     position = reader.resolve(point)
     upto = ledger.last_position() if position is None else position
     aggregates, reported = _aggregates(reader, ledger, kind, item_id, upto)
@@ -74,7 +75,6 @@ def audit_trail(
     audited = audit(projections, entries, lambda e: e.event.originator_id in reported)
     if not audited:
         raise ApiError(404, f"UNKNOWN_{kind.upper()}", f"no {kind} {item_id!r} (as of {upto})")
-    chart: Chart = request.app.state.chart
     keys = customer_keys(ledger, (one.entry.event for one in audited))
     events = [_event(one, chart, date.today(), keys) for one in audited]
     return positioned({"kind": kind, "id": item_id, "events": events}, upto)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from subledger.api.http.auth import ReadKey, WriteKey
+from subledger.api.http.dependencies import LedgerDep
 from subledger.api.http.ingest import parse_submissions
 from subledger.api.http.queries import MAX_POSITION
 from subledger.api.http.responses import OrjsonResponse, iso_instant
@@ -52,9 +53,9 @@ def _append(ledger: Ledger, body: bytes) -> list[Outcome]:
     },
     openapi_extra={"x-append-body": True, "x-body-examples": APPEND_EXAMPLES},
 )
-async def append_events(request: Request, _: WriteKey) -> OrjsonResponse:
+async def append_events(request: Request, _: WriteKey, ledger: LedgerDep) -> OrjsonResponse:
     body = await request.body()  # within SUBLEDGER_MAX_BODY_BYTES (api.limits)
-    outcomes = await run_in_threadpool(_append, request.app.state.ledger, body)
+    outcomes = await run_in_threadpool(_append, ledger, body)
     results = [
         {
             "id": outcome.event_id,
@@ -80,14 +81,13 @@ async def append_events(request: Request, _: WriteKey) -> OrjsonResponse:
     response_model=LogPage,
 )
 def read_events(
-    request: Request,
     _: ReadKey,
+    ledger: LedgerDep,
     after: Annotated[
         int, Query(ge=0, le=MAX_POSITION, description="return events after this position")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> OrjsonResponse:
-    ledger: Ledger = request.app.state.ledger
     page = ledger.read_log(after, limit)
     keys = customer_keys(ledger, (logged.event for logged in page))
     events = [

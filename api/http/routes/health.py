@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
+from subledger.api.http.dependencies import LedgerDep, StoreKindDep
 from subledger.api.http.responses import OrjsonResponse
 from subledger.api.http.schemas.documents import HealthAnswer
-from subledger.domain.ledger import Ledger
 
 router = APIRouter(tags=["health"])
 logger = logging.getLogger("subledger.api")
@@ -19,9 +19,7 @@ logger = logging.getLogger("subledger.api")
     response_model=HealthAnswer,
     responses={503: {"model": HealthAnswer, "description": "The store does not answer"}},
 )
-def health(request: Request) -> OrjsonResponse:
-    ledger: Ledger = request.app.state.ledger
-    store: str = request.app.state.store_kind
+def health(ledger: LedgerDep, store: StoreKindDep) -> OrjsonResponse:
     try:
         last_position = ledger.last_position()
     except Exception as error:  # any failure to answer is "unavailable", never a 500

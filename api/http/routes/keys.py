@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from subledger.adapters.api_keys import KeyStore, StoredKey
@@ -21,6 +21,7 @@ from subledger.api.api_keys import (
     revoke_key,
 )
 from subledger.api.http.auth import AdminKey
+from subledger.api.http.dependencies import KeyRingDep
 from subledger.api.http.errors import ApiError
 from subledger.api.http.responses import OrjsonResponse, iso_instant
 from subledger.api.http.schemas.documents import ErrorAnswer
@@ -67,11 +68,10 @@ class NewKey(KeyDescription):
     secret: str = Field(description="the key to send as `Authorization: Bearer`: shown only here")
 
 
-def _store(request: Request) -> tuple[KeyStore, KeyRing]:
-    ring: KeyRing = request.app.state.keys
+def _store(ring: KeyRing) -> KeyStore:
     if ring.store is None:
         raise ApiError(503, "STORE_UNAVAILABLE", "the key store is not open yet: retry")
-    return ring.store, ring
+    return ring.store
 
 
 def _shown(described: dict[str, Any]) -> dict[str, Any]:
@@ -92,9 +92,8 @@ def _one(key: StoredKey) -> dict[str, Any]:
     response_model=KeyList,
     responses=_REFUSALS,
 )
-def list_keys(request: Request, _: AdminKey) -> OrjsonResponse:
-    store, ring = _store(request)
-    return OrjsonResponse({"keys": [_shown(k) for k in describe_keys(ring, store.all())]})
+def list_keys(_: AdminKey, ring: KeyRingDep) -> OrjsonResponse:
+    return OrjsonResponse({"keys": [_shown(k) for k in describe_keys(ring, _store(ring).all())]})
 
 
 @router.post(
@@ -107,10 +106,9 @@ def list_keys(request: Request, _: AdminKey) -> OrjsonResponse:
         409: {"model": ErrorAnswer, "description": "KEY_EXISTS: the name is taken"},
     },
 )
-def make_key(request: Request, _: AdminKey, wanted: KeyRequest) -> OrjsonResponse:
-    store, ring = _store(request)
+def make_key(_: AdminKey, ring: KeyRingDep, wanted: KeyRequest) -> OrjsonResponse:
     try:
-        key, secret = create_key(store, ring, wanted.name, wanted.scopes, datetime.now(UTC))
+        key, secret = create_key(_store(ring), ring, wanted.name, wanted.scopes, datetime.now(UTC))
     except InvalidKeyError as error:
         raise ApiError(422, "INVALID_REQUEST", str(error)) from None
     except KeyConflictError as error:
@@ -136,11 +134,10 @@ def make_key(request: Request, _: AdminKey, wanted: KeyRequest) -> OrjsonRespons
     },
 )
 def revoke(
-    request: Request, _: AdminKey, name: Annotated[str, Path(max_length=64)]
+    _: AdminKey, ring: KeyRingDep, name: Annotated[str, Path(max_length=64)]
 ) -> OrjsonResponse:
-    store, ring = _store(request)
     try:
-        revoked = revoke_key(store, ring, name, datetime.now(UTC))
+        revoked = revoke_key(_store(ring), ring, name, datetime.now(UTC))
     except KeyNotFoundError as error:
         raise ApiError(404, "NOT_FOUND", str(error)) from None
     except KeyConflictError as error:

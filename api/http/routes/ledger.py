@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 
 from subledger.api.http.auth import ReadKey
+from subledger.api.http.dependencies import ChartDep, ReaderDep
 from subledger.api.http.errors import ApiError
 from subledger.api.http.queries import (
     AsOfParameters,
@@ -20,11 +21,10 @@ from subledger.api.http.queries import (
     day_range,
     pick_currency,
 )
-from subledger.api.http.reads import AsOf, Reader
+from subledger.api.http.reads import AsOf
 from subledger.api.http.responses import OrjsonResponse, positioned
 from subledger.api.http.schemas.answers import AccountCard, LedgerEntries, TrialBalance
 from subledger.api.http.schemas.documents import READ_REFUSALS, refusals
-from subledger.domain.chart import Chart
 from subledger.projections import journal
 from subledger.projections.engine import Key, Table
 
@@ -40,8 +40,9 @@ CardLimit = Annotated[int, Query(ge=1, le=5000, description="entries read a page
     response_model=LedgerEntries,
 )
 def ledger_entries(
-    request: Request,
     _: ReadKey,
+    reader: ReaderDep,
+    chart: ChartDep,
     point: AsOfParameters,
     first: FromDayParameter = None,
     last: ToDayParameter = None,
@@ -52,8 +53,6 @@ def ledger_entries(
     start, end = day_range(first, last)
     wanted = checked_currency(currency)
     key = _cursor(after, (str, int, int)) if after else None
-    reader: Reader = request.app.state.reader
-    chart: Chart = request.app.state.chart
     with reader.rows("journal", point, keep=_entries_between(start, end)) as (position, rows):
         page, next_key = journal.entries_page(rows, start, end, key, limit)
     today = _today(point)
@@ -77,8 +76,9 @@ def ledger_entries(
     response_model=TrialBalance,
 )
 def ledger_trial_balance(
-    request: Request,
     _: ReadKey,
+    reader: ReaderDep,
+    chart: ChartDep,
     point: AsOfParameters,
     day: Annotated[
         str | None,
@@ -92,10 +92,9 @@ def ledger_trial_balance(
 ) -> OrjsonResponse:
     as_of = (day_of(day, "as_of") if day else _today(point)).isoformat()
     wanted = checked_currency(currency)
-    reader: Reader = request.app.state.reader
     with reader.rows("journal", point) as (position, rows):
         chosen = pick_currency(wanted, journal.currencies(rows))
-        body = journal.trial_balance(rows, request.app.state.chart, chosen, as_of)
+        body = journal.trial_balance(rows, chart, chosen, as_of)
     return positioned(body, position)
 
 
@@ -106,8 +105,9 @@ def ledger_trial_balance(
     responses=refusals(_404="UNKNOWN_ACCOUNT: the chart of accounts has no such account"),
 )
 def ledger_account(
-    request: Request,
     _: ReadKey,
+    reader: ReaderDep,
+    chart: ChartDep,
     point: AsOfParameters,
     account: Annotated[str, Path(pattern=r"^[0-9]{1,10}$")],
     first: FromDayParameter = None,
@@ -116,14 +116,12 @@ def ledger_account(
     after: CursorParameter = None,
     limit: CardLimit = 1000,
 ) -> OrjsonResponse:
-    chart: Chart = request.app.state.chart
     role = chart.accounts().get(account)
     if role is None:
         raise ApiError(404, "UNKNOWN_ACCOUNT", f"the chart of accounts has no account {account}")
     start, end = day_range(first, last)
     wanted = checked_currency(currency)
     carried = _cursor(after, (str, int, int, int)) if after else None
-    reader: Reader = request.app.state.reader
     with reader.rows("journal", point, keep=_entries_between(start, end)) as (position, rows):
         chosen = pick_currency(wanted, journal.currencies(rows))
         lines: list[dict[str, Any]] = []

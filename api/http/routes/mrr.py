@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 
 from subledger.api.http.auth import ReadKey
+from subledger.api.http.dependencies import LedgerDep, ReaderDep
 from subledger.api.http.errors import ApiError
 from subledger.api.http.queries import (
     MonthlyParameters,
@@ -31,8 +32,7 @@ router = APIRouter(tags=["mrr"], responses=refusals(*READ_REFUSALS))
     summary="MRR, ARR, customers, ARPA and movements by month",
     response_model=MrrMetrics,
 )
-def mrr_metrics(request: Request, _: ReadKey, query: MonthlyParameters) -> OrjsonResponse:
-    reader: Reader = request.app.state.reader
+def mrr_metrics(_: ReadKey, reader: ReaderDep, query: MonthlyParameters) -> OrjsonResponse:
     return by_currency(reader, "mrr", query, mrr.currencies, mrr.monthly)
 
 
@@ -41,8 +41,7 @@ def mrr_metrics(request: Request, _: ReadKey, query: MonthlyParameters) -> Orjso
     summary="Gross and net revenue retention and customer churn rate by month",
     response_model=Retention,
 )
-def retention_metrics(request: Request, _: ReadKey, query: MonthlyParameters) -> OrjsonResponse:
-    reader: Reader = request.app.state.reader
+def retention_metrics(_: ReadKey, reader: ReaderDep, query: MonthlyParameters) -> OrjsonResponse:
     return by_currency(reader, "mrr", query, mrr.currencies, mrr.retention)
 
 
@@ -57,12 +56,12 @@ def retention_metrics(request: Request, _: ReadKey, query: MonthlyParameters) ->
     ),
 )
 def customer_mrr(
-    request: Request,
     _: ReadKey,
+    reader: ReaderDep,
+    ledger: LedgerDep,
     customer_id: Annotated[str, Path(min_length=1, max_length=128)],
     query: MonthlyParameters,
 ) -> OrjsonResponse:
-    reader: Reader = request.app.state.reader
     aggregates = _customers_aggregates(reader, query.point, customer_id)
     with reader.rows("mrr", query.point, aggregates) as (position, rows):
         present = mrr.customer_currencies(rows, customer_id)
@@ -72,7 +71,7 @@ def customer_mrr(
             )
         chosen = pick_currency(query.currency, present)
         answer = mrr.customer_monthly(rows, customer_id, chosen, query.months)
-    erased = _erased(request.app.state.ledger, customer_id, position)
+    erased = _erased(ledger, customer_id, position)
     return positioned(
         {"customer_id": customer_id, "erased": erased, "currency": chosen, "months": answer},
         position,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 
 from subledger.api.http.auth import ReadKey
+from subledger.api.http.dependencies import ReaderDep
 from subledger.api.http.errors import ApiError
 from subledger.api.http.queries import AsOfParameters, MonthlyParameters, by_currency
-from subledger.api.http.reads import Reader
 from subledger.api.http.responses import OrjsonResponse, positioned
 from subledger.api.http.schemas.answers import RevenueSchedule, RevenueSummary, RevenueWaterfall
 from subledger.api.http.schemas.documents import READ_REFUSALS, refusals
@@ -24,8 +24,7 @@ router = APIRouter(prefix="/v1/revenue", tags=["revenue"], responses=refusals(*R
     summary="Billed, credited, recognized and deferred revenue by month",
     response_model=RevenueSummary,
 )
-def revenue_summary(request: Request, _: ReadKey, query: MonthlyParameters) -> OrjsonResponse:
-    reader: Reader = request.app.state.reader
+def revenue_summary(_: ReadKey, reader: ReaderDep, query: MonthlyParameters) -> OrjsonResponse:
     return by_currency(reader, "revenue", query, revenue.currencies, revenue.summary)
 
 
@@ -36,12 +35,11 @@ def revenue_summary(request: Request, _: ReadKey, query: MonthlyParameters) -> O
     responses=refusals(_404="UNKNOWN_INVOICE: no such invoice, as of the point asked about"),
 )
 def revenue_schedule(
-    request: Request,
     _: ReadKey,
+    reader: ReaderDep,
     point: AsOfParameters,
     invoice_id: Annotated[str, Path(min_length=1, max_length=128)],
 ) -> OrjsonResponse:
-    reader: Reader = request.app.state.reader
     with reader.rows("revenue", point, [Invoice.id_for(invoice_id)]) as (position, rows):
         schedule = revenue.invoice_schedule(rows, invoice_id)
     if schedule is None:
@@ -54,6 +52,5 @@ def revenue_schedule(
     summary="Each billing month's revenue by the month it is recognized",
     response_model=RevenueWaterfall,
 )
-def revenue_waterfall(request: Request, _: ReadKey, query: MonthlyParameters) -> OrjsonResponse:
-    reader: Reader = request.app.state.reader
+def revenue_waterfall(_: ReadKey, reader: ReaderDep, query: MonthlyParameters) -> OrjsonResponse:
     return by_currency(reader, "revenue", query, revenue.currencies, revenue.waterfall, "rows")

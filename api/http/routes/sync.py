@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -21,8 +21,8 @@ from pydantic import (
 )
 
 from subledger.adapters.sync.port import RejectedError, RetryableError, TargetInvoice
-from subledger.api.api_keys import ApiKey
-from subledger.api.http.auth import ReadKey, require
+from subledger.api.http.auth import AdminKey, ReadKey
+from subledger.api.http.dependencies import SyncDep
 from subledger.api.http.errors import ApiError
 from subledger.api.http.queries import MAX_POSITION
 from subledger.api.http.responses import OrjsonResponse
@@ -35,17 +35,7 @@ _UNAVAILABLE = "SYNC_UNAVAILABLE: syncing needs a database (not memory://)"
 router = APIRouter(
     prefix="/v1/sync", tags=["sync"], responses=refusals(*READ_REFUSALS, _409=_UNAVAILABLE)
 )
-AdminKey = Annotated[ApiKey, Depends(require("admin"))]
 Status = Literal["pending", "sending", "sent", "failed"]
-
-
-def _sync(request: Request) -> Sync:
-    sync: Sync | None = getattr(request.app.state, "sync", None)
-    if sync is None:
-        raise ApiError(
-            409, "SYNC_UNAVAILABLE", "syncing needs a database: use sqlite:/// or postgresql://"
-        )
-    return sync
 
 
 def _known_target(sync: Sync, target: str) -> None:
@@ -64,14 +54,13 @@ def _known_target(sync: Sync, target: str) -> None:
     response_model=SyncMessages,
 )
 def sync_messages(
-    request: Request,
     _: ReadKey,
+    sync: SyncDep,
     status: Annotated[Status | None, Query(description="only messages in this status")] = None,
     target: Annotated[str | None, Query(max_length=64)] = None,
     after: Annotated[str | None, Query(max_length=512, description="`next` of a page")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> OrjsonResponse:
-    sync = _sync(request)
     cursor = _decode(after) if after else None
     found = sync.delivery.messages(target, status, cursor, limit)
     last = found[-1] if len(found) == limit else None
@@ -91,9 +80,8 @@ def sync_messages(
     responses=refusals(_404="NOT_FOUND: no message by that id"),
 )
 def sync_message(
-    request: Request, _: ReadKey, message_id: Annotated[str, Path(max_length=64)]
+    _: ReadKey, sync: SyncDep, message_id: Annotated[str, Path(max_length=64)]
 ) -> OrjsonResponse:
-    sync = _sync(request)
     message = sync.delivery.message(message_id)
     if message is None:
         raise ApiError(404, "NOT_FOUND", f"no message {message_id!r}")
@@ -110,9 +98,8 @@ def sync_message(
     ),
 )
 def sync_retry(
-    request: Request, _: AdminKey, message_id: Annotated[str, Path(max_length=64)]
+    _: AdminKey, sync: SyncDep, message_id: Annotated[str, Path(max_length=64)]
 ) -> OrjsonResponse:
-    sync = _sync(request)
     before = sync.delivery.message(message_id)
     if before is None:
         raise ApiError(404, "NOT_FOUND", f"no message {message_id!r}")
@@ -163,8 +150,7 @@ class Replay(BaseModel):
     status_code=202,
     responses=refusals(*BODY_REFUSALS, _404="NOT_FOUND: no such target is configured"),
 )
-def sync_replay(request: Request, _: AdminKey, replay: Replay) -> OrjsonResponse:
-    sync = _sync(request)
+def sync_replay(_: AdminKey, sync: SyncDep, replay: Replay) -> OrjsonResponse:
     _known_target(sync, replay.target)
     now = datetime.now(UTC)
     if replay.all:
@@ -188,9 +174,8 @@ def sync_replay(request: Request, _: AdminKey, replay: Replay) -> OrjsonResponse
     ),
 )
 def sync_reconciliation(
-    request: Request, _: ReadKey, target: Annotated[str, Query(max_length=64)]
+    _: ReadKey, sync: SyncDep, target: Annotated[str, Query(max_length=64)]
 ) -> OrjsonResponse:
-    sync = _sync(request)
     _known_target(sync, target)
     with sync.snapshots() as (position, rows):
         ours = invoice_balances(rows["outbox"])
