@@ -60,6 +60,128 @@ def top_level_imports(path: Path) -> set[str]:
     }
 
 
+def our_modules() -> dict[str, Path]:
+    """Every module of the package, by its dotted name (`subledger.api.cli.main`); a package by
+    its own name, for its `__init__.py`."""
+    modules = {}
+    for folder in ("domain", "projections", "adapters", "api"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(("subledger", *parts))
+            modules[name.removesuffix(".__init__")] = path
+    return modules
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Which of our modules each of our modules imports, anywhere in it (an import inside a
+    function closes a circle as surely as one at the top). `from package import name` counts as
+    importing the module `package.name` where there is one, else the package."""
+    modules = our_modules()
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    stem = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                    base = f"{stem}.{base}" if base else stem
+                for alias in node.names:
+                    submodule = f"{base}.{alias.name}"
+                    found.add(submodule if submodule in modules else base)
+        graph[name] = {module for module in found if module in modules and module != name}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The circles of `graph`: for each group of modules that import one another (a strongly
+    connected component of more than one), one path round it."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups: list[set[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for imported in sorted(graph[module]):
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            group = set()
+            while True:
+                member = stack.pop()
+                group.add(member)
+                if member == module:
+                    break
+            if len(group) > 1:
+                groups.append(group)
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    cycles = []
+    for group in groups:
+        start = min(group)
+        path, seen = [start], {start}
+        while True:
+            step = min(m for m in graph[path[-1]] if m in group)
+            path.append(step)
+            if step in seen:
+                break
+            seen.add(step)
+        cycles.append(path[path.index(path[-1]) :])
+    return cycles
+
+
+def test_a_cycle_in_an_import_graph_is_found() -> None:
+    """The check below would see a circle (this one was the command line's)."""
+    graph = {
+        "cli.main": {"cli.sync", "cli.common"},
+        "cli.sync": {"cli.main"},
+        "cli.common": set(),
+    }
+    assert import_cycles(graph) == [["cli.main", "cli.sync", "cli.main"]]
+    assert import_cycles({**graph, "cli.sync": {"cli.common"}}) == []
+
+
+def test_no_module_imports_itself_round_a_circle() -> None:
+    """Modules that import one another load only in some orders (and, imported inside
+    functions to dodge that, hide what depends on what): none of ours do."""
+    assert import_cycles(import_graph()) == []
+
+
+def test_the_http_room_does_not_reach_the_command_line_or_the_sandboxes() -> None:
+    """The app, and everything it imports, loads without the command line (`api/cli/`) and
+    the accounting systems' sandboxes (`adapters/sandbox/`): a server needs neither."""
+    graph = import_graph()
+    forbidden = ("subledger.api.cli", "subledger.adapters.sandbox")
+    problems = []
+    for start in sorted(m for m in graph if m.startswith("subledger.api.http")):
+        came_from = {start: start}
+        queue = [start]
+        while queue:
+            module = queue.pop(0)
+            for imported in sorted(graph[module]):
+                if imported in came_from:
+                    continue
+                came_from[imported] = module
+                if imported.startswith(forbidden):
+                    chain = [imported]
+                    while chain[-1] != start:
+                        chain.append(came_from[chain[-1]])
+                    problems.append(" <- ".join(chain))
+                else:
+                    queue.append(imported)
+    assert problems == []
+
+
 def test_the_readme_has_a_run_command_and_a_test_command() -> None:
     run, test = readme_commands()
     assert "pip install -e ." in run

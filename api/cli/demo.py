@@ -3,7 +3,6 @@ a summary of its numbers."""
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from subledger.adapters.store import store_kind
+from subledger.api.cli.common import database_settings, log_at
 from subledger.api.demo.run import DemoError, DemoOptions, Summary, run_demo
 from subledger.api.settings import Settings
 from subledger.domain.dates import Month
@@ -46,10 +46,8 @@ def demo(seed: int, customers: int, years: int, until: str | None, sync: bool, f
     local Billy and Dinero sandboxes, and print a summary; then explore it with `serve`.
 
     Deterministic for a --seed and --until: the same business, the same numbers."""
-    from subledger.api.cli.main import _database_settings
-
-    settings = _database_settings()
-    logging.basicConfig(level="WARNING", format="%(levelname)s %(message)s")
+    settings = database_settings()
+    log_at("warning")
     if fresh:
         _remove_sqlite(settings)
     try:

@@ -1,11 +1,25 @@
-"""The journal for an accountant: one CSV row per line of each entry, amounts in major units."""
+"""`subledger export ...`: what the ledger holds, for people and other systems; the journal
+for an accountant is one CSV row per line of each entry, amounts in major units."""
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
 
+import click
+
+from subledger.api.cli.common import counter, database_settings, stdout
+from subledger.api.composition import (
+    ConfigurationError,
+    build_chart,
+    build_ledger,
+    build_runner,
+    caught_up_snapshots,
+)
 from subledger.domain.chart import Chart
-from subledger.domain.money import to_major
+from subledger.domain.money import is_currency, to_major
 from subledger.projections.engine import RowSource
 from subledger.projections.journal import entries_page
 
@@ -60,3 +74,59 @@ def journal_lines(
             ]
         if after is None:
             return
+
+
+@click.group()
+def export() -> None:
+    """Export what the ledger holds, for people and other systems."""
+
+
+@export.command("journal")
+@click.option(
+    "--from", "first", required=True, type=click.DateTime(["%Y-%m-%d"]), help="The first day."
+)
+@click.option(
+    "--to", "last", required=True, type=click.DateTime(["%Y-%m-%d"]), help="The last day."
+)
+@click.option("--currency", default=None, help="Only entries in this currency (ISO 4217).")
+@click.option("--format", "form", type=click.Choice(["csv"]), default="csv", show_default=True)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="The file to write (standard output by default).",
+)
+def export_journal(
+    first: datetime, last: datetime, currency: str | None, form: str, output: Path | None
+) -> None:
+    """The journal's entries booked from one day to another, one CSV row per line, amounts in
+    major units (1250.00), accounts from the chart of accounts."""
+    settings = database_settings()
+    if first > last:
+        raise click.ClickException(f"--from {first:%Y-%m-%d} is after --to {last:%Y-%m-%d}")
+    if currency is not None and not is_currency(currency):
+        raise click.ClickException(f"--currency {currency} is not an ISO 4217 currency code")
+    try:
+        chart = build_chart(settings)
+    except ConfigurationError as error:
+        raise click.ClickException(str(error)) from None
+    ledger = build_ledger(settings)
+    runner = build_runner(settings, ledger)
+    with (
+        counter() as bar,
+        caught_up_snapshots(runner, "journal") as (position, rows),
+        output.open("w", newline="", encoding="utf-8") if output else stdout() as file,
+    ):
+        task = bar.add_task("exporting entries", total=None)
+        writer = csv.writer(file)
+        writer.writerow(COLUMNS)
+        count = 0
+        span = (f"{first:%Y-%m-%d}", f"{last:%Y-%m-%d}")
+        for entry_lines in journal_lines(rows["journal"], chart, *span, currency):
+            writer.writerows(entry_lines)
+            count += 1
+            if count % 500 == 0:
+                bar.update(task, completed=count)
+        bar.update(task, completed=count, total=count)
+    click.echo(f"exported {count} entries (the log to position {position})", err=True)
+    ledger.close()

@@ -23,15 +23,14 @@ from subledger.api.api_keys import (
     describe_keys,
     revoke_key,
 )
+from subledger.api.cli.common import database_settings
 from subledger.api.composition import build_keys, build_ledger
 
 
 @contextmanager
 def _keys() -> Iterator[tuple[KeyStore, KeyRing]]:
     """The database's key store, and the environment's keys (whose names are taken)."""
-    from subledger.api.cli.main import _database_settings
-
-    settings = _database_settings()
+    settings = database_settings()
     try:
         ring = build_keys(settings)
     except KeyConfigurationError as error:

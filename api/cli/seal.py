@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from subledger.adapters.store.resealing import seal_old_events
+from subledger.api.cli.common import database_settings
 from subledger.api.composition import build_ledger, build_runner, catch_up
 from subledger.api.sync import delivery_log_for
 from subledger.domain.personal import PERSONAL_FIELDS
@@ -17,9 +18,7 @@ def seal() -> None:
     Each customer's fields are sealed with its key (an erased customer's become unreadable),
     the delivery log's messages lose the personal fields they carried, and the projections
     whose rows held them are folded again. Running it again does nothing."""
-    from subledger.api.cli.main import _database_settings
-
-    settings = _database_settings()
+    settings = database_settings()
     ledger = build_ledger(settings)
     try:
         sealed = seal_old_events(ledger)

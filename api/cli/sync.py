@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 from datetime import UTC, datetime
@@ -13,6 +12,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from subledger.api.cli.common import database_settings, log_at
 from subledger.api.composition import ConfigurationError, build_ledger, build_runner
 from subledger.api.settings import Settings
 from subledger.api.sync import Sync
@@ -20,9 +20,7 @@ from subledger.projections.outbox import MESSAGES
 
 
 def _sync() -> tuple[Settings, Sync]:
-    from subledger.api.cli.main import _database_settings
-
-    settings = _database_settings()
+    settings = database_settings()
     ledger = build_ledger(settings)
     try:
         return settings, Sync(settings, ledger, build_runner(settings, ledger))
@@ -42,7 +40,7 @@ def sync() -> None:
 def run(workers: int | None, once: bool) -> None:
     """Enqueue and deliver until stopped (Ctrl-C or SIGTERM); safe beside other workers."""
     settings, service = _sync()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(message)s")
+    log_at(settings.log_level)
     if not service.targets:
         raise click.ClickException(f"no targets in {settings.config}: add a [targets.<name>]")
     click.echo(f"subledger sync: delivering to {', '.join(service.targets)}", err=True)

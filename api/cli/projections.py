@@ -1,0 +1,149 @@
+"""`subledger project` and `subledger projections ...`: folding the log into the projections,
+where each stands, rebuilding them, and checking the journal they hold."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from subledger.adapters.follow import Follower
+from subledger.api.cli.checks import check_journal
+from subledger.api.cli.common import counter, database_settings, log_at, progress_bar, redact
+from subledger.api.composition import (
+    ConfigurationError,
+    build_chart,
+    build_ledger,
+    build_runner,
+    caught_up_snapshots,
+    tune_garbage_collector,
+)
+
+
+@click.command()
+def project() -> None:
+    """Fold the projections as events are appended, until stopped (Ctrl-C or SIGTERM).
+
+    For deployments that run `subledger serve --no-projections`, or several servers: on
+    PostgreSQL one worker folds at a time and the others stand by.
+    """
+    settings = database_settings()
+    log_at(settings.log_level)
+    ledger = build_ledger(settings)
+    runner = build_runner(settings, ledger)
+    rebuilt = runner.prepare()
+    tune_garbage_collector()
+    follower = Follower(ledger, runner)
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signal_number, lambda *_: follower.stopped.set())
+    click.echo(
+        f"subledger project: folding {', '.join(runner.projections)} at "
+        f"{redact(settings.database_url)}"
+        + (f" (from the start: {', '.join(rebuilt)})" if rebuilt else ""),
+        err=True,
+    )
+    follower.run_here()
+    ledger.close()
+    click.echo("subledger project: stopped", err=True)
+
+
+@click.group()
+def projections() -> None:
+    """The projections: where they stand, and rebuilding them."""
+
+
+@projections.command()
+def status() -> None:
+    """Each projection's position, the log's end, and how far behind it is."""
+    settings = database_settings()
+    ledger = build_ledger(settings)
+    runner = build_runner(settings, ledger)
+    runner.store.create_tables(
+        table for projection in runner.projections.values() for table in projection.tables
+    )
+    stored = runner.store.stored()
+    end = ledger.last_position()
+    table = Table("projection", "position", "log", "behind", "state", box=None)
+    for name, projection in runner.projections.items():
+        found = stored.get(name)
+        if found is None:
+            table.add_row(name, "-", str(end), str(end), "never folded")
+            continue
+        current = found.fingerprint == projection.fingerprint()
+        state = "current" if current else f"to rebuild (folded as {found.fingerprint})"
+        table.add_row(name, str(found.position), str(end), str(end - found.position), state)
+    Console().print(table)
+    ledger.close()
+
+
+@projections.command()
+@click.argument("names", nargs=-1)
+def rebuild(names: tuple[str, ...]) -> None:
+    """Drop the named projections (all by default) and fold them again from position 0."""
+    settings = database_settings()
+    ledger = build_ledger(settings)
+    runner = build_runner(settings, ledger)
+    unknown = set(names) - set(runner.projections)
+    if unknown:
+        raise click.ClickException(
+            f"no projection {', '.join(sorted(unknown))}; there are {', '.join(runner.projections)}"
+        )
+    chosen = list(names or runner.projections)
+    runner.prepare()
+    tune_garbage_collector()
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} events/s"),
+        TimeRemainingColumn(),
+    )
+    with progress_bar(*columns) as bar:
+        task = bar.add_task(f"rebuilding {', '.join(chosen)}", total=None, rate="-")
+        started = time.monotonic()
+
+        def advance(position: int, end: int) -> None:
+            rate = position / max(time.monotonic() - started, 1e-6)
+            bar.update(task, completed=position, total=end, rate=f"{rate:,.0f}")
+
+        end = runner.rebuild(chosen, progress=advance)
+        bar.update(task, completed=end, total=end)
+    elapsed = time.monotonic() - started
+    click.echo(f"rebuilt {', '.join(chosen)} to position {end} in {elapsed:.1f} s", err=True)
+    ledger.close()
+
+
+@projections.command()
+def check() -> None:
+    """Check the journal: every entry balances, the trial balance balances on every day,
+    deferred revenue matches recognition, receivables match the log. Exits 1 on a failure."""
+    settings = database_settings()
+    try:
+        chart = build_chart(settings)
+    except ConfigurationError as error:
+        raise click.ClickException(str(error)) from None
+    ledger = build_ledger(settings)
+    runner = build_runner(settings, ledger)
+    with (
+        caught_up_snapshots(runner, "journal", "revenue") as (position, rows),
+        counter() as bar,
+    ):
+        task = bar.add_task("checking entries", total=None)
+
+        def advance(count: int) -> None:
+            bar.update(task, completed=count)
+
+        findings = check_journal(ledger, position, rows["journal"], rows["revenue"], chart, advance)
+    table = Table("check", "result", "detail", box=None)
+    for finding in findings:
+        table.add_row(finding.check, "ok" if finding.ok else "FAILED", finding.detail)
+    Console().print(table)
+    click.echo(f"checked the journal as of position {position}", err=True)
+    ledger.close()
+    if not all(finding.ok for finding in findings):
+        sys.exit(1)
