@@ -270,3 +270,46 @@ def test_the_compose_file_runs_a_command_the_cli_takes_with_documented_settings(
     assert subcommand is not None
     subcommand.make_context(command[1], command[2:])  # refuses an option it does not take
     assert "/health" in " ".join(service["healthcheck"]["test"])
+
+
+# ---------------------------------------------------------------------------------------------
+# The repository stands alone
+
+
+#: Files outside the repository that nothing in it may point to.
+OUTSIDE = ("shared/", "CONTRACT.md", "accounting-apis.md", "eventsourcing-notes.md")
+
+
+def test_the_code_and_docs_name_no_file_outside_the_repository_and_every_page_they_name() -> None:
+    """The rules are docs/specification.md, Billy's, Dinero's and the library's facts
+    docs/reference/: no docstring or page points outside the repository for them, and every
+    `docs/<page>.md` a docstring or page names (and every link of a page in a folder of docs/)
+    leads to a file."""
+    pages = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
+    code = [
+        path
+        for folder in ("domain", "projections", "adapters", "api")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+    ]
+    outside = [
+        f"{path.relative_to(ROOT)}:{number}: {name}"
+        for path in [*code, *pages]
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        for name in OUTSIDE
+        if name in line
+    ]
+    assert outside == [], "pointing outside the repository"
+    missing = sorted(
+        f"{path.relative_to(ROOT)}: {named}"
+        for path in [*code, *pages]
+        for named in re.findall(r"docs/[\w./-]*?\w\.md", path.read_text())
+        if not (ROOT / named).is_file()
+    )
+    missing += [
+        f"{page.relative_to(ROOT)}: {target}"
+        for page in pages
+        if page.parent != DOCS and page.parent != ROOT
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text())
+        if not target.startswith(("http://", "https://")) and not (page.parent / target).exists()
+    ]
+    assert missing == [], "naming pages that are not there"
