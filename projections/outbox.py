@@ -17,7 +17,7 @@ Kinds, each from one event: `contact` (a customer created or updated: its curren
 fields), `invoice`, `credit_note` (with the lines it credits, their products and the VAT its
 event records), `payment` and `refund`. Messages of one lane are sent in log order, which is
 dependency order: a customer's contact precedes its invoices, an invoice its payments and
-credit notes, a payment its refunds.
+credit notes, a payment its refunds. Each kind's payload has its type in `projections.messages`.
 
 Monthly recognition is not folded here: it is the journal's revenue lines of the month (see
 `recognition_voucher`), sent once the month has ended.
@@ -34,9 +34,9 @@ Rows:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, NotRequired, TypedDict, cast
 from uuid import UUID
 
 from subledger.domain.chart import Chart
@@ -44,9 +44,24 @@ from subledger.domain.customer import Customer
 from subledger.domain.dates import Month
 from subledger.domain.invoice import Invoice
 from subledger.domain.ledger import Entry
-from subledger.domain.values import CLEARED, line_ids
-from subledger.projections.engine import Column, Key, Projection, Rows, RowSource, Table
+from subledger.domain.values import Cleared, line_ids
+from subledger.projections.engine import Column, Key, Projection, Row, Rows, RowSource, Table
 from subledger.projections.journal import TOTALS
+from subledger.projections.messages import (
+    ContactMessage,
+    CreditedLine,
+    CreditNoteMessage,
+    CustomerFields,
+    DocumentMessage,
+    InvoiceLine,
+    InvoiceMessage,
+    MessageKind,
+    OutboxMessage,
+    PaymentMessage,
+    RecognitionMessage,
+    RefundMessage,
+    VoucherLine,
+)
 
 MESSAGES = Table(
     "outbox_messages",
@@ -71,8 +86,41 @@ BOOKS_LANE: Final = ""
 #: Message ids are uuid5 of this namespace and `target/kind/source`.
 MESSAGE_NAMESPACE: Final = UUID("2c4b8e61-0d7f-4a3e-b5c9-8f1e6a2d4b70")
 
-#: The customer's fields a message carries: the non-personal ones (see `domain.personal`).
-_CUSTOMER_FIELDS: Final = ("country", "kind", "customer_number")
+
+class _InvoiceLine(TypedDict):
+    """An invoice's line as `outbox_invoices` keeps it, for the credit notes that take from it."""
+
+    line_id: str
+    product_id: str
+    description: str | None
+    vat_rate: str
+
+
+class _Movement(TypedDict):
+    """A refund as `outbox_invoices` keeps it (and, with its method, a payment)."""
+
+    amount: int
+    date: str
+
+
+class _Payment(_Movement):
+    method: str
+
+
+class _Invoice(TypedDict):
+    """An invoice as `outbox_invoices` keeps it; `refunds` only once it has one."""
+
+    invoice_id: str
+    customer_id: str
+    number: str
+    currency: str
+    lines: list[_InvoiceLine]
+    payments: dict[str, _Payment]
+    gross: int
+    credited: int
+    paid: int
+    refunded: int
+    refunds: NotRequired[dict[str, _Movement]]
 
 
 def message_id(target: str, kind: str, source: str) -> str:
@@ -115,25 +163,29 @@ class OutboxProjection(Projection):
     def fold(self, rows: Rows, entry: Entry) -> None:
         event: Any = entry.event
         if isinstance(event, Customer.Created | Customer.Updated):
-            customer = _customer_after(rows.get(CUSTOMERS, (event.customer_id,)), event)
-            rows.put(CUSTOMERS, (event.customer_id,), {"fields": customer})
-            _emit(rows, entry, "contact", {"customer_id": event.customer_id, **customer})
+            fields = _customer_after(rows.get(CUSTOMERS, (event.customer_id,)), event)
+            rows.put(CUSTOMERS, (event.customer_id,), {"fields": fields})
+            _emit(rows, entry, "contact", _contact(event.customer_id, fields))
             return
         row = rows.get(CUSTOMERS, (event.customer_id,))
-        customer = {"customer_id": event.customer_id, **(row["fields"] if row else {})}
+        customer = _contact(event.customer_id, row["fields"] if row else {})
         key = (str(event.originator_id),)
+        invoice: _Invoice
+        kind: MessageKind
+        payload: DocumentMessage
         if isinstance(event, Invoice.Issued):
-            invoice, payload = _issued(event)
+            invoice, payload = _issued(event, customer)
+            kind = "invoice"
         else:
             stored = rows.get(INVOICES, key)
             assert stored is not None, "an invoice precedes what refers to it in the log"
             invoice = stored["invoice"]
-            payload = _follow_up(invoice, event)
+            kind, payload = _follow_up(invoice, event, customer)
         rows.put(INVOICES, key, {"invoice": invoice})
-        _emit(rows, entry, payload.pop("kind"), {**payload, "customer": customer})
+        _emit(rows, entry, kind, payload)
 
 
-def _emit(rows: Rows, entry: Entry, kind: str, payload: dict[str, Any]) -> None:
+def _emit(rows: Rows, entry: Entry, kind: MessageKind, payload: OutboxMessage) -> None:
     event: Any = entry.event
     rows.put(
         MESSAGES,
@@ -147,23 +199,35 @@ def _emit(rows: Rows, entry: Entry, kind: str, payload: dict[str, Any]) -> None:
     )
 
 
+def _contact(customer_id: str, fields: CustomerFields) -> ContactMessage:
+    """The customer as a message carries it: its id, then its non-personal fields (in the
+    order they were stored). mypy cannot follow `**` into a type with optional keys that the
+    unpacked one does not name (the personal ones), hence the cast."""
+    return cast(ContactMessage, {"customer_id": customer_id, **fields})
+
+
 def _customer_after(
-    before: dict[str, Any] | None, event: Customer.Created | Customer.Updated
-) -> dict[str, Any]:
-    """The customer's non-personal fields after `event`: a creation's, or the earlier ones
-    changed by an update (a cleared field removed)."""
-    customer = dict(before["fields"]) if before else {}
-    for name in _CUSTOMER_FIELDS:
-        value = getattr(event, name)
-        if value is CLEARED:
-            customer.pop(name, None)
-        elif value is not None:
-            customer[name] = value
-    return customer
+    before: Row | None, event: Customer.Created | Customer.Updated
+) -> CustomerFields:
+    """The customer's non-personal fields (see `domain.personal`) after `event`: a
+    creation's, or the earlier ones changed by an update (a cleared field removed)."""
+    fields: CustomerFields = {}
+    if before:
+        fields.update(before["fields"])
+    if event.country is not None:
+        fields["country"] = event.country
+    if event.kind is not None:
+        fields["kind"] = event.kind
+    if isinstance(event.customer_number, Cleared):
+        fields.pop("customer_number", None)
+    elif event.customer_number is not None:
+        fields["customer_number"] = event.customer_number
+    return fields
 
 
-def _issued(event: Invoice.Issued) -> tuple[dict[str, Any], dict[str, Any]]:
-    lines: list[dict[str, Any]] = []
+def _issued(event: Invoice.Issued, customer: ContactMessage) -> tuple[_Invoice, InvoiceMessage]:
+    """The invoice as `outbox_invoices` keeps it, and its message."""
+    lines: list[InvoiceLine] = []
     for line_id, line in zip(line_ids(event.lines), event.lines, strict=True):
         lines.append(
             {
@@ -180,13 +244,18 @@ def _issued(event: Invoice.Issued) -> tuple[dict[str, Any], dict[str, Any]]:
         )
     net = sum(line["net"] for line in lines)
     vat = sum(line["vat"] for line in lines)
-    invoice = {
+    invoice: _Invoice = {
         "invoice_id": event.invoice_id,
         "customer_id": event.customer_id,
         "number": event.number or event.invoice_id,
         "currency": event.currency,
         "lines": [
-            {k: line[k] for k in ("line_id", "product_id", "description", "vat_rate")}
+            {
+                "line_id": line["line_id"],
+                "product_id": line["product_id"],
+                "description": line["description"],
+                "vat_rate": line["vat_rate"],
+            }
             for line in lines
         ],
         "payments": {},
@@ -195,8 +264,7 @@ def _issued(event: Invoice.Issued) -> tuple[dict[str, Any], dict[str, Any]]:
         "paid": 0,
         "refunded": 0,
     }
-    payload = {
-        "kind": "invoice",
+    payload: InvoiceMessage = {
         "invoice_id": event.invoice_id,
         "number": invoice["number"],
         "issue_date": event.issue_date.isoformat(),
@@ -208,6 +276,7 @@ def _issued(event: Invoice.Issued) -> tuple[dict[str, Any], dict[str, Any]]:
         "gross": net + vat,
         "payment_method": event.payment_method,
         "exchange_rate": _rate(event),
+        "customer": customer,
     }
     return invoice, payload
 
@@ -219,16 +288,14 @@ def _rate(event: Any) -> str | None:
     return None if rate is None else str(rate)
 
 
-def _follow_up(invoice: dict[str, Any], event: Any) -> dict[str, Any]:
-    """The payload of a credit note, payment or refund, and its effect on the stored invoice."""
-    common = {
-        "invoice_id": invoice["invoice_id"],
-        "invoice_number": invoice["number"],
-        "currency": invoice["currency"],
-    }
+def _follow_up(
+    invoice: _Invoice, event: Any, customer: ContactMessage
+) -> tuple[MessageKind, DocumentMessage]:
+    """The kind and message of a credit note, payment or refund, and its effect on the stored
+    invoice."""
     if isinstance(event, Invoice.CreditNoteIssued):
         lines = {line["line_id"]: line for line in invoice["lines"]}
-        credited = []
+        credited: list[CreditedLine] = []
         for credit in event.credited:
             line = lines[credit.line_id]
             vat = credit.vat_at(Decimal(line["vat_rate"]))
@@ -236,9 +303,10 @@ def _follow_up(invoice: dict[str, Any], event: Any) -> dict[str, Any]:
         net = sum(line["net"] for line in credited)
         vat = sum(line["vat"] for line in credited)
         invoice["credited"] += net + vat
-        return {
-            "kind": "credit_note",
-            **common,
+        credit_note: CreditNoteMessage = {
+            "invoice_id": invoice["invoice_id"],
+            "invoice_number": invoice["number"],
+            "currency": invoice["currency"],
             "credit_note_id": event.credit_note_id,
             "number": event.number or event.credit_note_id,
             "issue_date": event.issue_date.isoformat(),
@@ -247,7 +315,9 @@ def _follow_up(invoice: dict[str, Any], event: Any) -> dict[str, Any]:
             "vat": vat,
             "gross": net + vat,
             "exchange_rate": _rate(event),
+            "customer": customer,
         }
+        return "credit_note", credit_note
     if isinstance(event, Invoice.PaymentReceived):
         same = _alike(invoice["payments"], event.amount, event.received_on.isoformat())
         invoice["payments"][event.payment_id] = {
@@ -256,9 +326,10 @@ def _follow_up(invoice: dict[str, Any], event: Any) -> dict[str, Any]:
             "method": event.method,
         }
         invoice["paid"] += event.amount
-        return {
-            "kind": "payment",
-            **common,
+        payment: PaymentMessage = {
+            "invoice_id": invoice["invoice_id"],
+            "invoice_number": invoice["number"],
+            "currency": invoice["currency"],
             "payment_id": event.payment_id,
             "amount": event.amount,
             "method": event.method,
@@ -267,14 +338,17 @@ def _follow_up(invoice: dict[str, Any], event: Any) -> dict[str, Any]:
             # with this date and amount is this one.
             "ordinal": same,
             "exchange_rate": _rate(event),
+            "customer": customer,
         }
+        return "payment", payment
     refunds = invoice.setdefault("refunds", {})
     same = _alike(refunds, event.amount, event.refunded_on.isoformat())
     refunds[event.refund_id] = {"amount": event.amount, "date": event.refunded_on.isoformat()}
     invoice["refunded"] += event.amount
-    return {
-        "kind": "refund",
-        **common,
+    refund: RefundMessage = {
+        "invoice_id": invoice["invoice_id"],
+        "invoice_number": invoice["number"],
+        "currency": invoice["currency"],
         "refund_id": event.refund_id,
         "payment_id": event.payment_id,
         "amount": event.amount,
@@ -282,10 +356,12 @@ def _follow_up(invoice: dict[str, Any], event: Any) -> dict[str, Any]:
         "date": event.refunded_on.isoformat(),
         "ordinal": same,
         "exchange_rate": _rate(event),
+        "customer": customer,
     }
+    return "refund", refund
 
 
-def _alike(earlier: dict[str, dict[str, Any]], amount: int, day: str) -> int:
+def _alike(earlier: Mapping[str, _Movement], amount: int, day: str) -> int:
     """How many of the invoice's earlier payments (or refunds) have this amount and date."""
     return sum(1 for p in earlier.values() if p["amount"] == amount and p["date"] == day)
 
@@ -334,7 +410,7 @@ def invoice_balances(rows: RowSource) -> dict[str, dict[str, Any]]:
 
 def recognition_voucher(
     books: RowSource, chart: Chart, month: Month, currencies: Iterable[str] | None = None
-) -> dict[str, Any]:
+) -> RecognitionMessage:
     """The voucher that books `month`'s recognized revenue at a target whose products post to
     the deferred-revenue account: per currency, every revenue line the journal booked in the
     month (moved past closed periods like every entry), credited to its revenue account and
@@ -344,7 +420,7 @@ def recognition_voucher(
     `currencies` are those the journal books in; without them, they are read from `books`,
     which scans every day's totals: a caller making every month's voucher reads them once."""
     first, last = month.first_day.isoformat(), month.last_day.isoformat()
-    lines: list[dict[str, Any]] = []
+    lines: list[VoucherLine] = []
     if currencies is None:
         currencies = {key[0] for key, _ in books.scan(TOTALS)}
     for currency in sorted(currencies):
@@ -363,6 +439,10 @@ def recognition_voucher(
     return {"month": str(month), "date": month.last_day.isoformat(), "lines": lines}
 
 
-def _voucher_line(account: str, currency: str, debit: int) -> dict[str, Any]:
-    side = "debit" if debit > 0 else "credit"
-    return {"account": account, "currency": currency, "side": side, "amount": abs(debit)}
+def _voucher_line(account: str, currency: str, debit: int) -> VoucherLine:
+    return {
+        "account": account,
+        "currency": currency,
+        "side": "debit" if debit > 0 else "credit",
+        "amount": abs(debit),
+    }

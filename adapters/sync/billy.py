@@ -38,7 +38,7 @@ invoices found or made are remembered too, and a message that fails forgets thos
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Final
@@ -49,6 +49,7 @@ import orjson
 from subledger.adapters.sync.common import (
     BASE_CURRENCY,
     MessageSender,
+    PaymentKind,
     TargetSettings,
     converted,
     credit_lines,
@@ -62,6 +63,17 @@ from subledger.adapters.sync.common import (
 from subledger.adapters.sync.http import Budget
 from subledger.adapters.sync.port import RejectedError, TargetInvoice, Trace
 from subledger.domain.chart import Chart
+from subledger.projections.messages import (
+    ContactMessage,
+    CreditedLine,
+    CreditNoteMessage,
+    InvoiceLine,
+    InvoiceMessage,
+    Payload,
+    PaymentMessage,
+    RecognitionMessage,
+    RefundMessage,
+)
 
 PAGE_SIZE: Final = 1000
 #: What a new contact's terms are when `payment_terms` has no `default` (Billy requires some).
@@ -226,14 +238,15 @@ class BillyTarget(MessageSender):
                 self._products.setdefault(_text(product.get("productNo")), product)
         return self._products.get(number)
 
-    def _forget(self, payload: dict[str, Any]) -> None:
+    def _forget(self, payload: Payload) -> None:
         """Drop what was remembered about a message's contact and invoices, so that its next
         attempt looks them up afresh (in case they were changed or deleted at Billy)."""
         if "customer" in payload:
             self._ids.pop(("contact", self._contact_key(payload["customer"])), None)
-        for name in ("number", "invoice_number"):
-            if name in payload:
-                self._ids.pop(("invoice", str(payload[name])), None)
+        if "number" in payload:
+            self._ids.pop(("invoice", str(payload["number"])), None)
+        if "invoice_number" in payload:
+            self._ids.pop(("invoice", str(payload["invoice_number"])), None)
 
     def _account_no(self, ours: str) -> str:
         return self.settings.accounts.get(ours, ours)
@@ -260,7 +273,7 @@ class BillyTarget(MessageSender):
 
     # Contacts.
 
-    def _match(self, customer: dict[str, Any]) -> list[tuple[str, str, str]]:
+    def _match(self, customer: ContactMessage) -> list[tuple[str, str, str]]:
         """Where to look for the customer's contact, best first: (list, field, value)."""
         contact_no = str(customer.get("customer_number") or customer["customer_id"])
         wanted = self.settings.match
@@ -274,10 +287,10 @@ class BillyTarget(MessageSender):
         places.append(("contacts", "contactNo", contact_no))
         return places
 
-    def _contact_key(self, customer: dict[str, Any]) -> str:
+    def _contact_key(self, customer: ContactMessage) -> str:
         return orjson.dumps(self._match(customer)).decode()
 
-    def _find_contact(self, trace: Trace, customer: dict[str, Any]) -> str | None:
+    def _find_contact(self, trace: Trace, customer: ContactMessage) -> str | None:
         for plural, name, value in self._match(customer):
             if name == "email":
                 person = self._first(trace, plural, _having("email", value.lower(), str.lower))
@@ -292,8 +305,8 @@ class BillyTarget(MessageSender):
                 return found
         return None
 
-    def _contact(self, trace: Trace, customer: dict[str, Any]) -> str:
-        address = customer.get("address") or {}
+    def _contact(self, trace: Trace, customer: ContactMessage) -> str:
+        address = customer.get("address")
         fields: dict[str, Any] = {
             "type": "person" if customer.get("kind") == "person" else "company",
             "name": customer.get("name") or customer["customer_id"],
@@ -301,9 +314,9 @@ class BillyTarget(MessageSender):
             "contactNo": customer.get("customer_number") or customer["customer_id"],
             "registrationNo": customer.get("vat_number"),
             "ean": customer.get("ean"),
-            "street": address.get("street"),
-            "zipcodeText": address.get("zip"),
-            "cityText": address.get("city"),
+            "street": address["street"] if address else None,
+            "zipcodeText": address["zip"] if address else None,
+            "cityText": address["city"] if address else None,
             "isCustomer": True,
         }
         if customer.get("email"):
@@ -323,7 +336,7 @@ class BillyTarget(MessageSender):
         self.http.request(trace, "PUT", f"/contacts/{existing}", json={"contact": fields})
         return existing
 
-    def _contact_of(self, trace: Trace, customer: dict[str, Any]) -> str:
+    def _contact_of(self, trace: Trace, customer: ContactMessage) -> str:
         """The customer's contact: remembered from its contact message, else looked up."""
         found = self._ids.get(("contact", self._contact_key(customer)))
         if found is None:
@@ -335,7 +348,7 @@ class BillyTarget(MessageSender):
             )
         return found
 
-    def _terms(self, trace: Trace, payload: dict[str, Any], contact: str) -> dict[str, Any]:
+    def _terms(self, trace: Trace, payload: InvoiceMessage, contact: str) -> dict[str, Any]:
         """The invoice's payment terms as Billy takes them (it requires the days)."""
         terms = invoice_terms(payload, self.settings.payment_terms)
         if terms is not None:
@@ -354,7 +367,9 @@ class BillyTarget(MessageSender):
 
     # Invoices and credit notes.
 
-    def _lines(self, trace: Trace, lines: list[dict[str, Any]], currency: str) -> list[Record]:
+    def _lines(
+        self, trace: Trace, lines: Sequence[InvoiceLine | CreditedLine], currency: str
+    ) -> list[Record]:
         return [
             {
                 "productId": self._product_id(trace, priced.line["product_id"]),
@@ -383,7 +398,7 @@ class BillyTarget(MessageSender):
     def _document(
         self,
         trace: Trace,
-        payload: dict[str, Any],
+        payload: InvoiceMessage | CreditNoteMessage,
         fields: dict[str, Any],
         lines: list[Record],
         expected: tuple[int, int],
@@ -429,7 +444,7 @@ class BillyTarget(MessageSender):
             trace, "invoices", lambda r: _text(r.get("invoiceNo")) == number, invoiceNo=number
         )
 
-    def _invoice(self, trace: Trace, payload: dict[str, Any]) -> dict[str, Any]:
+    def _invoice(self, trace: Trace, payload: InvoiceMessage) -> dict[str, Any]:
         customer = payload["customer"]
         currency = payload["currency"]
         contact = self._contact_of(trace, customer)
@@ -450,7 +465,7 @@ class BillyTarget(MessageSender):
             self._deliver(trace, record["id"], contact, customer)
         return ids
 
-    def _deliver(self, trace: Trace, invoice: str, contact: str, customer: dict[str, Any]) -> None:
+    def _deliver(self, trace: Trace, invoice: str, contact: str, customer: ContactMessage) -> None:
         """E-invoice to a public customer's EAN, or e-mail to the contact person, as configured."""
         if self.settings.e_invoice and customer.get("kind") == "public" and customer.get("ean"):
             delivery = {
@@ -481,7 +496,7 @@ class BillyTarget(MessageSender):
             }
             self.http.request(trace, "POST", f"/invoices/{invoice}/emails", json={"email": message})
 
-    def _credit_note(self, trace: Trace, payload: dict[str, Any]) -> dict[str, Any]:
+    def _credit_note(self, trace: Trace, payload: CreditNoteMessage) -> dict[str, Any]:
         currency = payload["currency"]
         contact = self._contact_of(trace, payload["customer"])
         invoice = self._approved_invoice(trace, str(payload["invoice_number"]), "credit")
@@ -551,7 +566,9 @@ class BillyTarget(MessageSender):
                 continue
             yield payment_id, payment, abs(minor(modifier.get("amount"), currency))
 
-    def _payment(self, trace: Trace, payload: dict[str, Any], kind: str) -> dict[str, Any]:
+    def _payment(
+        self, trace: Trace, payload: PaymentMessage | RefundMessage, kind: PaymentKind
+    ) -> dict[str, Any]:
         invoice = self._approved_invoice(trace, str(payload["invoice_number"]), kind)
         side = "debit" if kind == "payment" else "credit"
         same = [
@@ -575,7 +592,11 @@ class BillyTarget(MessageSender):
         return {kind: created["bankPayments"][0]["id"], "invoice": invoice["id"]}
 
     def _cash(
-        self, trace: Trace, payload: dict[str, Any], invoice: Record, account: Record
+        self,
+        trace: Trace,
+        payload: PaymentMessage | RefundMessage,
+        invoice: Record,
+        account: Record,
     ) -> dict[str, Any]:
         """`cashAmount` in the cash account's currency, with `cashExchangeRate` where that is
         not the invoice's: the event's rate, else the rate Billy applied to the invoice."""
@@ -587,13 +608,15 @@ class BillyTarget(MessageSender):
         if rate is None or cash_currency != self._base_currency(trace):
             raise RejectedError(
                 f"no exchange rate from {currency} to {cash_currency} for"
-                f" {payload.get('payment_id') or payload.get('refund_id')}: give exchange_rate on"
+                f" {payload['payment_id']}: give exchange_rate on"
                 " the payment, or pay into an account in the invoice's currency"
             )
         cash = _settling(payload["amount"], currency, rate, cash_currency)
         return {"cashAmount": major(cash, cash_currency), "cashExchangeRate": decimal_rate(rate)}
 
-    def _recognition(self, trace: Trace, payload: dict[str, Any], source: str) -> dict[str, Any]:
+    def _recognition(
+        self, trace: Trace, payload: RecognitionMessage, source: str
+    ) -> dict[str, Any]:
         reference = f"subledger:recognition:{source}"
         existing = self._first(
             trace,

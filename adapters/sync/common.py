@@ -12,12 +12,12 @@ without a float on the way.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 import httpx
 
@@ -26,6 +26,17 @@ from subledger.adapters.sync.log import Message
 from subledger.adapters.sync.port import RejectedError, Trace
 from subledger.domain.chart import Chart
 from subledger.domain.money import CURRENCY_EXPONENTS, rhu, to_major, to_minor, vat_of
+from subledger.projections.messages import (
+    ContactMessage,
+    CreditedLine,
+    CreditNoteMessage,
+    InvoiceLine,
+    InvoiceMessage,
+    Payload,
+    PaymentMessage,
+    RecognitionMessage,
+    RefundMessage,
+)
 
 MatchField = Literal["customer_number", "vat_number", "ean", "email"]
 MATCH_FIELDS: Final = ("customer_number", "vat_number", "ean", "email")
@@ -33,6 +44,8 @@ MATCH_FIELDS: Final = ("customer_number", "vat_number", "ean", "email")
 DEFAULT_TERMS: Final = "default"
 #: The base currency of both targets' organizations (Danish companies).
 BASE_CURRENCY: Final = "DKK"
+#: The kinds of message that move money on an invoice.
+PaymentKind = Literal["payment", "refund"]
 
 
 @dataclass(frozen=True)
@@ -132,22 +145,25 @@ class PricedLine:
     net exactly and there is no discount, else one unit at the net (the description then says
     what was bought). `unit` is in minor units of the document's currency."""
 
-    line: dict[str, Any]
+    line: InvoiceLine | CreditedLine
     quantity: Decimal
     unit: int
     description: str
 
 
-def priced_lines(lines: list[dict[str, Any]], currency: str) -> list[PricedLine]:
+def priced_lines(lines: Sequence[InvoiceLine | CreditedLine], currency: str) -> list[PricedLine]:
+    """Invoice lines as `PricedLine`s; a credited line, which has no quantity, is one unit at
+    its net."""
     priced = []
     for line in lines:
-        quantity = Decimal(line["quantity"]) if "quantity" in line else Decimal(1)
-        unit = line.get("unit_amount", line["net"])
-        description = line.get("description") or line["product_id"]
-        if quantity * unit != line["net"] or line.get("discount_amount"):
-            if "quantity" in line:
-                price = major(line["unit_amount"], currency)
-                description = f"{description} ({line['quantity']} × {price})"
+        description = line["description"] or line["product_id"]
+        if "quantity" not in line:
+            priced.append(PricedLine(line, Decimal(1), line["net"], description))
+            continue
+        quantity, unit = Decimal(line["quantity"]), line["unit_amount"]
+        if quantity * unit != line["net"] or line["discount_amount"]:
+            price = major(line["unit_amount"], currency)
+            description = f"{description} ({line['quantity']} × {price})"
             quantity, unit = Decimal(1), line["net"]
         priced.append(PricedLine(line, quantity, unit, description))
     return priced
@@ -162,25 +178,24 @@ class CreditLines:
     VAT-free line making up the difference (never negative). `net` and `vat` are the totals
     the target should then show."""
 
-    lines: list[dict[str, Any]]
+    lines: list[CreditedLine]
     rounding: int
     net: int
     vat: int
 
 
-def credit_lines(lines: list[dict[str, Any]]) -> CreditLines:
+def credit_lines(lines: Sequence[CreditedLine]) -> CreditLines:
     """Our credited lines, adjusted so that a target's own per-line VAT gives our gross.
 
     For each line whose VAT is not `rhu(net × rate)`, its net is lowered by the fewest øre `k`
     for which `k + vat − rhu((net − k) × rate)` is not negative; that is the line's share of
     the rounding line. The target then shows net `Σ sent + rounding` and VAT `Σ rhu(sent ×
     rate)`, which add up to our net plus our VAT."""
-    sent, rounding, their_vat = [], 0, 0
+    sent: list[CreditedLine] = []
+    rounding, their_vat = 0, 0
     for line in lines:
         rate = Decimal(line["vat_rate"])
-        net, vat = line["net"], line.get("vat")
-        if vat is None:
-            vat = vat_of(net, rate)
+        net, vat = line["net"], line["vat"]
         short = 0
         while short < net and short + vat - vat_of(net - short, rate) < 0:
             short += 1
@@ -209,11 +224,12 @@ class Terms:
     source: str
 
 
-def invoice_terms(payload: Mapping[str, Any], by_method: Mapping[str, int]) -> Terms | None:
+def invoice_terms(payload: InvoiceMessage, by_method: Mapping[str, int]) -> Terms | None:
     """The invoice's terms: from its due date; else from the target's terms for the method it
     is to be paid by, or their `default`; None where the contact's terms must apply."""
-    if payload.get("due_date"):
-        return Terms(days_between(payload["issue_date"], payload["due_date"]), "due_date")
+    due = payload.get("due_date")
+    if due:
+        return Terms(days_between(payload["issue_date"], due), "due_date")
     method = payload.get("payment_method")
     if method and method in by_method:
         return Terms(by_method[method], "method")
@@ -254,39 +270,45 @@ class MessageSender(ABC):
         try:
             return self._send(message, trace)
         except Exception:
-            self._forget(message.payload)
+            self._forget(cast(Payload, message.payload))
             raise
 
     def _send(self, message: Message, trace: Trace) -> dict[str, Any]:
+        """Send the message with the method of its kind, its payload read as that kind's type
+        (`projections.messages`)."""
         payload = message.payload
         if message.kind == "contact":
-            return {"contact": self._contact(trace, payload)}
+            return {"contact": self._contact(trace, cast(ContactMessage, payload))}
         if message.kind == "invoice":
-            return self._invoice(trace, payload)
+            return self._invoice(trace, cast(InvoiceMessage, payload))
         if message.kind == "credit_note":
-            return self._credit_note(trace, payload)
-        if message.kind in ("payment", "refund"):
-            return self._payment(trace, payload, message.kind)
+            return self._credit_note(trace, cast(CreditNoteMessage, payload))
+        if message.kind == "payment":
+            return self._payment(trace, cast(PaymentMessage, payload), "payment")
+        if message.kind == "refund":
+            return self._payment(trace, cast(RefundMessage, payload), "refund")
         if message.kind == "recognition":
-            return self._recognition(trace, payload, message.source)
+            return self._recognition(trace, cast(RecognitionMessage, payload), message.source)
         raise RejectedError(f"{self.name}: no message of kind {message.kind!r}")
 
     @abstractmethod
-    def _contact(self, trace: Trace, customer: dict[str, Any]) -> str: ...
+    def _contact(self, trace: Trace, customer: ContactMessage) -> str: ...
 
     @abstractmethod
-    def _invoice(self, trace: Trace, payload: dict[str, Any]) -> dict[str, Any]: ...
+    def _invoice(self, trace: Trace, payload: InvoiceMessage) -> dict[str, Any]: ...
 
     @abstractmethod
-    def _credit_note(self, trace: Trace, payload: dict[str, Any]) -> dict[str, Any]: ...
+    def _credit_note(self, trace: Trace, payload: CreditNoteMessage) -> dict[str, Any]: ...
 
     @abstractmethod
-    def _payment(self, trace: Trace, payload: dict[str, Any], kind: str) -> dict[str, Any]: ...
-
-    @abstractmethod
-    def _recognition(
-        self, trace: Trace, payload: dict[str, Any], source: str
+    def _payment(
+        self, trace: Trace, payload: PaymentMessage | RefundMessage, kind: PaymentKind
     ) -> dict[str, Any]: ...
 
     @abstractmethod
-    def _forget(self, payload: dict[str, Any]) -> None: ...
+    def _recognition(
+        self, trace: Trace, payload: RecognitionMessage, source: str
+    ) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def _forget(self, payload: Payload) -> None: ...

@@ -48,7 +48,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -60,6 +60,7 @@ import orjson
 from subledger.adapters.sync.common import (
     BASE_CURRENCY,
     MessageSender,
+    PaymentKind,
     TargetSettings,
     converted,
     credit_lines,
@@ -75,6 +76,17 @@ from subledger.adapters.sync.http import Budget, masked
 from subledger.adapters.sync.port import RejectedError, RetryableError, TargetInvoice, Trace
 from subledger.domain.chart import Chart
 from subledger.domain.money import CURRENCY_EXPONENTS
+from subledger.projections.messages import (
+    ContactMessage,
+    CreditedLine,
+    CreditNoteMessage,
+    InvoiceLine,
+    InvoiceMessage,
+    Payload,
+    PaymentMessage,
+    RecognitionMessage,
+    RefundMessage,
+)
 
 DEFAULT_URL: Final = "https://api.dinero.dk"
 DEFAULT_AUTH_URL: Final = "https://authz.dinero.dk/dineroapi/oauth/token"
@@ -277,7 +289,7 @@ class DineroTarget(MessageSender):
 
     # The port.
 
-    def _forget(self, payload: dict[str, Any]) -> None:
+    def _forget(self, payload: Payload) -> None:
         if "customer" in payload:
             self._contacts.pop(self._contact_key(payload["customer"]), None)
         if "invoice_id" in payload:
@@ -426,7 +438,7 @@ class DineroTarget(MessageSender):
         deferred = self._account_no(self.chart.account("deferred_revenue"))
         return {"25": deferred, **self.settings.vat_accounts}
 
-    def _line_account(self, line: dict[str, Any]) -> int:
+    def _line_account(self, line: InvoiceLine | CreditedLine) -> int:
         percent = vat_percent(line["vat_rate"])
         account = self._vat_accounts().get(percent)
         if account is None:
@@ -438,18 +450,20 @@ class DineroTarget(MessageSender):
 
     # Contacts.
 
-    def _contact_key(self, customer: dict[str, Any]) -> str:
+    def _contact_key(self, customer: ContactMessage) -> str:
         return orjson.dumps([customer["customer_id"], self._match_value(customer)]).decode()
 
-    def _match_value(self, customer: dict[str, Any]) -> tuple[str, str] | None:
+    def _match_value(self, customer: ContactMessage) -> tuple[str, str] | None:
         """The contact field the configured match looks at, and the customer's value of it."""
-        wanted = self.settings.match
-        for name, field in (("vat_number", "VatNumber"), ("ean", "EanNumber"), ("email", "Email")):
-            if wanted == name and customer.get(name):
-                return field, str(customer[name])
-        return None
+        fields = {
+            "vat_number": ("VatNumber", customer.get("vat_number")),
+            "ean": ("EanNumber", customer.get("ean")),
+            "email": ("Email", customer.get("email")),
+        }
+        field, value = fields.get(self.settings.match, ("", None))
+        return (field, str(value)) if value else None
 
-    def _find_contact(self, trace: Trace, customer: dict[str, Any]) -> str | None:
+    def _find_contact(self, trace: Trace, customer: ContactMessage) -> str | None:
         """The customer's contact: by the configured match field, else our own Guid, else
         the customer number as `ExternalReference`; each verified against what it was found
         by, deleted contacts aside."""
@@ -489,8 +503,8 @@ class DineroTarget(MessageSender):
                 return str(_field(contact, "ContactGuid"))
         return None
 
-    def _contact(self, trace: Trace, customer: dict[str, Any]) -> str:
-        address = customer.get("address") or {}
+    def _contact(self, trace: Trace, customer: ContactMessage) -> str:
+        address = customer.get("address")
         fields = {
             "Name": customer.get("name") or customer["customer_id"],
             "CountryKey": customer.get("country") or "DK",
@@ -501,9 +515,9 @@ class DineroTarget(MessageSender):
             "VatNumber": customer.get("vat_number"),
             "EanNumber": customer.get("ean"),
             "Email": customer.get("email"),
-            "Street": address.get("street"),
-            "ZipCode": address.get("zip"),
-            "City": address.get("city"),
+            "Street": address["street"] if address else None,
+            "ZipCode": address["zip"] if address else None,
+            "City": address["city"] if address else None,
         }
         fields = {name: value for name, value in fields.items() if value is not None}
         existing = self._find_contact(trace, customer)
@@ -528,7 +542,7 @@ class DineroTarget(MessageSender):
         self._contacts[self._contact_key(customer)] = existing
         return existing
 
-    def _contact_of(self, trace: Trace, customer: dict[str, Any]) -> str:
+    def _contact_of(self, trace: Trace, customer: ContactMessage) -> str:
         """The customer's contact: remembered from its contact message, else looked up."""
         found = self._contacts.get(self._contact_key(customer)) or self._find_contact(
             trace, customer
@@ -540,7 +554,7 @@ class DineroTarget(MessageSender):
             )
         return found
 
-    def _terms(self, trace: Trace, payload: dict[str, Any], contact: str) -> dict[str, Any]:
+    def _terms(self, trace: Trace, payload: InvoiceMessage, contact: str) -> dict[str, Any]:
         """The invoice's payment condition: ours where we have one, else the contact's (which
         Dinero would also apply to an invoice that names none)."""
         terms = invoice_terms(payload, self.settings.payment_terms)
@@ -557,7 +571,9 @@ class DineroTarget(MessageSender):
 
     # Invoices and credit notes.
 
-    def _lines(self, lines: list[dict[str, Any]], currency: str) -> list[dict[str, Any]]:
+    def _lines(
+        self, lines: Sequence[InvoiceLine | CreditedLine], currency: str
+    ) -> list[dict[str, Any]]:
         return [
             {
                 "LineType": "Product",
@@ -573,7 +589,7 @@ class DineroTarget(MessageSender):
     def _document(
         self,
         trace: Trace,
-        payload: dict[str, Any],
+        payload: InvoiceMessage | CreditNoteMessage,
         path: str,
         key: str,
         fields: dict[str, Any],
@@ -633,7 +649,7 @@ class DineroTarget(MessageSender):
             )
         return dict(record)
 
-    def _invoice(self, trace: Trace, payload: dict[str, Any]) -> dict[str, Any]:
+    def _invoice(self, trace: Trace, payload: InvoiceMessage) -> dict[str, Any]:
         customer = payload["customer"]
         contact = self._contact_of(trace, customer)
         key = guid("invoice", str(payload["invoice_id"]))
@@ -647,7 +663,7 @@ class DineroTarget(MessageSender):
                 self._deliver(trace, key, customer)
         return {"invoice": key, "contact": contact, "number": record.get("Number")}
 
-    def _deliver(self, trace: Trace, key: str, customer: dict[str, Any]) -> None:
+    def _deliver(self, trace: Trace, key: str, customer: ContactMessage) -> None:
         """E-invoice to a public customer's EAN, or e-mail to the customer, as configured."""
         if self.settings.e_invoice and customer.get("kind") == "public" and customer.get("ean"):
             path, version = f"invoices/{key}/with-ean", "v2"
@@ -674,7 +690,7 @@ class DineroTarget(MessageSender):
             )
         return record
 
-    def _credit_note(self, trace: Trace, payload: dict[str, Any]) -> dict[str, Any]:
+    def _credit_note(self, trace: Trace, payload: CreditNoteMessage) -> dict[str, Any]:
         currency = payload["currency"]
         contact = self._contact_of(trace, payload["customer"])
         invoice = guid("invoice", str(payload["invoice_id"]))
@@ -700,9 +716,11 @@ class DineroTarget(MessageSender):
 
     # Payments, refunds and ledger items.
 
-    def _payment(self, trace: Trace, payload: dict[str, Any], kind: str) -> dict[str, Any]:
+    def _payment(
+        self, trace: Trace, payload: PaymentMessage | RefundMessage, kind: PaymentKind
+    ) -> dict[str, Any]:
         invoice = guid("invoice", str(payload["invoice_id"]))
-        reference = str(payload["payment_id"] if kind == "payment" else payload["refund_id"])
+        reference = str(payload["refund_id"] if "refund_id" in payload else payload["payment_id"])
         held = self._call(trace, "GET", f"invoices/{invoice}/payments", "v2")
         for payment in held.get("Payments") or []:
             if payment.get("ExternalReference") == reference:
@@ -735,7 +753,7 @@ class DineroTarget(MessageSender):
         )
         return {kind: reference, "invoice": invoice}
 
-    def _in_kroner(self, payload: dict[str, Any], invoice: dict[str, Any]) -> int:
+    def _in_kroner(self, payload: PaymentMessage | RefundMessage, invoice: dict[str, Any]) -> int:
         """A foreign-currency payment's kroner (in øre): at the event's exchange rate, else at
         the rate Dinero applied to the invoice (its total in kroner over its total)."""
         currency = payload["currency"]
@@ -750,12 +768,14 @@ class DineroTarget(MessageSender):
                 )
             raise RejectedError(
                 f"no exchange rate for the {currency} payment"
-                f" {payload.get('payment_id') or payload.get('refund_id')}: Dinero shows no kroner"
+                f" {payload['payment_id']}: Dinero shows no kroner"
                 " total for its invoice, and the event gives no exchange_rate"
             )
         return converted(payload["amount"], currency, rate, BASE_CURRENCY)
 
-    def _recognition(self, trace: Trace, payload: dict[str, Any], source: str) -> dict[str, Any]:
+    def _recognition(
+        self, trace: Trace, payload: RecognitionMessage, source: str
+    ) -> dict[str, Any]:
         key = guid("recognition", source)
         item = {
             "Id": key,
@@ -784,7 +804,7 @@ class DineroTarget(MessageSender):
         return {"ledger_item": key}
 
     def _voucher_lines(
-        self, trace: Trace, payload: dict[str, Any], source: str
+        self, trace: Trace, payload: RecognitionMessage, source: str
     ) -> list[dict[str, Any]]:
         """The voucher's lines as Dinero's ledger items take them: each revenue account's line
         against deferred revenue as its balancing account (a positive `Amount` debits the

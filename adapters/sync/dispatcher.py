@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from subledger.adapters.sync.log import Attempt, DeliveryLog, Message, NewMessage
 from subledger.adapters.sync.port import (
@@ -40,6 +40,7 @@ from subledger.domain.chart import Chart
 from subledger.domain.dates import Month
 from subledger.projections.engine import RowSource
 from subledger.projections.journal import TOTALS
+from subledger.projections.messages import RecognitionMessage, VoucherLine
 from subledger.projections.outbox import BOOKS_LANE, message_id, messages_after, recognition_voucher
 
 log = logging.getLogger("subledger.sync")
@@ -127,18 +128,18 @@ def enqueue_vouchers(
 
 
 def _enqueue_voucher(
-    delivery: DeliveryLog, target: str, voucher: dict[str, Any], month: Month
+    delivery: DeliveryLog, target: str, voucher: RecognitionMessage, month: Month
 ) -> int:
     before = delivery.vouchers(target, voucher["date"])
     sent: dict[tuple[str, str], int] = {}
     for message in before:
-        for line in message.payload["lines"]:
+        for line in cast(RecognitionMessage, message.payload)["lines"]:
             _add(sent, line)
     wanted: dict[tuple[str, str], int] = {}
     for line in voucher["lines"]:
         _add(wanted, line)
     difference = {key: wanted.get(key, 0) - sent.get(key, 0) for key in wanted.keys() | sent}
-    lines = [
+    lines: list[VoucherLine] = [
         {
             "account": account,
             "currency": currency,
@@ -152,6 +153,7 @@ def _enqueue_voucher(
         return 0
     revision = len(before)
     source = str(month) if revision == 0 else f"{month}/r{revision}"
+    payload: RecognitionMessage = {"month": str(month), "date": voucher["date"], "lines": lines}
     new = NewMessage(
         id=message_id(target, "recognition", source),
         target=target,
@@ -160,12 +162,12 @@ def _enqueue_voucher(
         kind="recognition",
         source=source,
         dated=voucher["date"],
-        payload={"month": str(month), "date": voucher["date"], "lines": lines},
+        payload={**payload},
     )
     return delivery.enqueue([new], _now())
 
 
-def _add(amounts: dict[tuple[str, str], int], line: dict[str, Any]) -> None:
+def _add(amounts: dict[tuple[str, str], int], line: VoucherLine) -> None:
     key = (line["account"], line["currency"])
     signed = line["amount"] if line["side"] == "debit" else -line["amount"]
     amounts[key] = amounts.get(key, 0) + signed

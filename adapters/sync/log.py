@@ -118,6 +118,8 @@ class NewMessage:
     kind: str
     source: str
     dated: str
+    #: The message's JSON object: its kind's type in `projections.messages` (as the outbox
+    #: version that made it wrote it), read as that type by the target adapters.
     payload: dict[str, Any]
 
 
