@@ -7,13 +7,12 @@ them; a name belongs to one unrevoked key at a time (a partial unique index).
 
 The table, `subledger_api_keys`, is created beside the log: on PostgreSQL in the log's schema,
 through its connection pool; in the SQLite file; and, on a memory store, in a dictionary that
-lives as long as the ledger's recorder.
+lives as long as the ledger's recorder (`adapters.backends` picks the store for a ledger).
 """
 
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -22,11 +21,6 @@ from typing import Any, Final, Protocol
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 from psycopg.sql import SQL, Identifier
-
-from subledger.adapters.store.memory import MemoryLedgerRecorder
-from subledger.adapters.store.postgres import PostgresLedgerRecorder
-from subledger.adapters.store.sqlite import SQLiteLedgerRecorder
-from subledger.domain.ledger import Ledger
 
 TABLE: Final = "subledger_api_keys"
 _SQLITE_INSTANT: Final = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -211,24 +205,3 @@ class MemoryKeyStore:
     def _active(self, name: str) -> StoredKey | None:
         found: Iterable[StoredKey] = self._keys.values()
         return next((k for k in found if k.name == name and k.revoked_at is None), None)
-
-
-_memory_stores: weakref.WeakKeyDictionary[MemoryLedgerRecorder, MemoryKeyStore] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def key_store_for(ledger: Ledger) -> KeyStore:
-    """The key store in the ledger's own database, its table created if missing."""
-    recorder = ledger.recorder
-    store: KeyStore
-    if isinstance(recorder, PostgresLedgerRecorder):
-        store = PostgresKeyStore(recorder.datastore)
-    elif isinstance(recorder, SQLiteLedgerRecorder):
-        store = SQLiteKeyStore(recorder.datastore)
-    elif isinstance(recorder, MemoryLedgerRecorder):
-        store = _memory_stores.setdefault(recorder, MemoryKeyStore())
-    else:
-        raise TypeError(f"no key store for {type(recorder).__name__}")
-    store.create_table()
-    return store

@@ -20,9 +20,9 @@ import psycopg
 from eventsourcing.postgres import PostgresDatastore
 from psycopg.sql import SQL, Identifier
 
-from subledger.adapters.store.postgres import PostgresLedgerRecorder
+from subledger.adapters.backends import Backend, Notifications, backend_of
 from subledger.domain.ledger import Ledger
-from subledger.projections.runner import LogSource, ProjectionMovedError, ProjectionRunner
+from subledger.projections.runner import ProjectionMovedError, ProjectionRunner
 
 logger = logging.getLogger("subledger.projections")
 
@@ -124,14 +124,14 @@ class PostgresWaiter:
 
 
 @contextlib.contextmanager
-def fold_turn(log: LogSource) -> Iterator[bool]:
-    """Whether this process may fold now: on PostgreSQL, False while another process leads the
-    folding (`serve`, `subledger project`), else True with the leader's lock held for the block;
-    True on SQLite and in memory."""
-    if not (isinstance(log, Ledger) and isinstance(log.recorder, PostgresLedgerRecorder)):
+def fold_turn(notifications: Notifications | None) -> Iterator[bool]:
+    """Whether this process may fold now: on PostgreSQL (a log with `notifications`), False
+    while another process leads the folding (`serve`, `subledger project`), else True with the
+    leader's lock held for the block; True on SQLite and in memory (None)."""
+    if notifications is None:
         yield True
         return
-    waiter = PostgresWaiter(log.recorder.datastore, log.recorder.channel_name, threading.Event())
+    waiter = PostgresWaiter(notifications.datastore, notifications.channel, threading.Event())
     try:
         yield waiter.lead()
     finally:
@@ -164,20 +164,23 @@ def leader_reaches(runner: ProjectionRunner, end: int) -> bool:
         time.sleep(0.05)
 
 
-def waiter_for(ledger: Ledger, stopped: threading.Event) -> Waiter:
-    recorder = ledger.recorder
-    if isinstance(recorder, PostgresLedgerRecorder):
-        return PostgresWaiter(recorder.datastore, recorder.channel_name, stopped)
+def waiter_for(ledger: Ledger, stopped: threading.Event, backend: Backend | None = None) -> Waiter:
+    """The waiter the ledger's backend (by default, the one it is found to be on) supports."""
+    notifications = (backend or backend_of(ledger)).notifications(ledger)
+    if notifications is not None:
+        return PostgresWaiter(notifications.datastore, notifications.channel, stopped)
     return LocalWaiter(ledger, stopped, poll_seconds=POLL_SECONDS)
 
 
 class Follower:
     """Keeps a runner folding what is appended, in a thread, until stopped."""
 
-    def __init__(self, ledger: Ledger, runner: ProjectionRunner) -> None:
+    def __init__(
+        self, ledger: Ledger, runner: ProjectionRunner, backend: Backend | None = None
+    ) -> None:
         self.runner = runner
         self.stopped = threading.Event()
-        self.waiter = waiter_for(ledger, self.stopped)
+        self.waiter = waiter_for(ledger, self.stopped, backend)
         self.thread = threading.Thread(target=self._run, name="projections", daemon=True)
 
     def start(self) -> None:

@@ -8,9 +8,15 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from subledger.adapters.api_keys import StoredKey, key_store_for
+from subledger.adapters.api_keys import StoredKey
+from subledger.adapters.backends import (
+    Backend,
+    Notifications,
+    backend_of,
+    key_store_for,
+    row_store_for,
+)
 from subledger.adapters.follow import fold_turn, leader_reaches
-from subledger.adapters.rows.stores import row_store_for
 from subledger.adapters.store import store_env, store_kind
 from subledger.api.api_keys import KeyRing, parse_keys
 from subledger.api.settings import Settings
@@ -112,7 +118,7 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def catch_up(runner: ProjectionRunner) -> None:
+def catch_up(runner: ProjectionRunner, backend: Backend | None = None) -> None:
     """Bring the projections at least to the end of the log as it is now.
 
     Where another process leads the folding (`serve` or `subledger project` on PostgreSQL),
@@ -122,7 +128,7 @@ def catch_up(runner: ProjectionRunner) -> None:
     first counts: chasing a log that keeps growing, a second folder lost page after page to
     the first (the dispatcher enqueued nothing while the appends lasted)."""
     end = runner.log.last_position()
-    with fold_turn(runner.log) as mine:
+    with fold_turn(_notifications(runner, backend)) as mine:
         if not mine and leader_reaches(runner, end):
             return
         runner.prepare()
@@ -134,14 +140,23 @@ def catch_up(runner: ProjectionRunner) -> None:
                 continue
 
 
+def _notifications(runner: ProjectionRunner, backend: Backend | None) -> Notifications | None:
+    """Where the runner's log announces appends (to find whether another process leads the
+    folding): its backend's, the given one or the one its ledger is found on."""
+    log = runner.log
+    if not isinstance(log, Ledger):
+        return None  # a log with no store under it: no other process can fold it
+    return (backend or backend_of(log)).notifications(log)
+
+
 @contextmanager
 def caught_up_snapshots(
-    runner: ProjectionRunner, *names: str
+    runner: ProjectionRunner, *names: str, backend: Backend | None = None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """The named projections' stored rows, caught up to the end of the log and all at one
     position (read again if another process folded between two of the reads)."""
     while True:
-        catch_up(runner)
+        catch_up(runner, backend)
         with ExitStack() as stack:
             taken = {name: stack.enter_context(runner.store.snapshot(name)) for name in names}
             positions = {position for position, _ in taken.values()}

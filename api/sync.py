@@ -49,8 +49,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from subledger.adapters.store.postgres import PostgresLedgerRecorder
-from subledger.adapters.store.sqlite import SQLiteLedgerRecorder
+from subledger.adapters.backends import Backend, backend_of
 from subledger.adapters.sync.billy import BillyTarget
 from subledger.adapters.sync.common import MATCH_FIELDS, TargetSettings, vat_percent
 from subledger.adapters.sync.dinero import AUTH_PATH as DINERO_AUTH_PATH
@@ -299,14 +298,15 @@ def read_notifications(settings: Settings) -> NotifySettings | None:
     return notify
 
 
-def delivery_log_for(ledger: Ledger) -> DeliveryLog:
-    """The delivery log in the ledger's own database."""
-    recorder = ledger.recorder
-    if isinstance(recorder, PostgresLedgerRecorder | SQLiteLedgerRecorder):
-        delivery = DeliveryLog(recorder.datastore)
-        delivery.create_tables()
-        return delivery
-    raise ConfigurationError("syncing needs a database: use sqlite:/// or postgresql://")
+def delivery_log_for(ledger: Ledger, backend: Backend | None = None) -> DeliveryLog:
+    """The delivery log in the ledger's own database (its backend's: the given one, or the one
+    the ledger is found on), its tables made if missing."""
+    datastore = (backend or backend_of(ledger)).delivery_datastore(ledger)
+    if datastore is None:
+        raise ConfigurationError("syncing needs a database: use sqlite:/// or postgresql://")
+    delivery = DeliveryLog(datastore)
+    delivery.create_tables()
+    return delivery
 
 
 def _now() -> datetime:

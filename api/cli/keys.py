@@ -11,7 +11,8 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from subledger.adapters.api_keys import KeyStore, key_store_for
+from subledger.adapters.api_keys import KeyStore
+from subledger.adapters.backends import key_store_for
 from subledger.api.api_keys import (
     SCOPES,
     InvalidKeyError,

@@ -15,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from subledger.adapters.api_keys import key_store_for
+from subledger.adapters.backends import key_store_for
 from subledger.adapters.follow import Follower
 from subledger.adapters.store import store_kind
 from subledger.api.api_keys import KeyRing

@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 import subledger.adapters.follow
+from subledger.adapters.backends import row_store_for
 from subledger.adapters.follow import Follower
-from subledger.adapters.rows.stores import row_store_for
 from subledger.adapters.store import store_env
 from subledger.adapters.store.postgres import PostgresLedgerRecorder
 from subledger.api.composition import catch_up

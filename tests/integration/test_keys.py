@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from subledger.adapters.api_keys import KeyNameTakenError, KeyStore, StoredKey, key_store_for
+from subledger.adapters.api_keys import KeyNameTakenError, KeyStore, StoredKey
+from subledger.adapters.backends import key_store_for
 from subledger.adapters.store import store_env
 from subledger.domain.ledger import Ledger
 from tests.conftest import ADMIN, ADMIN_SECRET, READ, READER_SECRET, WRITER_SECRET

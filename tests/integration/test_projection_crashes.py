@@ -11,7 +11,7 @@ from pathlib import Path
 
 import orjson
 
-from subledger.adapters.rows.stores import row_store_for
+from subledger.adapters.backends import row_store_for
 from subledger.adapters.store import store_env
 from subledger.api.demo.generator import generate
 from subledger.api.http.ingest import parse_submissions

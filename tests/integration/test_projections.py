@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from subledger.adapters.rows.stores import row_store_for
+from subledger.adapters.backends import row_store_for
 from subledger.adapters.store import store_env
 from subledger.api.demo.generator import generate
 from subledger.api.http.ingest import parse_submissions
