@@ -1,0 +1,130 @@
+"""The Billy sandbox as an app: `/v2`, the `/_sandbox` routes and the faults around them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+import orjson
+from fastapi import APIRouter, FastAPI, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
+
+from subledger.adapters.sandbox.billy.envelope import (
+    BillyError,
+    billy_error_body,
+    error_response,
+    json_response,
+)
+from subledger.adapters.sandbox.billy.rates import change_rates, rates_view
+from subledger.adapters.sandbox.billy.routing import answer_request
+from subledger.adapters.sandbox.billy.state import (
+    INVOICE_STATES,
+    INVOICE_TYPES,
+    BillyData,
+    BillyStore,
+)
+from subledger.adapters.sandbox.faults import FaultInjector, Faults, FaultSettings, fault_routes
+from subledger.adapters.sandbox.fields import Record, dumps
+
+#: Every method reaches the `/v2` dispatcher, which answers 405 itself where one is not allowed.
+V2_METHODS: Final = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+class BillySandboxSettings(BaseModel):
+    """How one Billy sandbox runs: the access token it accepts and the faults it injects."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(default="sandbox-token", min_length=1)
+    faults: FaultSettings = Field(default_factory=FaultSettings)
+
+
+def summary(data: BillyData) -> Record:
+    """How many records of each kind there are, and invoices by type and state."""
+    invoices = {kind: dict.fromkeys(INVOICE_STATES, 0) for kind in INVOICE_TYPES}
+    for invoice in data.tables["invoices"].values():
+        invoices[invoice["type"]][invoice["state"]] += 1
+    counts = {plural: len(table) for plural, table in data.tables.items()}
+    return {"counts": counts, "invoices": invoices}
+
+
+def _sandbox_routes(store: BillyStore, faults: Faults) -> APIRouter:
+    """`GET /_sandbox/summary`, `POST /_sandbox/reset` and `GET`/`PUT /_sandbox/rates` (no
+    token; never faulted)."""
+    router = APIRouter(prefix="/_sandbox")
+
+    def summarized() -> Response:
+        with store.lock:
+            return json_response(dumps(summary(store.data)))
+
+    @router.get("/summary", include_in_schema=False)
+    async def read_summary() -> Response:
+        return summarized()
+
+    @router.post("/reset", include_in_schema=False)
+    async def reset() -> Response:
+        store.reset()
+        faults.reset()
+        return summarized()
+
+    @router.get("/rates", include_in_schema=False)
+    async def read_rates() -> Response:
+        with store.lock:
+            return json_response(dumps(rates_view(store.data)))
+
+    @router.put("/rates", include_in_schema=False)
+    async def put_rates(request: Request) -> Response:
+        try:
+            changes = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            changes = None
+        if not isinstance(changes, dict):
+            return _settings_refused("the body must be a JSON object of currency: rate", {})
+        with store.lock:
+            problems = change_rates(store.data, changes)
+            if problems:
+                return _settings_refused("invalid exchange rates", problems)
+            return json_response(dumps(rates_view(store.data)))
+
+    return router
+
+
+def _settings_refused(message: str, problems: Mapping[str, str]) -> Response:
+    """422 in the shape `PUT /_sandbox/faults` refuses with."""
+    body = {"errorCode": "VALIDATION_ERROR", "errorMessage": message, "validationErrors": problems}
+    return json_response(dumps(body), 422)
+
+
+ERROR_CODES: Final = {404: "UNKNOWN_RESOURCE", 405: "METHOD_NOT_ALLOWED"}
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    """Starlette's own refusals (outside `/v2`), in Billy's envelope."""
+    status = error.status_code if isinstance(error, StarletteHTTPException) else 500
+    code = ERROR_CODES.get(status, "INTERNAL_SERVER_ERROR" if status >= 500 else "BAD_REQUEST")
+    message = f"{request.method} {request.url.path}: {code.lower().replace('_', ' ')}."
+    return error_response(BillyError(status, code, message))
+
+
+def create_billy_app(settings: BillySandboxSettings) -> FastAPI:
+    """The Billy sandbox as an ASGI app, seeded, with its faults around `/v2`.
+
+    `app.state.store` is its `BillyStore` and `app.state.faults` its `Faults` (whose `clock`
+    a test may replace to move the rate limit's window)."""
+    store = BillyStore()
+    faults = Faults(settings.faults)
+    app = FastAPI(title="Billy sandbox", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.store = store
+    app.state.faults = faults
+
+    async def v2(request: Request) -> Response:
+        return answer_request(store, settings.token, request, await request.body())
+
+    app.router.routes.append(Route("/v2/{path:path}", v2, methods=V2_METHODS))
+    app.include_router(_sandbox_routes(store, faults))
+    app.include_router(fault_routes(faults))
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_middleware(FaultInjector, faults=faults, error_body=billy_error_body, prefixes=("/v2",))
+    return app
