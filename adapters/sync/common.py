@@ -22,7 +22,7 @@ from typing import Any, Final, Literal, cast
 import httpx
 
 from subledger.adapters.sync.http import Budget, Explain, TargetHTTP
-from subledger.adapters.sync.log import Message
+from subledger.adapters.sync.log_records import Message
 from subledger.adapters.sync.port import RejectedError, Trace
 from subledger.domain.chart import Chart
 from subledger.domain.money import CURRENCY_EXPONENTS, rhu, to_major, to_minor, vat_of

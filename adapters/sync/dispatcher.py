@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
-from subledger.adapters.sync.log import Attempt, DeliveryLog, Message, NewMessage
+from subledger.adapters.sync.log import DeliveryLog
+from subledger.adapters.sync.log_records import Attempt, Message, NewMessage
 from subledger.adapters.sync.port import (
     MAX_RETRY_AFTER_SECONDS,
     RejectedError,

@@ -18,15 +18,14 @@ look for what they create before creating it, so taking over never duplicates).
 
 The same SQL runs on PostgreSQL and SQLite; instants are bound as timezone-aware datetimes on
 PostgreSQL (`timestamptz`) and as fixed-width UTC text on SQLite, so that both compare them.
+What the log holds is in `adapters.sync.log_records`, its tables in `adapters.sync.log_schema`.
 """
 
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -35,63 +34,14 @@ from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 from psycopg.sql import SQL, Identifier
 
-STATUSES: Final = ("pending", "sending", "sent", "failed")
+# What the log holds, also importable from here.
+from subledger.adapters.sync.log_records import STATUSES as STATUSES
+from subledger.adapters.sync.log_records import Attempt as Attempt
+from subledger.adapters.sync.log_records import Message as Message
+from subledger.adapters.sync.log_records import NewMessage as NewMessage
+from subledger.adapters.sync.log_records import TargetSummary as TargetSummary
+from subledger.adapters.sync.log_schema import create_tables
 
-_TABLES: Final = (
-    """CREATE TABLE IF NOT EXISTS sync_messages (
-        id text PRIMARY KEY,
-        target text NOT NULL,
-        lane text NOT NULL,
-        seq bigint NOT NULL,
-        kind text NOT NULL,
-        source text NOT NULL,
-        dated text NOT NULL,
-        payload text NOT NULL,
-        status text NOT NULL,
-        attempts integer NOT NULL DEFAULT 0,
-        next_attempt_at {instant} NOT NULL,
-        claimed_until {instant},
-        target_ids text,
-        last_error text,
-        created_at {instant} NOT NULL,
-        updated_at {instant} NOT NULL,
-        sent_at {instant},
-        unexpected_errors integer NOT NULL DEFAULT 0,
-        pending_since {instant})""",
-    "CREATE INDEX IF NOT EXISTS sync_messages_unsent ON sync_messages (target, lane, seq)"
-    " WHERE status <> 'sent'",
-    "CREATE INDEX IF NOT EXISTS sync_messages_due ON sync_messages (target, seq)"
-    " WHERE status IN ('pending', 'sending')",
-    "CREATE INDEX IF NOT EXISTS sync_messages_status ON sync_messages (status, target, seq)",
-    # The vouchers already enqueued for a month, read for every ended month on each enqueue.
-    "CREATE INDEX IF NOT EXISTS sync_messages_recognition ON sync_messages (target, dated)"
-    " WHERE kind = 'recognition'",
-    """CREATE TABLE IF NOT EXISTS sync_attempts (
-        message_id text NOT NULL,
-        number integer NOT NULL,
-        started_at {instant} NOT NULL,
-        duration_ms integer NOT NULL,
-        requests text NOT NULL,
-        http_status integer,
-        target_ids text,
-        error text,
-        outcome text NOT NULL,
-        PRIMARY KEY (message_id, number))""",
-    """CREATE TABLE IF NOT EXISTS sync_cursors (
-        target text PRIMARY KEY,
-        position bigint NOT NULL,
-        outbox text NOT NULL DEFAULT '')""",
-    """CREATE TABLE IF NOT EXISTS sync_budgets (
-        target text PRIMARY KEY,
-        next_at double precision NOT NULL)""",
-)
-#: Columns added to `sync_messages` after its first release: a database made before them gets
-#: them on start-up (`DeliveryLog.create_tables`), and a row made before them reads as 0
-#: unexpected errors, pending since it was enqueued.
-_ADDED_COLUMNS: Final = (
-    ("unexpected_errors", "integer NOT NULL DEFAULT 0"),
-    ("pending_since", "{instant}"),
-)
 _INSTANT_COLUMNS: Final = (
     "next_attempt_at",
     "claimed_until",
@@ -105,101 +55,6 @@ _INSTANT_COLUMNS: Final = (
 #: Seconds of lateness between taking a request slot and the request reaching the target that
 #: the budget absorbs (see `DeliveryLog.take_request`).
 BUDGET_TOLERANCE: Final = 1.0
-
-
-@dataclass(frozen=True)
-class NewMessage:
-    """A message for one target, as it is enqueued."""
-
-    id: str
-    target: str
-    lane: str
-    seq: int
-    kind: str
-    source: str
-    dated: str
-    #: The message's JSON object: its kind's type in `projections.messages` (as the outbox
-    #: version that made it wrote it), read as that type by the target adapters.
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Message(NewMessage):
-    """A message as the delivery log holds it."""
-
-    status: str
-    attempts: int
-    next_attempt_at: datetime
-    target_ids: dict[str, Any]
-    last_error: str | None
-    created_at: datetime
-    updated_at: datetime
-    sent_at: datetime | None
-    #: Unexpected errors met in a row (reset by any other outcome, a retry or a replay).
-    unexpected_errors: int = 0
-    #: Since when the message has waited to be sent: enqueued, retried or replayed.
-    pending_since: datetime | None = None
-
-    def describe(self) -> dict[str, Any]:
-        """The message as the API shows it."""
-        return {
-            "id": self.id,
-            "target": self.target,
-            "kind": self.kind,
-            "customer_id": self.lane or None,
-            "source": self.source,
-            "dated": self.dated,
-            "status": self.status,
-            "attempts": self.attempts,
-            "next_attempt_at": self.next_attempt_at if self.status == "pending" else None,
-            "target_ids": self.target_ids,
-            "last_error": self.last_error,
-            "created_at": self.created_at,
-            "sent_at": self.sent_at,
-            "payload": self.payload,
-        }
-
-
-@dataclass(frozen=True)
-class TargetSummary:
-    """Where delivery to one target stands: its messages by status; since when the oldest
-    unsent one (`pending` or `sending`, held or not) has waited; and what failures hold up: a
-    failed message holds its lane (a customer, or the books' vouchers), so `held_lanes` is the
-    number of lanes with a failed message and `held_messages` that of the unsent messages
-    waiting behind one."""
-
-    target: str
-    counts: dict[str, int]
-    oldest_pending_at: datetime | None
-    held_lanes: int
-    held_messages: int
-
-    def oldest_pending_seconds(self, now: datetime) -> int | None:
-        """Whole seconds the oldest unsent message has waited by `now`; None if none waits."""
-        if self.oldest_pending_at is None:
-            return None
-        return max(0, int((now - self.oldest_pending_at).total_seconds()))
-
-    def describe(self, now: datetime) -> dict[str, Any]:
-        """The summary as the API and `subledger sync status --json` show it."""
-        return {
-            **{status: self.counts.get(status, 0) for status in STATUSES},
-            "oldest_pending_at": self.oldest_pending_at,
-            "oldest_pending_seconds": self.oldest_pending_seconds(now),
-            "held_lanes": self.held_lanes,
-            "held_messages": self.held_messages,
-        }
-
-
-@dataclass(frozen=True)
-class Attempt:
-    started_at: datetime
-    duration_ms: int
-    requests: Sequence[str]
-    http_status: int | None
-    target_ids: dict[str, Any]
-    error: str | None
-    outcome: str
 
 
 class _Database:
@@ -290,39 +145,10 @@ class DeliveryLog:
         self.db = _Database(datastore)
 
     def create_tables(self) -> None:
-        instant = "timestamptz" if self.db.postgres else "text"
+        """Create the tables, and add the columns a database made by an earlier release lacks
+        (`adapters.sync.log_schema`)."""
         with self.db.transaction() as sql:
-            if self.db.postgres:
-                sql.run("SELECT pg_advisory_xact_lock(hashtext('subledger sync schema'))")
-            for statement in _TABLES:
-                sql.run(statement.format(instant=instant))
-            self._add_columns(sql, instant)
-
-    def _add_columns(self, sql: _Statements, instant: str) -> None:
-        """Give a `sync_messages` made before `_ADDED_COLUMNS` those columns. PostgreSQL
-        guards itself (`IF NOT EXISTS`, under the schema lock); SQLite, which has no such
-        clause, is asked for the table's columns first, and a process that added one between
-        that question and its own `ALTER` (SQLite's transactions lock on the first write)
-        leaves nothing to do."""
-        if self.db.postgres:
-            for name, definition in _ADDED_COLUMNS:
-                sql.run(
-                    f"ALTER TABLE sync_messages ADD COLUMN IF NOT EXISTS {name}"
-                    f" {definition.format(instant=instant)}"
-                )
-            return
-        present = {row["name"] for row in sql.run("PRAGMA table_info(sync_messages)")}
-        for name, definition in _ADDED_COLUMNS:
-            if name in present:
-                continue
-            try:
-                sql.run(
-                    f"ALTER TABLE sync_messages ADD COLUMN {name}"
-                    f" {definition.format(instant=instant)}"
-                )
-            except sqlite3.OperationalError as error:
-                if "duplicate column" not in str(error):
-                    raise
+            create_tables(sql, self.db.postgres)
 
     # Enqueueing.
 

@@ -20,7 +20,7 @@ from typing import Any, Final, Literal, cast
 
 import httpx
 
-from subledger.adapters.sync.log import Message
+from subledger.adapters.sync.log_records import Message
 
 Security = Literal["starttls", "implicit", "none"]
 SECURITIES: Final[tuple[Security, ...]] = ("starttls", "implicit", "none")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from subledger.adapters.sync.log import Message
+from subledger.adapters.sync.log_records import Message
 
 #: The longest a target's `Retry-After` is believed, in seconds: a longer (or endless) one is
 #: read as an hour, so that no answer can park a message for good or overflow a date.

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 from subledger.adapters.store.sealing import ERASED, opened
-from subledger.adapters.sync.log import Message
+from subledger.adapters.sync.log_records import Message
 from subledger.domain.customer import Customer
 from subledger.domain.ledger import Ledger
 from subledger.domain.personal import PERSONAL_FIELDS
