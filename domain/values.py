@@ -7,10 +7,21 @@ when an event is read back: a stored event stays readable even if the rules tigh
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
+from subledger.domain.fields import (
+    Amount,
+    Day,
+    Description,
+    Fraction,
+    Id,
+    Name,
+    PositiveAmount,
+    Quantity,
+    TextRule,
+    VatRate,
+)
 from subledger.domain.money import extended_amount, vat_of
 
 Kind = Literal["person", "company", "public"]
@@ -69,17 +80,17 @@ SEALED: Final = Sealed()
 
 @dataclass(frozen=True, kw_only=True)
 class Address:
-    street: str
-    zip: str
-    city: str
+    street: Name
+    zip: Annotated[str, TextRule(20)]
+    city: Annotated[str, TextRule(100)]
 
 
 @dataclass(frozen=True, kw_only=True)
 class SubscriptionItem:
-    product_id: str
-    quantity: Decimal
-    unit_amount: int
-    description: str | None = None
+    product_id: Id
+    quantity: Quantity
+    unit_amount: Amount
+    description: Description | None = None
 
     @property
     def amount(self) -> int:
@@ -91,8 +102,8 @@ class SubscriptionItem:
 class Discount:
     """Exactly one of `percent` (a fraction, `0.20`) and `amount_off` (minor units) is set."""
 
-    percent: Decimal | None = None
-    amount_off: int | None = None
+    percent: Fraction | None = None
+    amount_off: PositiveAmount | None = None
     duration: DiscountDuration | None = None
     duration_in_months: int | None = None
 
@@ -103,15 +114,15 @@ class Discount:
 
 @dataclass(frozen=True, kw_only=True)
 class InvoiceLine:
-    product_id: str
-    quantity: Decimal
-    unit_amount: int
-    vat_rate: Decimal
-    line_id: str | None = None
-    description: str | None = None
-    discount_amount: int | None = None
-    period_start: date | None = None
-    period_end: date | None = None
+    line_id: Id | None = None
+    product_id: Id
+    description: Description | None = None
+    quantity: Quantity
+    unit_amount: Amount
+    discount_amount: Amount | None = None
+    vat_rate: VatRate
+    period_start: Day | None = None
+    period_end: Day | None = None
     recognition: Recognition | None = None
 
     @property
@@ -136,8 +147,8 @@ def line_ids(lines: tuple[InvoiceLine, ...]) -> tuple[str, ...]:
 
 @dataclass(frozen=True, kw_only=True)
 class CreditLine:
-    line_id: str
-    amount: int
+    line_id: Id
+    amount: PositiveAmount
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -27,6 +27,7 @@ from subledger.api.http.schemas.types import (
 )
 from subledger.domain import facts, values
 from subledger.domain.dates import Month
+from subledger.domain.fields import MAX_LINES
 from subledger.domain.values import CLEARED
 
 Kind = Literal["person", "company", "public"]
@@ -230,7 +231,7 @@ class CustomerErasedData(DataModel):
         return facts.CustomerErased(customer_id=self.customer_id)
 
 
-Items = Annotated[list[ItemIn], Field(min_length=1, max_length=facts.MAX_LINES)]
+Items = Annotated[list[ItemIn], Field(min_length=1, max_length=MAX_LINES)]
 
 
 class SubscriptionStartedData(DataModel):
@@ -325,7 +326,7 @@ class InvoiceIssuedData(DataModel):
     due_date: IsoDate | None = None
     number: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     currency: Currency
-    lines: Annotated[list[LineIn], Field(min_length=1, max_length=facts.MAX_LINES)]
+    lines: Annotated[list[LineIn], Field(min_length=1, max_length=MAX_LINES)]
     payment_method: Method | None = Field(
         default=None,
         description="how the invoice is expected to be paid; picks the target's payment terms"
@@ -412,7 +413,7 @@ class CreditNoteIssuedData(DataModel):
     invoice_id: Identifier
     issue_date: IsoDate
     number: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    lines: Annotated[list[CreditLineIn], Field(min_length=1, max_length=facts.MAX_LINES)] | None = (
+    lines: Annotated[list[CreditLineIn], Field(min_length=1, max_length=MAX_LINES)] | None = (
         None
     )
     exchange_rate: ExchangeRate | None = None

@@ -23,7 +23,7 @@ from pydantic import (
 from pydantic import BaseModel as _BaseModel
 
 from subledger.domain.dates import Month
-from subledger.domain.facts import MAX_ID_LENGTH
+from subledger.domain.fields import MAX_ID_LENGTH
 from subledger.domain.money import MAX_AMOUNT_MINOR
 
 DECIMAL_PATTERN = r"^\d{1,15}(\.\d{1,12})?$"
