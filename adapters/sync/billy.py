@@ -41,7 +41,7 @@ from __future__ import annotations
 from subledger.adapters.sync.billy_client import _text
 from subledger.adapters.sync.billy_payments import BillyPayments
 
-# Imported from here by tests.
+# The `as` import: a name tests import from here.
 from subledger.adapters.sync.billy_payments import _settling as _settling
 from subledger.adapters.sync.common import minor
 from subledger.adapters.sync.port import RejectedError, TargetInvoice, Trace
