@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from subledger.api.api_keys import ApiKey, KeyRing
 from subledger.api.http.dependencies import KeyRingDep, key_ring
-from subledger.api.http.errors import ApiError
+from subledger.api.http.errors import ApiError, ErrorCode
 
 #: What answers without a key: the health check, the dashboard's page and its files (they
 #: hold no data; the page asks for a key to call the API) and the API's own documentation.
@@ -68,8 +68,7 @@ async def _authenticate(
 ) -> ApiKey:
     if credentials is None:
         raise ApiError(
-            401,
-            "UNAUTHORIZED",
+            ErrorCode.UNAUTHORIZED,
             "an API key is required: Authorization: Bearer <key>",
             headers=_CHALLENGE,
         )
@@ -79,11 +78,11 @@ async def _authenticate(
     else:
         key = keys.identify(presented)
     if key is None:
-        raise ApiError(401, "UNAUTHORIZED", "the API key is not known", headers=_CHALLENGE)
+        raise ApiError(ErrorCode.UNAUTHORIZED, "the API key is not known", headers=_CHALLENGE)
     if key.revoked:
-        raise ApiError(401, "UNAUTHORIZED", "the API key was revoked", headers=_CHALLENGE)
+        raise ApiError(ErrorCode.UNAUTHORIZED, "the API key was revoked", headers=_CHALLENGE)
     if scope not in key.scopes:
-        raise ApiError(403, "FORBIDDEN", f"the key {key.name!r} lacks the scope {scope!r}")
+        raise ApiError(ErrorCode.FORBIDDEN, f"the key {key.name!r} lacks the scope {scope!r}")
     return key
 
 

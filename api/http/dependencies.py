@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from subledger.api.api_keys import KeyRing
-from subledger.api.http.errors import ApiError
+from subledger.api.http.errors import ApiError, ErrorCode
 from subledger.api.http.reads import Reader
 from subledger.api.sync import Sync
 from subledger.domain.chart import Chart
@@ -55,7 +55,7 @@ async def sync_service(request: Request) -> Sync:
     found: Sync | None = getattr(request.app.state, "sync", None)
     if found is None:
         raise ApiError(
-            409, "SYNC_UNAVAILABLE", "syncing needs a database: use sqlite:/// or postgresql://"
+            ErrorCode.SYNC_UNAVAILABLE, "syncing needs a database: use sqlite:/// or postgresql://"
         )
     return found
 

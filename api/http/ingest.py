@@ -11,7 +11,7 @@ from typing import Any, Final
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from subledger.api.http.errors import ApiError
+from subledger.api.http.errors import ApiError, ErrorCode
 from subledger.api.http.schemas.documents import ANY_EVENT, EVENT_BATCH
 from subledger.api.http.schemas.events import DATA_MODELS
 from subledger.domain.ledger import Submission
@@ -52,8 +52,7 @@ def _details(error: ValidationError, batch: bool) -> list[dict[str, Any]]:
 def _invalid(details: list[dict[str, Any]]) -> ApiError:
     first = details[0]
     return ApiError(
-        422,
-        "INVALID_EVENT",
+        ErrorCode.INVALID_EVENT,
         f"event {first['index']}: {first['field']}: {first['message']}; nothing was appended",
         details,
     )
@@ -63,7 +62,7 @@ def _parse(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as error:
-        raise ApiError(400, "INVALID_JSON", f"the body is not JSON: {error}") from None
+        raise ApiError(ErrorCode.INVALID_JSON, f"the body is not JSON: {error}") from None
 
 
 def _malformed(field: str, message: str) -> ApiError:
@@ -92,8 +91,7 @@ def parse_submissions(body: bytes) -> list[Submission]:
     events = _events_of(payload)
     if len(events) > MAX_BATCH_EVENTS:
         raise ApiError(
-            413,
-            "BATCH_TOO_LARGE",
+            ErrorCode.BATCH_TOO_LARGE,
             f"a batch holds at most {MAX_BATCH_EVENTS} events; this one has {len(events)}",
         )
     if not events:

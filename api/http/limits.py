@@ -22,7 +22,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from subledger.api.http.errors import error_response
+from subledger.api.http.errors import ErrorCode, error_response
 
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 _JSON_TYPE: Final = re.compile(r"^application/([a-z0-9.+-]+\+)?json$")
@@ -47,8 +47,8 @@ class RequestLimitsMiddleware:
             return
         refusal = self._refusal(scope)
         if refusal is not None:
-            status, code, message = refusal
-            await error_response(status, code, message)(scope, receive, send)
+            code, message = refusal
+            await error_response(code, message)(scope, receive, send)
             return
         limit = self.max_body_bytes
         received = 0
@@ -64,23 +64,23 @@ class RequestLimitsMiddleware:
 
         await self.app(scope, receive_within_limit, send)
 
-    def _refusal(self, scope: Scope) -> tuple[int, str, str] | None:
-        """(status, code, message) for a request refused before anything of it is read."""
+    def _refusal(self, scope: Scope) -> tuple[ErrorCode, str] | None:
+        """(code, message) for a request refused before anything of it is read."""
         headers = Headers(scope=scope)
         path = scope.get("path", "")
         query = unquote(scope.get("query_string", b"").decode("latin-1"))
         if _CONTROL.search(path) or _CONTROL.search(query):
-            return 422, "INVALID_REQUEST", "the path or the query holds a control character"
+            return ErrorCode.INVALID_REQUEST, "the path or the query holds a control character"
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            return 413, "BODY_TOO_LARGE", f"the body is over {self.max_body_bytes} bytes"
+            return ErrorCode.BODY_TOO_LARGE, f"the body is over {self.max_body_bytes} bytes"
         has_body = (declared is not None and declared != "0") or "transfer-encoding" in headers
         if not has_body:
             return None
         encoding = headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):
-            return 415, "UNSUPPORTED_MEDIA_TYPE", "the body must not be compressed"
+            return ErrorCode.UNSUPPORTED_MEDIA_TYPE, "the body must not be compressed"
         media_type = headers.get("content-type", "application/json").split(";")[0].strip()
         if not _JSON_TYPE.match(media_type.lower()):
-            return 415, "UNSUPPORTED_MEDIA_TYPE", "the body must be JSON (application/json)"
+            return ErrorCode.UNSUPPORTED_MEDIA_TYPE, "the body must be JSON (application/json)"
         return None

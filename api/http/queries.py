@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query
 
-from subledger.api.http.errors import ApiError
+from subledger.api.http.errors import ApiError, ErrorCode
 from subledger.api.http.reads import AsOf, Reader
 from subledger.api.http.responses import OrjsonResponse, positioned
 from subledger.domain.dates import Month
@@ -62,7 +62,7 @@ def instant_of(text: str, name: str) -> datetime:
         return instant.astimezone(UTC)
     except (ValueError, OverflowError):
         raise ApiError(
-            422, "INVALID_REQUEST", f"{name}: {text} is not an instant like 2026-01-31T23:59:59Z"
+            ErrorCode.INVALID_REQUEST, f"{name}: {text} is not an instant like 2026-01-31T23:59:59Z"
         ) from None
 
 
@@ -112,7 +112,7 @@ def day_of(text: str, name: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise ApiError(422, "INVALID_REQUEST", f"{name}: {text} is not a day") from None
+        raise ApiError(ErrorCode.INVALID_REQUEST, f"{name}: {text} is not a day") from None
 
 
 def day_range(first: str | None, last: str | None) -> tuple[str, str]:
@@ -121,7 +121,7 @@ def day_range(first: str | None, last: str | None) -> tuple[str, str]:
     start = day_of(first, "from") if first else month.first_day
     end = day_of(last, "to") if last else month.last_day
     if start > end:
-        raise ApiError(422, "INVALID_REQUEST", f"from ({start}) is after to ({end})")
+        raise ApiError(ErrorCode.INVALID_REQUEST, f"from ({start}) is after to ({end})")
     return start.isoformat(), end.isoformat()
 
 
@@ -152,14 +152,14 @@ def month_range(first: str | None, last: str | None) -> list[str]:
         end = Month.parse(last) if last else Month.of(datetime.now(UTC).date())
         start = Month.parse(first) if first else _back(end, 11)
     except ValueError as error:
-        raise ApiError(422, "INVALID_REQUEST", str(error)) from None
+        raise ApiError(ErrorCode.INVALID_REQUEST, str(error)) from None
     if start > end:
-        raise ApiError(422, "INVALID_REQUEST", f"from ({start}) is after to ({end})")
+        raise ApiError(ErrorCode.INVALID_REQUEST, f"from ({start}) is after to ({end})")
     months = [start]
     while months[-1] < end:
         months.append(months[-1].next())
         if len(months) > MAX_MONTHS:
-            raise ApiError(422, "INVALID_REQUEST", f"at most {MAX_MONTHS} months at once")
+            raise ApiError(ErrorCode.INVALID_REQUEST, f"at most {MAX_MONTHS} months at once")
     return [str(month) for month in months]
 
 
@@ -171,7 +171,7 @@ def _back(month: Month, count: int) -> Month:
 
 def checked_currency(currency: str | None) -> str | None:
     if currency is not None and not is_currency(currency):
-        raise ApiError(422, "INVALID_REQUEST", f"{currency} is not an ISO 4217 currency code")
+        raise ApiError(ErrorCode.INVALID_REQUEST, f"{currency} is not an ISO 4217 currency code")
     return currency
 
 
@@ -181,8 +181,7 @@ def pick_currency(currency: str | None, present: list[str]) -> str | None:
         return currency
     if len(present) > 1:
         raise ApiError(
-            422,
-            "CURRENCY_REQUIRED",
+            ErrorCode.CURRENCY_REQUIRED,
             f"the data has several currencies ({', '.join(present)}): name one with currency=",
         )
     return present[0] if present else None

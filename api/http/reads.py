@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
-from subledger.api.http.errors import ApiError
+from subledger.api.http.errors import ApiError, ErrorCode
 from subledger.domain.ledger import Entry, Ledger
 from subledger.projections.engine import Key, Projection, Rows, RowSource, Table
 from subledger.projections.runner import ProjectionRunner, ProjectionStore
@@ -81,18 +81,18 @@ class Reader:
     def resolve(self, as_of: AsOf) -> int | None:
         """The position to answer as of, checked against the log; `None` for now."""
         if as_of.position is not None and as_of.known_at is not None:
-            raise ApiError(422, "INVALID_REQUEST", "give position or known_at, not both")
+            raise ApiError(ErrorCode.INVALID_REQUEST, "give position or known_at, not both")
         if as_of.position is not None:
             last = self.ledger.last_position()
             if as_of.position > last:
                 raise ApiError(
-                    422, "INVALID_REQUEST",
+                    ErrorCode.INVALID_REQUEST,
                     f"position {as_of.position} is beyond the end of the log ({last})",
-                )  # fmt: skip
+                )
             return as_of.position
         if as_of.known_at is not None:
             if as_of.known_at > datetime.now(UTC):
-                raise ApiError(422, "INVALID_REQUEST", "known_at is in the future")
+                raise ApiError(ErrorCode.INVALID_REQUEST, "known_at is in the future")
             return self.ledger.position_at(as_of.known_at)
         return None
 
@@ -138,11 +138,11 @@ class Reader:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ApiError(
-                    503, "NOT_CAUGHT_UP",
+                    ErrorCode.NOT_CAUGHT_UP,
                     f"the {name} projection is at position {position}, the log at {wanted}; "
                     "retry shortly",
                     headers={"Retry-After": "1"},
-                )  # fmt: skip
+                )
             if self.runner is not None:
                 self.runner.wait_for(name, wanted, min(remaining, 0.25))
             else:

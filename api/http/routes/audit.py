@@ -15,14 +15,14 @@ from __future__ import annotations
 import heapq
 from collections.abc import Mapping
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Path
 
 from subledger.api.http.auth import ReadKey
 from subledger.api.http.dependencies import ChartDep, LedgerDep, ReaderDep
-from subledger.api.http.errors import ApiError
+from subledger.api.http.errors import ApiError, ErrorCode
 from subledger.api.http.queries import AsOfParameters
 from subledger.api.http.reads import AsOf, Reader
 from subledger.api.http.responses import OrjsonResponse, iso_instant, positioned
@@ -41,6 +41,11 @@ from subledger.projections.audit import Audited, audit, net_additions, rows_put
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=refusals(*READ_REFUSALS))
 
 Kind = Literal["customer", "subscription", "invoice"]
+_UNKNOWN: Final = {
+    "customer": ErrorCode.UNKNOWN_CUSTOMER,
+    "subscription": ErrorCode.UNKNOWN_SUBSCRIPTION,
+    "invoice": ErrorCode.UNKNOWN_INVOICE,
+}
 _PERIOD_EVENTS = (Period.FirstClosed, Period.Closed, Period.Reopened)
 
 
@@ -48,10 +53,7 @@ _PERIOD_EVENTS = (Period.FirstClosed, Period.Closed, Period.Reopened)
     "/{kind}/{item_id}",
     summary="Every event of a customer, subscription or invoice, and what each produced",
     response_model=AuditTrail,
-    responses=refusals(
-        _404="UNKNOWN_CUSTOMER, UNKNOWN_SUBSCRIPTION or UNKNOWN_INVOICE: none by that id, as of"
-        " the point asked about"
-    ),
+    responses=refusals(*_UNKNOWN.values()),
 )
 def audit_trail(
     _: ReadKey,
@@ -74,7 +76,7 @@ def audit_trail(
     projections = list(reader.projections.values())
     audited = audit(projections, entries, lambda e: e.event.originator_id in reported)
     if not audited:
-        raise ApiError(404, f"UNKNOWN_{kind.upper()}", f"no {kind} {item_id!r} (as of {upto})")
+        raise ApiError(_UNKNOWN[kind], f"no {kind} {item_id!r} (as of {upto})")
     keys = customer_keys(ledger, (one.entry.event for one in audited))
     events = [_event(one, chart, date.today(), keys) for one in audited]
     return positioned({"kind": kind, "id": item_id, "events": events}, upto)

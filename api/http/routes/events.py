@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from subledger.api.http.auth import ReadKey, WriteKey
 from subledger.api.http.dependencies import LedgerDep
+from subledger.api.http.errors import ErrorCode
 from subledger.api.http.ingest import parse_submissions
 from subledger.api.http.queries import MAX_POSITION
 from subledger.api.http.responses import OrjsonResponse, iso_instant
@@ -45,10 +46,15 @@ def _append(ledger: Ledger, body: bytes) -> list[Outcome]:
         200: {"model": AppendAnswer, "description": "Every event was a duplicate"},
         **refusals(
             *BODY_REFUSALS,
-            _409="EVENT_ID_REUSED or ALREADY_EXISTS: nothing was appended",
-            _413="BODY_TOO_LARGE or BATCH_TOO_LARGE (over 1,000 events): nothing was appended",
-            _422="INVALID_EVENT, UNKNOWN_REFERENCE or RULE_VIOLATED: nothing was appended",
-            _503="STORE_UNAVAILABLE or CONTENDED: nothing was appended; retry (Retry-After)",
+            ErrorCode.EVENT_ID_REUSED,
+            ErrorCode.ALREADY_EXISTS,
+            ErrorCode.BATCH_TOO_LARGE,
+            ErrorCode.INVALID_EVENT,
+            ErrorCode.UNKNOWN_REFERENCE,
+            ErrorCode.RULE_VIOLATED,
+            ErrorCode.INVALID_REQUEST,
+            ErrorCode.STORE_UNAVAILABLE,
+            ErrorCode.CONTENDED,
         ),
     },
     openapi_extra={"x-append-body": True, "x-body-examples": APPEND_EXAMPLES},

@@ -22,22 +22,18 @@ from subledger.api.api_keys import (
 )
 from subledger.api.http.auth import AdminKey
 from subledger.api.http.dependencies import KeyRingDep
-from subledger.api.http.errors import ApiError
+from subledger.api.http.errors import ApiError, ErrorCode
 from subledger.api.http.responses import OrjsonResponse, iso_instant
-from subledger.api.http.schemas.documents import ErrorAnswer
+from subledger.api.http.schemas.documents import refusals
 
-router = APIRouter(prefix="/v1/keys", tags=["keys"])
+router = APIRouter(
+    prefix="/v1/keys",
+    tags=["keys"],
+    responses=refusals(ErrorCode.UNAUTHORIZED, ErrorCode.FORBIDDEN, ErrorCode.STORE_UNAVAILABLE),
+)
 
 Scope = Literal["events:write", "read", "admin"]
 KeyName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
-
-_REFUSALS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorAnswer, "description": description}
-    for status, description in {
-        401: "No API key, an unknown one or a revoked one",
-        403: "The key lacks the admin scope",
-    }.items()
-}
 
 
 class KeyRequest(BaseModel):
@@ -70,7 +66,7 @@ class NewKey(KeyDescription):
 
 def _store(ring: KeyRing) -> KeyStore:
     if ring.store is None:
-        raise ApiError(503, "STORE_UNAVAILABLE", "the key store is not open yet: retry")
+        raise ApiError(ErrorCode.STORE_UNAVAILABLE, "the key store is not open yet: retry")
     return ring.store
 
 
@@ -90,7 +86,6 @@ def _one(key: StoredKey) -> dict[str, Any]:
     "",
     summary="Every API key, from the environment and made here; never a secret",
     response_model=KeyList,
-    responses=_REFUSALS,
 )
 def list_keys(_: AdminKey, ring: KeyRingDep) -> OrjsonResponse:
     return OrjsonResponse({"keys": [_shown(k) for k in describe_keys(ring, _store(ring).all())]})
@@ -101,18 +96,15 @@ def list_keys(_: AdminKey, ring: KeyRingDep) -> OrjsonResponse:
     summary="Make an API key: its secret is in this answer only",
     status_code=201,
     response_model=NewKey,
-    responses={
-        **_REFUSALS,
-        409: {"model": ErrorAnswer, "description": "KEY_EXISTS: the name is taken"},
-    },
+    responses=refusals(ErrorCode.KEY_EXISTS, ErrorCode.INVALID_REQUEST),
 )
 def make_key(_: AdminKey, ring: KeyRingDep, wanted: KeyRequest) -> OrjsonResponse:
     try:
         key, secret = create_key(_store(ring), ring, wanted.name, wanted.scopes, datetime.now(UTC))
     except InvalidKeyError as error:
-        raise ApiError(422, "INVALID_REQUEST", str(error)) from None
+        raise ApiError(ErrorCode.INVALID_REQUEST, str(error)) from None
     except KeyConflictError as error:
-        raise ApiError(409, "KEY_EXISTS", str(error)) from None
+        raise ApiError(ErrorCode.KEY_EXISTS, str(error)) from None
     return OrjsonResponse(
         {**_one(key), "secret": secret},
         status_code=201,
@@ -124,14 +116,7 @@ def make_key(_: AdminKey, ring: KeyRingDep, wanted: KeyRequest) -> OrjsonRespons
     "/{name}",
     summary="Revoke a key made here; it stops working within SUBLEDGER_KEY_CACHE_SECONDS",
     response_model=KeyDescription,
-    responses={
-        **_REFUSALS,
-        404: {"model": ErrorAnswer, "description": "No unrevoked key has the name"},
-        409: {
-            "model": ErrorAnswer,
-            "description": "KEY_IN_ENVIRONMENT: the key is set in SUBLEDGER_API_KEYS",
-        },
-    },
+    responses=refusals(ErrorCode.NOT_FOUND, ErrorCode.KEY_IN_ENVIRONMENT),
 )
 def revoke(
     _: AdminKey, ring: KeyRingDep, name: Annotated[str, Path(max_length=64)]
@@ -139,7 +124,7 @@ def revoke(
     try:
         revoked = revoke_key(_store(ring), ring, name, datetime.now(UTC))
     except KeyNotFoundError as error:
-        raise ApiError(404, "NOT_FOUND", str(error)) from None
+        raise ApiError(ErrorCode.NOT_FOUND, str(error)) from None
     except KeyConflictError as error:
-        raise ApiError(409, "KEY_IN_ENVIRONMENT", str(error)) from None
+        raise ApiError(ErrorCode.KEY_IN_ENVIRONMENT, str(error)) from None
     return OrjsonResponse(_one(revoked))

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 
 from subledger.api.http.auth import ReadKey
 from subledger.api.http.dependencies import ChartDep, ReaderDep
-from subledger.api.http.errors import ApiError
+from subledger.api.http.errors import ApiError, ErrorCode
 from subledger.api.http.queries import (
     AsOfParameters,
     CurrencyParameter,
@@ -74,6 +74,7 @@ def ledger_entries(
     "/trial-balance",
     summary="Every account's balance at the end of a day",
     response_model=TrialBalance,
+    responses=refusals(*READ_REFUSALS, ErrorCode.CURRENCY_REQUIRED),
 )
 def ledger_trial_balance(
     _: ReadKey,
@@ -102,7 +103,7 @@ def ledger_trial_balance(
     "/accounts/{account}",
     summary="An account's ledger card: its lines from one day to another, with running balance",
     response_model=AccountCard,
-    responses=refusals(_404="UNKNOWN_ACCOUNT: the chart of accounts has no such account"),
+    responses=refusals(*READ_REFUSALS, ErrorCode.CURRENCY_REQUIRED, ErrorCode.UNKNOWN_ACCOUNT),
 )
 def ledger_account(
     _: ReadKey,
@@ -118,7 +119,7 @@ def ledger_account(
 ) -> OrjsonResponse:
     role = chart.accounts().get(account)
     if role is None:
-        raise ApiError(404, "UNKNOWN_ACCOUNT", f"the chart of accounts has no account {account}")
+        raise ApiError(ErrorCode.UNKNOWN_ACCOUNT, f"the chart of accounts has no account {account}")
     start, end = day_range(first, last)
     wanted = checked_currency(currency)
     carried = _cursor(after, (str, int, int, int)) if after else None
@@ -153,7 +154,7 @@ def ledger_account(
 def _cursor(text: str, shape: tuple[type, ...]) -> tuple[Any, ...]:
     parts = journal.decode_cursor(text, shape)
     if parts is None:
-        raise ApiError(422, "INVALID_REQUEST", "after: not a cursor this read gave")
+        raise ApiError(ErrorCode.INVALID_REQUEST, "after: not a cursor this read gave")
     return tuple(parts)
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path
 
 from subledger.api.http.auth import ReadKey
 from subledger.api.http.dependencies import LedgerDep, ReaderDep
-from subledger.api.http.errors import ApiError
+from subledger.api.http.errors import ApiError, ErrorCode
 from subledger.api.http.queries import (
     MonthlyParameters,
     by_currency,
@@ -31,6 +31,7 @@ router = APIRouter(tags=["mrr"], responses=refusals(*READ_REFUSALS))
     "/v1/metrics/mrr",
     summary="MRR, ARR, customers, ARPA and movements by month",
     response_model=MrrMetrics,
+    responses=refusals(*READ_REFUSALS, ErrorCode.CURRENCY_REQUIRED),
 )
 def mrr_metrics(_: ReadKey, reader: ReaderDep, query: MonthlyParameters) -> OrjsonResponse:
     return by_currency(reader, "mrr", query, mrr.currencies, mrr.monthly)
@@ -40,6 +41,7 @@ def mrr_metrics(_: ReadKey, reader: ReaderDep, query: MonthlyParameters) -> Orjs
     "/v1/metrics/retention",
     summary="Gross and net revenue retention and customer churn rate by month",
     response_model=Retention,
+    responses=refusals(*READ_REFUSALS, ErrorCode.CURRENCY_REQUIRED),
 )
 def retention_metrics(_: ReadKey, reader: ReaderDep, query: MonthlyParameters) -> OrjsonResponse:
     return by_currency(reader, "mrr", query, mrr.currencies, mrr.retention)
@@ -49,7 +51,7 @@ def retention_metrics(_: ReadKey, reader: ReaderDep, query: MonthlyParameters) -
     "/v1/customers/{customer_id}/mrr",
     summary="One customer's MRR by month, each movement with the events behind it",
     response_model=CustomerMrr,
-    responses=refusals(_404="UNKNOWN_CUSTOMER: no such customer, as of the point asked about"),
+    responses=refusals(*READ_REFUSALS, ErrorCode.CURRENCY_REQUIRED, ErrorCode.UNKNOWN_CUSTOMER),
     description=(
         "`erased` says whether the customer's personal data was erased at this point of the "
         "log; its numbers stay."
@@ -67,7 +69,7 @@ def customer_mrr(
         present = mrr.customer_currencies(rows, customer_id)
         if present is None:
             raise ApiError(
-                404, "UNKNOWN_CUSTOMER", f"no customer {customer_id!r} (as of {position})"
+                ErrorCode.UNKNOWN_CUSTOMER, f"no customer {customer_id!r} (as of {position})"
             )
         chosen = pick_currency(query.currency, present)
         answer = mrr.customer_monthly(rows, customer_id, chosen, query.months)

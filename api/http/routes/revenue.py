@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 
 from subledger.api.http.auth import ReadKey
 from subledger.api.http.dependencies import ReaderDep
-from subledger.api.http.errors import ApiError
+from subledger.api.http.errors import ApiError, ErrorCode
 from subledger.api.http.queries import AsOfParameters, MonthlyParameters, by_currency
 from subledger.api.http.responses import OrjsonResponse, positioned
 from subledger.api.http.schemas.answers import RevenueSchedule, RevenueSummary, RevenueWaterfall
@@ -23,6 +23,7 @@ router = APIRouter(prefix="/v1/revenue", tags=["revenue"], responses=refusals(*R
     "/summary",
     summary="Billed, credited, recognized and deferred revenue by month",
     response_model=RevenueSummary,
+    responses=refusals(*READ_REFUSALS, ErrorCode.CURRENCY_REQUIRED),
 )
 def revenue_summary(_: ReadKey, reader: ReaderDep, query: MonthlyParameters) -> OrjsonResponse:
     return by_currency(reader, "revenue", query, revenue.currencies, revenue.summary)
@@ -32,7 +33,7 @@ def revenue_summary(_: ReadKey, reader: ReaderDep, query: MonthlyParameters) -> 
     "/schedules/{invoice_id}",
     summary="An invoice's recognition schedule by line",
     response_model=RevenueSchedule,
-    responses=refusals(_404="UNKNOWN_INVOICE: no such invoice, as of the point asked about"),
+    responses=refusals(ErrorCode.UNKNOWN_INVOICE),
 )
 def revenue_schedule(
     _: ReadKey,
@@ -43,7 +44,7 @@ def revenue_schedule(
     with reader.rows("revenue", point, [Invoice.id_for(invoice_id)]) as (position, rows):
         schedule = revenue.invoice_schedule(rows, invoice_id)
     if schedule is None:
-        raise ApiError(404, "UNKNOWN_INVOICE", f"no invoice {invoice_id!r} (as of {position})")
+        raise ApiError(ErrorCode.UNKNOWN_INVOICE, f"no invoice {invoice_id!r} (as of {position})")
     return positioned(schedule, position)
 
 
@@ -51,6 +52,7 @@ def revenue_schedule(
     "/waterfall",
     summary="Each billing month's revenue by the month it is recognized",
     response_model=RevenueWaterfall,
+    responses=refusals(*READ_REFUSALS, ErrorCode.CURRENCY_REQUIRED),
 )
 def revenue_waterfall(_: ReadKey, reader: ReaderDep, query: MonthlyParameters) -> OrjsonResponse:
     return by_currency(reader, "revenue", query, revenue.currencies, revenue.waterfall, "rows")

@@ -23,7 +23,7 @@ from pydantic import (
 from subledger.adapters.sync.port import RejectedError, RetryableError, TargetInvoice
 from subledger.api.http.auth import AdminKey, ReadKey
 from subledger.api.http.dependencies import SyncDep
-from subledger.api.http.errors import ApiError
+from subledger.api.http.errors import ApiError, ErrorCode
 from subledger.api.http.queries import MAX_POSITION
 from subledger.api.http.responses import OrjsonResponse
 from subledger.api.http.schemas.answers import Replayed, SyncMessages
@@ -31,17 +31,16 @@ from subledger.api.http.schemas.documents import BODY_REFUSALS, READ_REFUSALS, r
 from subledger.api.sync import Sync
 from subledger.projections.outbox import MESSAGES, invoice_balances
 
-_UNAVAILABLE = "SYNC_UNAVAILABLE: syncing needs a database (not memory://)"
-router = APIRouter(
-    prefix="/v1/sync", tags=["sync"], responses=refusals(*READ_REFUSALS, _409=_UNAVAILABLE)
-)
+#: What every route here may answer (a route that names a code at 409 names this one too).
+_SYNC_REFUSALS = (*READ_REFUSALS, ErrorCode.SYNC_UNAVAILABLE)
+router = APIRouter(prefix="/v1/sync", tags=["sync"], responses=refusals(*_SYNC_REFUSALS))
 Status = Literal["pending", "sending", "sent", "failed"]
 
 
 def _known_target(sync: Sync, target: str) -> None:
     if target not in sync.targets:
         known = ", ".join(sync.targets) or "none"
-        raise ApiError(404, "NOT_FOUND", f"no target {target!r} is configured (known: {known})")
+        raise ApiError(ErrorCode.NOT_FOUND, f"no target {target!r} is configured (known: {known})")
 
 
 @router.get(
@@ -52,6 +51,7 @@ def _known_target(sync: Sync, target: str) -> None:
     " oldest unsent one has waited, and the lanes (customers) a failed message holds with the"
     " messages waiting behind them. Later pages carry `targets: null`.",
     response_model=SyncMessages,
+    responses=refusals(*READ_REFUSALS, ErrorCode.INVALID_CURSOR),
 )
 def sync_messages(
     _: ReadKey,
@@ -77,14 +77,14 @@ def sync_messages(
 @router.get(
     "/messages/{message_id}",
     summary="One message with every attempt to send it",
-    responses=refusals(_404="NOT_FOUND: no message by that id"),
+    responses=refusals(ErrorCode.NOT_FOUND),
 )
 def sync_message(
     _: ReadKey, sync: SyncDep, message_id: Annotated[str, Path(max_length=64)]
 ) -> OrjsonResponse:
     message = sync.delivery.message(message_id)
     if message is None:
-        raise ApiError(404, "NOT_FOUND", f"no message {message_id!r}")
+        raise ApiError(ErrorCode.NOT_FOUND, f"no message {message_id!r}")
     return OrjsonResponse({**message.describe(), "attempts": sync.delivery.attempts(message_id)})
 
 
@@ -92,20 +92,17 @@ def sync_message(
     "/messages/{message_id}/retry",
     summary="Send a failed message again",
     status_code=202,
-    responses=refusals(
-        _404="NOT_FOUND: no message by that id",
-        _409=f"NOT_FAILED: only a failed message is retried; or {_UNAVAILABLE}",
-    ),
+    responses=refusals(*_SYNC_REFUSALS, ErrorCode.NOT_FOUND, ErrorCode.NOT_FAILED),
 )
 def sync_retry(
     _: AdminKey, sync: SyncDep, message_id: Annotated[str, Path(max_length=64)]
 ) -> OrjsonResponse:
     before = sync.delivery.message(message_id)
     if before is None:
-        raise ApiError(404, "NOT_FOUND", f"no message {message_id!r}")
+        raise ApiError(ErrorCode.NOT_FOUND, f"no message {message_id!r}")
     if before.status != "failed":
         raise ApiError(
-            409, "NOT_FAILED", f"the message is {before.status}: only a failed one is retried"
+            ErrorCode.NOT_FAILED, f"the message is {before.status}: only a failed one is retried"
         )
     after = sync.delivery.retry(message_id, datetime.now(UTC))
     assert after is not None
@@ -148,7 +145,7 @@ class Replay(BaseModel):
     summary="Send messages again, creating nothing twice",
     response_model=Replayed,
     status_code=202,
-    responses=refusals(*BODY_REFUSALS, _404="NOT_FOUND: no such target is configured"),
+    responses=refusals(*BODY_REFUSALS, ErrorCode.NOT_FOUND),
 )
 def sync_replay(_: AdminKey, sync: SyncDep, replay: Replay) -> OrjsonResponse:
     _known_target(sync, replay.target)
@@ -168,10 +165,7 @@ def sync_replay(_: AdminKey, sync: SyncDep, replay: Replay) -> OrjsonResponse:
 @router.get(
     "/reconciliation",
     summary="Our invoices, credit notes, payments and open balances beside the target's",
-    responses=refusals(
-        _404="NOT_FOUND: no such target is configured",
-        _502="TARGET_UNAVAILABLE: the target could not be read",
-    ),
+    responses=refusals(ErrorCode.NOT_FOUND, ErrorCode.TARGET_UNAVAILABLE),
 )
 def sync_reconciliation(
     _: ReadKey, sync: SyncDep, target: Annotated[str, Query(max_length=64)]
@@ -183,7 +177,9 @@ def sync_reconciliation(
     try:
         held = sync.targets[target].invoices()
     except (RetryableError, RejectedError) as error:
-        raise ApiError(502, "TARGET_UNAVAILABLE", f"{target} could not be read: {error}") from None
+        raise ApiError(
+            ErrorCode.TARGET_UNAVAILABLE, f"{target} could not be read: {error}"
+        ) from None
     theirs = {(i.kind, i.number): i for i in held}
     differences: list[dict[str, Any]] = []
     for invoice in ours.values():
@@ -262,4 +258,6 @@ def _decode(cursor: str) -> tuple[str, int, str]:
         )
         return str(target), int(seq), str(message_id)
     except (binascii.Error, ValueError, TypeError, orjson.JSONDecodeError):
-        raise ApiError(422, "INVALID_CURSOR", "`after` is not a cursor this service gave") from None
+        raise ApiError(
+            ErrorCode.INVALID_CURSOR, "`after` is not a cursor this service gave"
+        ) from None

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, Field, TypeAdapter, create_model
 
+from subledger.api.http.errors import ErrorCode, described
 from subledger.api.http.examples import EXAMPLE_EVENTS, example_of
 from subledger.api.http.schemas.events import DATA_MODELS
 from subledger.api.http.schemas.types import Identifier, Instant, WireModel
@@ -103,34 +104,30 @@ class ErrorAnswer(BaseModel):
     error: ErrorBody
 
 
-#: What each refusal means, wherever it may answer (the body is always an `ErrorAnswer`).
-REFUSALS: dict[int, str] = {
-    400: "INVALID_JSON: the body is not JSON",
-    401: "UNAUTHORIZED: no API key, or one that is not known",
-    403: "FORBIDDEN: the key lacks the scope",
-    404: "Nothing by that id, as of the point asked about",
-    409: "A conflict with what is there",
-    413: "BODY_TOO_LARGE: the body is over SUBLEDGER_MAX_BODY_BYTES",
-    415: "UNSUPPORTED_MEDIA_TYPE: the body is not JSON, or it is compressed",
-    422: "INVALID_REQUEST: a parameter or the body is malformed",
-    502: "The target did not answer",
-    503: "The store did not answer, or the projections did not catch up in time: retry"
-    " (Retry-After)",
-}
-
 #: The refusals any read may answer.
-READ_REFUSALS: tuple[int, ...] = (401, 403, 422, 503)
+READ_REFUSALS: tuple[ErrorCode, ...] = (
+    ErrorCode.UNAUTHORIZED,
+    ErrorCode.FORBIDDEN,
+    ErrorCode.INVALID_REQUEST,
+    ErrorCode.NOT_CAUGHT_UP,
+    ErrorCode.STORE_UNAVAILABLE,
+)
 #: The refusals any request with a body may answer too.
-BODY_REFUSALS: tuple[int, ...] = (400, 413, 415)
+BODY_REFUSALS: tuple[ErrorCode, ...] = (
+    ErrorCode.INVALID_JSON,
+    ErrorCode.BODY_TOO_LARGE,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+)
 
 
-def refusals(*statuses: int, **described: str) -> dict[int | str, dict[str, Any]]:
-    """The `responses=` of a route or router for these refusals; `described` gives a status
-    (`_404="UNKNOWN_INVOICE: ..."`) a description of its own."""
-    own = {int(key.lstrip("_")): text for key, text in described.items()}
+def refusals(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route or router that may refuse with these codes: one answer per
+    status, described by the catalogue (`api.http.errors.ErrorCode`), its body an
+    `ErrorAnswer`. A route's answer for a status replaces its router's: a route that adds a
+    code at a status its router lists names the router's codes there too."""
     return {
-        status: {"model": ErrorAnswer, "description": own.get(status, REFUSALS[status])}
-        for status in sorted({*statuses, *own})
+        status: {"model": ErrorAnswer, "description": description}
+        for status, description in described(codes).items()
     }
 
 
@@ -143,15 +140,14 @@ def document_global_refusals(document: dict[str, Any]) -> None:
     for path_item in document.get("paths", {}).values():
         for operation in path_item.values():
             responses = operation.setdefault("responses", {})
-            statuses = BODY_REFUSALS if "requestBody" in operation else ()
-            for status in statuses:
-                responses.setdefault(
-                    str(status), {"description": REFUSALS[status], "content": answer}
-                )
+            codes = BODY_REFUSALS if "requestBody" in operation else ()
+            for status, description in described(codes).items():
+                responses.setdefault(str(status), {"description": description, "content": answer})
             invalid = responses.get("422", {})
             schema = invalid.get("content", {}).get("application/json", {}).get("schema", {})
             if schema.get("$ref", "").endswith("/HTTPValidationError"):
-                responses["422"] = {"description": REFUSALS[422], "content": answer}
+                invalid_request = described([ErrorCode.INVALID_REQUEST])[422]
+                responses["422"] = {"description": invalid_request, "content": answer}
     schemas = document.get("components", {}).get("schemas", {})
     if "/HTTPValidationError" not in json.dumps(document.get("paths", {})):
         for unused in ("HTTPValidationError", "ValidationError"):
