@@ -321,7 +321,7 @@ def _seeded(settings: DineroSandboxSettings) -> DineroData:
         for number, name, vat_code, category, kind in ACCOUNTS
     }
     vat_types = {
-        code.lower(): {"VatCode": code, "Name": name, "VatRate": rate, "read_account": account}
+        code.lower(): {"VatCode": code, "Name": name, "VatRate": rate, "_account": account}
         for code, name, rate, account in VAT_TYPES
     }
     return DineroData(
@@ -357,4 +357,4 @@ def in_base(amounts: Iterable[int], currency: str, rate: Fraction, start: int = 
 
 def vat_account_of(data: DineroData, code: str | None) -> int | None:
     vat_type = data.vat_type(code)
-    return None if vat_type is None else vat_type["read_account"]
+    return None if vat_type is None else vat_type["_account"]
