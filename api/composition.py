@@ -1,25 +1,31 @@
-"""The composition root: settings in, a wired ledger and key ring out. Nothing runs at import."""
+"""The composition root: the one place where the service is wired, for the HTTP app, every
+command and the demo. Nothing runs at import.
+
+A `Composition` is made from the settings (read from the environment once, by whoever starts
+the process). It chooses the backend once, from the database URL; it reads the configuration
+file once, when first needed (so that a command that needs none of it does not fail on it), and
+keeps it; and from those it builds the ledger, the projection runner, the follower, the reader,
+the sync service and the key ring.
+"""
 
 from __future__ import annotations
 
 import gc
-import tomllib
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
-from subledger.adapters.api_keys import StoredKey
-from subledger.adapters.backends import (
-    Backend,
-    Notifications,
-    backend_of,
-    key_store_for,
-    row_store_for,
-)
-from subledger.adapters.follow import fold_turn, leader_reaches
-from subledger.adapters.store import store_env, store_kind
+from subledger.adapters.api_keys import KeyStore, StoredKey
+from subledger.adapters.backends import Backend, backend_for
+from subledger.adapters.follow import Follower
+from subledger.adapters.store import store_env
+from subledger.adapters.sync.log import DeliveryLog
 from subledger.api.api_keys import KeyRing, parse_keys
-from subledger.api.settings import Settings
+from subledger.api.folding import catch_up, caught_up_snapshots
+from subledger.api.http.reads import Reader
+from subledger.api.settings import Configuration, ConfigurationError, Settings
+from subledger.api.sync import Sync, delivery_log_for
 from subledger.domain.chart import Chart, ChartError
 from subledger.domain.ledger import Ledger
 from subledger.projections.engine import Projection
@@ -27,34 +33,132 @@ from subledger.projections.journal import JournalProjection
 from subledger.projections.mrr import MrrProjection
 from subledger.projections.outbox import OutboxProjection
 from subledger.projections.revenue import RevenueProjection
-from subledger.projections.runner import ProjectionMovedError, ProjectionRunner
+from subledger.projections.runner import ProjectionRunner
+
+
+class Composition:
+    """The service wired from its settings: the backend chosen once, the configuration file read
+    once, and a builder for each part."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        configuration: Configuration | None = None,
+        backend: Backend | None = None,
+    ) -> None:
+        """`configuration` is the file as already read, `backend` the one already chosen (else
+        each is when first needed)."""
+        self.settings = settings
+        self._configuration = configuration
+        self._backend = backend
+
+    @property
+    def backend(self) -> Backend:
+        """The backend of the database URL (`StoreURLError` if it names none)."""
+        if self._backend is None:
+            self._backend = backend_for(self.settings.database_url)
+        return self._backend
+
+    @property
+    def configuration(self) -> Configuration:
+        """The configuration file's tables, read the first time they are asked for
+        (`ConfigurationError` if the file cannot be used)."""
+        if self._configuration is None:
+            self._configuration = Configuration.read(self.settings)
+        return self._configuration
+
+    @cached_property
+    def chart(self) -> Chart:
+        """The chart of accounts: the defaults, changed by the `[accounts]` table."""
+        return build_chart(self.configuration)
+
+    @cached_property
+    def keys(self) -> KeyRing:
+        """The process's key ring: the environment's keys (`KeyConfigurationError` if they
+        cannot be used); the stored ones join when a ledger's key store is attached."""
+        return KeyRing(
+            parse_keys(self.settings.api_keys.get_secret_value()),
+            cache_seconds=self.settings.key_cache_seconds,
+        )
+
+    def with_configuration(self, path: Path) -> Composition:
+        """The same service with the configuration file at `path` instead (read now)."""
+        settings = self.settings.model_copy(update={"config": path})
+        return Composition(settings, Configuration.read(settings), self._backend)
+
+    # The store.
+
+    def open_ledger(self) -> Ledger:
+        """The ledger on the store of the database URL (tables created if missing); the caller
+        closes it."""
+        return build_ledger(self.settings)
+
+    def key_store(self, ledger: Ledger) -> KeyStore:
+        """The keys of `subledger keys create`, kept in the ledger's database."""
+        return self.backend.key_store(ledger)
+
+    def stored_keys(self) -> list[StoredKey]:
+        """The keys made with `subledger keys create` (none on a store that dies with the
+        process), read through a ledger of their own."""
+        if not self.backend.shared:
+            return []
+        ledger = self.open_ledger()
+        try:
+            return self.key_store(ledger).all()
+        finally:
+            ledger.close()
+
+    # The projections.
+
+    def runner(self, ledger: Ledger) -> ProjectionRunner:
+        """A runner of every projection, on the row store beside the ledger's log."""
+        return build_runner(self.settings, ledger, self.backend)
+
+    def follower(self, ledger: Ledger, runner: ProjectionRunner) -> Follower:
+        """What keeps `runner` folding the ledger's appends, woken as the backend allows."""
+        return Follower(ledger, runner, self.backend)
+
+    def reader(self, ledger: Ledger, runner: ProjectionRunner, *, following: bool) -> Reader:
+        """The projections as the HTTP routes read them; waiting for this process's folding
+        where it is `following` the log, else for another process's through the store."""
+        return Reader(
+            ledger,
+            runner.store,
+            runner.projections,
+            self.settings.read_wait_seconds,
+            runner if following else None,
+        )
+
+    def catch_up(self, runner: ProjectionRunner) -> None:
+        catch_up(runner, self.backend)
+
+    def caught_up_snapshots(
+        self, runner: ProjectionRunner, *names: str
+    ) -> AbstractContextManager[tuple[int, dict[str, Any]]]:
+        return caught_up_snapshots(runner, *names, backend=self.backend)
+
+    # Syncing.
+
+    def delivery_log(self, ledger: Ledger) -> DeliveryLog:
+        """The delivery log in the ledger's database (`ConfigurationError` on a memory store)."""
+        return delivery_log_for(ledger, self.backend)
+
+    def sync(self, ledger: Ledger, runner: ProjectionRunner) -> Sync:
+        """The sync service: the targets and notifications of the configuration file, the
+        delivery log beside the ledger (`ConfigurationError` if either cannot be used)."""
+        return Sync(
+            self.settings,
+            ledger,
+            runner,
+            chart=self.chart,
+            configuration=self.configuration,
+            backend=self.backend,
+        )
 
 
 def build_ledger(settings: Settings) -> Ledger:
     """The ledger on the store named by `settings.database_url` (tables created if missing)."""
     return Ledger(env=store_env(settings.database_url, settings.store_options()))
-
-
-def build_keys(settings: Settings) -> KeyRing:
-    """The environment's keys; the stored ones join when the app attaches its ledger's store."""
-    return KeyRing(
-        parse_keys(settings.api_keys.get_secret_value()), cache_seconds=settings.key_cache_seconds
-    )
-
-
-def read_stored_keys(settings: Settings) -> list[StoredKey]:
-    """The keys made with `subledger keys create` in the database (none on a memory store)."""
-    if store_kind(settings.database_url) == "memory":
-        return []
-    ledger = build_ledger(settings)
-    try:
-        return key_store_for(ledger).all()
-    finally:
-        ledger.close()
-
-
-def describe_store(settings: Settings) -> str:
-    return store_kind(settings.database_url)
 
 
 def build_projections(settings: Settings) -> list[Projection]:
@@ -67,40 +171,30 @@ def build_projections(settings: Settings) -> list[Projection]:
     ]
 
 
-class ConfigurationError(Exception):
-    """A configuration file that cannot be used, with where and what is wrong."""
+def build_runner(
+    settings: Settings, ledger: Ledger, backend: Backend | None = None
+) -> ProjectionRunner:
+    """A runner of every projection, on the store beside the ledger's log (the backend's of
+    the database URL, unless given)."""
+    backend = backend or backend_for(settings.database_url)
+    return ProjectionRunner(
+        ledger,
+        backend.row_store(ledger),
+        build_projections(settings),
+        settings.projection_page_size,
+    )
 
 
-def read_configuration(settings: Settings) -> dict[str, Any]:
-    """The configuration file's tables; none where the default file is missing."""
-    path = settings.config
-    if not path.exists():
-        if "config" in settings.model_fields_set:
-            raise ConfigurationError(f"{path}: no such file (SUBLEDGER_CONFIG)")
-        return {}
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise ConfigurationError(f"{path}: {error}") from None
-
-
-def build_chart(settings: Settings) -> Chart:
+def build_chart(configuration: Configuration) -> Chart:
     """The chart of accounts: the defaults, changed by the `[accounts]` table of the
     configuration file."""
-    accounts = read_configuration(settings).get("accounts", {})
+    accounts = configuration.tables.get("accounts", {})
     if not isinstance(accounts, dict):
-        raise ConfigurationError(f"{settings.config}: [accounts] must be a table")
+        raise ConfigurationError(f"{configuration.path}: [accounts] must be a table")
     try:
         return Chart.from_mapping(accounts)
     except ChartError as error:
-        raise ConfigurationError(f"{settings.config}: {error}") from None
-
-
-def build_runner(settings: Settings, ledger: Ledger) -> ProjectionRunner:
-    """A runner of every projection, on the store beside the ledger's log."""
-    return ProjectionRunner(
-        ledger, row_store_for(ledger), build_projections(settings), settings.projection_page_size
-    )
+        raise ConfigurationError(f"{configuration.path}: {error}") from None
 
 
 def tune_garbage_collector() -> None:
@@ -116,50 +210,3 @@ def tune_garbage_collector() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-
-
-def catch_up(runner: ProjectionRunner, backend: Backend | None = None) -> None:
-    """Bring the projections at least to the end of the log as it is now.
-
-    Where another process leads the folding (`serve` or `subledger project` on PostgreSQL),
-    wait for it to get there rather than fold the same pages beside it: under load the
-    dispatcher's once-a-second catch-up folded every page a second time and read every kept
-    table again, and the leader fell further behind. Folding here, what another process folds
-    first counts: chasing a log that keeps growing, a second folder lost page after page to
-    the first (the dispatcher enqueued nothing while the appends lasted)."""
-    end = runner.log.last_position()
-    with fold_turn(_notifications(runner, backend)) as mine:
-        if not mine and leader_reaches(runner, end):
-            return
-        runner.prepare()
-        while True:
-            try:
-                runner.catch_up(upto=end)
-                return
-            except ProjectionMovedError:
-                continue
-
-
-def _notifications(runner: ProjectionRunner, backend: Backend | None) -> Notifications | None:
-    """Where the runner's log announces appends (to find whether another process leads the
-    folding): its backend's, the given one or the one its ledger is found on."""
-    log = runner.log
-    if not isinstance(log, Ledger):
-        return None  # a log with no store under it: no other process can fold it
-    return (backend or backend_of(log)).notifications(log)
-
-
-@contextmanager
-def caught_up_snapshots(
-    runner: ProjectionRunner, *names: str, backend: Backend | None = None
-) -> Iterator[tuple[int, dict[str, Any]]]:
-    """The named projections' stored rows, caught up to the end of the log and all at one
-    position (read again if another process folded between two of the reads)."""
-    while True:
-        catch_up(runner, backend)
-        with ExitStack() as stack:
-            taken = {name: stack.enter_context(runner.store.snapshot(name)) for name in names}
-            positions = {position for position, _ in taken.values()}
-            if len(positions) == 1:
-                yield positions.pop(), {name: rows for name, (_, rows) in taken.items()}
-                return

@@ -1,9 +1,13 @@
-"""The service's settings, read from `SUBLEDGER_*` environment variables (or a `.env` file)."""
+"""The service's settings, read from `SUBLEDGER_*` environment variables (or a `.env` file),
+and its configuration file (`subledger.toml`: the chart of accounts, the sync targets, the
+notifications)."""
 
 from __future__ import annotations
 
+import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -81,3 +85,29 @@ class Settings(BaseSettings):
             pool_size=self.pool_size,
             pool_max_overflow=self.pool_max_overflow,
         )
+
+
+class ConfigurationError(Exception):
+    """A configuration file that cannot be used, with where and what is wrong."""
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """The configuration file's tables, as read once at start-up."""
+
+    path: Path
+    tables: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, settings: Settings) -> Configuration:
+        """The file `settings.config` names; no tables where the default file is missing, a
+        `ConfigurationError` where a file named by SUBLEDGER_CONFIG is, or cannot be read."""
+        path = settings.config
+        if not path.exists():
+            if "config" in settings.model_fields_set:
+                raise ConfigurationError(f"{path}: no such file (SUBLEDGER_CONFIG)")
+            return cls(path)
+        try:
+            return cls(path, tomllib.loads(path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+            raise ConfigurationError(f"{path}: {error}") from None

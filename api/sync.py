@@ -47,6 +47,7 @@ import threading
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from subledger.adapters.backends import Backend, backend_of
@@ -68,13 +69,8 @@ from subledger.adapters.sync.notify import Notifier, NotifySettings, smtp_securi
 from subledger.adapters.sync.notify import check as check_notifications
 from subledger.adapters.sync.port import Target
 from subledger.adapters.sync.profiles import Profiles
-from subledger.api.composition import (
-    ConfigurationError,
-    build_chart,
-    caught_up_snapshots,
-    read_configuration,
-)
-from subledger.api.settings import Settings
+from subledger.api.folding import caught_up_snapshots
+from subledger.api.settings import Configuration, ConfigurationError, Settings
 from subledger.domain.chart import Chart
 from subledger.domain.ledger import Ledger
 from subledger.projections.runner import ProjectionRunner
@@ -110,17 +106,21 @@ _DEFAULT_URLS = {"billy": "https://api.billysbilling.com/v2", "dinero": DINERO_U
 _DEFAULT_RATES = {"billy": 300, "dinero": 100}
 
 
-def read_targets(settings: Settings) -> list[TargetSettings]:
-    """The configured targets, each checked; a token from SUBLEDGER_TARGET_<NAME>_TOKEN wins
-    over the file's."""
-    tables = read_configuration(settings).get("targets", {})
+def read_targets(
+    settings: Settings, configuration: Configuration | None = None
+) -> list[TargetSettings]:
+    """The targets of the configuration file (as read at start-up, else read now), each
+    checked; a token from SUBLEDGER_TARGET_<NAME>_TOKEN wins over the file's."""
+    if configuration is None:
+        configuration = Configuration.read(settings)
+    tables = configuration.tables.get("targets", {})
     if not isinstance(tables, dict):
-        raise ConfigurationError(f"{settings.config}: [targets] must hold tables")
-    return [_target(settings, name, table) for name, table in sorted(tables.items())]
+        raise ConfigurationError(f"{configuration.path}: [targets] must hold tables")
+    return [_target(configuration.path, name, table) for name, table in sorted(tables.items())]
 
 
-def _target(settings: Settings, name: str, table: Any) -> TargetSettings:
-    where = f"{settings.config}: [targets.{name}]"
+def _target(path: Path, name: str, table: Any) -> TargetSettings:
+    where = f"{path}: [targets.{name}]"
     if not isinstance(table, dict):
         raise ConfigurationError(f"{where} must be a table")
     kind = table.get("kind", name)
@@ -243,14 +243,19 @@ def _dinero_settings(name: str, where: str, table: dict[str, Any], url: str) -> 
     }
 
 
-def read_notifications(settings: Settings) -> NotifySettings | None:
-    """The `[notifications]` table, checked: a login over plain text, a CA file that cannot be
-    read or a key that means nothing are refused here, at start-up, rather than when the first
-    failure is to be told. `smtp_ca_file` is read relative to the configuration file."""
-    table = read_configuration(settings).get("notifications")
+def read_notifications(
+    settings: Settings, configuration: Configuration | None = None
+) -> NotifySettings | None:
+    """The `[notifications]` table of the configuration file (as read at start-up, else read
+    now), checked: a login over plain text, a CA file that cannot be read or a key that means
+    nothing are refused here, at start-up, rather than when the first failure is to be told.
+    `smtp_ca_file` is read relative to the configuration file."""
+    if configuration is None:
+        configuration = Configuration.read(settings)
+    table = configuration.tables.get("notifications")
     if table is None:
         return None
-    where = f"{settings.config}: [notifications]"
+    where = f"{configuration.path}: [notifications]"
     if not isinstance(table, dict):
         raise ConfigurationError(f"{where} must be a table")
     known = {
@@ -287,7 +292,7 @@ def read_notifications(settings: Settings) -> NotifySettings | None:
             smtp_security=smtp_security(
                 table.get("smtp_security"), table.get("smtp_starttls"), port
             ),
-            smtp_ca_file=None if ca_file is None else str(settings.config.parent / str(ca_file)),
+            smtp_ca_file=None if ca_file is None else str(configuration.path.parent / str(ca_file)),
             smtp_insecure=insecure,
         )
         check_notifications(notify)
@@ -314,19 +319,25 @@ def _now() -> datetime:
 
 
 class Sync:
-    """The delivery log, the targets and the dispatcher of one process."""
+    """The delivery log, the targets and the dispatcher of one process (made by the
+    composition root, from the configuration it read and the backend it chose)."""
 
     def __init__(
         self,
         settings: Settings,
         ledger: Ledger,
         runner: ProjectionRunner,
+        *,
+        chart: Chart,
+        configuration: Configuration,
+        backend: Backend,
     ) -> None:
-        self.chart: Chart = build_chart(settings)
-        self.target_settings = read_targets(settings)
-        notifications = read_notifications(settings)
+        self.chart = chart
+        self.target_settings = read_targets(settings, configuration)
+        notifications = read_notifications(settings, configuration)
         self.runner = runner
-        self.delivery = delivery_log_for(ledger)
+        self.backend = backend
+        self.delivery = delivery_log_for(ledger, backend)
         self.targets: dict[str, Target] = {t.name: self._target(t) for t in self.target_settings}
         self.dispatcher = Dispatcher(
             self.delivery,
@@ -378,7 +389,7 @@ class Sync:
 
     def snapshots(self) -> AbstractContextManager[tuple[int, dict[str, Any]]]:
         """The outbox's and the journal's rows at one position, caught up with the log."""
-        return caught_up_snapshots(self.runner, "outbox", "journal")
+        return caught_up_snapshots(self.runner, "outbox", "journal", backend=self.backend)
 
     def run(self, stop: threading.Event, workers: int = 2, every: float = 1.0) -> None:
         """Enqueue every `every` seconds and deliver with `workers` threads until `stop`."""

@@ -182,6 +182,21 @@ def test_the_http_room_does_not_reach_the_command_line_or_the_sandboxes() -> Non
     assert problems == []
 
 
+def test_the_backend_is_told_apart_in_one_place() -> None:
+    """Which row store, key store, delivery database and follower go with a store is the
+    bundle's of adapters/backends.py: no other module outside the stores themselves names the
+    stores' recorder classes (to tell the backend from a ledger's)."""
+    recorders = {"PostgresLedgerRecorder", "SQLiteLedgerRecorder", "MemoryLedgerRecorder"}
+    problems = []
+    for name, path in our_modules().items():
+        if name.startswith("subledger.adapters.store") or name == "subledger.adapters.backends":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and recorders & {a.name for a in node.names}:
+                problems.append(f"{path.relative_to(ROOT)} imports {node.module}")
+    assert problems == []
+
+
 def test_the_readme_has_a_run_command_and_a_test_command() -> None:
     run, test = readme_commands()
     assert "pip install -e ." in run

@@ -11,10 +11,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from subledger.adapters.store import store_kind
 from subledger.api.cli.common import database_settings, log_at
+from subledger.api.composition import Composition
 from subledger.api.demo.run import DemoError, DemoOptions, Summary, run_demo
-from subledger.api.settings import Settings
 from subledger.domain.dates import Month
 from subledger.domain.money import CURRENCY_EXPONENTS, to_major
 from subledger.projections.mrr import MOVEMENTS
@@ -46,10 +45,10 @@ def demo(seed: int, customers: int, years: int, until: str | None, sync: bool, f
     local Billy and Dinero sandboxes, and print a summary; then explore it with `serve`.
 
     Deterministic for a --seed and --until: the same business, the same numbers."""
-    settings = database_settings()
+    composition = Composition(database_settings())
     log_at("warning")
     if fresh:
-        _remove_sqlite(settings)
+        _remove_sqlite(composition)
     try:
         month = Month.parse(until) if until else None
     except ValueError as error:
@@ -74,16 +73,17 @@ def demo(seed: int, customers: int, years: int, until: str | None, sync: bool, f
             bar.update(tasks[step], completed=done, total=total, rate=f"{per_second:,.0f}/s")
 
         try:
-            summary = run_demo(settings, options, progress)
+            summary = run_demo(composition, options, progress)
         except DemoError as error:
             raise click.ClickException(str(error)) from None
     print_summary(summary, time.monotonic() - started, options.until)
 
 
-def _remove_sqlite(settings: Settings) -> None:
-    if store_kind(settings.database_url) != "sqlite":
+def _remove_sqlite(composition: Composition) -> None:
+    if composition.backend.kind != "sqlite":
         raise click.ClickException("--fresh deletes a SQLite database only; this one is not")
-    path = Path(settings.database_url.removeprefix("sqlite:///").split("?", 1)[0])
+    url = composition.settings.database_url
+    path = Path(url.removeprefix("sqlite:///").split("?", 1)[0])
     for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         leftover.unlink(missing_ok=True)
 

@@ -10,14 +10,9 @@ from pathlib import Path
 
 import click
 
-from subledger.api.cli.common import counter, database_settings, stdout
-from subledger.api.composition import (
-    ConfigurationError,
-    build_chart,
-    build_ledger,
-    build_runner,
-    caught_up_snapshots,
-)
+from subledger.api.cli.common import counter, database_settings, refused, stdout
+from subledger.api.composition import Composition
+from subledger.api.settings import ConfigurationError
 from subledger.domain.chart import Chart
 from subledger.domain.money import is_currency, to_major
 from subledger.projections.engine import RowSource
@@ -101,20 +96,18 @@ def export_journal(
 ) -> None:
     """The journal's entries booked from one day to another, one CSV row per line, amounts in
     major units (1250.00), accounts from the chart of accounts."""
-    settings = database_settings()
+    composition = Composition(database_settings())
     if first > last:
         raise click.ClickException(f"--from {first:%Y-%m-%d} is after --to {last:%Y-%m-%d}")
     if currency is not None and not is_currency(currency):
         raise click.ClickException(f"--currency {currency} is not an ISO 4217 currency code")
-    try:
-        chart = build_chart(settings)
-    except ConfigurationError as error:
-        raise click.ClickException(str(error)) from None
-    ledger = build_ledger(settings)
-    runner = build_runner(settings, ledger)
+    with refused(ConfigurationError):
+        chart = composition.chart
+    ledger = composition.open_ledger()
+    runner = composition.runner(ledger)
     with (
         counter() as bar,
-        caught_up_snapshots(runner, "journal") as (position, rows),
+        composition.caught_up_snapshots(runner, "journal") as (position, rows),
         output.open("w", newline="", encoding="utf-8") if output else stdout() as file,
     ):
         task = bar.add_task("exporting entries", total=None)

@@ -12,7 +12,6 @@ from rich.console import Console
 from rich.table import Table
 
 from subledger.adapters.api_keys import KeyStore
-from subledger.adapters.backends import key_store_for
 from subledger.api.api_keys import (
     SCOPES,
     InvalidKeyError,
@@ -24,21 +23,19 @@ from subledger.api.api_keys import (
     describe_keys,
     revoke_key,
 )
-from subledger.api.cli.common import database_settings
-from subledger.api.composition import build_keys, build_ledger
+from subledger.api.cli.common import database_settings, refused
+from subledger.api.composition import Composition
 
 
 @contextmanager
 def _keys() -> Iterator[tuple[KeyStore, KeyRing]]:
     """The database's key store, and the environment's keys (whose names are taken)."""
-    settings = database_settings()
+    composition = Composition(database_settings())
+    with refused(KeyConfigurationError):
+        ring = composition.keys
+    ledger = composition.open_ledger()
     try:
-        ring = build_keys(settings)
-    except KeyConfigurationError as error:
-        raise click.ClickException(str(error)) from None
-    ledger = build_ledger(settings)
-    try:
-        yield key_store_for(ledger), ring
+        yield composition.key_store(ledger), ring
     finally:
         ledger.close()
 

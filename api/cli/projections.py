@@ -12,17 +12,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from subledger.adapters.follow import Follower
 from subledger.api.cli.checks import check_journal
-from subledger.api.cli.common import counter, database_settings, log_at, progress_bar, redact
-from subledger.api.composition import (
-    ConfigurationError,
-    build_chart,
-    build_ledger,
-    build_runner,
-    caught_up_snapshots,
-    tune_garbage_collector,
+from subledger.api.cli.common import (
+    counter,
+    database_settings,
+    log_at,
+    progress_bar,
+    redact,
+    refused,
 )
+from subledger.api.composition import Composition, tune_garbage_collector
+from subledger.api.settings import ConfigurationError
 
 
 @click.command()
@@ -34,11 +34,12 @@ def project() -> None:
     """
     settings = database_settings()
     log_at(settings.log_level)
-    ledger = build_ledger(settings)
-    runner = build_runner(settings, ledger)
+    composition = Composition(settings)
+    ledger = composition.open_ledger()
+    runner = composition.runner(ledger)
     rebuilt = runner.prepare()
     tune_garbage_collector()
-    follower = Follower(ledger, runner)
+    follower = composition.follower(ledger, runner)
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signal_number, lambda *_: follower.stopped.set())
     click.echo(
@@ -60,9 +61,9 @@ def projections() -> None:
 @projections.command()
 def status() -> None:
     """Each projection's position, the log's end, and how far behind it is."""
-    settings = database_settings()
-    ledger = build_ledger(settings)
-    runner = build_runner(settings, ledger)
+    composition = Composition(database_settings())
+    ledger = composition.open_ledger()
+    runner = composition.runner(ledger)
     runner.store.create_tables(
         table for projection in runner.projections.values() for table in projection.tables
     )
@@ -85,9 +86,9 @@ def status() -> None:
 @click.argument("names", nargs=-1)
 def rebuild(names: tuple[str, ...]) -> None:
     """Drop the named projections (all by default) and fold them again from position 0."""
-    settings = database_settings()
-    ledger = build_ledger(settings)
-    runner = build_runner(settings, ledger)
+    composition = Composition(database_settings())
+    ledger = composition.open_ledger()
+    runner = composition.runner(ledger)
     unknown = set(names) - set(runner.projections)
     if unknown:
         raise click.ClickException(
@@ -122,15 +123,13 @@ def rebuild(names: tuple[str, ...]) -> None:
 def check() -> None:
     """Check the journal: every entry balances, the trial balance balances on every day,
     deferred revenue matches recognition, receivables match the log. Exits 1 on a failure."""
-    settings = database_settings()
-    try:
-        chart = build_chart(settings)
-    except ConfigurationError as error:
-        raise click.ClickException(str(error)) from None
-    ledger = build_ledger(settings)
-    runner = build_runner(settings, ledger)
+    composition = Composition(database_settings())
+    with refused(ConfigurationError):
+        chart = composition.chart
+    ledger = composition.open_ledger()
+    runner = composition.runner(ledger)
     with (
-        caught_up_snapshots(runner, "journal", "revenue") as (position, rows),
+        composition.caught_up_snapshots(runner, "journal", "revenue") as (position, rows),
         counter() as bar,
     ):
         task = bar.add_task("checking entries", total=None)

@@ -6,8 +6,7 @@ import click
 
 from subledger.adapters.store.resealing import seal_old_events
 from subledger.api.cli.common import database_settings
-from subledger.api.composition import build_ledger, build_runner, catch_up
-from subledger.api.sync import delivery_log_for
+from subledger.api.composition import Composition
 from subledger.domain.personal import PERSONAL_FIELDS
 
 
@@ -18,12 +17,12 @@ def seal() -> None:
     Each customer's fields are sealed with its key (an erased customer's become unreadable),
     the delivery log's messages lose the personal fields they carried, and the projections
     whose rows held them are folded again. Running it again does nothing."""
-    settings = database_settings()
-    ledger = build_ledger(settings)
+    composition = Composition(database_settings())
+    ledger = composition.open_ledger()
     try:
         sealed = seal_old_events(ledger)
-        cleaned = delivery_log_for(ledger).drop_personal_fields(PERSONAL_FIELDS)
-        catch_up(build_runner(settings, ledger))
+        cleaned = composition.delivery_log(ledger).drop_personal_fields(PERSONAL_FIELDS)
+        composition.catch_up(composition.runner(ledger))
     finally:
         ledger.close()
     click.echo(f"{sealed} events sealed; {cleaned} messages of the delivery log cleaned.")

@@ -8,16 +8,12 @@ import click
 import uvicorn
 from eventsourcing.persistence import PersistenceError
 
-from subledger.adapters.store import StoreURLError, store_kind
+from subledger.adapters.store import StoreURLError
 from subledger.api.api_keys import KeyConfigurationError
 from subledger.api.cli.common import log_at, read_settings, redact
-from subledger.api.composition import (
-    ConfigurationError,
-    build_chart,
-    build_keys,
-    read_stored_keys,
-)
+from subledger.api.composition import Composition
 from subledger.api.http.app import NO_PROJECTIONS, VERSION, create_app
+from subledger.api.settings import ConfigurationError
 
 #: How long `serve --workers N` gives a worker process to answer uvicorn's health pings.
 WORKER_START_SECONDS = 60
@@ -49,10 +45,11 @@ def serve(host: str, port: int, workers: int, projections: bool) -> None:
     """Serve the HTTP API on the store named by SUBLEDGER_DATABASE_URL (SQLite by default)."""
     settings = read_settings()
     try:
-        kind = store_kind(settings.database_url)
-        keys = build_keys(settings)
-        build_chart(settings)
-        stored = [key for key in read_stored_keys(settings) if key.revoked_at is None]
+        composition = Composition(settings)
+        kind = composition.backend.kind
+        keys = composition.keys
+        composition.chart  # noqa: B018 (read now: a configuration that cannot be used stops here)
+        stored = [key for key in composition.stored_keys() if key.revoked_at is None]
     except (KeyConfigurationError, StoreURLError, ConfigurationError) as error:
         raise click.ClickException(str(error)) from None
     except PersistenceError as error:
@@ -77,12 +74,12 @@ def serve(host: str, port: int, workers: int, projections: bool) -> None:
         err=True,
     )
     if not projections:
-        if kind == "memory":
+        if not composition.backend.shared:
             raise click.ClickException("a memory:// store cannot be folded by another process")
         os.environ[NO_PROJECTIONS] = "1"
     if workers == 1:
         uvicorn.run(
-            create_app(settings, keys=keys, run_projections=projections, server_process=True),
+            create_app(composition=composition, run_projections=projections, server_process=True),
             host=host,
             port=port,
             log_level=settings.log_level,

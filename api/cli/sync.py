@@ -13,17 +13,18 @@ from rich.console import Console
 from rich.table import Table
 
 from subledger.api.cli.common import database_settings, log_at
-from subledger.api.composition import ConfigurationError, build_ledger, build_runner
-from subledger.api.settings import Settings
+from subledger.api.composition import Composition
+from subledger.api.settings import ConfigurationError, Settings
 from subledger.api.sync import Sync
 from subledger.projections.outbox import MESSAGES
 
 
 def _sync() -> tuple[Settings, Sync]:
     settings = database_settings()
-    ledger = build_ledger(settings)
+    composition = Composition(settings)
+    ledger = composition.open_ledger()
     try:
-        return settings, Sync(settings, ledger, build_runner(settings, ledger))
+        return settings, composition.sync(ledger, composition.runner(ledger))
     except ConfigurationError as error:
         ledger.close()
         raise click.ClickException(str(error)) from None

@@ -29,11 +29,9 @@ from typing import Any
 import httpx
 import orjson
 
-from subledger.api.composition import build_ledger, build_runner, caught_up_snapshots
+from subledger.api.composition import Composition
 from subledger.api.demo.generator import Business
 from subledger.api.http.ingest import parse_submissions
-from subledger.api.settings import Settings
-from subledger.api.sync import Sync, delivery_log_for
 from subledger.domain.dates import Month, add_months
 from subledger.domain.ledger import Ledger
 from subledger.projections import mrr, revenue
@@ -91,11 +89,14 @@ def demo_business(options: DemoOptions, today: date) -> Business:
 
 
 def run_demo(
-    settings: Settings, options: DemoOptions, progress: Progress, today: date | None = None
+    composition: Composition,
+    options: DemoOptions,
+    progress: Progress,
+    today: date | None = None,
 ) -> Summary:
     """Append the business, build the projections, sync (unless told not to); the summary."""
     today = options.until.first_day if options.until else (today or date.today())
-    ledger = build_ledger(settings)
+    ledger = composition.open_ledger()
     try:
         held = ledger.last_position()
         if held:
@@ -106,14 +107,14 @@ def run_demo(
             )
         events = list(demo_business(options, today).events())
         append_all(ledger, events, progress)
-        runner = build_runner(settings, ledger)
+        runner = composition.runner(ledger)
         runner.prepare()
         runner.rebuild(
             list(runner.projections), progress=lambda at, end: progress("projections", at, end)
         )
         if options.sync:
-            sync_to_sandboxes(settings, ledger, runner, events, options.workers, progress)
-        return summarize(settings, ledger, runner, len(events), today)
+            sync_to_sandboxes(composition, ledger, runner, events, options.workers, progress)
+        return summarize(composition, ledger, runner, len(events), today)
     finally:
         ledger.close()
 
@@ -244,7 +245,7 @@ def sandbox_targets(billy_url: str, dinero_url: str) -> str:
 
 
 def sync_to_sandboxes(
-    settings: Settings,
+    composition: Composition,
     ledger: Ledger,
     runner: ProjectionRunner,
     events: list[dict[str, Any]],
@@ -253,14 +254,15 @@ def sync_to_sandboxes(
 ) -> None:
     """Start both sandboxes, enqueue every message for both, and deliver until none is left
     pending (failures stay failed, for the dashboard to show), or until nothing moved for
-    `STALLED` seconds (what is still pending then shows in the summary)."""
+    `STALLED` seconds (what is still pending then shows in the summary). The targets are the
+    sandboxes', in a configuration file of their own."""
     with ExitStack() as stack:
         billy_url, dinero_url = stack.enter_context(sandboxes())
         billy_products(f"{billy_url}/v2", BILLY_TOKEN, products_of(events))
         directory = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         config = directory / "subledger.toml"
         config.write_text(sandbox_targets(billy_url, dinero_url))
-        sync = Sync(settings.model_copy(update={"config": config}), ledger, runner)
+        sync = composition.with_configuration(config).sync(ledger, runner)
         stack.callback(sync.close)
         total = sync.enqueue()
         stop = threading.Event()
@@ -286,13 +288,13 @@ def sync_to_sandboxes(
 
 
 def summarize(
-    settings: Settings, ledger: Ledger, runner: ProjectionRunner, events: int, today: date
+    composition: Composition, ledger: Ledger, runner: ProjectionRunner, events: int, today: date
 ) -> Summary:
     this_month = Month.of(today)
     last_twelve = [str(this_month.previous())]
     while len(last_twelve) < 12:
         last_twelve.insert(0, str(Month.parse(last_twelve[0]).previous()))
-    with caught_up_snapshots(runner, "mrr", "revenue") as (position, rows):
+    with composition.caught_up_snapshots(runner, "mrr", "revenue") as (position, rows):
         currencies = sorted(
             set(mrr.currencies(rows["mrr"])) | set(revenue.currencies(rows["revenue"]))
         )
@@ -309,5 +311,5 @@ def summarize(
         mrr={c: {k: now[c][k] for k in ("mrr", "arr", "customers")} for c in currencies},
         movements=movements,
         deferred=deferred,
-        sync=delivery_log_for(ledger).counts(),
+        sync=composition.delivery_log(ledger).counts(),
     )

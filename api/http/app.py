@@ -15,22 +15,10 @@ from fastapi.openapi.utils import get_openapi
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from subledger.adapters.backends import key_store_for
-from subledger.adapters.follow import Follower
-from subledger.adapters.store import store_kind
-from subledger.api.api_keys import KeyRing
-from subledger.api.composition import (
-    build_chart,
-    build_keys,
-    build_ledger,
-    build_runner,
-    describe_store,
-    tune_garbage_collector,
-)
+from subledger.api.composition import Composition, tune_garbage_collector
 from subledger.api.http.auth import authenticate_first, ensure_guarded
 from subledger.api.http.errors import install_error_handlers
 from subledger.api.http.limits import RequestLimitsMiddleware
-from subledger.api.http.reads import Reader
 from subledger.api.http.responses import OrjsonResponse
 from subledger.api.http.routes import audit, events, health, mrr, revenue
 from subledger.api.http.routes import keys as key_routes
@@ -50,42 +38,41 @@ VERSION = "0.1.0"
 def create_app(
     settings: Settings | None = None,
     *,
+    composition: Composition | None = None,
     ledger: Ledger | None = None,
-    keys: KeyRing | None = None,
     run_projections: bool = True,
     server_process: bool = False,
 ) -> FastAPI:
-    """The service. The ledger is built when the app starts, unless one is given.
+    """The service, wired by `composition` (else by one made from `settings`, else from the
+    environment). The ledger is opened when the app starts, unless one is given.
 
     `run_projections` folds the log into the projections in this process (else a separate
     `subledger project` worker does, and reads wait for it through the store).
     `server_process` says the app owns its process (`subledger serve`), so it may tune the
     process's garbage collector once started.
     """
-    settings = settings or Settings()
-    keys = keys if keys is not None else build_keys(settings)
+    if composition is None:
+        composition = Composition(settings or Settings())
+    elif settings is not None and settings is not composition.settings:
+        raise ValueError("create_app takes settings or a composition made from them, not both")
+    wiring = composition
+    keys = composition.keys
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = app.state.ledger is None
         if owned:
-            app.state.ledger = build_ledger(settings)
-        app.state.keys.attach(key_store_for(app.state.ledger))
-        runner = build_runner(settings, app.state.ledger)
+            app.state.ledger = wiring.open_ledger()
+        app.state.keys.attach(wiring.key_store(app.state.ledger))
+        runner = wiring.runner(app.state.ledger)
         rebuilt = runner.prepare()
         if rebuilt:
             logger.info("projections to fold from the start: %s", ", ".join(rebuilt))
-        follower = Follower(app.state.ledger, runner) if run_projections else None
-        app.state.reader = Reader(
-            app.state.ledger,
-            runner.store,
-            runner.projections,
-            settings.read_wait_seconds,
-            runner if follower is not None else None,
-        )
+        follower = wiring.follower(app.state.ledger, runner) if run_projections else None
+        app.state.reader = wiring.reader(app.state.ledger, runner, following=follower is not None)
         if follower is not None:
             follower.start()
-        app.state.sync, stop_sync = _start_sync(settings, app.state.ledger, runner, server_process)
+        app.state.sync, stop_sync = _start_sync(wiring, app.state.ledger, runner, server_process)
         if server_process:
             tune_garbage_collector()
         try:
@@ -106,11 +93,11 @@ def create_app(
         default_response_class=OrjsonResponse,
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.chart = build_chart(settings)
+    app.state.settings = composition.settings
+    app.state.chart = composition.chart
     app.state.keys = keys
     app.state.ledger = ledger
-    app.state.store_kind = describe_store(settings)
+    app.state.store_kind = composition.backend.kind
     install_error_handlers(app, authenticate_first)
     app.include_router(health.router)
     app.include_router(events.router)
@@ -123,26 +110,25 @@ def create_app(
     install_dashboard(app)
     ensure_guarded(app)
 
-    app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestLimitsMiddleware, max_body_bytes=composition.settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
 
 def _start_sync(
-    settings: Settings, ledger: Ledger, runner: ProjectionRunner, deliver: bool
+    composition: Composition, ledger: Ledger, runner: ProjectionRunner, deliver: bool
 ) -> tuple[Sync | None, Callable[[], None]]:
     """The process's sync service (None on a memory store), delivering in a thread of its own
     when this is the server's process and targets are configured; and how to stop it."""
-    if store_kind(settings.database_url) == "memory":
+    if not composition.backend.shared:
         return None, lambda: None
-    service = Sync(settings, ledger, runner)
+    service = composition.sync(ledger, runner)
     if not deliver or not service.targets:
         return service, service.close
     stop = threading.Event()
-    thread = threading.Thread(
-        target=service.run, args=(stop, settings.sync_workers), name="sync", daemon=True
-    )
+    workers = composition.settings.sync_workers
+    thread = threading.Thread(target=service.run, args=(stop, workers), name="sync", daemon=True)
     thread.start()
 
     def halt() -> None:

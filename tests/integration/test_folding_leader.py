@@ -15,8 +15,8 @@ from subledger.adapters.backends import row_store_for
 from subledger.adapters.follow import Follower
 from subledger.adapters.store import store_env
 from subledger.adapters.store.postgres import PostgresLedgerRecorder
-from subledger.api.composition import catch_up
 from subledger.api.demo.generator import generate
+from subledger.api.folding import catch_up
 from subledger.api.http.ingest import parse_submissions
 from subledger.domain.ledger import Ledger
 from subledger.projections.journal import JournalProjection

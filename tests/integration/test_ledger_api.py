@@ -16,9 +16,8 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from subledger.api.composition import ConfigurationError
 from subledger.api.http.app import create_app
-from subledger.api.settings import Settings
+from subledger.api.settings import ConfigurationError, Settings
 from tests.builders import closed, credit_note, customer, invoice, line, payment, wire_event
 from tests.conftest import API_KEYS, READ, WRITE
 from tests.integration.test_revenue_api import MONTHLY, get, post

@@ -24,8 +24,7 @@ from cryptography.x509.oid import NameOID
 
 from subledger.adapters.sync.log import Message
 from subledger.adapters.sync.notify import Notifier, NotifySettings, smtp_security
-from subledger.api.composition import ConfigurationError
-from subledger.api.settings import Settings
+from subledger.api.settings import ConfigurationError, Settings
 from subledger.api.sync import read_notifications
 from tests.e2e.test_server import free_port
 

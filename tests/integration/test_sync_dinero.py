@@ -20,9 +20,8 @@ from subledger.adapters.sandbox.faults import FaultSettings
 from subledger.adapters.sync.common import TargetSettings
 from subledger.adapters.sync.dinero import RENEW_BEFORE, DineroTarget, DineroToken
 from subledger.adapters.sync.port import Trace
-from subledger.api.composition import ConfigurationError
 from subledger.api.http.app import create_app
-from subledger.api.settings import Settings
+from subledger.api.settings import ConfigurationError, Settings
 from subledger.api.sync import Sync, read_targets
 from subledger.domain.chart import DEFAULT_CHART
 from tests.conftest import ADMIN, API_KEYS, READ, WRITE

@@ -34,8 +34,7 @@ from subledger.adapters.sync.common import TargetSettings
 from subledger.adapters.sync.dinero import DineroTarget
 from subledger.adapters.sync.log import Message
 from subledger.adapters.sync.port import Trace
-from subledger.api.composition import ConfigurationError
-from subledger.api.settings import Settings
+from subledger.api.settings import ConfigurationError, Settings
 from subledger.api.sync import read_targets
 from subledger.domain.chart import DEFAULT_CHART
 
