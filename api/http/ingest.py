@@ -13,12 +13,13 @@ from pydantic import TypeAdapter, ValidationError
 
 from subledger.api.http.errors import ApiError, ErrorCode
 from subledger.api.http.schemas.documents import ANY_EVENT, EVENT_BATCH
-from subledger.api.http.schemas.events import DATA_MODELS
+from subledger.api.http.schemas.events import EVENT_DATA
 from subledger.domain.ledger import Submission
 
 MAX_BATCH_EVENTS: Final = 1000
 
-#: A batch's events validated from its JSON bytes in one pass, each against its type's model.
+#: A batch's events validated from its JSON bytes in one pass, each `data` into its fact and
+#: canonical JSON (`schemas.events.WireData`); the facts' values are the ledger's to check.
 _BATCH: TypeAdapter[Any] = TypeAdapter(EVENT_BATCH)
 _SINGLE: TypeAdapter[Any] = TypeAdapter(ANY_EVENT)
 
@@ -39,7 +40,7 @@ def _details(error: ValidationError, batch: bool) -> list[dict[str, Any]]:
         location = problem["loc"][1:] if batch else (0, *problem["loc"])
         index, *rest = location
         if problem["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            field, message = "type", f"must be one of {', '.join(DATA_MODELS)}"
+            field, message = "type", f"must be one of {', '.join(EVENT_DATA)}"
         else:
             field = _path(tuple(rest[1:])) or "event"
             message = problem["msg"].removeprefix("Value error, ")
@@ -104,8 +105,8 @@ def parse_submissions(body: bytes) -> list[Submission]:
     return [
         Submission(
             event_id=envelope.id,
-            fact=envelope.data.to_fact(),
-            digest=sha256(envelope.type.encode() + b"\n" + envelope.data.canonical_json()).digest(),
+            fact=envelope.data.fact,
+            digest=sha256(envelope.type.encode() + b"\n" + envelope.data.canonical_json).digest(),
             occurred_at=envelope.occurred_at,
         )
         for envelope in envelopes

@@ -13,8 +13,8 @@ from pydantic import BaseModel, Field, TypeAdapter, create_model
 
 from subledger.api.http.errors import ErrorCode, described
 from subledger.api.http.examples import EXAMPLE_EVENTS, example_of
-from subledger.api.http.schemas.events import DATA_MODELS
-from subledger.api.http.schemas.types import Identifier, Instant, WireModel
+from subledger.api.http.schemas.events import EVENT_DATA, EventId
+from subledger.api.http.schemas.types import Instant, WireModel
 
 
 def _envelope_model(type_name: str) -> type[BaseModel]:
@@ -23,17 +23,17 @@ def _envelope_model(type_name: str) -> type[BaseModel]:
         f"{title}Event",
         __base__=WireModel,
         __doc__=f"A `{type_name}` event.",
-        id=(Identifier, Field(description="the sender's unique id: the idempotency key")),
+        id=(EventId, Field(description="the sender's unique id: the idempotency key")),
         type=(Literal[type_name], ...),  # type: ignore[arg-type]
         occurred_at=(Instant | None, Field(default=None, description="when, at the sender")),
-        data=(DATA_MODELS[type_name], ...),
+        data=(EVENT_DATA[type_name], ...),
     )
     model.model_config["json_schema_extra"] = {"examples": [example_of(type_name)]}
     model.model_rebuild(force=True)
     return model
 
 
-ENVELOPE_MODELS = {type_name: _envelope_model(type_name) for type_name in DATA_MODELS}
+ENVELOPE_MODELS = {type_name: _envelope_model(type_name) for type_name in EVENT_DATA}
 
 #: Any one event, told apart by its `type`.
 ANY_EVENT: Any = Annotated[Union[tuple(ENVELOPE_MODELS.values())], Field(discriminator="type")]  # noqa: UP007

@@ -1,463 +1,308 @@
-"""The event catalogue on the wire (§1.2): one `data` model per event type, and the envelopes.
+"""The event catalogue on the wire (§1.2), derived from the domain's facts.
 
-Each `data` model checks the JSON shape (types, required fields, no unknown fields) and turns
-itself into the domain's fact with `to_fact()`; the domain then checks the values and the rules.
+Each fact's declaration (`domain.facts.declared_fields`) gives its event type's `data` model:
+a field for each of the fact's, in its order, typed by its kind as JSON carries it (a string,
+an integer, an array, an object with a model of its own such as `LineIn`; a date as
+`YYYY-MM-DD`, a decimal or a month as a string; `null` where the field is optional). A model
+checks that shape only: types, required and unknown fields, the form of dates, decimals and
+months. What a value must be is the domain's rule, checked once, when the ledger takes the facts
+(`Fact.check`); the OpenAPI document shows each kind's rule as far as JSON Schema says it
+(`_SHOWN`), and what it says of some fields and models (`_ABOUT`, `_MODEL_DOCS`).
+
+Validated, an event's `data` is a `WireData`: its fact, and its canonical JSON. Where `null`
+removes a field (a field whose kind may be `CLEARED`: in `customer.updated`, and
+`subscription.changed`'s `discount`), the fact holds `CLEARED`, and the event's other optional
+fields cannot be `null`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Final, NamedTuple, Self
 
-import orjson
-from pydantic import Field, model_validator
+import pydantic_core
+from pydantic import AfterValidator, Field, create_model, model_validator
 
 from subledger.api.http.schemas.types import (
-    Amount,
-    Count,
-    Currency,
     DecimalString,
-    Identifier,
     IsoDate,
-    LongText,
     MonthString,
-    PositiveAmount,
-    Text,
+    Shown,
     WireModel,
 )
 from subledger.domain import facts, values
 from subledger.domain.dates import Month
-from subledger.domain.fields import MAX_LINES
+from subledger.domain.errors import InvalidEventError
+from subledger.domain.facts import FACT_TYPES, FieldKind, declared_fields
+from subledger.domain.fields import (
+    AmountRule,
+    CountRule,
+    CountryRule,
+    CurrencyRule,
+    EanRule,
+    EmailRule,
+    ExchangeRateRule,
+    IdRule,
+    ManyRule,
+    MethodRule,
+    TextRule,
+    VatNumberRule,
+)
 from subledger.domain.values import CLEARED
 
-Kind = Literal["person", "company", "public"]
-Interval = Literal["week", "month", "quarter", "year"]
-Recognition = Literal["daily", "monthly", "point_in_time"]
-Method = Annotated[
-    str,
-    Field(pattern=r"^[a-z][a-z0-9_]{0,63}$", examples=["card", "bank_transfer", "mobilepay"]),
-]
-ExchangeRate = Annotated[
-    DecimalString,
-    Field(
-        description="units of the accounting target's base currency per unit of the document's"
-        ' currency, a decimal string > 0 (e.g. "7.4604" for EUR in DKK)',
-        examples=["7.4604"],
+#: How JSON carries a field of each type, besides strings and integers as they are, lists as
+#: arrays and values as objects.
+_FORMS: Final[dict[Any, Any]] = {
+    str: str,
+    int: int,
+    Decimal: DecimalString,
+    date: IsoDate,
+    Month: MonthString,
+}
+
+#: What the document shows of each kind's rule (`domain.fields`), as JSON Schema keywords; a
+#: rule not named here shows only its value's form (a date's, a decimal's).
+_SHOWN: Final[dict[type, Callable[[Any], dict[str, Any]]]] = {
+    IdRule: lambda rule: {
+        "minLength": 1,
+        "maxLength": rule.max_length,
+        "pattern": r"^[^\x00-\x1f\x7f]+$",
+    },
+    TextRule: lambda rule: {"minLength": 1, "maxLength": rule.max_length},
+    AmountRule: lambda rule: {
+        "minimum": rule.low,
+        "maximum": rule.high,
+        "description": "minor units (øre, cents)" + (", > 0" if rule.low > 0 else ""),
+    },
+    CountRule: lambda rule: {"minimum": rule.low},
+    CurrencyRule: lambda _: {
+        "pattern": "^[A-Z]{3}$",
+        "description": "ISO 4217 code",
+        "examples": ["DKK"],
+    },
+    CountryRule: lambda _: {"pattern": "^[A-Z]{2}$"},
+    EmailRule: lambda rule: {"maxLength": rule.max_length},
+    VatNumberRule: lambda _: {"maxLength": 20},
+    EanRule: lambda rule: {"pattern": rule.pattern},
+    MethodRule: lambda rule: {
+        "pattern": rule.pattern,
+        "examples": ["card", "bank_transfer", "mobilepay"],
+    },
+    ExchangeRateRule: lambda _: {
+        "description": "units of the accounting target's base currency per unit of the"
+        ' document\'s currency, a decimal string > 0 (e.g. "7.4604" for EUR in DKK)',
+        "examples": ["7.4604"],
+    },
+    ManyRule: lambda rule: {"minItems": 1, "maxItems": rule.max_length},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class About:
+    """What the document says of one field: its `description`, and keywords of its `value`
+    (inside the value's schema, where the field may also be `null`)."""
+
+    description: str | None = None
+    value: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+_ABOUT: Final[dict[tuple[type, str], About]] = {
+    (facts.CustomerCreated, "country"): About("ISO 3166 alpha-2"),
+    (facts.CustomerCreated, "vat_number"): About(value={"description": "CVR or EU VAT"}),
+    (facts.CustomerCreated, "ean"): About(value={"description": "required for public"}),
+    (facts.SubscriptionStarted, "interval_count"): About("defaults to 1"),
+    (facts.SubscriptionChanged, "items"): About("the full new list of items"),
+    (facts.SubscriptionCancelled, "effective_date"): About("the first day without service"),
+    (facts.InvoiceIssued, "payment_method"): About(
+        "how the invoice is expected to be paid; picks the target's payment terms where there"
+        " is no due_date"
     ),
-]
+    (values.SubscriptionItem, "quantity"): About("decimal string, > 0"),
+    (values.SubscriptionItem, "unit_amount"): About("per interval, excluding VAT, in minor units"),
+    (values.Discount, "percent"): About('a fraction: "0.20" is 20%'),
+    (values.Discount, "duration_in_months"): About("for `repeating`", value={"minimum": 1}),
+    (values.InvoiceLine, "line_id"): About('defaults to "1", "2", ...'),
+    (values.InvoiceLine, "unit_amount"): About("excluding VAT, in minor units"),
+    (values.InvoiceLine, "discount_amount"): About("defaults to 0"),
+    (values.InvoiceLine, "vat_rate"): About('in [0, 1), e.g. "0.25"'),
+    (values.InvoiceLine, "period_end"): About("exclusive"),
+    (values.CreditLine, "amount"): About("net, excluding VAT, in minor units"),
+}
+
+_MODEL_DOCS: Final[dict[type, str]] = {
+    facts.CustomerUpdated: "Only the fields to change; `null` removes an optional field"
+    " (email, vat_number, ...).",
+    facts.SubscriptionChanged: "`discount`: left out keeps the current one, `null` removes it,"
+    " an object replaces it.",
+    facts.CreditNoteIssued: "Without `lines`, the credit note credits every line's whole"
+    " creditable net.",
+    values.Discount: "Exactly one of `percent` and `amount_off`. `duration` defaults to `forever`.",
+}
+
+#: The models of the values inside facts; a fact's model is named `<Fact>Data`.
+_VALUE_MODEL_NAMES: Final[dict[type, str]] = {
+    values.Address: "AddressIn",
+    values.SubscriptionItem: "ItemIn",
+    values.Discount: "DiscountIn",
+    values.InvoiceLine: "LineIn",
+    values.CreditLine: "CreditLineIn",
+}
 
 
-def _decimal(value: str | None) -> Decimal | None:
-    return None if value is None else Decimal(value)
+class WireData(NamedTuple):
+    """An event's `data`, validated: the fact, and the data as canonical JSON, which tells a
+    retry from another event under the same id."""
+
+    fact: facts.Fact
+    canonical_json: bytes
 
 
 class DataModel(WireModel):
-    """The `data` of one event type."""
+    """The `data` of an event type, or a value inside it, as sent; `DECLARED` is the fact's or
+    the value's class, whose declaration the model follows."""
 
-    def to_fact(self) -> facts.Fact:
-        raise NotImplementedError
+    DECLARED: ClassVar[type]
+
+    def to_domain(self) -> Any:
+        """The fact or value the data holds."""
+        return self.DECLARED(
+            **{
+                name: self._domain(name, kind, getattr(self, name))
+                for name, kind in declared_fields(self.DECLARED)
+            }
+        )
+
+    def _domain(self, name: str, kind: FieldKind, value: Any) -> Any:
+        if value is None:
+            return None
+        if kind.item is not None:
+            return tuple(self._domain(name, kind.item, item) for item in value)
+        if isinstance(value, DataModel):
+            return value.to_domain()
+        decode = _DECODE.get(kind.base)
+        return value if decode is None else decode(value)
 
     def canonical_json(self) -> bytes:
-        """The data as canonical JSON, for telling a retry from another event under the same
-        id: fields in the model's order, optional fields that are null or left out omitted."""
+        """Fields in the model's order, optional fields that are null or left out omitted."""
         return self.__pydantic_serializer__.to_json(self, exclude_none=True)
 
 
-class DataWithRemovals(DataModel):
-    """Data in which `null` means "remove" for some fields, so it differs from leaving them out."""
-
-    REMOVABLE: ClassVar[tuple[str, ...]] = ()
-
-    def canonical_json(self) -> bytes:
-        data = self.model_dump(mode="json", exclude_none=True)
-        data.update(
-            (name, None)
-            for name in self.REMOVABLE
-            if name in self.model_fields_set and getattr(self, name) is None
-        )
-        return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+#: How a field of these types is read from its JSON form (a string); others are as validated.
+_DECODE: Final[dict[Any, Callable[[str], Any]]] = {Decimal: Decimal, Month: Month.parse}
 
 
-class AddressIn(WireModel):
-    street: Text
-    zip: Annotated[str, Field(min_length=1, max_length=20)]
-    city: Annotated[str, Field(min_length=1, max_length=100)]
+class UpdateModel(DataModel):
+    """The `data` of an update, in which `null` removes a field whose kind may be `CLEARED`,
+    so that `null` differs from leaving the field out; no other field can be removed."""
 
-    def to_value(self) -> values.Address:
-        return values.Address(street=self.street, zip=self.zip, city=self.city)
-
-
-class ItemIn(WireModel):
-    product_id: Identifier
-    quantity: DecimalString = Field(description="decimal string, > 0")
-    unit_amount: Amount = Field(description="per interval, excluding VAT, in minor units")
-    description: LongText | None = None
-
-    def to_value(self) -> values.SubscriptionItem:
-        return values.SubscriptionItem(
-            product_id=self.product_id,
-            quantity=Decimal(self.quantity),
-            unit_amount=self.unit_amount,
-            description=self.description,
-        )
-
-
-class DiscountIn(WireModel):
-    """Exactly one of `percent` and `amount_off`. `duration` defaults to `forever`."""
-
-    percent: DecimalString | None = Field(default=None, description='a fraction: "0.20" is 20%')
-    amount_off: PositiveAmount | None = None
-    duration: Literal["forever", "repeating", "once"] | None = None
-    duration_in_months: Count | None = Field(default=None, description="for `repeating`")
-
-    def to_value(self) -> values.Discount:
-        return values.Discount(
-            percent=None if self.percent is None else Decimal(self.percent),
-            amount_off=self.amount_off,
-            duration=self.duration,
-            duration_in_months=self.duration_in_months,
-        )
-
-
-class LineIn(WireModel):
-    line_id: Identifier | None = Field(default=None, description='defaults to "1", "2", ...')
-    product_id: Identifier
-    description: LongText | None = None
-    quantity: DecimalString
-    unit_amount: Amount = Field(description="excluding VAT, in minor units")
-    discount_amount: Amount | None = Field(default=None, description="defaults to 0")
-    vat_rate: DecimalString = Field(description='in [0, 1), e.g. "0.25"')
-    period_start: IsoDate | None = None
-    period_end: IsoDate | None = Field(default=None, description="exclusive")
-    recognition: Recognition | None = None
-
-    def to_value(self) -> values.InvoiceLine:
-        return values.InvoiceLine(
-            line_id=self.line_id,
-            product_id=self.product_id,
-            description=self.description,
-            quantity=Decimal(self.quantity),
-            unit_amount=self.unit_amount,
-            discount_amount=self.discount_amount,
-            vat_rate=Decimal(self.vat_rate),
-            period_start=self.period_start,
-            period_end=self.period_end,
-            recognition=self.recognition,
-        )
-
-
-class CreditLineIn(WireModel):
-    line_id: Identifier
-    amount: PositiveAmount = Field(description="net, excluding VAT, in minor units")
-
-    def to_value(self) -> values.CreditLine:
-        return values.CreditLine(line_id=self.line_id, amount=self.amount)
-
-
-class CustomerCreatedData(DataModel):
-    customer_id: Identifier
-    name: Text
-    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166 alpha-2")]
-    kind: Kind
-    email: Annotated[str, Field(max_length=254)] | None = None
-    vat_number: Annotated[str, Field(max_length=20, description="CVR or EU VAT")] | None = None
-    ean: Annotated[str, Field(pattern=r"^\d{13}$", description="required for public")] | None = None
-    customer_number: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    address: AddressIn | None = None
-
-    def to_fact(self) -> facts.CustomerCreated:
-        return facts.CustomerCreated(
-            customer_id=self.customer_id,
-            name=self.name,
-            country=self.country,
-            kind=self.kind,
-            email=self.email,
-            vat_number=self.vat_number,
-            ean=self.ean,
-            customer_number=self.customer_number,
-            address=None if self.address is None else self.address.to_value(),
-        )
-
-
-class CustomerUpdatedData(DataWithRemovals):
-    """Only the fields to change; `null` removes an optional field (email, vat_number, ...)."""
-
-    REQUIRED_ELSEWHERE: ClassVar[tuple[str, ...]] = ("name", "country", "kind")
-    REMOVABLE = ("email", "vat_number", "ean", "customer_number", "address")
-
-    customer_id: Identifier
-    name: Text | None = None
-    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
-    kind: Kind | None = None
-    email: Annotated[str, Field(max_length=254)] | None = None
-    vat_number: Annotated[str, Field(max_length=20)] | None = None
-    ean: Annotated[str, Field(pattern=r"^\d{13}$")] | None = None
-    customer_number: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    address: AddressIn | None = None
+    def _domain(self, name: str, kind: FieldKind, value: Any) -> Any:
+        if value is None and kind.removable and name in self.model_fields_set:
+            return CLEARED
+        return super()._domain(name, kind, value)
 
     @model_validator(mode="after")
-    def _changes_something(self) -> CustomerUpdatedData:
-        if self.model_fields_set <= {"customer_id"}:
-            raise ValueError("name at least one field to change")
-        for name in self.REQUIRED_ELSEWHERE:
-            if name in self.model_fields_set and getattr(self, name) is None:
+    def _removes_only_what_may_be_removed(self) -> Self:
+        for name, kind in declared_fields(self.DECLARED):
+            if kind.optional and not kind.removable and self._is_null(name):
                 raise ValueError(f"{name} can be changed but not removed")
         return self
 
-    def _change(self, name: str) -> Any:
-        value = getattr(self, name)
-        if value is None:
-            return CLEARED if name in self.model_fields_set else None
-        return value.to_value() if isinstance(value, AddressIn) else value
+    def _is_null(self, name: str) -> bool:
+        return name in self.model_fields_set and getattr(self, name) is None
 
-    def to_fact(self) -> facts.CustomerUpdated:
-        return facts.CustomerUpdated(
-            customer_id=self.customer_id,
-            name=self.name,
-            country=self.country,
-            kind=self.kind,
-            email=self._change("email"),
-            vat_number=self._change("vat_number"),
-            ean=self._change("ean"),
-            customer_number=self._change("customer_number"),
-            address=self._change("address"),
+    def canonical_json(self) -> bytes:
+        """Keys sorted, a removed field as `null`, other null fields omitted."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        data.update(
+            (name, None)
+            for name, kind in declared_fields(self.DECLARED)
+            if kind.removable and self._is_null(name)
         )
+        return pydantic_core.to_json(_sorted(data))
 
 
-class CustomerErasedData(DataModel):
-    customer_id: Identifier
-
-    def to_fact(self) -> facts.CustomerErased:
-        return facts.CustomerErased(customer_id=self.customer_id)
-
-
-Items = Annotated[list[ItemIn], Field(min_length=1, max_length=MAX_LINES)]
-
-
-class SubscriptionStartedData(DataModel):
-    subscription_id: Identifier
-    customer_id: Identifier
-    start_date: IsoDate
-    currency: Currency
-    interval: Interval
-    interval_count: Count | None = Field(default=None, description="defaults to 1")
-    items: Items
-    discount: DiscountIn | None = None
-    trial_end: IsoDate | None = None
-
-    def to_fact(self) -> facts.SubscriptionStarted:
-        return facts.SubscriptionStarted(
-            subscription_id=self.subscription_id,
-            customer_id=self.customer_id,
-            start_date=self.start_date,
-            currency=self.currency,
-            interval=self.interval,
-            interval_count=self.interval_count,
-            items=tuple(item.to_value() for item in self.items),
-            discount=None if self.discount is None else self.discount.to_value(),
-            trial_end=self.trial_end,
-        )
+def _sorted(value: Any) -> Any:
+    """JSON data with the keys of its objects sorted."""
+    if isinstance(value, dict):
+        return {key: _sorted(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(item) for item in value]
+    return value
 
 
-class SubscriptionChangedData(DataWithRemovals):
-    """`discount`: left out keeps the current one, `null` removes it, an object replaces it."""
-
-    REMOVABLE = ("discount",)
-
-    subscription_id: Identifier
-    effective_date: IsoDate
-    items: Items = Field(description="the full new list of items")
-    discount: DiscountIn | None = None
-
-    def to_fact(self) -> facts.SubscriptionChanged:
-        discount: values.Discount | values.Cleared | None
-        if self.discount is not None:
-            discount = self.discount.to_value()
-        else:
-            discount = CLEARED if "discount" in self.model_fields_set else None
-        return facts.SubscriptionChanged(
-            subscription_id=self.subscription_id,
-            effective_date=self.effective_date,
-            items=tuple(item.to_value() for item in self.items),
-            discount=discount,
-        )
+def _wire_type(kind: FieldKind, about: dict[str, Any]) -> Any:
+    """How JSON carries a field of this kind, with what the document shows of it."""
+    wire: Any
+    if kind.choices:
+        wire = Annotated[str, Shown(enum=list(kind.choices))]
+    elif kind.item is not None:
+        wire = list[_wire_type(kind.item, {})]  # type: ignore[misc]
+    elif kind.holds_fields:
+        wire = model_of(kind.base)
+    else:
+        wire = _FORMS[kind.base]
+    show_rule = _SHOWN.get(type(kind.rule))
+    shown = {**(show_rule(kind.rule) if show_rule else {}), **about}
+    if shown:
+        wire = Annotated[wire, Shown(**shown)]
+    return wire | None if kind.optional else wire
 
 
-class SubscriptionPausedData(DataModel):
-    subscription_id: Identifier
-    effective_date: IsoDate
-
-    def to_fact(self) -> facts.SubscriptionPaused:
-        return facts.SubscriptionPaused(
-            subscription_id=self.subscription_id, effective_date=self.effective_date
-        )
+_MODELS: Final[dict[type, type[DataModel]]] = {}
 
 
-class SubscriptionResumedData(DataModel):
-    subscription_id: Identifier
-    effective_date: IsoDate
-
-    def to_fact(self) -> facts.SubscriptionResumed:
-        return facts.SubscriptionResumed(
-            subscription_id=self.subscription_id, effective_date=self.effective_date
-        )
+def model_of(declared: type) -> type[DataModel]:
+    """The wire model of a fact's or a value's class (one model for each)."""
+    model = _MODELS.get(declared)
+    if model is None:
+        model = _MODELS[declared] = _derived_model(declared)
+    return model
 
 
-class SubscriptionCancelledData(DataModel):
-    subscription_id: Identifier
-    effective_date: IsoDate = Field(description="the first day without service")
-    requested_on: IsoDate | None = None
-    reason: Literal["voluntary", "involuntary"] | None = None
-
-    def to_fact(self) -> facts.SubscriptionCancelled:
-        return facts.SubscriptionCancelled(
-            subscription_id=self.subscription_id,
-            effective_date=self.effective_date,
-            requested_on=self.requested_on,
-            reason=self.reason,
-        )
-
-
-class InvoiceIssuedData(DataModel):
-    invoice_id: Identifier
-    customer_id: Identifier
-    subscription_id: Identifier | None = None
-    issue_date: IsoDate
-    due_date: IsoDate | None = None
-    number: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    currency: Currency
-    lines: Annotated[list[LineIn], Field(min_length=1, max_length=MAX_LINES)]
-    payment_method: Method | None = Field(
-        default=None,
-        description="how the invoice is expected to be paid; picks the target's payment terms"
-        " where there is no due_date",
+def _derived_model(declared: type) -> type[DataModel]:
+    kinds = declared_fields(declared)
+    fields: dict[str, Any] = {}
+    for name, kind in kinds:
+        about = _ABOUT.get((declared, name), About())
+        default = None if kind.optional else ...
+        described = about.description
+        field = Field(default) if described is None else Field(default, description=described)
+        fields[name] = (_wire_type(kind, about.value), field)
+    model: type[DataModel] = create_model(
+        _VALUE_MODEL_NAMES.get(declared, f"{declared.__name__}Data"),
+        __base__=UpdateModel if any(kind.removable for _, kind in kinds) else DataModel,
+        __doc__=_MODEL_DOCS.get(declared),
+        **fields,
     )
-    exchange_rate: ExchangeRate | None = None
-
-    def to_fact(self) -> facts.InvoiceIssued:
-        return facts.InvoiceIssued(
-            invoice_id=self.invoice_id,
-            customer_id=self.customer_id,
-            subscription_id=self.subscription_id,
-            issue_date=self.issue_date,
-            due_date=self.due_date,
-            number=self.number,
-            currency=self.currency,
-            lines=tuple(line.to_value() for line in self.lines),
-            payment_method=self.payment_method,
-            exchange_rate=_decimal(self.exchange_rate),
-        )
+    model.DECLARED = declared
+    return model
 
 
-class PaymentReceivedData(DataModel):
-    payment_id: Identifier
-    invoice_id: Identifier
-    amount: PositiveAmount
-    currency: Currency
-    method: Method
-    received_on: IsoDate
-    exchange_rate: ExchangeRate | None = None
-
-    def to_fact(self) -> facts.PaymentReceived:
-        return facts.PaymentReceived(
-            payment_id=self.payment_id,
-            invoice_id=self.invoice_id,
-            amount=self.amount,
-            currency=self.currency,
-            method=self.method,
-            received_on=self.received_on,
-            exchange_rate=_decimal(self.exchange_rate),
-        )
+def _validated(data: DataModel) -> WireData:
+    return WireData(data.to_domain(), data.canonical_json())
 
 
-class PaymentFailedData(DataModel):
-    payment_id: Identifier
-    invoice_id: Identifier
-    amount: PositiveAmount
-    currency: Currency
-    failed_on: IsoDate
-    reason: LongText | None = None
+#: The `data` model of each event type, in the catalogue's order.
+DATA_MODELS: Final = {type_name: model_of(fact) for type_name, fact in FACT_TYPES.items()}
 
-    def to_fact(self) -> facts.PaymentFailed:
-        return facts.PaymentFailed(
-            payment_id=self.payment_id,
-            invoice_id=self.invoice_id,
-            amount=self.amount,
-            currency=self.currency,
-            failed_on=self.failed_on,
-            reason=self.reason,
-        )
-
-
-class PaymentRefundedData(DataModel):
-    refund_id: Identifier
-    payment_id: Identifier
-    amount: PositiveAmount
-    refunded_on: IsoDate
-    exchange_rate: ExchangeRate | None = None
-
-    def to_fact(self) -> facts.PaymentRefunded:
-        return facts.PaymentRefunded(
-            refund_id=self.refund_id,
-            payment_id=self.payment_id,
-            amount=self.amount,
-            refunded_on=self.refunded_on,
-            exchange_rate=_decimal(self.exchange_rate),
-        )
-
-
-class CreditNoteIssuedData(DataModel):
-    """Without `lines`, the credit note credits every line's whole creditable net."""
-
-    credit_note_id: Identifier
-    invoice_id: Identifier
-    issue_date: IsoDate
-    number: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    lines: Annotated[list[CreditLineIn], Field(min_length=1, max_length=MAX_LINES)] | None = (
-        None
-    )
-    exchange_rate: ExchangeRate | None = None
-
-    def to_fact(self) -> facts.CreditNoteIssued:
-        return facts.CreditNoteIssued(
-            credit_note_id=self.credit_note_id,
-            invoice_id=self.invoice_id,
-            issue_date=self.issue_date,
-            number=self.number,
-            lines=None if self.lines is None else tuple(line.to_value() for line in self.lines),
-            exchange_rate=_decimal(self.exchange_rate),
-        )
-
-
-class PeriodClosedData(DataModel):
-    period: MonthString
-
-    def to_fact(self) -> facts.PeriodClosed:
-        return facts.PeriodClosed(period=Month.parse(self.period))
-
-
-class PeriodReopenedData(DataModel):
-    period: MonthString
-
-    def to_fact(self) -> facts.PeriodReopened:
-        return facts.PeriodReopened(period=Month.parse(self.period))
-
-
-DATA_MODELS: dict[str, type[DataModel]] = {
-    "customer.created": CustomerCreatedData,
-    "customer.updated": CustomerUpdatedData,
-    "customer.erased": CustomerErasedData,
-    "subscription.started": SubscriptionStartedData,
-    "subscription.changed": SubscriptionChangedData,
-    "subscription.paused": SubscriptionPausedData,
-    "subscription.resumed": SubscriptionResumedData,
-    "subscription.cancelled": SubscriptionCancelledData,
-    "invoice.issued": InvoiceIssuedData,
-    "payment.received": PaymentReceivedData,
-    "payment.failed": PaymentFailedData,
-    "payment.refunded": PaymentRefundedData,
-    "credit_note.issued": CreditNoteIssuedData,
-    "period.closed": PeriodClosedData,
-    "period.reopened": PeriodReopenedData,
+#: What each event type's `data` validates as: its model, giving a `WireData`.
+EVENT_DATA: Final[dict[str, Any]] = {
+    type_name: Annotated[model, AfterValidator(_validated)]
+    for type_name, model in DATA_MODELS.items()
 }
-assert set(DATA_MODELS) == set(facts.FACT_TYPES), "the wire catalogue follows the domain's"
+
+
+def _sender_id(value: str) -> str:
+    try:
+        IdRule().check(value, "id")
+    except InvalidEventError as error:
+        raise ValueError(error.message) from None
+    return value
+
+
+#: An event's own id (the idempotency key), which is in no fact: checked here, by the domain's
+#: rule for a sender's ids.
+EventId = Annotated[str, AfterValidator(_sender_id), Shown(**_SHOWN[IdRule](IdRule()))]

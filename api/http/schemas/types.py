@@ -4,27 +4,30 @@ Every wire model is strict: money is a JSON integer of minor units (a string or 
 refused); dates are exactly `YYYY-MM-DD` strings; instants carry a zone; quantities and rates
 are decimal strings, turned into `Decimal`s when a model becomes a fact. Validation runs in
 pydantic's core, on the request's JSON bytes.
+
+These are the wire's own forms. What a value must be beyond its form (an id's length, an
+amount's bounds, a currency being ISO 4217's) is the domain's rule (`domain.fields`), checked
+there; the document still shows it, with `Shown`.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
     AwareDatetime,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     StringConstraints,
-    WithJsonSchema,
 )
 from pydantic import BaseModel as _BaseModel
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from subledger.domain.dates import Month
-from subledger.domain.fields import MAX_ID_LENGTH
-from subledger.domain.money import MAX_AMOUNT_MINOR
 
 DECIMAL_PATTERN = r"^\d{1,15}(\.\d{1,12})?$"
 
@@ -33,6 +36,19 @@ class WireModel(_BaseModel):
     """Every wire model refuses fields it does not know, and coerces nothing."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Shown:
+    """JSON Schema keywords that the document shows for a value, and that are not checked
+    here: the domain checks what they say (`Annotated[str, Shown(maxLength=128)]`)."""
+
+    def __init__(self, **keywords: Any) -> None:
+        self.keywords = keywords
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {**handler(core_schema), **self.keywords}
 
 
 def _calendar_month(value: str) -> str:
@@ -56,39 +72,3 @@ MonthString = Annotated[
     AfterValidator(_calendar_month),
     Field(description="YYYY-MM", examples=["2026-01"]),
 ]
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _no_control_characters(value: str) -> str:
-    if _CONTROL_CHARACTERS.search(value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
-#: No control characters (NUL and the C0 set): an id is compared and stored as text everywhere,
-#: and PostgreSQL's text holds no NUL.
-Identifier = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=MAX_ID_LENGTH),
-    AfterValidator(_no_control_characters),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": MAX_ID_LENGTH,
-            "pattern": r"^[^\x00-\x1f\x7f]+$",
-        }
-    ),
-]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=255)]
-LongText = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
-Currency = Annotated[
-    str,
-    StringConstraints(pattern=r"^[A-Z]{3}$"),
-    Field(description="ISO 4217 code", examples=["DKK"]),
-]
-Amount = Annotated[int, Field(ge=0, le=MAX_AMOUNT_MINOR, description="minor units (øre, cents)")]
-PositiveAmount = Annotated[
-    int, Field(ge=1, le=MAX_AMOUNT_MINOR, description="minor units (øre, cents), > 0")
-]
-Count = Annotated[int, Field(ge=1)]
