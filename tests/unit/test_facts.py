@@ -7,9 +7,10 @@ from decimal import Decimal
 
 import pytest
 
+from subledger.domain.dates import Month
 from subledger.domain.errors import InvalidEventError
-from subledger.domain.facts import CustomerUpdated, Fact
-from subledger.domain.values import Address
+from subledger.domain.facts import FACT_TYPES, CustomerUpdated, Fact, declared_fields
+from subledger.domain.values import CLEARED, Address
 from tests.builders import (
     changed,
     credit_note,
@@ -129,3 +130,24 @@ def test_a_well_formed_invoice_with_a_period_passes() -> None:
             ),
         )
     ).check()
+
+
+def test_an_update_that_changes_nothing_is_refused_naming_no_field() -> None:
+    assert field_refused(CustomerUpdated(customer_id="c1")) is None
+    CustomerUpdated(customer_id="c1", email=CLEARED).check()
+
+
+def test_every_field_of_every_fact_is_declared_with_a_kind_or_its_own_fields() -> None:
+    """A field is a value of a known type (its kind's rule, if any, beside it), a list of
+    such, or a value whose own fields are declared likewise."""
+    known = {str, int, Decimal, date, Month, tuple}
+
+    def check(declared: type) -> None:
+        for name, kind in declared_fields(declared):
+            item = kind.item or kind
+            assert item.base in known or item.holds_fields, (declared, name)
+            if item.holds_fields:
+                check(item.base)
+
+    for fact in FACT_TYPES.values():
+        check(fact)
