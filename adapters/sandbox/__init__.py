@@ -1,9 +1,11 @@
 """Local stand-ins for the accounting systems we post to, which offer no sandbox of their own.
 
-`billy` behaves like Billy's API v2 and `dinero` like Dinero's API; both read and check
-request fields with `fields`. `faults` makes any sandbox misbehave on purpose, and `serving`
-runs a sandbox on a real port in a background thread (for tests and scripts) so that clients
-talk to it over real HTTP. `subledger sandbox billy` (or `dinero`) runs one in the foreground.
+`billy` behaves like Billy's API v2 and `dinero` like Dinero's API, each a package with a
+module per resource. What they share lives beside them: both read and check request fields
+with `fields`, compute VAT, due dates and the day's rates with `accounting`, and build their
+routes with `routes`. `faults` makes any sandbox misbehave on purpose, and `serving` runs a
+sandbox on a real port in a background thread (for tests and scripts) so that clients talk to
+it over real HTTP. `subledger sandbox billy` (or `dinero`) runs one in the foreground.
 """
 
 from __future__ import annotations

@@ -37,10 +37,16 @@ from dataclasses import dataclass
 from math import ceil
 from typing import Any, Final
 
-import orjson
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from subledger.adapters.sandbox.routes import (
+    json_answer,
+    json_object,
+    settings_refused,
+    validation_problems,
+)
 
 #: The length of the sliding window of the rate limit and of the peak in the stats, in seconds.
 WINDOW_SECONDS: Final = 60.0
@@ -127,7 +133,7 @@ class Faults:
         self.clock = clock
         self._lock = threading.Lock()
         self._settings = settings
-        self._random = _generator(settings.seed)
+        self._random = random_draws(settings.seed)
         self._admitted: deque[float] = deque()
         self._arrivals: deque[float] = deque()
         self._peak = 0
@@ -148,7 +154,7 @@ class Faults:
             settings = FaultSettings.model_validate({**self._settings.model_dump(), **changes})
             self._settings = settings
             if "seed" in changes:
-                self._random = _generator(settings.seed)
+                self._random = random_draws(settings.seed)
         return settings
 
     def reset(self) -> None:
@@ -156,7 +162,7 @@ class Faults:
 
         The settings themselves stay: they are how the sandbox was asked to behave."""
         with self._lock:
-            self._random = _generator(self._settings.seed)
+            self._random = random_draws(self._settings.seed)
             self._admitted.clear()
             self._arrivals.clear()
             self._peak = 0
@@ -354,35 +360,29 @@ def fault_routes(faults: Faults, prefix: str = "/_sandbox") -> APIRouter:
 
     @router.get("/faults", include_in_schema=False)
     async def read_faults() -> Response:
-        return _json(faults.settings.model_dump())
+        return json_answer(faults.settings.model_dump())
 
     @router.put("/faults", include_in_schema=False)
     async def change_faults(request: Request) -> Response:
-        try:
-            changes = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            changes = None
-        if not isinstance(changes, dict):
-            return _invalid("the body must be a JSON object of fault settings", {})
+        changes = await json_object(request)
+        if changes is None:
+            return settings_refused("the body must be a JSON object of fault settings", {})
         try:
             settings = faults.update(changes)
         except ValidationError as error:
-            problems = {
-                ".".join(str(part) for part in problem["loc"]) or "body": problem["msg"]
-                for problem in error.errors()
-            }
-            return _invalid("invalid fault settings", problems)
-        return _json(settings.model_dump())
+            return settings_refused("invalid fault settings", validation_problems(error))
+        return json_answer(settings.model_dump())
 
     @router.get("/stats", include_in_schema=False)
     async def read_stats() -> Response:
-        return _json(faults.stats())
+        return json_answer(faults.stats())
 
     return router
 
 
-def _generator(seed: int | None) -> random.Random:
-    """Fault draws are not security-relevant; a seed makes a run repeatable."""
+def random_draws(seed: int | None) -> random.Random:
+    """The draws of injected faults (and of Dinero's brownouts), which are not
+    security-relevant; a seed makes a run repeatable."""
     return random.Random(seed)  # noqa: S311
 
 
@@ -397,12 +397,3 @@ def _with_length(start: Message, length: int) -> Message:
     if not any(name.lower() == b"content-length" for name, _ in headers):
         headers.append((b"content-length", str(length).encode()))
     return {**start, "headers": headers}
-
-
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
-
-def _invalid(message: str, problems: Mapping[str, str]) -> Response:
-    body = {"errorCode": "VALIDATION_ERROR", "errorMessage": message, "validationErrors": problems}
-    return _json(body, status=422)

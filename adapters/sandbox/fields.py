@@ -89,6 +89,14 @@ def parse_day(text: str, impossible: str = IMPOSSIBLE_DAY) -> date:
         raise ValueError(impossible) from None
 
 
+def query_text(value: Any) -> str:
+    """A field as a query parameter or filter writes it: booleans as `true`/`false`, numbers as
+    their digits, a string as it is, nothing as ""."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
 def known(value: T | None) -> T:
     """A value that validation has already made sure of."""
     if value is None:

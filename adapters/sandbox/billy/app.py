@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Final
 
-import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -27,9 +25,7 @@ from subledger.adapters.sandbox.billy.state import (
 )
 from subledger.adapters.sandbox.faults import FaultInjector, Faults, FaultSettings, fault_routes
 from subledger.adapters.sandbox.fields import Record, dumps
-
-#: Every method reaches the `/v2` dispatcher, which answers 405 itself where one is not allowed.
-V2_METHODS: Final = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+from subledger.adapters.sandbox.routes import ALL_METHODS, json_object, settings_refused
 
 
 class BillySandboxSettings(BaseModel):
@@ -76,25 +72,16 @@ def _sandbox_routes(store: BillyStore, faults: Faults) -> APIRouter:
 
     @router.put("/rates", include_in_schema=False)
     async def put_rates(request: Request) -> Response:
-        try:
-            changes = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            changes = None
-        if not isinstance(changes, dict):
-            return _settings_refused("the body must be a JSON object of currency: rate", {})
+        changes = await json_object(request)
+        if changes is None:
+            return settings_refused("the body must be a JSON object of currency: rate", {})
         with store.lock:
             problems = change_rates(store.data, changes)
             if problems:
-                return _settings_refused("invalid exchange rates", problems)
+                return settings_refused("invalid exchange rates", problems)
             return json_response(dumps(rates_view(store.data)))
 
     return router
-
-
-def _settings_refused(message: str, problems: Mapping[str, str]) -> Response:
-    """422 in the shape `PUT /_sandbox/faults` refuses with."""
-    body = {"errorCode": "VALIDATION_ERROR", "errorMessage": message, "validationErrors": problems}
-    return json_response(dumps(body), 422)
 
 
 ERROR_CODES: Final = {404: "UNKNOWN_RESOURCE", 405: "METHOD_NOT_ALLOWED"}
@@ -122,7 +109,7 @@ def create_billy_app(settings: BillySandboxSettings) -> FastAPI:
     async def v2(request: Request) -> Response:
         return answer_request(store, settings.token, request, await request.body())
 
-    app.router.routes.append(Route("/v2/{path:path}", v2, methods=V2_METHODS))
+    app.router.routes.append(Route("/v2/{path:path}", v2, methods=ALL_METHODS))
     app.include_router(_sandbox_routes(store, faults))
     app.include_router(fault_routes(faults))
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -6,7 +6,8 @@ balance modifier; the balance is the gross less what the live modifiers took off
 
 from __future__ import annotations
 
-from subledger.adapters.sandbox.billy.state import BASE_CURRENCY, BillyData, insert, new_id
+from subledger.adapters.sandbox.accounting import BASE_CURRENCY
+from subledger.adapters.sandbox.billy.state import BillyData, insert, new_id
 from subledger.adapters.sandbox.fields import Money, Record, exponent_of
 
 

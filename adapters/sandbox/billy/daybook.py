@@ -6,9 +6,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+from subledger.adapters.sandbox.accounting import BASE_CURRENCY
 from subledger.adapters.sandbox.billy.envelope import MISSING, Fields, extras, field_names, raise_if
 from subledger.adapters.sandbox.billy.state import (
-    BASE_CURRENCY,
     INVOICE_STATES,
     BillyData,
     Changes,

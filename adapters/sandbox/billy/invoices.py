@@ -7,13 +7,13 @@ it credits through a balance modifier (`balances`).
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from fractions import Fraction
 from typing import Any, Final
 
+from subledger.adapters.sandbox.accounting import BASE_CURRENCY, month_end, split_vat
 from subledger.adapters.sandbox.billy.balances import add_modifier, invoice_view
 from subledger.adapters.sandbox.billy.envelope import (
     MISSING,
@@ -24,7 +24,6 @@ from subledger.adapters.sandbox.billy.envelope import (
     validation_failed,
 )
 from subledger.adapters.sandbox.billy.state import (
-    BASE_CURRENCY,
     INVOICE_STATES,
     INVOICE_TYPES,
     BillyData,
@@ -74,10 +73,8 @@ def price_line(
     With `excl` the unit price is net and the VAT is added on top; with `incl` it includes
     VAT and the VAT is taken out of the line's total."""
     total = rhu(quantity * unit_price) - discount
-    if tax_mode == "incl":
-        tax = rhu(total * rate / (1 + rate))
-        return LinePrice(amount=total - tax, tax=tax)
-    return LinePrice(amount=total, tax=rhu(total * rate))
+    amount, tax = split_vat(total, rate, incl=tax_mode == "incl")
+    return LinePrice(amount=amount, tax=tax)
 
 
 @dataclass(frozen=True)
@@ -92,10 +89,7 @@ class PaymentTerms:
 def due_date(entry_date: date, mode: str, days: int) -> date:
     """`net`: `days` after the invoice date; `netEndOfMonth`: `days` after the last day of
     the invoice date's month (Danish "løbende måned + dage")."""
-    start = entry_date
-    if mode == "netEndOfMonth":
-        last_day = calendar.monthrange(entry_date.year, entry_date.month)[1]
-        start = entry_date.replace(day=last_day)
+    start = month_end(entry_date) if mode == "netEndOfMonth" else entry_date
     return start + timedelta(days=days)
 
 

@@ -6,7 +6,6 @@ for a value it cannot take) and gives the test records must pass.
 
 from __future__ import annotations
 
-import calendar
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -14,13 +13,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
-from typing import Any, Final
+from typing import Final
 
 from starlette.datastructures import URL, QueryParams
 
+from subledger.adapters.sandbox.accounting import month_end
 from subledger.adapters.sandbox.billy.envelope import validation_failed
 from subledger.adapters.sandbox.billy.state import BillyData
-from subledger.adapters.sandbox.fields import MALFORMED_DAY, Record, parse_day
+from subledger.adapters.sandbox.fields import MALFORMED_DAY, Record, parse_day, query_text
 
 MAX_PAGE_SIZE: Final = 1000
 
@@ -57,18 +57,11 @@ PERIOD_FORMS: Final = (
 )
 
 
-def _query_text(value: Any) -> str:
-    """A field as a query parameter writes it (`true`, `5800`, a string as it is)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "" if value is None else str(value)
-
-
 def _equal(name: str) -> Filter:
     """The field is exactly the value; a field that is null matches nothing."""
 
     def build(data: BillyData, wanted: str) -> Test:
-        return lambda record: record.get(name) is not None and _query_text(record[name]) == wanted
+        return lambda record: record.get(name) is not None and query_text(record[name]) == wanted
 
     return build
 
@@ -106,7 +99,7 @@ def _contains(*names: str) -> Filter:
     def build(data: BillyData, wanted: str) -> Test:
         needle = wanted.casefold()
         return lambda record: any(
-            needle in _query_text(record.get(name)).casefold() for name in names
+            needle in query_text(record.get(name)).casefold() for name in names
         )
 
     return build
@@ -190,8 +183,7 @@ def _months(year: int, first_month: int, count: int) -> tuple[date, date]:
     last_month = first_month + count - 1
     if not 1 <= first_month <= last_month <= 12:
         raise ValueError("no such months")
-    last_day = calendar.monthrange(year, last_month)[1]
-    return date(year, first_month, 1), date(year, last_month, last_day)
+    return date(year, first_month, 1), month_end(date(year, last_month, 1))
 
 
 def _invoice_search(data: BillyData, wanted: str) -> Test:
@@ -205,7 +197,7 @@ def _invoice_search(data: BillyData, wanted: str) -> Test:
         contact = data.tables["contacts"].get(invoice["contactId"]) or {}
         texts = [invoice["invoiceNo"], contact.get("name")]
         texts += [line["description"] for line in invoice["lines"]]
-        if any(needle in _query_text(text).casefold() for text in texts):
+        if any(needle in query_text(text).casefold() for text in texts):
             return True
         amounts = (invoice["amount"], invoice["grossAmount"], invoice["balance"])
         return figure is not None and any(Fraction(money.major) == figure for money in amounts)

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Final
 
+from subledger.adapters.sandbox.accounting import BASE_CURRENCY
 from subledger.adapters.sandbox.billy.balances import add_modifier
 from subledger.adapters.sandbox.billy.envelope import MISSING, Fields, extras, field_names, raise_if
 from subledger.adapters.sandbox.billy.state import (
-    BASE_CURRENCY,
     BillyData,
     Changes,
     insert,

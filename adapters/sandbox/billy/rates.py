@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
+from subledger.adapters.sandbox.accounting import BASE_CURRENCY
 from subledger.adapters.sandbox.billy.envelope import Fields
-from subledger.adapters.sandbox.billy.state import BASE_CURRENCY, BillyData
+from subledger.adapters.sandbox.billy.state import BillyData
 from subledger.adapters.sandbox.fields import Record
 from subledger.domain.money import is_currency
 

@@ -17,13 +17,11 @@ from typing import Any, Final
 
 import orjson
 
+from subledger.adapters.sandbox.accounting import BASE_CURRENCY, seeded_rates
 from subledger.adapters.sandbox.fields import Record, dumps
 
 #: `secrets.token_urlsafe(16)` is 22 characters, the length of Billy's ids.
 ID_BYTES: Final = 16
-
-#: The organization's base currency: every exchange rate is in it, and its own rate is 1.
-BASE_CURRENCY: Final = "DKK"
 
 INVOICE_TYPES: Final = ("invoice", "creditNote")
 INVOICE_STATES: Final = ("draft", "approved")
@@ -50,20 +48,6 @@ RULESETS: Final = (("DK25", "Dansk salg 25%", "S25"), ("DK0", "Momsfrit salg", "
 SALES_ACCOUNT_NO: Final = 1000
 DAYBOOK_NAME: Final = "Kassekladde"
 ORGANIZATION_NAME: Final = "Sandbox ApS"
-#: "Today's" exchange rates at start and after a reset: DKK per one unit of the currency, as
-#: an invoice's `exchangeRate` is. `PUT /_sandbox/rates` changes them while the sandbox runs.
-DEFAULT_RATES: Final = {
-    code: Fraction(Decimal(rate))
-    for code, rate in (
-        ("EUR", "7.4604"),
-        ("GBP", "8.6"),
-        ("JPY", "0.0436"),
-        ("KWD", "22.6"),
-        ("NOK", "0.64"),
-        ("SEK", "0.65"),
-        ("USD", "6.9"),
-    )
-}
 
 #: Every table, in the order the summary lists them.
 TABLES: Final = (
@@ -104,8 +88,9 @@ class BillyData:
     organization: Record
     tables: dict[str, dict[str, Record]]
     daybook_id: str
-    #: "Today's" rates: DKK per one unit of each foreign currency the sandbox knows a rate of.
-    rates: dict[str, Fraction] = field(default_factory=lambda: dict(DEFAULT_RATES))
+    #: "Today's" rates: DKK per one unit of each foreign currency the sandbox knows a rate of,
+    #: as an invoice's `exchangeRate` is.
+    rates: dict[str, Fraction] = field(default_factory=seeded_rates)
     #: Invoice or credit note id -> the ids of the balance modifiers whose subject it is.
     modifiers_of: dict[str, list[str]] = field(default_factory=dict)
     #: A modifier's reference (`bankPayment:<id>`, `invoice:<credit note id>`) -> its id.

@@ -4,11 +4,10 @@ routes and the faults around them."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import date
 from typing import Any, Final
 
-import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -33,11 +32,17 @@ from subledger.adapters.sandbox.dinero.routing import Sandbox, answer_request
 from subledger.adapters.sandbox.dinero.settings import DineroSandboxSettings
 from subledger.adapters.sandbox.dinero.state import DineroData, DineroStore
 from subledger.adapters.sandbox.faults import FaultInjector, Faults, fault_routes
-from subledger.adapters.sandbox.fields import Money, Record, dumps, exact_number, known
+from subledger.adapters.sandbox.fields import Money, Record, exact_number, known
+from subledger.adapters.sandbox.routes import (
+    ALL_METHODS,
+    json_answer,
+    json_object,
+    settings_refused,
+    validation_problems,
+)
 
 #: The version prefixes the API is served under; each endpoint answers under one of them.
 VERSIONS: Final = ("v1", "v1.1", "v1.2", "v2")
-API_METHODS: Final = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
 def summary(data: DineroData, today: date) -> Record:
@@ -87,10 +92,6 @@ def summary(data: DineroData, today: date) -> Record:
     }
 
 
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(dumps(body), status, media_type="application/json")
-
-
 def _sandbox_routes(sandbox: Sandbox) -> APIRouter:
     """`GET /_sandbox/summary`, `POST /_sandbox/reset`, `GET /_sandbox/sent`,
     `GET`/`PUT /_sandbox/brownout` and `GET`/`PUT /_sandbox/rates` (no token; never
@@ -106,7 +107,7 @@ def _sandbox_routes(sandbox: Sandbox) -> APIRouter:
                 "issued": store.tokens_issued,
                 "active": sum(1 for grant in store.tokens.values() if grant.expires > now),
             }
-            return _json(body)
+            return json_answer(body)
 
     @router.get("/summary", include_in_schema=False)
     async def read_summary() -> Response:
@@ -122,61 +123,45 @@ def _sandbox_routes(sandbox: Sandbox) -> APIRouter:
     @router.get("/sent", include_in_schema=False)
     async def read_sent() -> Response:
         with store.lock:
-            return _json(list(store.data.sent))
+            return json_answer(list(store.data.sent))
 
     @router.get("/rates", include_in_schema=False)
     async def read_rates() -> Response:
         with store.lock:
-            return _json(rates_view(store.data.rates))
+            return json_answer(rates_view(store.data.rates))
 
     @router.put("/rates", include_in_schema=False)
     async def change_rates(request: Request) -> Response:
-        try:
-            changes = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            changes = None
-        if not isinstance(changes, dict):
-            return _settings_refused("the body must be a JSON object of rates by currency", {})
+        changes = await json_object(request)
+        if changes is None:
+            return settings_refused("the body must be a JSON object of rates by currency", {})
         problems = rate_problems(changes)
         if problems:
-            return _settings_refused("invalid rates", problems)
+            return settings_refused("invalid rates", problems)
         with store.lock:
             for code, rate in changes.items():
                 if rate is None:
                     store.data.rates.pop(code, None)
                 else:
                     store.data.rates[code] = known(exact_number(rate))
-            return _json(rates_view(store.data.rates))
+            return json_answer(rates_view(store.data.rates))
 
     @router.get("/brownout", include_in_schema=False)
     async def read_brownout() -> Response:
-        return _json(sandbox.brownouts.view())
+        return json_answer(sandbox.brownouts.view())
 
     @router.put("/brownout", include_in_schema=False)
     async def change_brownout(request: Request) -> Response:
-        try:
-            changes = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            changes = None
-        if not isinstance(changes, dict):
-            return _settings_refused("the body must be a JSON object of brownout settings", {})
+        changes = await json_object(request)
+        if changes is None:
+            return settings_refused("the body must be a JSON object of brownout settings", {})
         try:
             sandbox.brownouts.update(changes)
         except ValidationError as error:
-            problems = {
-                ".".join(str(part) for part in problem["loc"]) or "body": problem["msg"]
-                for problem in error.errors()
-            }
-            return _settings_refused("invalid brownout settings", problems)
-        return _json(sandbox.brownouts.view())
+            return settings_refused("invalid brownout settings", validation_problems(error))
+        return json_answer(sandbox.brownouts.view())
 
     return router
-
-
-def _settings_refused(message: str, problems: Mapping[str, str]) -> Response:
-    """The refusal of `/_sandbox/faults`, in the same shape, for `/_sandbox/brownout`."""
-    body = {"errorCode": "VALIDATION_ERROR", "errorMessage": message, "validationErrors": problems}
-    return _json(body, 422)
 
 
 async def _http_error(request: Request, error: Exception) -> Response:
@@ -213,7 +198,7 @@ def create_dinero_app(settings: DineroSandboxSettings) -> FastAPI:
     app.router.routes.append(Route(OAUTH_PATH, token, methods=["POST"]))
     for version in VERSIONS:
         app.router.routes.append(
-            Route(f"/{version}/{{path:path}}", api(version), methods=API_METHODS)
+            Route(f"/{version}/{{path:path}}", api(version), methods=ALL_METHODS)
         )
     app.include_router(_sandbox_routes(sandbox))
     app.include_router(fault_routes(faults))

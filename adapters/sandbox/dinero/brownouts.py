@@ -3,13 +3,13 @@ purpose, at a rate set while the sandbox runs."""
 
 from __future__ import annotations
 
-import random
 import threading
 from collections.abc import Mapping
 from typing import Any
 
 from subledger.adapters.sandbox.dinero.envelope import DineroError
 from subledger.adapters.sandbox.dinero.settings import BrownoutSettings
+from subledger.adapters.sandbox.faults import random_draws
 from subledger.adapters.sandbox.fields import Record
 
 
@@ -19,7 +19,7 @@ class Brownouts:
     def __init__(self, settings: BrownoutSettings) -> None:
         self._lock = threading.Lock()
         self._settings = settings
-        self._random = _generator(settings.seed)
+        self._random = random_draws(settings.seed)
         self.injected = 0
 
     @property
@@ -31,12 +31,12 @@ class Brownouts:
             settings = BrownoutSettings.model_validate({**self._settings.model_dump(), **changes})
             self._settings = settings
             if "seed" in changes:
-                self._random = _generator(settings.seed)
+                self._random = random_draws(settings.seed)
         return settings
 
     def reset(self) -> None:
         with self._lock:
-            self._random = _generator(self._settings.seed)
+            self._random = random_draws(self._settings.seed)
             self.injected = 0
 
     def draw(self) -> bool:
@@ -51,11 +51,6 @@ class Brownouts:
     def view(self) -> Record:
         with self._lock:
             return {**self._settings.model_dump(), "injected": self.injected}
-
-
-def _generator(seed: int | None) -> random.Random:
-    """Brownout draws are not security-relevant; a seed makes a run repeatable."""
-    return random.Random(seed)  # noqa: S311
 
 
 def brownout_error(message: str) -> DineroError:

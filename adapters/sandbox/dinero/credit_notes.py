@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from subledger.adapters.sandbox.accounting import BASE_CURRENCY
 from subledger.adapters.sandbox.dinero.documents import (
     document_list,
     document_view,
@@ -16,7 +17,7 @@ from subledger.adapters.sandbox.dinero.invoices import (
     create_document,
     email_document,
 )
-from subledger.adapters.sandbox.dinero.state import BASE_CURRENCY, Document, Line, new_guid
+from subledger.adapters.sandbox.dinero.state import Document, Line, new_guid
 
 
 def create_credit_note(call: Call) -> Answer:

@@ -7,7 +7,6 @@ is its total less its payments and booked credit notes.
 
 from __future__ import annotations
 
-import calendar
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from datetime import date, timedelta
 from fractions import Fraction
 from typing import Final
 
+from subledger.adapters.sandbox.accounting import BASE_CURRENCY, month_end, split_vat
 from subledger.adapters.sandbox.dinero.contacts import (
     DAYS_CONDITIONS,
     DEFAULT_CONDITION,
@@ -33,10 +33,9 @@ from subledger.adapters.sandbox.dinero.envelope import (
     read_account,
     unknown_document,
 )
-from subledger.adapters.sandbox.dinero.lists import Filterable, Test, as_text, list_page
+from subledger.adapters.sandbox.dinero.lists import Filterable, Test, list_page
 from subledger.adapters.sandbox.dinero.products import UNITS
 from subledger.adapters.sandbox.dinero.state import (
-    BASE_CURRENCY,
     NO_VAT,
     DineroData,
     Document,
@@ -44,7 +43,14 @@ from subledger.adapters.sandbox.dinero.state import (
     canonical_guid,
     instant,
 )
-from subledger.adapters.sandbox.fields import Money, Record, exponent_of, known, parse_day
+from subledger.adapters.sandbox.fields import (
+    Money,
+    Record,
+    exponent_of,
+    known,
+    parse_day,
+    query_text,
+)
 from subledger.domain.money import rhu
 
 LINE_TYPES: Final = ("Product", "Text")
@@ -68,7 +74,7 @@ def _due(day: date, kind: str | None, days: int | None) -> date:
     if kind in DAYS_CONDITIONS:
         return day + timedelta(days=days or 0)
     if kind == "CurrentMonthOut":
-        return day.replace(day=calendar.monthrange(day.year, day.month)[1])
+        return month_end(day)
     return day
 
 
@@ -80,10 +86,7 @@ def price_line(
     total (`rhu(total × rate / (1 + rate))`)."""
     total = rhu(quantity * base)
     total -= rhu(total * discount / 100)
-    if incl:
-        vat = rhu(total * rate / (1 + rate))
-        return total - vat, vat
-    return total, rhu(total * rate)
+    return split_vat(total, rate, incl=incl)
 
 
 def _read_line(data: DineroData, f: Fields, incl: bool, exponent: int) -> Line:
@@ -397,7 +400,7 @@ def _document_tests(query: Query, status_field: str, statuses: Sequence[str]) ->
         needle = search.casefold()
         tests.append(
             lambda record: any(
-                needle in as_text(record.get(name)).casefold() for name in FREE_TEXT_FIELDS
+                needle in query_text(record.get(name)).casefold() for name in FREE_TEXT_FIELDS
             )
         )
     wanted = query.get("statusFilter")

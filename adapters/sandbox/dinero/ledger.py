@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from subledger.adapters.sandbox.accounting import included_vat
 from subledger.adapters.sandbox.dinero.envelope import (
     EXTERNAL_REFERENCE_MAX,
     Answer,
@@ -31,7 +32,6 @@ from subledger.adapters.sandbox.dinero.state import (
     vat_account_of,
 )
 from subledger.adapters.sandbox.fields import Money, Record, known
-from subledger.domain.money import rhu
 
 
 def _read_voucher_lines(data: DineroData, f: Fields) -> list[VoucherLine]:
@@ -195,7 +195,7 @@ def _voucher_entries(data: DineroData, voucher: Voucher) -> list[Entry]:
         for account, amount, given_code in sides:
             code = given_code or str(data.accounts[account]["VatCode"])
             rate = data.vat_rate(code)
-            vat = rhu(amount * rate / (1 + rate))
+            vat = included_vat(amount, rate)
             text = line.description
             parts = [(account, amount - vat, code), (vat_account_of(data, code), vat, None)]
             entries.extend(

@@ -8,7 +8,7 @@ from typing import Any, Final, TypeVar
 
 from subledger.adapters.sandbox.dinero.envelope import Answer, Call, Query, invalid
 from subledger.adapters.sandbox.dinero.state import instant, parse_instant
-from subledger.adapters.sandbox.fields import Money, Record
+from subledger.adapters.sandbox.fields import Money, Record, query_text
 
 T = TypeVar("T")
 
@@ -28,13 +28,6 @@ CLAUSE: Final = re.compile(
     r"\s*(?P<field>[A-Za-z]+)\s+(?P<op>[A-Za-z]+)\s+(?P<value>'(?:[^']|'')*'|[^\s']+)\s*"
 )
 JOINER: Final = re.compile(r"and\s+", re.IGNORECASE)
-
-
-def as_text(value: Any) -> str:
-    """A field as a filter compares it: booleans as true/false, numbers as digits."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "" if value is None else str(value)
 
 
 def _query_filter(text: str, allowed: Filterable) -> list[Test]:
@@ -76,8 +69,8 @@ def _filterable(allowed: Filterable) -> str:
 
 def _clause_test(name: str, op: str, wanted: str) -> Test:
     if op == "eq":
-        return lambda record: as_text(record.get(name)).casefold() == wanted
-    return lambda record: wanted in as_text(record.get(name)).casefold()
+        return lambda record: query_text(record.get(name)).casefold() == wanted
+    return lambda record: wanted in query_text(record.get(name)).casefold()
 
 
 def _paging(query: Query) -> tuple[int, int]:

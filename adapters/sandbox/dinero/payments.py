@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from subledger.adapters.sandbox.accounting import BASE_CURRENCY
 from subledger.adapters.sandbox.dinero.documents import find_document, remaining_on
 from subledger.adapters.sandbox.dinero.envelope import (
     EXTERNAL_REFERENCE_MAX,
@@ -18,7 +19,6 @@ from subledger.adapters.sandbox.dinero.envelope import (
     touch,
 )
 from subledger.adapters.sandbox.dinero.state import (
-    BASE_CURRENCY,
     EXCHANGE_ACCOUNT,
     FEE_ACCOUNT,
     RECEIVABLE_ACCOUNT,

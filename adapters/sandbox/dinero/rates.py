@@ -7,7 +7,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Final
 
-from subledger.adapters.sandbox.dinero.state import BASE_CURRENCY
+from subledger.adapters.sandbox.accounting import BASE_CURRENCY
 from subledger.adapters.sandbox.fields import Record, exact_number
 from subledger.domain.money import CURRENCY_EXPONENTS
 

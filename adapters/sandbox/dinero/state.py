@@ -13,16 +13,14 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from fractions import Fraction
 from itertools import count
 from typing import Final, Literal
 
+from subledger.adapters.sandbox.accounting import seeded_rates
 from subledger.adapters.sandbox.dinero.settings import DineroSandboxSettings
 from subledger.adapters.sandbox.fields import Money, Record, exponent_of
 from subledger.domain.money import rhu
-
-BASE_CURRENCY: Final = "DKK"
 
 GUID: Final = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -64,18 +62,6 @@ RECEIVABLE_ACCOUNT: Final = 5600
 FEE_ACCOUNT: Final = 3620
 #: Where a foreign-currency payment's difference from its invoice's rate is booked.
 EXCHANGE_ACCOUNT: Final = 3680
-
-#: The day's exchange rates the sandbox starts with: DKK per unit of each currency. Fixed, so
-#: that tests can compute with them; `PUT /_sandbox/rates` changes them.
-RATES: Final = {
-    "EUR": "7.4604",
-    "GBP": "8.6",
-    "JPY": "0.0436",
-    "KWD": "22.6",
-    "NOK": "0.64",
-    "SEK": "0.65",
-    "USD": "6.9",
-}
 
 
 def instant(moment: datetime) -> str:
@@ -327,11 +313,6 @@ def _seeded(settings: DineroSandboxSettings) -> DineroData:
     return DineroData(
         organization=organization, accounts=accounts, vat_types=vat_types, rates=seeded_rates()
     )
-
-
-def seeded_rates() -> dict[str, Fraction]:
-    """The exchange rates the sandbox starts with (and goes back to on a reset)."""
-    return {code: Fraction(Decimal(rate)) for code, rate in RATES.items()}
 
 
 def to_base(minor: int, currency: str, rate: Fraction) -> int:
