@@ -157,6 +157,19 @@ def test_the_canonical_json_of_an_update_sorts_its_keys_and_keeps_removals() -> 
     )
 
 
+WELL_FORMED: dict[str, dict[str, Any]] = {
+    "payment.received": {
+        "payment_id": "p1",
+        "invoice_id": "i1",
+        "amount": 100,
+        "currency": "DKK",
+        "method": "card",
+        "received_on": "2026-01-02",
+    },
+    "customer.created": {"customer_id": "c1", "name": "N", "country": "DK", "kind": "person"},
+}
+
+
 @pytest.mark.parametrize(
     ("type_name", "data", "field"),
     [
@@ -175,18 +188,7 @@ def test_the_canonical_json_of_an_update_sorts_its_keys_and_keeps_removals() -> 
 def test_a_value_of_the_right_shape_is_left_to_the_domains_rule(
     type_name: str, data: dict[str, Any], field: str
 ) -> None:
-    example = {
-        "payment.received": {
-            "payment_id": "p1",
-            "invoice_id": "i1",
-            "amount": 100,
-            "currency": "DKK",
-            "method": "card",
-            "received_on": "2026-01-02",
-        },
-        "customer.created": {"customer_id": "c1", "name": "N", "country": "DK", "kind": "person"},
-    }[type_name]
-    fact = validated(type_name, example | data).fact
+    fact = validated(type_name, WELL_FORMED[type_name] | data).fact
     with pytest.raises(InvalidEventError) as raised:
         fact.check()
     assert raised.value.field == field
@@ -207,15 +209,7 @@ def test_a_value_of_the_right_shape_is_left_to_the_domains_rule(
 def test_the_wire_refuses_what_is_not_of_the_fields_shape(
     data: dict[str, Any], where: tuple[str, ...]
 ) -> None:
-    example = {
-        "payment_id": "p1",
-        "invoice_id": "i1",
-        "amount": 100,
-        "currency": "DKK",
-        "method": "card",
-        "received_on": "2026-01-02",
-    }
-    assert refused_shape("payment.received", example | data) == [where]
+    assert refused_shape("payment.received", WELL_FORMED["payment.received"] | data) == [where]
 
 
 def test_an_update_cannot_remove_what_it_can_only_change() -> None:
