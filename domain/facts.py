@@ -73,6 +73,12 @@ class FieldKind:
     optional: bool = False
     removable: bool = False
 
+    @property
+    def holds_fields(self) -> bool:
+        """Whether the field holds a value whose own fields are declared (an `Address`), not
+        a value with a form of its own (a `Month`: its kind has a rule)."""
+        return self.rule is None and dataclasses.is_dataclass(self.base)
+
 
 def _kind_of(annotation: Any) -> FieldKind:
     optional = removable = False
@@ -118,7 +124,7 @@ def _check_value(kind: FieldKind, value: Any, field: str) -> None:
     if kind.item is not None:
         for index, item in enumerate(value):
             _check_value(kind.item, item, f"{field}[{index}]")
-    elif dataclasses.is_dataclass(kind.base):
+    elif kind.holds_fields:
         _check_fields(value, field)
 
 
