@@ -1,4 +1,5 @@
-"""API keys made with `subledger keys create`, kept in the service's own database (§6).
+"""API keys made with `subledger keys create`, kept in the service's own database
+(docs/specification.md §6).
 
 A key is stored as its id (the part of the secret after `sk_`, so that a presented secret is
 looked up by it), a name, its scopes, a SHA-256 of the whole secret, when it was made and when

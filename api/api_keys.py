@@ -1,4 +1,4 @@
-"""API keys and their scopes (§6 of the contract).
+"""API keys and their scopes (docs/specification.md §6).
 
 Keys come from two places, both accepted side by side:
 

@@ -42,7 +42,8 @@ class LogCheck:
     """Log rows beyond one per id, or stored events beyond one per log row (must be 0)."""
     skipped: int
     """Positions up to the last that hold no event: appends rolled back (a write that lost a
-    race, a server killed mid-commit, a database that restarted); the contract allows them."""
+    race, a server killed mid-commit, a database that restarted); docs/specification.md §5 allows
+    them."""
 
     @property
     def problems(self) -> list[str]:

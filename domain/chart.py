@@ -1,6 +1,7 @@
 """The chart of accounts: which account each role of the journal posts to.
 
-The journal names its lines by *role* (§3.3): `receivable`, `deferred_revenue`, `output_vat`,
+The journal names its lines by *role* (docs/specification.md §3.3): `receivable`,
+`deferred_revenue`, `output_vat`,
 `revenue` (with the line's product) and `bank` (with the payment's method). A chart turns a role
 and its detail into an account number when the journal is read or exported, so changing the
 mapping changes no entry. `revenue` maps product groups (glob patterns of product ids, the first

@@ -40,7 +40,7 @@ class AlreadyExistsError(LedgerError):
 
 
 class RuleViolatedError(LedgerError):
-    """The event is well formed but breaks a rule of the ledger (§1.3 of the contract)."""
+    """The event is well formed but breaks a rule of the ledger (docs/specification.md §1.3)."""
 
     code = "RULE_VIOLATED"
 

@@ -1,4 +1,5 @@
-"""The event catalogue (§1.2 of the contract): one fact per event type, as billing systems send it.
+"""The event catalogue (docs/specification.md §1.2): one fact per event type, as billing systems
+send it.
 
 A fact is the `data` of a submitted event, typed. Each field is declared once, here (or on the
 value it holds, `domain.values`), with its kind (`domain.fields`: `customer_id: Id`), in the
@@ -296,8 +297,9 @@ class SubscriptionCancelled(_Declared):
 
 @dataclass(frozen=True, kw_only=True)
 class InvoiceIssued(_Declared):
-    """`payment_method` (beyond the contract's catalogue): how the invoice is expected to be
-    paid, which picks the target's payment terms where there is no `due_date` (§7)."""
+    """`payment_method` (docs/specification.md §1.2): how the invoice is expected to be
+    paid, which picks the target's payment terms where there is no `due_date`
+    (docs/specification.md §7)."""
 
     TYPE: ClassVar[str] = "invoice.issued"
     invoice_id: Id

@@ -38,7 +38,7 @@ class _Line:
         return self.net - self.credited
 
     def vat_of_credit(self, amount: int) -> int:
-        """The VAT a credit of `amount` on this line carries (§2)."""
+        """The VAT a credit of `amount` on this line carries (docs/specification.md §2)."""
         return credit_vat(
             amount,
             self.vat_rate,

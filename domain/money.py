@@ -46,7 +46,7 @@ def extended_amount(quantity: Decimal, unit_amount_minor: int) -> int:
 
 
 def vat_of(net_minor: int, vat_rate: Decimal) -> int:
-    """`rhu(net × vat_rate)`: the VAT on a net amount (§2 of the contract)."""
+    """`rhu(net × vat_rate)`: the VAT on a net amount (docs/specification.md §2)."""
     return _rhu_product(net_minor, vat_rate)
 
 
@@ -59,7 +59,7 @@ def credit_vat(
     credited_net: int,
     credited_vat: int,
 ) -> int:
-    """The VAT of a credit of `amount_minor` on an invoice line (§2 of the contract).
+    """The VAT of a credit of `amount_minor` on an invoice line (docs/specification.md §2).
 
     `line_net` and `line_vat` are the line's own; `credited_net` and `credited_vat` what earlier
     credits took from it. The credit that brings the credited net up to the whole net carries

@@ -1,4 +1,4 @@
-"""Personal data (§6 of the contract): which fields are personal, each customer's key, and how
+"""Personal data (docs/specification.md §6): which fields are personal, each customer's key, and how
 the log's digests of customer events avoid tracing them.
 
 A customer's name, e-mail, address, VAT number and EAN are personal; its id, country, kind and

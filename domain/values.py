@@ -132,7 +132,7 @@ class InvoiceLine:
 
     @property
     def net(self) -> int:
-        """`rhu(quantity × unit_amount) − discount_amount` (§2)."""
+        """`rhu(quantity × unit_amount) − discount_amount` (docs/specification.md §2)."""
         return self.gross_before_discount - (self.discount_amount or 0)
 
     @property

@@ -1,4 +1,5 @@
-"""The journal as a projection (§3.3, §3.4): balanced double-entry postings for every fact that
+"""The journal as a projection (docs/specification.md §3.3, §3.4): balanced double-entry postings
+for every fact that
 moves money, dated as booked; and the answers read from them.
 
 Each entry is produced once, when its fact is folded, and never changes: an invoice produces its
@@ -121,7 +122,7 @@ class _Posting:
 
 class JournalProjection(Projection):
     name = "journal"
-    #: 2: a credit note's VAT is the one its event records (§2's remainders).
+    #: 2: a credit note's VAT is the one its event records (docs/specification.md §2's remainders).
     version = 2
     tables = (ENTRIES, INVOICES, TOTALS, PERIODS)
     event_types = (
@@ -219,7 +220,8 @@ def _credited(rows: Rows, entry: Entry, event: Invoice.CreditNoteIssued) -> None
         line, amount = lines[credit.line_id], credit.amount
         product_id = line["product_id"]
         # As the invoice worked it out and the event records it: the credit that completes a
-        # line carries what is left of its VAT (§2), so nothing of it stays on the books.
+        # line carries what is left of its VAT (docs/specification.md §2), so nothing of it stays
+        # on the books.
         vat = credit.vat_at(Decimal(line["vat_rate"]))
         posting.debit("output_vat", vat)
         posting.credit("receivable", amount + vat)
@@ -306,7 +308,8 @@ def closed_months(rows: RowSource) -> list[str]:
 
 
 def render(chart: Chart, key: Key, row: Row, today: date) -> dict[str, Any]:
-    """An entry as §4 shows it, each line with its account; `status` is `scheduled` for an
+    """An entry as docs/specification.md §4 shows it, each line with its account; `status` is
+    `scheduled` for an
     entry dated after `today`, else `posted`."""
     booked = key[0]
     lines = []

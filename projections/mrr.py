@@ -1,4 +1,5 @@
-"""MRR and ARR as a projection (§3.2): each subscription's MRR by day, each customer's month-end
+"""MRR and ARR as a projection (docs/specification.md §3.2): each subscription's MRR by day, each
+customer's month-end
 MRR per currency, and each month's MRR, customers and movements; and the answers read from them.
 
 Rows:

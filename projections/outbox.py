@@ -1,4 +1,5 @@
-"""The outbox as a projection (§7): what each accounting target must be told, derived from the
+"""The outbox as a projection (docs/specification.md §7): what each accounting target must be told,
+derived from the
 log, one message per fact that an accounting system keeps.
 
 A message names its *lane* (the customer it belongs to) and carries everything a target adapter

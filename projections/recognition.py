@@ -1,4 +1,5 @@
-"""Revenue recognition (§3.1 of the contract): an invoice line's net spread over calendar months.
+"""Revenue recognition (docs/specification.md §3.1): an invoice line's net spread over calendar
+months.
 
 Months are `YYYY-MM` strings here (they sort in time order and are what the rows store). Every
 division is exact integer arithmetic, rounded only by `rhu`; a schedule always adds up to the

@@ -1,4 +1,5 @@
-"""Revenue recognition as a projection (§3.1): schedules per invoice line, monthly totals per
+"""Revenue recognition as a projection (docs/specification.md §3.1): schedules per invoice line,
+monthly totals per
 currency, and the waterfall; and the answers read from them.
 
 Rows:

@@ -1,4 +1,4 @@
-"""A subscription's MRR as a function of the day (§3.2 of the contract), and at month ends.
+"""A subscription's MRR as a function of the day (docs/specification.md §3.2), and at month ends.
 
 The MRR projection keeps, per subscription, the facts that shape its MRR (its *terms*: start,
 plan versions with their discounts, trial, pauses, cancellations) as JSON, in any order they

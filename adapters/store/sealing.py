@@ -1,4 +1,5 @@
-"""Sealing a customer's personal fields with its key, and opening them again (§6).
+"""Sealing a customer's personal fields with its key, and opening them again (docs/specification.md
+§6).
 
 A sealed event keeps, in place of its personal fields, `{"sealed": {"fields": [...], "box":
 "..."}}`: the names of the personal fields it gave (not their values), and the box: base64 of a

@@ -1,5 +1,5 @@
 """Billy (API v2) as an accounting target (docs/sync.md; Billy's facts in
-shared/reference/accounting-apis.md §1).
+docs/reference/billy.md).
 
 What each message makes at Billy, found first by our own reference so that a retry after a
 timeout, a replay or a rebuild never creates anything twice:
@@ -17,7 +17,8 @@ timeout, a replay or a rebuild never creates anything twice:
   the check, so a mapping fixed after a totals mismatch completes it.
 - `credit_note`: a credit note (`type: creditNote`) against the invoice, the same way, at the
   invoice's exchange rate unless the event gave one. Billy computes each line's VAT itself; where
-  ours differs (the credit that completes a line carries the VAT left on it, contract §2), a
+  ours differs (the credit that completes a line carries the VAT left on it, docs/specification.md
+  §2), a
   VAT-free line of the `rounding_product` makes the note's gross ours (`credit_lines`).
 - `payment` / `refund`: a bank payment on the invoice, money in (`debit`) or out (`credit`), to
   the cash account of the payment method, in that account's currency: a foreign-currency

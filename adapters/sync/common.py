@@ -172,7 +172,8 @@ def priced_lines(lines: Sequence[InvoiceLine | CreditedLine], currency: str) -> 
 @dataclass(frozen=True)
 class CreditLines:
     """A credit note's lines as a target that computes each line's VAT itself (`rhu(net ×
-    rate)`) must get them so that the note's gross is ours to the minor unit (contract §2: the
+    rate)`) must get them so that the note's gross is ours to the minor unit (docs/specification.md
+    §2: the
     credit that completes a line carries the VAT left on it, which that formula may miss by a
     few øre): `lines` are ours, a line shortened by `short` where needed, and `rounding` is a
     VAT-free line making up the difference (never negative). `net` and `vat` are the totals

@@ -1,4 +1,4 @@
-"""Dinero (Visma) as an accounting target (shared/reference/accounting-apis.md §2).
+"""Dinero (Visma) as an accounting target (docs/reference/dinero.md).
 
 A personal integration: a token from the API-key password grant (cached, and renewed five
 minutes before its hour ends, or at once if Dinero refuses it), then every call under
@@ -20,7 +20,8 @@ timeout, a replay or a rebuild finds what the first try made instead of making i
   names for its VAT rate, whose VAT code has it.
 - `credit_note`: the same, under `/sales/creditnotes`, `CreditNoteFor` the invoice. Dinero
   computes each line's VAT itself; where ours differs (the credit that completes a line carries
-  the VAT left on it, contract §2), a line on the VAT-free `rounding_account` makes the note's
+  the VAT left on it, docs/specification.md §2), a line on the VAT-free `rounding_account` makes
+  the note's
   gross ours.
 - `payment` / `refund`: a payment on the booked invoice (a refund is a negative one) into the
   deposit account of the method, with our payment or refund id as `ExternalReference`, looked

@@ -1,4 +1,5 @@
-"""The delivery log: what each accounting target has been sent, and every attempt (§7).
+"""The delivery log: what each accounting target has been sent, and every attempt
+(docs/specification.md §7).
 
 Unlike the projections it is never rebuilt: it records what the outside world has seen. Each
 outbox message meets each configured target here as a row of `sync_messages` (under its fixed

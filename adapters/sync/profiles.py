@@ -1,4 +1,5 @@
-"""A customer's personal fields for a message about to be sent, opened from the log (§6).
+"""A customer's personal fields for a message about to be sent, opened from the log
+(docs/specification.md §6).
 
 Outbox messages and the delivery log carry a customer's id and its non-personal fields only. A
 target needs more: a contact's name, e-mail, address, VAT number and EAN, an invoice's e-mail

@@ -1,4 +1,5 @@
-"""Checks of the stored journal against itself, the revenue projection and the log (§3.3).
+"""Checks of the stored journal against itself, the revenue projection and the log
+(docs/specification.md §3.3).
 
 What an auditor would ask before trusting the books: every entry balances; the trial balance
 balances on every day; `deferred_revenue` at each month end is the revenue projection's

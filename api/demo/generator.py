@@ -4,12 +4,13 @@ Customers arrive over the years on monthly, quarterly and yearly plans (seats ×
 some with trials and discounts; every period is invoiced and paid, some late and some never;
 customers upgrade, downgrade, pause, churn and come back; some invoices are credited and some
 payments refunded; month ends are closed. Deterministic for a seed. Every event obeys the rules
-of the contract, so the whole stream appends without a refusal, in the order generated.
+of docs/specification.md §1.3, so the whole stream appends without a refusal, in the order
+generated.
 
 Options, all off by default (so a seed's default business never changes) and meant for testing
 the edges of syncing: more currencies (JPY without decimals, KWD with three), invoices without a
 `due_date` that name their `payment_method` instead, `exchange_rate`s on foreign-currency
-documents, and lines credited in parts whose VAT leaves a remainder (§2).
+documents, and lines credited in parts whose VAT leaves a remainder (docs/specification.md §2).
 """
 
 from __future__ import annotations

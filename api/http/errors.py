@@ -121,7 +121,8 @@ def error_response(
     *,
     status: int | None = None,
 ) -> OrjsonResponse:
-    """The contract's error body, with the code's status (or `status`, for `HTTP_ERROR`)."""
+    """The error body of docs/specification.md §1, with the code's status (or `status`, for
+    `HTTP_ERROR`)."""
     body = {"error": {"code": code.name, "message": message, "details": details or []}}
     answered = status if status is not None else code.status_of()
     return OrjsonResponse(body, status_code=answered, headers=headers)
@@ -141,7 +142,8 @@ def _request_id(request: Request) -> str:
 def install_error_handlers(
     app: FastAPI, authenticate_first: Callable[[Request], Awaitable[None]] | None = None
 ) -> None:
-    """Every refusal as the contract's error body. `authenticate_first` refuses a caller without
+    """Every refusal as the error body of docs/specification.md §1. `authenticate_first` refuses a
+    caller without
     a key or scope before a malformed body is (a 401 or 403 before a 422)."""
 
     def _api_error_response(error: ApiError) -> OrjsonResponse:

@@ -9,7 +9,7 @@
 - A path and query without control characters: no id, date or cursor holds one, and
   PostgreSQL cannot even compare a text with a NUL in it.
 
-Each refusal is the contract's error body (`api.errors`).
+Each refusal is the error body of docs/specification.md §1 (`api.errors`).
 """
 
 from __future__ import annotations

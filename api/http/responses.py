@@ -15,7 +15,8 @@ class OrjsonResponse(JSONResponse):
 
 
 def positioned(body: Any, position: int) -> OrjsonResponse:
-    """An answer with the log position it reflects in `X-Log-Position` (§4)."""
+    """An answer with the log position it reflects in `X-Log-Position` (docs/specification.md
+    §4)."""
     return OrjsonResponse(body, headers={"X-Log-Position": str(position)})
 
 

@@ -1,4 +1,4 @@
-"""Facts and events in their wire form: the `data` of §1.2.
+"""Facts and events in their wire form: the `data` of docs/specification.md §1.2.
 
 One function renders a fact (as submitted) and a stored event (which inherits the fact's fields)
 alike, so `GET /v1/events` returns each event's data as it was appended. A customer event read

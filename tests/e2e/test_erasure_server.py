@@ -1,4 +1,4 @@
-"""Erasure over real HTTP (§6): `subledger serve` on SQLite and PostgreSQL, a customer with
+"""Erasure over real HTTP (docs/specification.md §6): `subledger serve` on SQLite and PostgreSQL, a customer with
 personal data appended and erased; the log, the audit and the drill-down show it erased, the
 numbers stay, `subledger projections rebuild` gives them again, and the database holds none of
 its personal data."""

@@ -7,7 +7,7 @@ the payment terms of its method; a foreign-currency payment's kroner follow its 
 reconciliation finds no difference.
 
 The expected figures are worked out here from the events alone, with a plain computation of the
-contract's arithmetic (§2, VAT remainders included), never with the code under test."""
+arithmetic of docs/specification.md (§2, VAT remainders included), never with the code under test."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`GET /v1/audit/{kind}/{id}` (§4) on every store: a customer's whole story (its own events,
+"""`GET /v1/audit/{kind}/{id}` (docs/specification.md §4) on every store: a customer's whole story (its own events,
 its subscriptions' and its invoices'), each event with what it produced, equal to what the
 projections hold; as of a past point; unknown ids refused."""
 
@@ -23,7 +23,7 @@ from tests.builders import (
 )
 from tests.integration.test_revenue_api import get, post
 
-#: §8 example 3's line: 1,200 over January to March, monthly; a credit of 1,000 on 5 March.
+#: docs/specification.md §8 example 3's line: 1,200 over January to March, monthly; a credit of 1,000 on 5 March.
 LINE = line(
     unit_amount=1200,
     period_start=date(2026, 1, 1),
@@ -96,7 +96,7 @@ def test_each_event_shows_the_revenue_mrr_entries_and_messages_it_produced(
     credit = produced(body, "evt_credit")
     assert {r["month"]: r.get("recognized", 0) for r in credit["recognition"]} == {
         "2026-03": -1000
-    }, "§8 example 3: March's 400 to 0 and a reversal of −600"
+    }, "docs/specification.md §8 example 3: March's 400 to 0 and a reversal of −600"
     assert [m["kind"] for m in credit["outbox"]] == ["credit_note"]
 
     started = produced(body, "evt_start")

@@ -1,5 +1,5 @@
 """The Dinero sandbox refuses what Dinero's documented API refuses: every field the reference
-(`accounting-apis.md` §2) marks required, on every endpoint, is named in Dinero's own error
+(`docs/reference/dinero.md`) marks required, on every endpoint, is named in Dinero's own error
 body when it is missing or of the wrong type; payment conditions give the due date each type
 documents; `queryFilter` takes only the documented fields; products are kept as Dinero keeps
 them. Each case sends a body that is accepted whole, less one field."""

@@ -98,7 +98,7 @@ def quarter(amount: int) -> int:
 
 
 def remainders(events: list[dict[str, Any]]) -> int:
-    """How many credits complete a line with a VAT other than `rhu(amount × 25%)`: where §2's
+    """How many credits complete a line with a VAT other than `rhu(amount × 25%)`: where docs/specification.md §2's
     remainder rule (the line's VAT less the VAT already credited) changes the figure."""
     lines: dict[tuple[str, str], list[int]] = {}  # net, VAT, credited net, credited VAT
     count = 0

@@ -1,4 +1,4 @@
-"""The journal's endpoints (§4) on every store: entries, paging, the trial balance, an account's
+"""The journal's endpoints (docs/specification.md §4) on every store: entries, paging, the trial balance, an account's
 card, time travel, and the chart of accounts from the configuration file."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ SPRING = {"from": "2026-01-01", "to": "2026-06-30"}
 
 
 def the_credit_example(client: TestClient) -> int:
-    """§8 example 3: a monthly line of 1200 for January to March, credited 1000 on 5 March."""
+    """docs/specification.md §8 example 3: a monthly line of 1200 for January to March, credited 1000 on 5 March."""
     return post(
         client,
         wire_event(customer(), "evt_customer"),

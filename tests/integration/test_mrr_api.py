@@ -1,4 +1,4 @@
-"""The MRR endpoints (§3.2, §4) on every store: the worked example, the drill-down, retention,
+"""The MRR endpoints (docs/specification.md §3.2, §4) on every store: the worked example, the drill-down, retention,
 backdated facts and time travel."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from tests.integration.test_revenue_api import get, post
 
 SPRING = {"from": "2026-01", "to": "2026-07"}
 
-#: §8 example 4, as a billing system would send it, event by event.
+#: docs/specification.md §8 example 4, as a billing system would send it, event by event.
 EXAMPLE = [
     wire_event(customer("A"), "evt_a"),
     wire_event(customer("B"), "evt_b"),

@@ -1,4 +1,4 @@
-"""Personal data (§6) on SQLite and PostgreSQL, over the HTTP app with a Billy sandbox as its
+"""Personal data (docs/specification.md §6) on SQLite and PostgreSQL, over the HTTP app with a Billy sandbox as its
 target: a customer's personal fields are nowhere in the database in the clear, before or after
 its erasure; after `customer.erased` every read shows it erased, its numbers and books stay (a
 rebuild included), its unsent messages go out as the erased customer, later facts about it are

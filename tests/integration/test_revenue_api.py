@@ -1,4 +1,4 @@
-"""The revenue endpoints (§4) on every store: answers, read-your-writes, and time travel."""
+"""The revenue endpoints (docs/specification.md §4) on every store: answers, read-your-writes, and time travel."""
 
 from __future__ import annotations
 

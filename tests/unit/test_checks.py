@@ -1,4 +1,4 @@
-"""`subledger projections check` reads credit notes' VAT as their events record it (§2), so a
+"""`subledger projections check` reads credit notes' VAT as their events record it (docs/specification.md §2), so a
 line credited in parts, whose last part carries what is left of its VAT, checks out."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A credit note's VAT (§2 as amended): `rhu(amount × vat_rate)` per credited line, except the
+"""A credit note's VAT (docs/specification.md §2 as amended): `rhu(amount × vat_rate)` per credited line, except the
 credit that completes a line, which carries what is left of the line's VAT; worked out once by
 the invoice and recorded on the event, so that a line credited in parts leaves no VAT behind."""
 

@@ -1,5 +1,5 @@
-"""The journal folded in memory: each fact's entry with its exact lines (§3.3), closed periods
-(§3.4), the trial balance, and the chart of accounts."""
+"""The journal folded in memory: each fact's entry with its exact lines (docs/specification.md §3.3), closed periods
+(docs/specification.md §3.4), the trial balance, and the chart of accounts."""
 
 from __future__ import annotations
 
@@ -168,7 +168,7 @@ def test_a_credit_on_a_point_in_time_line_takes_back_revenue(books: Ledger) -> N
 
 
 def test_a_line_credited_in_halves_leaves_neither_vat_nor_receivable(books: Ledger) -> None:
-    # §2: 100.02 at 25% has VAT 25.01; credited 50.01 + 50.01, the credits carry 12.50 and 12.51.
+    # docs/specification.md §2: 100.02 at 25% has VAT 25.01; credited 50.01 + 50.01, the credits carry 12.50 and 12.51.
     append(books, invoice(lines=(line(unit_amount=10002),)))
     append(books, credit_note("cn1", lines=(("1", 5001),), issue_date=date(2026, 1, 5)))
     append(books, credit_note("cn2", lines=(("1", 5001),), issue_date=date(2026, 1, 6)))

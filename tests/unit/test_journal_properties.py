@@ -1,4 +1,4 @@
-"""Invariants of the journal (§3.3) on generated businesses: every entry balances, the trial
+"""Invariants of the journal (docs/specification.md §3.3) on generated businesses: every entry balances, the trial
 balance balances on every day, `deferred_revenue` is the revenue projection's `deferred_end` at
 every month end where no period is closed, and each customer's receivable is what they were
 invoiced less what was credited and paid, plus what was refunded."""
@@ -136,7 +136,7 @@ def half_up(amount: int, rate: Decimal) -> int:
 
 
 def owed_by_the_facts(ledger: Ledger) -> dict[str, int]:
-    """What each customer owes by the facts alone, a credit's VAT worked out here by §2: the
+    """What each customer owes by the facts alone, a credit's VAT worked out here by docs/specification.md §2: the
     credit that completes a line carries what is left of the line's VAT."""
     owed: dict[str, int] = {}
     lines: dict[tuple[str, str], list[Any]] = {}  # rate, net, VAT, credited net, credited VAT

@@ -1,4 +1,4 @@
-"""The MRR projection folded in memory: one test per rule of §3.2, and the worked example."""
+"""The MRR projection folded in memory: one test per rule of docs/specification.md §3.2, and the worked example."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Properties of the MRR projection over random subscription histories (§3.2):
+"""Properties of the MRR projection over random subscription histories (docs/specification.md §3.2):
 
-- its month-end MRR, customers and movements are what the contract's rules give, evaluated on
+- its month-end MRR, customers and movements are what the rules of docs/specification.md §3.2 give, evaluated on
   each month's last day from the facts;
 - `MRR(M) = MRR(M − 1) + Σ movements(M)` in every month, per currency;
 - facts appended backdated (in any order the rules allow) give the same answers as the same facts
@@ -168,7 +168,7 @@ def _is_pause_change(fact: facts.Fact) -> bool:
 
 
 def mrr_by_the_rule(history: History, day: date) -> int:
-    """§3.2 read literally, from the facts, for one day."""
+    """docs/specification.md §3.2 read literally, from the facts, for one day."""
     started = history.started
     if day < started.start_date:
         return 0

@@ -145,7 +145,7 @@ def test_a_credit_note_carries_the_credited_lines_with_their_products_and_vat(
 def test_a_line_credited_in_halves_sends_the_vat_each_credit_note_recorded(
     books: Ledger,
 ) -> None:
-    # §2: 100.02 at 25% has VAT 25.01; credited 50.01 + 50.01, the credits carry 12.50 and 12.51.
+    # docs/specification.md §2: 100.02 at 25% has VAT 25.01; credited 50.01 + 50.01, the credits carry 12.50 and 12.51.
     append(
         books,
         customer(),

@@ -1,4 +1,4 @@
-"""Properties of sealing (§6), on the memory store: a box opens with its own key and customer
+"""Properties of sealing (docs/specification.md §6), on the memory store: a box opens with its own key and customer
 only; any story of a customer's creation, updates and erasure reads back, event by event and as
 of every position, as the plain fold of what was sent, or as erased once it is."""
 

@@ -1,4 +1,4 @@
-"""Revenue recognition (§3.1): the contract's worked examples and the properties of schedules."""
+"""Revenue recognition (docs/specification.md §3.1): the worked examples of docs/specification.md §8 and the properties of schedules."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The revenue projection folded in memory: its answers, and the invariants of §3.1."""
+"""The revenue projection folded in memory: its answers, and the invariants of docs/specification.md §3.1."""
 
 from __future__ import annotations
 

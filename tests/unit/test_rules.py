@@ -1,4 +1,4 @@
-"""Every rule of §1.3 and every refusal kind of §1, decided by the ledger (memory store)."""
+"""Every rule of docs/specification.md §1.3 and every refusal kind of docs/specification.md §1, decided by the ledger (memory store)."""
 
 from __future__ import annotations
 

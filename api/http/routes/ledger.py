@@ -1,4 +1,5 @@
-"""The journal (§3.3, §4): entries by day, the trial balance, and an account's ledger card."""
+"""The journal (docs/specification.md §3.3, §4): entries by day, the trial balance, and an
+account's ledger card."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""MRR and ARR (§3.2, §4): metrics with movements, retention, and one customer's drill-down."""
+"""MRR and ARR (docs/specification.md §3.2, §4): metrics with movements, retention, and one
+customer's drill-down."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Revenue recognition (§4): the monthly summary, an invoice's schedule, and the waterfall."""
+"""Revenue recognition (docs/specification.md §4): the monthly summary, an invoice's schedule, and
+the waterfall."""
 
 from __future__ import annotations
 

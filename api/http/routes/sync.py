@@ -1,4 +1,5 @@
-"""Syncing, seen and steered (§7): the delivery log's messages with their attempts, a retry of a
+"""Syncing, seen and steered (docs/specification.md §7): the delivery log's messages with their
+attempts, a retry of a
 failed one, a replay of a range, and a reconciliation of our invoices with a target's."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The bodies of the reads (§4), as the OpenAPI document describes them.
+"""The bodies of the reads (docs/specification.md §4), as the OpenAPI document describes them.
 
 The routes build their answers as plain dicts from the projections; these models only say what
 those dicts hold, for the document and its readers. They forbid fields they do not name, so

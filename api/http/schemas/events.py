@@ -1,4 +1,4 @@
-"""The event catalogue on the wire (§1.2), derived from the domain's facts.
+"""The event catalogue on the wire (docs/specification.md §1.2), derived from the domain's facts.
 
 Each fact's declaration (`domain.facts.declared_fields`) gives its event type's `data` model:
 a field for each of the fact's, in its order, typed by its kind as JSON carries it (a string,
