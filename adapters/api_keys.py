@@ -57,7 +57,7 @@ _CREATE_INDEX: Final = (
 
 
 @dataclass(frozen=True)
-class StoredKey:
+class StoredApiKey:
     key_id: str
     name: str
     secret_sha256: str
@@ -71,27 +71,27 @@ class KeyNameTakenError(Exception):
     """An unrevoked key already has this name."""
 
 
-class KeyStore(Protocol):
+class ApiKeyStore(Protocol):
     def create_table(self) -> None: ...
 
-    def add(self, key: StoredKey) -> None:
+    def add(self, key: StoredApiKey) -> None:
         """Keep a new key; `KeyNameTakenError` if an unrevoked key has its name."""
         ...
 
-    def find(self, key_id: str) -> StoredKey | None: ...
+    def find(self, key_id: str) -> StoredApiKey | None: ...
 
-    def all(self) -> list[StoredKey]:
+    def all(self) -> list[StoredApiKey]:
         """Every key, revoked or not, oldest first."""
         ...
 
-    def revoke(self, name: str, at: datetime) -> StoredKey | None:
+    def revoke(self, name: str, at: datetime) -> StoredApiKey | None:
         """Revoke the unrevoked key named `name`: the key as revoked, or None if there is none."""
         ...
 
 
-def _key(values: Sequence[Any]) -> StoredKey:
+def _key(values: Sequence[Any]) -> StoredApiKey:
     key_id, name, digest, scopes, created_at, revoked_at = values
-    return StoredKey(
+    return StoredApiKey(
         key_id=key_id,
         name=name,
         secret_sha256=digest,
@@ -111,31 +111,31 @@ def _values(row: Any) -> Sequence[Any]:
     return tuple(row.values()) if isinstance(row, dict) else tuple(row)
 
 
-class _SQLKeyStore:
+class _SQLApiKeyStore:
     """The statements above, run the same way on either database."""
 
-    def _run(self, statement: str, parameters: Sequence[Any] = ()) -> list[StoredKey]:
+    def _run(self, statement: str, parameters: Sequence[Any] = ()) -> list[StoredApiKey]:
         raise NotImplementedError
 
-    def add(self, key: StoredKey) -> None:
+    def add(self, key: StoredApiKey) -> None:
         scopes = " ".join(sorted(key.scopes))
         added = self._run(_ADD, (key.key_id, key.name, key.secret_sha256, scopes, key.created_at))
         if not added:
             raise KeyNameTakenError(key.name)
 
-    def find(self, key_id: str) -> StoredKey | None:
+    def find(self, key_id: str) -> StoredApiKey | None:
         found = self._run(_FIND, (key_id,))
         return found[0] if found else None
 
-    def all(self) -> list[StoredKey]:
+    def all(self) -> list[StoredApiKey]:
         return self._run(_ALL)
 
-    def revoke(self, name: str, at: datetime) -> StoredKey | None:
+    def revoke(self, name: str, at: datetime) -> StoredApiKey | None:
         revoked = self._run(_REVOKE, (at, name))
         return revoked[0] if revoked else None
 
 
-class PostgresKeyStore(_SQLKeyStore):
+class PostgresApiKeyStore(_SQLApiKeyStore):
     def __init__(self, datastore: PostgresDatastore) -> None:
         self.datastore = datastore
         self.table = SQL("{0}.{1}").format(Identifier(datastore.schema), Identifier(TABLE))
@@ -146,13 +146,13 @@ class PostgresKeyStore(_SQLKeyStore):
             for statement in (_CREATE, _CREATE_INDEX):
                 cursor.execute(SQL(statement).format(table=self.table, instant=SQL("timestamptz")))
 
-    def _run(self, statement: str, parameters: Sequence[Any] = ()) -> list[StoredKey]:
+    def _run(self, statement: str, parameters: Sequence[Any] = ()) -> list[StoredApiKey]:
         with self.datastore.transaction(commit=True) as cursor:
             cursor.execute(SQL(statement).format(table=self.table), parameters)
             return [_key(_values(row)) for row in cursor.fetchall()]
 
 
-class SQLiteKeyStore(_SQLKeyStore):
+class SQLiteApiKeyStore(_SQLApiKeyStore):
     def __init__(self, datastore: SQLiteDatastore) -> None:
         self.datastore = datastore
 
@@ -161,7 +161,7 @@ class SQLiteKeyStore(_SQLKeyStore):
             for statement in (_CREATE, _CREATE_INDEX):
                 cursor.execute(statement.format(table=TABLE, instant="text"))
 
-    def _run(self, statement: str, parameters: Sequence[Any] = ()) -> list[StoredKey]:
+    def _run(self, statement: str, parameters: Sequence[Any] = ()) -> list[StoredApiKey]:
         bound = [
             value.astimezone(UTC).strftime(_SQLITE_INSTANT)
             if isinstance(value, datetime)
@@ -173,29 +173,29 @@ class SQLiteKeyStore(_SQLKeyStore):
             return [_key(_values(row)) for row in cursor.fetchall()]
 
 
-class MemoryKeyStore:
+class MemoryApiKeyStore:
     """Keys of a memory store: gone with the process, like its log."""
 
     def __init__(self) -> None:
-        self._keys: dict[str, StoredKey] = {}
+        self._keys: dict[str, StoredApiKey] = {}
         self._lock = threading.Lock()
 
     def create_table(self) -> None:
         pass
 
-    def add(self, key: StoredKey) -> None:
+    def add(self, key: StoredApiKey) -> None:
         with self._lock:
             if key.key_id in self._keys or self._active(key.name) is not None:
                 raise KeyNameTakenError(key.name)
             self._keys[key.key_id] = key
 
-    def find(self, key_id: str) -> StoredKey | None:
+    def find(self, key_id: str) -> StoredApiKey | None:
         return self._keys.get(key_id)
 
-    def all(self) -> list[StoredKey]:
+    def all(self) -> list[StoredApiKey]:
         return sorted(self._keys.values(), key=lambda key: (key.created_at, key.name))
 
-    def revoke(self, name: str, at: datetime) -> StoredKey | None:
+    def revoke(self, name: str, at: datetime) -> StoredApiKey | None:
         with self._lock:
             active = self._active(name)
             if active is None:
@@ -203,6 +203,6 @@ class MemoryKeyStore:
             revoked = self._keys[active.key_id] = replace(active, revoked_at=at)
             return revoked
 
-    def _active(self, name: str) -> StoredKey | None:
-        found: Iterable[StoredKey] = self._keys.values()
+    def _active(self, name: str) -> StoredApiKey | None:
+        found: Iterable[StoredApiKey] = self._keys.values()
         return next((k for k in found if k.name == name and k.revoked_at is None), None)

@@ -18,10 +18,10 @@ from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 
 from subledger.adapters.api_keys import (
-    KeyStore,
-    MemoryKeyStore,
-    PostgresKeyStore,
-    SQLiteKeyStore,
+    ApiKeyStore,
+    MemoryApiKeyStore,
+    PostgresApiKeyStore,
+    SQLiteApiKeyStore,
 )
 from subledger.adapters.rows.postgres import PostgresRowStore
 from subledger.adapters.rows.sqlite import SQLiteRowStore
@@ -56,7 +56,7 @@ class Backend:
         """Where the projections keep their rows and positions, beside the log."""
         raise NotImplementedError
 
-    def key_store(self, ledger: Ledger) -> KeyStore:
+    def key_store(self, ledger: Ledger) -> ApiKeyStore:
         """Where the keys of `subledger keys create` are kept, their table created if missing."""
         raise NotImplementedError
 
@@ -78,8 +78,8 @@ class PostgresBackend(Backend):
     def row_store(self, ledger: Ledger) -> ProjectionStore:
         return PostgresRowStore(_postgres(ledger).datastore)
 
-    def key_store(self, ledger: Ledger) -> KeyStore:
-        store = PostgresKeyStore(_postgres(ledger).datastore)
+    def key_store(self, ledger: Ledger) -> ApiKeyStore:
+        store = PostgresApiKeyStore(_postgres(ledger).datastore)
         store.create_table()
         return store
 
@@ -97,8 +97,8 @@ class SQLiteBackend(Backend):
     def row_store(self, ledger: Ledger) -> ProjectionStore:
         return SQLiteRowStore(_sqlite(ledger).datastore)
 
-    def key_store(self, ledger: Ledger) -> KeyStore:
-        store = SQLiteKeyStore(_sqlite(ledger).datastore)
+    def key_store(self, ledger: Ledger) -> ApiKeyStore:
+        store = SQLiteApiKeyStore(_sqlite(ledger).datastore)
         store.create_table()
         return store
 
@@ -116,15 +116,15 @@ class MemoryBackend(Backend):
     shared = False
 
     def __init__(self) -> None:
-        self._keys: weakref.WeakKeyDictionary[MemoryLedgerRecorder, MemoryKeyStore] = (
+        self._keys: weakref.WeakKeyDictionary[MemoryLedgerRecorder, MemoryApiKeyStore] = (
             weakref.WeakKeyDictionary()
         )
 
     def row_store(self, ledger: Ledger) -> ProjectionStore:
         return _memory(ledger).row_store
 
-    def key_store(self, ledger: Ledger) -> KeyStore:
-        return self._keys.setdefault(_memory(ledger), MemoryKeyStore())
+    def key_store(self, ledger: Ledger) -> ApiKeyStore:
+        return self._keys.setdefault(_memory(ledger), MemoryApiKeyStore())
 
     def delivery_datastore(self, ledger: Ledger) -> None:
         return None
@@ -179,6 +179,6 @@ def row_store_for(ledger: Ledger) -> ProjectionStore:
     return backend_of(ledger).row_store(ledger)
 
 
-def key_store_for(ledger: Ledger) -> KeyStore:
+def api_key_store_for(ledger: Ledger) -> ApiKeyStore:
     """The key store in a ledger's own database, its table created if missing."""
     return backend_of(ledger).key_store(ledger)

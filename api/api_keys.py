@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from subledger.adapters.api_keys import KeyNameTakenError, KeyStore, StoredKey
+from subledger.adapters.api_keys import ApiKeyStore, KeyNameTakenError, StoredApiKey
 
 SCOPES: Final = ("events:write", "read", "admin")
 MIN_SECRET_LENGTH: Final = 16
@@ -79,7 +79,7 @@ def _hash(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
-def parse_keys(text: str) -> list[ApiKey]:
+def parse_api_keys(text: str) -> list[ApiKey]:
     keys: list[ApiKey] = []
     for position, raw in enumerate(part.strip() for part in text.split(",")):
         if not raw:
@@ -119,14 +119,14 @@ def key_id_of(presented: str) -> str | None:
     return found.group(1) if found else None
 
 
-class KeyRing:
+class ApiKeyRing:
     """The keys the service accepts: those of the environment, and those of the key store once
     one is attached (when the app starts and its ledger exists)."""
 
     def __init__(
         self,
         keys: Iterable[ApiKey],
-        store: KeyStore | None = None,
+        store: ApiKeyStore | None = None,
         cache_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -135,7 +135,7 @@ class KeyRing:
         self.store = store
         self.cache_seconds = cache_seconds
         self.clock = clock
-        self._cache: dict[str, tuple[float, StoredKey | None]] = {}
+        self._cache: dict[str, tuple[float, StoredApiKey | None]] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -145,7 +145,7 @@ class KeyRing:
     def environment_keys(self) -> tuple[ApiKey, ...]:
         return self._keys
 
-    def attach(self, store: KeyStore | None) -> None:
+    def attach(self, store: ApiKeyStore | None) -> None:
         """Accept the keys of `store` too (None: no longer)."""
         self.store = store
         with self._lock:
@@ -197,7 +197,7 @@ class KeyRing:
             revoked=stored.revoked_at is not None,
         )
 
-    def _stored(self, key_id: str) -> StoredKey | None:
+    def _stored(self, key_id: str) -> StoredApiKey | None:
         store = self.store
         if store is None:
             return None
@@ -218,8 +218,8 @@ class KeyRing:
 
 
 def create_key(
-    store: KeyStore, ring: KeyRing, name: str, scopes: Iterable[str], now: datetime
-) -> tuple[StoredKey, str]:
+    store: ApiKeyStore, ring: ApiKeyRing, name: str, scopes: Iterable[str], now: datetime
+) -> tuple[StoredApiKey, str]:
     """A new stored key and its secret, which is nowhere else: show it once."""
     wanted = frozenset(scopes)
     if not _NAME.match(name):
@@ -236,7 +236,7 @@ def create_key(
             f"{name!r} is the name of a key in SUBLEDGER_API_KEYS: choose another name"
         )
     key_id, secret = new_secret()
-    key = StoredKey(key_id, name, hashlib.sha256(secret.encode()).hexdigest(), wanted, now)
+    key = StoredApiKey(key_id, name, hashlib.sha256(secret.encode()).hexdigest(), wanted, now)
     try:
         store.add(key)
     except KeyNameTakenError:
@@ -246,7 +246,7 @@ def create_key(
     return key, secret
 
 
-def revoke_key(store: KeyStore, ring: KeyRing, name: str, now: datetime) -> StoredKey:
+def revoke_key(store: ApiKeyStore, ring: ApiKeyRing, name: str, now: datetime) -> StoredApiKey:
     """Revoke the stored key named `name`; it stops working in this process at once, and in
     others within the ring's `cache_seconds`."""
     revoked = store.revoke(name, now)
@@ -260,7 +260,7 @@ def revoke_key(store: KeyStore, ring: KeyRing, name: str, now: datetime) -> Stor
     return revoked
 
 
-def describe_keys(ring: KeyRing, stored: Iterable[StoredKey]) -> list[dict[str, Any]]:
+def describe_keys(ring: ApiKeyRing, stored: Iterable[StoredApiKey]) -> list[dict[str, Any]]:
     """Every key as `subledger keys list` and `GET /v1/keys` show it: never a secret or a hash."""
     described: list[dict[str, Any]] = [
         {

@@ -16,14 +16,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from subledger.adapters.api_keys import KeyStore, StoredKey
+from subledger.adapters.api_keys import ApiKeyStore, StoredApiKey
 from subledger.adapters.backends import Backend, backend_for
-from subledger.adapters.follow import Follower
+from subledger.adapters.log_follower import Follower
 from subledger.adapters.store import store_env
 from subledger.adapters.sync.log import DeliveryLog
-from subledger.api.api_keys import KeyRing, parse_keys
+from subledger.api.api_keys import ApiKeyRing, parse_api_keys
 from subledger.api.folding import catch_up, caught_up_snapshots
-from subledger.api.http.reads import Reader
+from subledger.api.http.projection_reads import Reader
 from subledger.api.settings import Configuration, ConfigurationError, Settings
 from subledger.api.sync import Sync, delivery_log_for
 from subledger.domain.chart import Chart, ChartError
@@ -73,11 +73,11 @@ class Composition:
         return build_chart(self.configuration)
 
     @cached_property
-    def keys(self) -> KeyRing:
+    def keys(self) -> ApiKeyRing:
         """The process's key ring: the environment's keys (`KeyConfigurationError` if they
         cannot be used); the stored ones join when a ledger's key store is attached."""
-        return KeyRing(
-            parse_keys(self.settings.api_keys.get_secret_value()),
+        return ApiKeyRing(
+            parse_api_keys(self.settings.api_keys.get_secret_value()),
             cache_seconds=self.settings.key_cache_seconds,
         )
 
@@ -93,11 +93,11 @@ class Composition:
         closes it."""
         return build_ledger(self.settings)
 
-    def key_store(self, ledger: Ledger) -> KeyStore:
+    def key_store(self, ledger: Ledger) -> ApiKeyStore:
         """The keys of `subledger keys create`, kept in the ledger's database."""
         return self.backend.key_store(ledger)
 
-    def stored_keys(self) -> list[StoredKey]:
+    def stored_api_keys(self) -> list[StoredApiKey]:
         """The keys made with `subledger keys create` (none on a store that dies with the
         process), read through a ledger of their own."""
         if not self.backend.shared:

@@ -8,7 +8,7 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from subledger.adapters.backends import Backend, Notifications, backend_of
-from subledger.adapters.follow import fold_turn, leader_reaches
+from subledger.adapters.log_follower import fold_turn, leader_reaches
 from subledger.domain.ledger import Ledger
 from subledger.projections.runner import ProjectionMovedError, ProjectionRunner
 

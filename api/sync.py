@@ -67,8 +67,8 @@ from subledger.adapters.sync.http import RequestBudget
 from subledger.adapters.sync.log import DeliveryLog
 from subledger.adapters.sync.notify import Notifier, NotifySettings, smtp_security
 from subledger.adapters.sync.notify import check as check_notifications
+from subledger.adapters.sync.personal_details import PersonalDetails
 from subledger.adapters.sync.port import Target
-from subledger.adapters.sync.profiles import Profiles
 from subledger.api.folding import caught_up_snapshots
 from subledger.api.settings import Configuration, ConfigurationError, Settings
 from subledger.domain.chart import Chart
@@ -344,8 +344,8 @@ class Sync:
             self.targets,
             _dispatch_settings(settings),
             Notifier(notifications) if notifications else None,
-            open_message=Profiles(ledger).open,
-            redact=Profiles.redact,
+            open_message=PersonalDetails(ledger).open,
+            redact=PersonalDetails.redact,
         )
         self._vouchered: tuple[int, str] | None = None
 
@@ -415,7 +415,7 @@ class Sync:
 def _dispatch_settings(settings: Settings) -> DispatchSettings:
     return DispatchSettings(
         lease=timedelta(seconds=settings.sync_lease_seconds),
-        backoff_base=settings.sync_backoff_seconds,
-        backoff_cap=settings.sync_backoff_cap_seconds,
+        backoff_base_seconds=settings.sync_backoff_seconds,
+        backoff_cap_seconds=settings.sync_backoff_cap_seconds,
         max_unexpected_errors=settings.sync_max_unexpected_errors,
     )

@@ -43,14 +43,14 @@ from subledger.domain.facts import (
 )
 from subledger.domain.personal import logged_digest, new_key, same_body
 from subledger.domain.ports import (
-    CUSTOMER_KEYS,
     INVOICE_REFERENCES,
     LOG_ENTRIES,
+    SEALING_KEYS,
     BatchContext,
-    CustomerKeyChange,
     LedgerStore,
     LogEntry,
     PriorAppend,
+    SealingKeyChange,
     SealingMapper,
 )
 from subledger.domain.recording import Envelope
@@ -236,7 +236,7 @@ class Ledger(Application[UUID]):
             **{
                 LOG_ENTRIES: log_entries,
                 INVOICE_REFERENCES: batch.new_references,
-                CUSTOMER_KEYS: key_changes,
+                SEALING_KEYS: key_changes,
             },
         )
         # Saved: the batch's aggregates are what the store holds now. (An aggregate of a batch
@@ -321,10 +321,10 @@ class Ledger(Application[UUID]):
         for notification in self.store.read_aggregate_notifications(aggregate_id, upto):
             yield Entry(notification.id, self.mapper.to_domain_event(notification))
 
-    def customer_keys(self, customer_ids: Collection[str]) -> Mapping[str, bytes | None]:
+    def sealing_keys(self, customer_ids: Collection[str]) -> Mapping[str, bytes | None]:
         """The keys of the given customers that have one: the key, or None once erased (their
         personal data can no longer be read)."""
-        return self.store.customer_keys(customer_ids)
+        return self.store.sealing_keys(customer_ids)
 
     def last_position(self) -> int:
         return self.store.last_position()
@@ -367,7 +367,7 @@ def _customers_named(facts: Sequence[Fact]) -> set[str]:
 
 def _sealing_keys(
     events: Sequence[CanMutateAggregate[UUID]], keys: Mapping[str, bytes | None]
-) -> tuple[list[bytes | None], list[CustomerKeyChange]]:
+) -> tuple[list[bytes | None], list[SealingKeyChange]]:
     """For each event, the key that seals it (None for an event with no personal data), and
     the changes to the customers' keys to write with the events: a new key for a new customer
     (or for one whose events were written before personal data was sealed), None for an
@@ -375,7 +375,7 @@ def _sealing_keys(
     with one that is never written."""
     current: dict[str, bytes | None] = dict(keys)
     sealing: list[bytes | None] = []
-    changes: dict[str, CustomerKeyChange] = {}
+    changes: dict[str, SealingKeyChange] = {}
     for event in events:
         if not isinstance(event, Customer.Created | Customer.Updated | Customer.Erased):
             sealing.append(None)
@@ -384,7 +384,7 @@ def _sealing_keys(
         if isinstance(event, Customer.Erased):
             current[customer_id] = None
             sealing.append(None)
-            change = CustomerKeyChange(
+            change = SealingKeyChange(
                 customer_id, event.originator_id, event.originator_version, None
             )
             changes[customer_id] = change
@@ -393,7 +393,7 @@ def _sealing_keys(
         if key is None:
             # No key yet (a customer erased already is refused before this point).
             key = current[customer_id] = new_key()
-            changes[customer_id] = CustomerKeyChange(
+            changes[customer_id] = SealingKeyChange(
                 customer_id, event.originator_id, event.originator_version, key
             )
         sealing.append(key)

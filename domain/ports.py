@@ -22,7 +22,7 @@ LOG_ENTRIES = "log_entries"
 #: `insert_events()` keyword for the invoice references that the events create.
 INVOICE_REFERENCES = "invoice_references"
 #: `insert_events()` keyword for the customers' keys that the events create or destroy.
-CUSTOMER_KEYS = "customer_keys"
+SEALING_KEYS = "sealing_key_changes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +51,7 @@ class InvoiceReference:
 
 
 @dataclass(frozen=True, slots=True)
-class CustomerKeyChange:
+class SealingKeyChange:
     """Written beside the event at (`originator_id`, `originator_version`): a customer's new
     key, or (`key` None) the destruction of its key by that event, an erasure."""
 
@@ -114,7 +114,7 @@ class LedgerStore(Protocol):
         the stored events of the aggregates in `known_versions` after the version given for
         each (0 for all of them), and the keys of `customer_ids`: ideally in one round trip."""
 
-    def customer_keys(self, customer_ids: Collection[str]) -> Mapping[str, bytes | None]:
+    def sealing_keys(self, customer_ids: Collection[str]) -> Mapping[str, bytes | None]:
         """The keys of the given customers that have a key row: the key, or None once erased."""
 
     def select_aggregates_events(self, known_versions: Mapping[UUID, int]) -> Sequence[StoredEvent]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from subledger.domain.ledger import Entry
-from subledger.projections.engine import Key, Projection, Row, Rows, Table
+from subledger.projections.engine import Projection, Row, RowKey, Rows, Table
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Put:
     """A row written whole."""
 
     table: str
-    key: Key
+    key: RowKey
     row: Row
 
 
@@ -33,7 +33,7 @@ class Added:
     """An amount added to a column of a total."""
 
     table: str
-    key: Key
+    key: RowKey
     column: str
     amount: int
 
@@ -47,11 +47,11 @@ class _RecordingRows(Rows):
 
     record: list[Change] = field(default_factory=list)
 
-    def put(self, table: Table, key: Key, row: Row) -> None:
+    def put(self, table: Table, key: RowKey, row: Row) -> None:
         super().put(table, key, row)
         self.record.append(Put(table.name, key, dict(row)))
 
-    def add(self, table: Table, key: Key, column: str, amount: int) -> None:
+    def add(self, table: Table, key: RowKey, column: str, amount: int) -> None:
         super().add(table, key, column, amount)
         if amount:
             self.record.append(Added(table.name, key, column, amount))
@@ -89,9 +89,9 @@ def audit(
     return answer
 
 
-def net_additions(changes: Iterable[Change], table: str) -> dict[Key, dict[str, Any]]:
+def net_additions(changes: Iterable[Change], table: str) -> dict[RowKey, dict[str, Any]]:
     """The amounts added to `table`'s rows, summed per row and column (zeros left out)."""
-    totals: dict[Key, dict[str, Any]] = {}
+    totals: dict[RowKey, dict[str, Any]] = {}
     for change in changes:
         if isinstance(change, Added) and change.table == table:
             row = totals.setdefault(change.key, {})
@@ -103,9 +103,9 @@ def net_additions(changes: Iterable[Change], table: str) -> dict[Key, dict[str, 
     }
 
 
-def rows_put(changes: Iterable[Change], table: str) -> list[tuple[Key, Row]]:
+def rows_put(changes: Iterable[Change], table: str) -> list[tuple[RowKey, Row]]:
     """The rows written to `table`, the last write of each key, in the order first written."""
-    found: dict[Key, Row] = {}
+    found: dict[RowKey, Row] = {}
     for change in changes:
         if isinstance(change, Put) and change.table == table:
             found[change.key] = change.row

@@ -23,7 +23,7 @@ from eventsourcing.domain import DomainEventProtocol
 
 from subledger.domain.ledger import Entry
 
-Key = tuple[Any, ...]
+RowKey = tuple[Any, ...]
 Row = dict[str, Any]
 ColumnKind = Literal["text", "int", "json"]
 
@@ -51,16 +51,16 @@ class Table:
 class RowSource(Protocol):
     """Where answers read rows from: the stored rows, or rows folded in memory."""
 
-    def get(self, table: Table, key: Key) -> Row | None: ...
+    def get(self, table: Table, key: RowKey) -> Row | None: ...
 
     def scan(
         self,
         table: Table,
-        prefix: Key = (),
+        prefix: RowKey = (),
         between: tuple[Any, Any] | None = None,
-        after: Key | None = None,
+        after: RowKey | None = None,
         limit: int | None = None,
-    ) -> list[tuple[Key, Row]]:
+    ) -> list[tuple[RowKey, Row]]:
         """Rows whose key starts with `prefix` (and whose next key column lies in `between`,
         both ends included), in key order; only those whose whole key comes after `after`,
         and at most `limit` of them (a page)."""
@@ -84,7 +84,7 @@ class Projection(ABC):
         """What the stored rows were folded with; rows of another fingerprint are rebuilt."""
         return f"{self.name}:v{self.version}"
 
-    def keys(self, event: DomainEventProtocol[UUID]) -> Iterable[tuple[Table, Key]]:
+    def keys(self, event: DomainEventProtocol[UUID]) -> Iterable[tuple[Table, RowKey]]:
         """The rows of keyed tables that folding `event` reads (loaded before the fold)."""
         return ()
 
@@ -101,21 +101,21 @@ class Rows:
     table's dict has no row.
     """
 
-    known: dict[str, dict[Key, Row]] = field(default_factory=dict)
-    changed: dict[str, set[Key]] = field(default_factory=dict)
+    known: dict[str, dict[RowKey, Row]] = field(default_factory=dict)
+    changed: dict[str, set[RowKey]] = field(default_factory=dict)
     #: If given, the only keyed rows worth keeping (rows of kept tables are always kept).
-    retain: Callable[[Table, Key], bool] | None = None
+    retain: Callable[[Table, RowKey], bool] | None = None
 
-    def get(self, table: Table, key: Key) -> Row | None:
+    def get(self, table: Table, key: RowKey) -> Row | None:
         return self.known.get(table.name, {}).get(key)
 
-    def put(self, table: Table, key: Key, row: Row) -> None:
+    def put(self, table: Table, key: RowKey, row: Row) -> None:
         if self.retain is not None and not table.kept and not self.retain(table, key):
             return
         self.known.setdefault(table.name, {})[key] = row
         self.changed.setdefault(table.name, set()).add(key)
 
-    def add(self, table: Table, key: Key, column: str, amount: int) -> None:
+    def add(self, table: Table, key: RowKey, column: str, amount: int) -> None:
         """Add `amount` to an integer column, the row starting at zeros."""
         rows = self.known.get(table.name)
         if rows is None:
@@ -129,7 +129,7 @@ class Rows:
             changed = self.changed[table.name] = set()
         changed.add(key)
 
-    def changes(self) -> dict[str, dict[Key, Row]]:
+    def changes(self) -> dict[str, dict[RowKey, Row]]:
         """The changed rows by table name, and forget that they changed."""
         result = {
             name: {key: self.known[name][key] for key in keys}
@@ -141,11 +141,11 @@ class Rows:
     def scan(
         self,
         table: Table,
-        prefix: Key = (),
+        prefix: RowKey = (),
         between: tuple[Any, Any] | None = None,
-        after: Key | None = None,
+        after: RowKey | None = None,
         limit: int | None = None,
-    ) -> list[tuple[Key, Row]]:
+    ) -> list[tuple[RowKey, Row]]:
         rows = self.known.get(table.name, {})
         found = [
             (key, rows[key])

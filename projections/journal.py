@@ -41,7 +41,7 @@ from subledger.domain.invoice import Invoice
 from subledger.domain.ledger import Entry
 from subledger.domain.period import Period
 from subledger.domain.values import line_ids
-from subledger.projections.engine import Column, Key, Projection, Row, Rows, RowSource, Table
+from subledger.projections.engine import Column, Projection, Row, RowKey, Rows, RowSource, Table
 from subledger.projections.recognition import Policy, apply_credit, month_of, policy_of, schedule
 
 ENTRIES = Table(
@@ -142,7 +142,7 @@ class JournalProjection(Projection):
     def fingerprint(self) -> str:
         return f"{super().fingerprint()}:{self.default_policy}"
 
-    def keys(self, event: Any) -> Iterable[tuple[Table, Key]]:
+    def keys(self, event: Any) -> Iterable[tuple[Table, RowKey]]:
         if isinstance(event, Invoice.CreditNoteIssued):
             yield INVOICES, (str(event.originator_id),)
 
@@ -307,7 +307,7 @@ def closed_months(rows: RowSource) -> list[str]:
     return [key[0] for key, row in rows.scan(PERIODS) if row["closed"]]
 
 
-def render(chart: Chart, key: Key, row: Row, today: date) -> dict[str, Any]:
+def render(chart: Chart, key: RowKey, row: Row, today: date) -> dict[str, Any]:
     """An entry as docs/specification.md §4 shows it, each line with its account; `status` is
     `scheduled` for an
     entry dated after `today`, else `posted`."""
@@ -340,8 +340,8 @@ def render(chart: Chart, key: Key, row: Row, today: date) -> dict[str, Any]:
 
 
 def entries_page(
-    rows: RowSource, first: str, last: str, after: Key | None, limit: int
-) -> tuple[list[tuple[Key, Row]], Key | None]:
+    rows: RowSource, first: str, last: str, after: RowKey | None, limit: int
+) -> tuple[list[tuple[RowKey, Row]], RowKey | None]:
     """Up to `limit` entries booked from `first` to `last` (ISO dates), after the key `after`,
     and the key to go on after (`None` on the last page)."""
     page = rows.scan(ENTRIES, (), (first, last), after, limit)
@@ -393,7 +393,7 @@ def account_balance(rows: RowSource, chart: Chart, account: str, currency: str, 
 
 
 def account_lines(
-    chart: Chart, account: str, currency: str, page: list[tuple[Key, Row]], balance: int
+    chart: Chart, account: str, currency: str, page: list[tuple[RowKey, Row]], balance: int
 ) -> tuple[list[dict[str, Any]], int]:
     """The lines of `page`'s entries on `account` in `currency`, each with the running balance
     from `balance`; and the balance after them."""

@@ -42,7 +42,8 @@ class CustomerFields(TypedDict, total=False):
 class PersonalFields(TypedDict, total=False):
     """A customer's personal fields, never in the outbox's rows nor in the delivery log: the
     dispatcher opens them from the log just before a message is sent
-    (`adapters.sync.profiles`). An erased customer's are its placeholder name and `erased`."""
+    (`adapters.sync.personal_details`). An erased customer's are its placeholder name and
+    `erased`."""
 
     name: str
     email: str

@@ -27,7 +27,7 @@ from subledger.domain.customer import Customer
 from subledger.domain.dates import Month
 from subledger.domain.ledger import Entry
 from subledger.domain.subscription import Subscription
-from subledger.projections.engine import Column, Key, Projection, Row, Rows, RowSource, Table
+from subledger.projections.engine import Column, Projection, Row, RowKey, Rows, RowSource, Table
 from subledger.projections.recognition import rhu_div
 from subledger.projections.timeline import (
     Step,
@@ -72,7 +72,7 @@ class MrrProjection(Projection):
     event_types = (Customer.Created, Subscription.Started, *_FOLLOW_UPS)
     referencing_types = (Subscription.Started, *_FOLLOW_UPS)
 
-    def keys(self, event: Any) -> Iterable[tuple[Table, Key]]:
+    def keys(self, event: Any) -> Iterable[tuple[Table, RowKey]]:
         if isinstance(event, Customer.Created):
             return  # it makes the customer's row and reads nothing
         yield CUSTOMERS, (event.customer_id,)

@@ -8,7 +8,7 @@ needs to send it but the customer's personal data: the customer's id and its non
 each document's `exchange_rate` where its event gave one. Personal fields (name, e-mail,
 address, VAT number, EAN) are never copied into rows: they stay sealed in the log, and the
 dispatcher opens them as of the message's position just before it sends the message
-(`adapters.sync.profiles`), so an erasure reaches every unsent message. Messages are
+(`adapters.sync.personal_details`), so an erasure reaches every unsent message. Messages are
 target-independent; the delivery log (`adapters.sync`) pairs each with every
 configured target, under an id fixed by the target, the message's kind and its source event
 (`message_id`), so rebuilding the outbox or replaying any range of it never makes a second
@@ -46,7 +46,7 @@ from subledger.domain.dates import Month
 from subledger.domain.invoice import Invoice
 from subledger.domain.ledger import Entry
 from subledger.domain.values import Cleared, line_ids
-from subledger.projections.engine import Column, Key, Projection, Row, Rows, RowSource, Table
+from subledger.projections.engine import Column, Projection, Row, RowKey, Rows, RowSource, Table
 from subledger.projections.journal import TOTALS
 from subledger.projections.messages import (
     ContactMessage,
@@ -156,7 +156,7 @@ class OutboxProjection(Projection):
         Invoice.PaymentRefunded,
     )
 
-    def keys(self, event: Any) -> Iterable[tuple[Table, Key]]:
+    def keys(self, event: Any) -> Iterable[tuple[Table, RowKey]]:
         yield CUSTOMERS, (event.customer_id,)
         if not isinstance(event, Customer.Created | Customer.Updated):
             yield INVOICES, (str(event.originator_id),)

@@ -19,7 +19,7 @@ from typing import Any
 from subledger.domain.invoice import Invoice
 from subledger.domain.ledger import Entry
 from subledger.domain.values import line_ids
-from subledger.projections.engine import Column, Key, Projection, Row, Rows, RowSource, Table
+from subledger.projections.engine import Column, Projection, Row, RowKey, Rows, RowSource, Table
 from subledger.projections.recognition import Policy, apply_credit, month_of, policy_of, schedule
 
 INVOICES = Table(
@@ -54,7 +54,7 @@ class RevenueProjection(Projection):
     def fingerprint(self) -> str:
         return f"{super().fingerprint()}:{self.default_policy}"
 
-    def keys(self, event: Any) -> Iterable[tuple[Table, Key]]:
+    def keys(self, event: Any) -> Iterable[tuple[Table, RowKey]]:
         return ((INVOICES, (event.invoice_id,)),)
 
     def fold(self, rows: Rows, entry: Entry) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from subledger.domain.ledger import Entry
-from subledger.projections.engine import Key, Projection, Row, Rows, RowSource, Table
+from subledger.projections.engine import Projection, Row, RowKey, Rows, RowSource, Table
 
 DEFAULT_PAGE_SIZE: Final = 2000
 
@@ -65,11 +65,11 @@ class ProjectionStore(Protocol):
         """Delete the projection's rows; store it at position 0 with its fingerprint."""
         ...
 
-    def load(self, table: Table, keys: Collection[Key]) -> dict[Key, Row]: ...
+    def load(self, table: Table, keys: Collection[RowKey]) -> dict[RowKey, Row]: ...
 
-    def load_all(self, table: Table) -> dict[Key, Row]: ...
+    def load_all(self, table: Table) -> dict[RowKey, Row]: ...
 
-    def commit(self, changes: Mapping[Table, Mapping[Key, Row]], moves: Sequence[Move]) -> None:
+    def commit(self, changes: Mapping[Table, Mapping[RowKey, Row]], moves: Sequence[Move]) -> None:
         """Write the rows and the moves in one transaction; raise `ProjectionMovedError` (and
         write nothing) if a projection's stored position is not its move's start."""
         ...
@@ -92,7 +92,7 @@ class ProjectionRunner:
         self.projections = {projection.name: projection for projection in projections}
         self.page_size = page_size
         self._positions: dict[str, int] = {}
-        self._kept: dict[str, dict[str, dict[Key, Row]]] = {}
+        self._kept: dict[str, dict[str, dict[RowKey, Row]]] = {}
         self._work = threading.Lock()
         self._advanced = threading.Condition()
         #: Whether the positions and kept rows in memory may differ from the stored ones (a
@@ -173,7 +173,7 @@ class ProjectionRunner:
         types = {kind for name in behind for kind in self.projections[name].event_types}
         entries = self.log.read_entries(start, end, self.page_size, types)
         page_end = entries[-1].position if len(entries) == self.page_size else end
-        changes: dict[Table, dict[Key, Row]] = {}
+        changes: dict[Table, dict[RowKey, Row]] = {}
         moves = []
         for name in behind:
             projection = self.projections[name]
@@ -199,7 +199,7 @@ class ProjectionRunner:
 
     def _rows_for(self, projection: Projection, entries: list[Entry]) -> Rows:
         """The kept tables, and the keyed rows the entries name, loaded in one read a table."""
-        wanted: dict[Table, set[Key]] = {}
+        wanted: dict[Table, set[RowKey]] = {}
         for entry in entries:
             for table, key in projection.keys(entry.event):
                 wanted.setdefault(table, set()).add(key)

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from subledger.api.http.wire import data_of, type_of
+from subledger.api.http.event_data import data_of, type_of
 from subledger.domain import facts
 from subledger.domain.dates import Month
 from subledger.domain.ledger import Ledger, Outcome, Submission

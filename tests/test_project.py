@@ -302,3 +302,14 @@ def test_when_postgresql_is_required_its_absence_fails_the_tests() -> None:
     result = run_a_postgres_test(SUBLEDGER_REQUIRE_POSTGRES="1")
     assert result.returncode != 0
     assert "PostgreSQL is required here" in result.stdout
+
+
+def test_no_module_of_the_product_is_over_six_hundred_lines() -> None:
+    """A file a newcomer cannot read in one sitting is split by what it holds."""
+    too_long = [
+        f"{path.relative_to(ROOT)}: {lines} lines"
+        for folder in ("domain", "projections", "adapters", "api")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if (lines := len(path.read_text().splitlines())) > 600
+    ]
+    assert too_long == []

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from subledger.projections.engine import Key, Row, Table
+from subledger.projections.engine import Row, RowKey, Table
 
 TRACKING = "subledger_projections"
 
@@ -16,7 +16,7 @@ def table_name(table: Table) -> str:
     return f"subledger_{table.name}"
 
 
-def encode(table: Table, key: Key, row: Row) -> tuple[Any, ...]:
+def encode(table: Table, key: RowKey, row: Row) -> tuple[Any, ...]:
     """The key and the row as one tuple of column values, in the table's column order."""
     return (
         *key,
@@ -27,7 +27,7 @@ def encode(table: Table, key: Key, row: Row) -> tuple[Any, ...]:
     )
 
 
-def decode(table: Table, values: Sequence[Any]) -> tuple[Key, Row]:
+def decode(table: Table, values: Sequence[Any]) -> tuple[RowKey, Row]:
     """A stored tuple of column values back into a key and a row."""
     width = len(table.key)
     row = {

@@ -7,13 +7,13 @@ import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
-from subledger.projections.engine import Key, Projection, Row, Rows, RowSource, Table
+from subledger.projections.engine import Projection, Row, RowKey, Rows, RowSource, Table
 from subledger.projections.runner import Move, ProjectionMovedError, Stored
 
 
 class MemoryRowStore:
     def __init__(self) -> None:
-        self._tables: dict[str, dict[Key, Row]] = {}
+        self._tables: dict[str, dict[RowKey, Row]] = {}
         self._stored: dict[str, Stored] = {}
         self._lock = threading.RLock()
 
@@ -32,16 +32,16 @@ class MemoryRowStore:
                 self._tables[table.name] = {}
             self._stored[projection.name] = Stored(0, projection.fingerprint())
 
-    def load(self, table: Table, keys: Collection[Key]) -> dict[Key, Row]:
+    def load(self, table: Table, keys: Collection[RowKey]) -> dict[RowKey, Row]:
         with self._lock:
             rows = self._tables[table.name]
             return {key: copy.deepcopy(rows[key]) for key in keys if key in rows}
 
-    def load_all(self, table: Table) -> dict[Key, Row]:
+    def load_all(self, table: Table) -> dict[RowKey, Row]:
         with self._lock:
             return copy.deepcopy(self._tables[table.name])
 
-    def commit(self, changes: Mapping[Table, Mapping[Key, Row]], moves: Sequence[Move]) -> None:
+    def commit(self, changes: Mapping[Table, Mapping[RowKey, Row]], moves: Sequence[Move]) -> None:
         with self._lock:
             for move in moves:
                 if self._stored[move.name].position != move.start:

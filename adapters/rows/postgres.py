@@ -16,7 +16,7 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
 from subledger.adapters.rows.codec import TRACKING, decode, encode, table_name
-from subledger.projections.engine import Key, Projection, Row, RowSource, Table
+from subledger.projections.engine import Projection, Row, RowKey, RowSource, Table
 from subledger.projections.runner import Move, ProjectionMovedError, Stored
 
 _TYPES = {"text": "text", "int": "bigint", "json": "bytea"}
@@ -70,7 +70,7 @@ class PostgresRowStore:
                 (projection.name, projection.fingerprint()),
             )
 
-    def load(self, table: Table, keys: Collection[Key]) -> dict[Key, Row]:
+    def load(self, table: Table, keys: Collection[RowKey]) -> dict[RowKey, Row]:
         if not keys:
             return {}
         with (
@@ -79,14 +79,14 @@ class PostgresRowStore:
         ):
             return dict(self._load(cursor, table, list(keys)))
 
-    def load_all(self, table: Table) -> dict[Key, Row]:
+    def load_all(self, table: Table) -> dict[RowKey, Row]:
         with (
             self.datastore.get_connection() as connection,
             connection.cursor(row_factory=tuple_row, binary=True) as cursor,
         ):
             return dict(self._scan(cursor, table, (), None))
 
-    def commit(self, changes: Mapping[Table, Mapping[Key, Row]], moves: Sequence[Move]) -> None:
+    def commit(self, changes: Mapping[Table, Mapping[RowKey, Row]], moves: Sequence[Move]) -> None:
         with self.datastore.transaction(commit=True) as cursor:
             for move in moves:
                 cursor.execute(
@@ -102,7 +102,7 @@ class PostgresRowStore:
                 if rows:
                     self._upsert(cursor, table, rows)
 
-    def _upsert(self, cursor: Cursor[Any], table: Table, rows: Mapping[Key, Row]) -> None:
+    def _upsert(self, cursor: Cursor[Any], table: Table, rows: Mapping[RowKey, Row]) -> None:
         encoded = [encode(table, key, row) for key, row in rows.items()]
         columns = SQL(", ").join(Identifier(c.name) for c in table.columns)
         arrays = SQL(", ").join(SQL("%b::{0}[]").format(SQL(_TYPES[c.kind])) for c in table.columns)
@@ -136,7 +136,9 @@ class PostgresRowStore:
             found = cursor.fetchone()
             yield (found[0] if found else 0), _PostgresRows(self, cursor)
 
-    def _load(self, cursor: Cursor[Any], table: Table, keys: list[Key]) -> list[tuple[Key, Row]]:
+    def _load(
+        self, cursor: Cursor[Any], table: Table, keys: list[RowKey]
+    ) -> list[tuple[RowKey, Row]]:
         columns = SQL(", ").join(Identifier(c.name) for c in table.columns)
         wanted = SQL(", ").join(SQL("%b::{0}[]").format(SQL(_TYPES[c.kind])) for c in table.key)
         names = SQL(", ").join(Identifier(c.name) for c in table.key)
@@ -152,11 +154,11 @@ class PostgresRowStore:
         self,
         cursor: Cursor[Any],
         table: Table,
-        prefix: Key,
+        prefix: RowKey,
         between: tuple[Any, Any] | None,
-        after: Key | None = None,
+        after: RowKey | None = None,
         limit: int | None = None,
-    ) -> list[tuple[Key, Row]]:
+    ) -> list[tuple[RowKey, Row]]:
         conditions = [SQL("{0} = %s").format(Identifier(c.name)) for c in table.key[: len(prefix)]]
         parameters: list[Any] = list(prefix)
         if between is not None:
@@ -188,15 +190,15 @@ class _PostgresRows:
         self.store = store
         self.cursor = cursor
 
-    def get(self, table: Table, key: Key) -> Row | None:
+    def get(self, table: Table, key: RowKey) -> Row | None:
         return dict(self.store._load(self.cursor, table, [key])).get(key)
 
     def scan(
         self,
         table: Table,
-        prefix: Key = (),
+        prefix: RowKey = (),
         between: tuple[Any, Any] | None = None,
-        after: Key | None = None,
+        after: RowKey | None = None,
         limit: int | None = None,
-    ) -> list[tuple[Key, Row]]:
+    ) -> list[tuple[RowKey, Row]]:
         return self.store._scan(self.cursor, table, prefix, between, after, limit)

@@ -9,7 +9,7 @@ from typing import Any
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore
 
 from subledger.adapters.rows.codec import TRACKING, decode, encode, table_name
-from subledger.projections.engine import Key, Projection, Row, RowSource, Table
+from subledger.projections.engine import Projection, Row, RowKey, RowSource, Table
 from subledger.projections.runner import Move, ProjectionMovedError, Stored
 
 _TYPES = {"text": "TEXT", "int": "INTEGER", "json": "BLOB"}
@@ -50,15 +50,15 @@ class SQLiteRowStore:
                 (projection.name, projection.fingerprint()),
             )
 
-    def load(self, table: Table, keys: Collection[Key]) -> dict[Key, Row]:
+    def load(self, table: Table, keys: Collection[RowKey]) -> dict[RowKey, Row]:
         with self.datastore.transaction(commit=False) as cursor:
             return dict(_load(cursor, table, list(keys)))
 
-    def load_all(self, table: Table) -> dict[Key, Row]:
+    def load_all(self, table: Table) -> dict[RowKey, Row]:
         with self.datastore.transaction(commit=False) as cursor:
             return dict(_scan(cursor, table, (), None))
 
-    def commit(self, changes: Mapping[Table, Mapping[Key, Row]], moves: Sequence[Move]) -> None:
+    def commit(self, changes: Mapping[Table, Mapping[RowKey, Row]], moves: Sequence[Move]) -> None:
         with self.datastore.transaction(commit=True) as cursor:
             for move in moves:
                 cursor.execute(
@@ -92,22 +92,22 @@ class _SQLiteRows:
     def __init__(self, cursor: SQLiteCursor) -> None:
         self.cursor = cursor
 
-    def get(self, table: Table, key: Key) -> Row | None:
+    def get(self, table: Table, key: RowKey) -> Row | None:
         return dict(_load(self.cursor, table, [key])).get(key)
 
     def scan(
         self,
         table: Table,
-        prefix: Key = (),
+        prefix: RowKey = (),
         between: tuple[Any, Any] | None = None,
-        after: Key | None = None,
+        after: RowKey | None = None,
         limit: int | None = None,
-    ) -> list[tuple[Key, Row]]:
+    ) -> list[tuple[RowKey, Row]]:
         return _scan(self.cursor, table, prefix, between, after, limit)
 
 
-def _load(cursor: SQLiteCursor, table: Table, keys: list[Key]) -> list[tuple[Key, Row]]:
-    found: list[tuple[Key, Row]] = []
+def _load(cursor: SQLiteCursor, table: Table, keys: list[RowKey]) -> list[tuple[RowKey, Row]]:
+    found: list[tuple[RowKey, Row]] = []
     width = len(table.key)
     names = ", ".join(column.name for column in table.key)
     columns = ", ".join(column.name for column in table.columns)
@@ -126,11 +126,11 @@ def _load(cursor: SQLiteCursor, table: Table, keys: list[Key]) -> list[tuple[Key
 def _scan(
     cursor: SQLiteCursor,
     table: Table,
-    prefix: Key,
+    prefix: RowKey,
     between: tuple[Any, Any] | None,
-    after: Key | None = None,
+    after: RowKey | None = None,
     limit: int | None = None,
-) -> list[tuple[Key, Row]]:
+) -> list[tuple[RowKey, Row]]:
     conditions = [f"{column.name} = ?" for column in table.key[: len(prefix)]]
     parameters: list[Any] = list(prefix)
     if between is not None:

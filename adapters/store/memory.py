@@ -16,15 +16,15 @@ from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 
 from subledger.adapters.rows.memory import MemoryRowStore
 from subledger.domain.ports import (
-    CUSTOMER_KEYS,
     INVOICE_REFERENCES,
     LOG_ENTRIES,
+    SEALING_KEYS,
     BatchContext,
-    CustomerKeyChange,
     InvoiceReference,
     LogEntry,
     LogRecord,
     PriorAppend,
+    SealingKeyChange,
 )
 
 
@@ -49,7 +49,7 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
         keys = [(reference.kind, reference.key) for reference in references]
         if len(set(keys)) < len(keys) or any(key in self._references for key in keys):
             raise IntegrityError("an invoice reference exists already")
-        changes: Sequence[CustomerKeyChange] = kwargs.get(CUSTOMER_KEYS, ())
+        changes: Sequence[SealingKeyChange] = kwargs.get(SEALING_KEYS, ())
         if any(c.key is not None and c.customer_id in self._keys for c in changes):
             raise IntegrityError("a customer's key exists already")
 
@@ -68,7 +68,7 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
                 self._log[position] = (entry.event_id, recorded_at)
         for reference in kwargs.get(INVOICE_REFERENCES, ()):
             self._references[(reference.kind, reference.key)] = reference.invoice_id
-        for change in kwargs.get(CUSTOMER_KEYS, ()):
+        for change in kwargs.get(SEALING_KEYS, ()):
             self._keys[change.customer_id] = change.key
         return positions
 
@@ -90,10 +90,10 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
                     key: self._references[key] for key in reference_keys if key in self._references
                 },
                 stored_events=self.select_aggregates_events(known_versions),
-                keys=self.customer_keys(customer_ids),
+                keys=self.sealing_keys(customer_ids),
             )
 
-    def customer_keys(self, customer_ids: Collection[str]) -> Mapping[str, bytes | None]:
+    def sealing_keys(self, customer_ids: Collection[str]) -> Mapping[str, bytes | None]:
         with self._database_lock:
             return {i: self._keys[i] for i in customer_ids if i in self._keys}
 

@@ -28,16 +28,16 @@ from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from subledger.domain.ports import (
-    CUSTOMER_KEYS,
     INVOICE_REFERENCES,
     LOG_ENTRIES,
+    SEALING_KEYS,
     BatchContext,
-    CustomerKeyChange,
     InvoiceReference,
     LogEntry,
     LogRecord,
     PriorAppend,
     Resealed,
+    SealingKeyChange,
 )
 
 
@@ -124,7 +124,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         library's table lock: one statement, one round trip (see `_CREATE_APPEND_FUNCTION`)."""
         log_entries: Sequence[LogEntry] = kwargs.get(LOG_ENTRIES, ())
         references: Sequence[InvoiceReference] = kwargs.get(INVOICE_REFERENCES, ())
-        keys: Sequence[CustomerKeyChange] = kwargs.get(CUSTOMER_KEYS, ())
+        keys: Sequence[SealingKeyChange] = kwargs.get(SEALING_KEYS, ())
         if len(log_entries) != len(stored_events):
             raise ValueError("every event is written with its log entry")
         parameters = (
@@ -303,7 +303,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 keys[text] = data
         return BatchContext(prior, references, stored_events, keys)
 
-    def customer_keys(self, customer_ids: Collection[str]) -> Mapping[str, bytes | None]:
+    def sealing_keys(self, customer_ids: Collection[str]) -> Mapping[str, bytes | None]:
         rows = self._fetch(
             "SELECT customer_id, key FROM {keys} WHERE customer_id = ANY(%s)", (list(customer_ids),)
         )

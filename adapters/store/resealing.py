@@ -32,7 +32,7 @@ def seal_old_events(ledger: Ledger) -> int:
     sealed = 0
     for page in _pages(_unsealed(ledger)):
         customers = {entry.event.customer_id for entry in page}  # type: ignore[attr-defined]
-        keys = dict(ledger.customer_keys(customers))
+        keys = dict(ledger.sealing_keys(customers))
         new_keys = {c: new_key() for c in customers if c not in keys}
         logged = ledger.store.find_appended(
             [entry.event.event_id for entry in page]  # type: ignore[attr-defined]

@@ -24,16 +24,16 @@ from eventsourcing.sqlite import (
 )
 
 from subledger.domain.ports import (
-    CUSTOMER_KEYS,
     INVOICE_REFERENCES,
     LOG_ENTRIES,
+    SEALING_KEYS,
     BatchContext,
-    CustomerKeyChange,
     InvoiceReference,
     LogEntry,
     LogRecord,
     PriorAppend,
     Resealed,
+    SealingKeyChange,
 )
 
 _LOG = "subledger_log"
@@ -76,7 +76,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int]:
         positions = super().insert_events(stored_events, **kwargs)
-        if any(change.key is None for change in kwargs.get(CUSTOMER_KEYS, ())):
+        if any(change.key is None for change in kwargs.get(SEALING_KEYS, ())):
             # An erasure is committed: move the pages it overwrote out of the write-ahead log
             # and empty it, so that no copy of the destroyed key stays there.
             self._empty_write_ahead_log()
@@ -121,7 +121,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             f"INSERT INTO {_REFS} (kind, key, invoice_id) VALUES (?, ?, ?)",
             [(ref.kind, ref.key, ref.invoice_id) for ref in references],
         )
-        self._change_keys(c, stored_events, positions, recorded_at, kwargs.get(CUSTOMER_KEYS, ()))
+        self._change_keys(c, stored_events, positions, recorded_at, kwargs.get(SEALING_KEYS, ()))
         return positions
 
     def _change_keys(
@@ -130,7 +130,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         positions: Sequence[int],
         recorded_at: str,
-        changes: Sequence[CustomerKeyChange],
+        changes: Sequence[SealingKeyChange],
     ) -> None:
         """New customers' keys, and erasures (the key overwritten with zeros in the file)."""
         if not changes:
@@ -196,10 +196,10 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             prior=self.find_appended(event_ids),
             references=self._find_invoice_references(reference_keys),
             stored_events=self.select_aggregates_events(known_versions),
-            keys=self.customer_keys(customer_ids),
+            keys=self.sealing_keys(customer_ids),
         )
 
-    def customer_keys(self, customer_ids: Collection[str]) -> Mapping[str, bytes | None]:
+    def sealing_keys(self, customer_ids: Collection[str]) -> Mapping[str, bytes | None]:
         ids = list(customer_ids)
         if not ids:
             return {}

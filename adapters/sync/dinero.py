@@ -59,7 +59,7 @@ from subledger.adapters.sync.dinero_payments import DineroPayments
 from subledger.adapters.sync.dinero_recognition import DineroRecognition
 from subledger.adapters.sync.dinero_token import AUTH_PATH as AUTH_PATH
 from subledger.adapters.sync.dinero_token import DEFAULT_AUTH_URL as DEFAULT_AUTH_URL
-from subledger.adapters.sync.dinero_token import RENEW_BEFORE as RENEW_BEFORE
+from subledger.adapters.sync.dinero_token import RENEW_BEFORE_SECONDS as RENEW_BEFORE_SECONDS
 from subledger.adapters.sync.dinero_token import DineroToken as DineroToken
 from subledger.adapters.sync.port import RejectedError, TargetInvoice, Trace
 from subledger.projections.messages import Payload

@@ -18,12 +18,12 @@ from subledger.adapters.sync.port import RejectedError, RetryableError, Trace
 DEFAULT_AUTH_URL: Final = "https://authz.dinero.dk/dineroapi/oauth/token"
 AUTH_PATH: Final = "/dineroapi/oauth/token"
 #: Renew a token when less than this is left of its life, in seconds.
-RENEW_BEFORE: Final = 300.0
+RENEW_BEFORE_SECONDS: Final = 300.0
 
 
 class DineroToken:
     """The organization's bearer token, shared by the target's workers: asked for with the
-    API-key password grant, kept until `RENEW_BEFORE` seconds before it expires. The request
+    API-key password grant, kept until `RENEW_BEFORE_SECONDS` seconds before it expires. The request
     is noted in the trace without its credentials."""
 
     def __init__(
@@ -43,7 +43,7 @@ class DineroToken:
         with self._lock:
             if self._token is None or self.clock() >= self._renew_at:
                 self._token, lifetime = self._ask(trace)
-                self._renew_at = self.clock() + max(0.0, lifetime - RENEW_BEFORE)
+                self._renew_at = self.clock() + max(0.0, lifetime - RENEW_BEFORE_SECONDS)
             return self._token
 
     def forget(self, token: str) -> None:

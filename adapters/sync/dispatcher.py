@@ -48,9 +48,9 @@ log = logging.getLogger("subledger.sync")
 
 Clock = Callable[[], datetime]
 Notify = Callable[[Message, str], None]
-#: Gives a message its customer's personal fields just before it is sent (`Profiles.open`).
+#: Gives a message its customer's personal fields just before it is sent (`PersonalDetails.open`).
 Open = Callable[[Message], Message]
-#: Blots out of a text the personal values of an opened message (`Profiles.redact`).
+#: Blots out of a text the personal values of an opened message (`PersonalDetails.redact`).
 Redact = Callable[[str, Message], str]
 
 
@@ -180,8 +180,8 @@ def _add(amounts: dict[tuple[str, str], int], line: VoucherLine) -> None:
 @dataclass(frozen=True)
 class DispatchSettings:
     lease: timedelta = timedelta(seconds=120)
-    backoff_base: float = 1.0
-    backoff_cap: float = 300.0
+    backoff_base_seconds: float = 1.0
+    backoff_cap_seconds: float = 300.0
     idle: float = 0.5
     #: Unexpected errors in a row after which a message fails (and is notified).
     max_unexpected_errors: int = 10
@@ -260,7 +260,9 @@ class Dispatcher:
 
     def _backoff(self, message: Message, problem: RetryableError | None) -> float:
         exponent = min(message.attempts - 1, 30)
-        delay: float = min(self.settings.backoff_cap, self.settings.backoff_base * 2.0**exponent)
+        delay: float = min(
+            self.settings.backoff_cap_seconds, self.settings.backoff_base_seconds * 2.0**exponent
+        )
         delay *= self.random.uniform(0.5, 1.0)
         if problem is not None and problem.retry_after is not None:
             delay = max(delay, bounded_retry_after(problem.retry_after))

@@ -55,7 +55,7 @@ _INSTANT_COLUMNS: Final = (
 )
 #: Seconds of lateness between taking a request slot and the request reaching the target that
 #: the budget absorbs (see `DeliveryLog.take_request`).
-BUDGET_TOLERANCE: Final = 1.0
+BUDGET_TOLERANCE_SECONDS: Final = 1.0
 
 
 class _Database:
@@ -494,7 +494,7 @@ class DeliveryLog:
 
 
 def request_spacing(per_minute: int) -> float:
-    """Seconds between request slots: `(60 s + BUDGET_TOLERANCE) / per_minute`, so that no 60
-    seconds hold more than `per_minute` requests even when one of them reaches the target up
-    to `BUDGET_TOLERANCE` late."""
-    return (60 + BUDGET_TOLERANCE) / per_minute
+    """Seconds between request slots: `(60 s + BUDGET_TOLERANCE_SECONDS) / per_minute`, so
+    that no 60 seconds hold more than `per_minute` requests even when one of them reaches the
+    target up to `BUDGET_TOLERANCE_SECONDS` late."""
+    return (60 + BUDGET_TOLERANCE_SECONDS) / per_minute

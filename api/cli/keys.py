@@ -11,14 +11,14 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from subledger.adapters.api_keys import KeyStore
+from subledger.adapters.api_keys import ApiKeyStore
 from subledger.api.api_keys import (
     SCOPES,
+    ApiKeyRing,
     InvalidKeyError,
     KeyConfigurationError,
     KeyConflictError,
     KeyNotFoundError,
-    KeyRing,
     create_key,
     describe_keys,
     revoke_key,
@@ -28,7 +28,7 @@ from subledger.api.composition import Composition
 
 
 @contextmanager
-def _keys() -> Iterator[tuple[KeyStore, KeyRing]]:
+def _keys() -> Iterator[tuple[ApiKeyStore, ApiKeyRing]]:
     """The database's key store, and the environment's keys (whose names are taken)."""
     composition = Composition(database_settings())
     with refused(KeyConfigurationError):

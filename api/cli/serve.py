@@ -49,7 +49,7 @@ def serve(host: str, port: int, workers: int, projections: bool) -> None:
         kind = composition.backend.kind
         keys = composition.keys
         composition.chart  # noqa: B018 (read now: a configuration that cannot be used stops here)
-        stored = [key for key in composition.stored_keys() if key.revoked_at is None]
+        stored = [key for key in composition.stored_api_keys() if key.revoked_at is None]
     except (KeyConfigurationError, StoreURLError, ConfigurationError) as error:
         raise click.ClickException(str(error)) from None
     except PersistenceError as error:

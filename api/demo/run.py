@@ -44,7 +44,7 @@ DINERO_CLIENT = ("demo-client", "demo-secret")
 DINERO_API_KEY = "demo-api-key"
 DINERO_ORGANIZATION = 123456
 #: Seconds without a message delivered after which the demo stops waiting for the rest.
-STALLED = 60.0
+STALLED_SECONDS = 60.0
 #: Called with (what is being done, done so far, out of).
 Progress = Callable[[str, int, int], None]
 
@@ -254,7 +254,7 @@ def sync_to_sandboxes(
 ) -> None:
     """Start both sandboxes, enqueue every message for both, and deliver until none is left
     pending (failures stay failed, for the dashboard to show), or until nothing moved for
-    `STALLED` seconds (what is still pending then shows in the summary). The targets are the
+    `STALLED_SECONDS` seconds (what is still pending then shows in the summary). The targets are the
     sandboxes', in a configuration file of their own."""
     with ExitStack() as stack:
         billy_url, dinero_url = stack.enter_context(sandboxes())
@@ -270,7 +270,7 @@ def sync_to_sandboxes(
         thread.start()
         try:
             moved, last = time.monotonic(), -1
-            while time.monotonic() - moved < STALLED:
+            while time.monotonic() - moved < STALLED_SECONDS:
                 counts = sync.delivery.counts()
                 done = sum(c.get("sent", 0) + c.get("failed", 0) for c in counts.values())
                 progress("sync", done, total)

@@ -18,8 +18,8 @@ from fastapi.routing import iter_route_contexts
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from subledger.api.api_keys import ApiKey, KeyRing
-from subledger.api.http.dependencies import KeyRingDep, key_ring
+from subledger.api.api_keys import ApiKey, ApiKeyRing
+from subledger.api.http.dependencies import ApiKeyRingDep, key_ring
 from subledger.api.http.errors import ApiError, ErrorCode
 
 #: What answers without a key: the health check, the dashboard's page and its files (they
@@ -44,7 +44,7 @@ _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 def require(scope: str) -> Callable[..., Awaitable[ApiKey]]:
     async def check(
-        keys: KeyRingDep,
+        keys: ApiKeyRingDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> ApiKey:
         return await _authenticate(keys, credentials, scope)
@@ -64,7 +64,7 @@ async def authenticate_first(request: Request) -> None:
 
 
 async def _authenticate(
-    keys: KeyRing, credentials: HTTPAuthorizationCredentials | None, scope: str
+    keys: ApiKeyRing, credentials: HTTPAuthorizationCredentials | None, scope: str
 ) -> ApiKey:
     if credentials is None:
         raise ApiError(

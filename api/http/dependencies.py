@@ -12,9 +12,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from subledger.api.api_keys import KeyRing
+from subledger.api.api_keys import ApiKeyRing
 from subledger.api.http.errors import ApiError, ErrorCode
-from subledger.api.http.reads import Reader
+from subledger.api.http.projection_reads import Reader
 from subledger.api.sync import Sync
 from subledger.domain.chart import Chart
 from subledger.domain.ledger import Ledger
@@ -38,9 +38,9 @@ async def chart(request: Request) -> Chart:
     return found
 
 
-async def key_ring(request: Request) -> KeyRing:
+async def key_ring(request: Request) -> ApiKeyRing:
     """The API keys (those of the environment, and the key store once the app has started)."""
-    found: KeyRing = request.app.state.keys
+    found: ApiKeyRing = request.app.state.keys
     return found
 
 
@@ -63,7 +63,7 @@ async def sync_service(request: Request) -> Sync:
 LedgerDep = Annotated[Ledger, Depends(ledger)]
 ReaderDep = Annotated[Reader, Depends(reader)]
 ChartDep = Annotated[Chart, Depends(chart)]
-KeyRingDep = Annotated[KeyRing, Depends(key_ring)]
+ApiKeyRingDep = Annotated[ApiKeyRing, Depends(key_ring)]
 StoreKindDep = Annotated[str, Depends(store_kind)]
 #: Declared after the route's key, so that a caller without one is refused 401 first.
 SyncDep = Annotated[Sync, Depends(sync_service)]

@@ -10,9 +10,9 @@ from typing import Any
 import orjson
 import pytest
 
-import subledger.adapters.follow
+import subledger.adapters.log_follower
 from subledger.adapters.backends import row_store_for
-from subledger.adapters.follow import Follower
+from subledger.adapters.log_follower import Follower
 from subledger.adapters.store import store_env
 from subledger.adapters.store.postgres import PostgresLedgerRecorder
 from subledger.api.demo.generator import generate
@@ -87,7 +87,7 @@ def test_a_catch_up_folds_itself_when_the_leader_stands_still(
     append(ledger, generate(20, seed=4))
     recorder = ledger.recorder
     assert isinstance(recorder, PostgresLedgerRecorder)
-    monkeypatch.setattr(subledger.adapters.follow, "LEADER_PATIENCE_SECONDS", 0.3)
+    monkeypatch.setattr(subledger.adapters.log_follower, "LEADER_PATIENCE_SECONDS", 0.3)
     # A leader that holds the lock and never folds (hung, or folding other versions).
     stuck = Follower(ledger, runner_for(ledger))
     try:

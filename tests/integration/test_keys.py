@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from subledger.adapters.api_keys import KeyNameTakenError, KeyStore, StoredKey
-from subledger.adapters.backends import key_store_for
+from subledger.adapters.api_keys import ApiKeyStore, KeyNameTakenError, StoredApiKey
+from subledger.adapters.backends import api_key_store_for
 from subledger.adapters.store import store_env
 from subledger.domain.ledger import Ledger
 from tests.conftest import ADMIN, ADMIN_SECRET, READ, READER_SECRET, WRITER_SECRET
@@ -20,19 +20,19 @@ NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def ledger_and_keys(store_url: str) -> Iterator[tuple[Ledger, KeyStore]]:
+def ledger_and_keys(store_url: str) -> Iterator[tuple[Ledger, ApiKeyStore]]:
     ledger = Ledger(env=store_env(store_url))
-    yield ledger, key_store_for(ledger)
+    yield ledger, api_key_store_for(ledger)
     ledger.close()
 
 
-def stored(key_id: str, name: str, *scopes: str, at: datetime = NOW) -> StoredKey:
+def stored(key_id: str, name: str, *scopes: str, at: datetime = NOW) -> StoredApiKey:
     digest = hashlib.sha256(f"sk_{key_id}_secret".encode()).hexdigest()
-    return StoredKey(key_id, name, digest, frozenset(scopes), at)
+    return StoredApiKey(key_id, name, digest, frozenset(scopes), at)
 
 
 def test_a_key_is_kept_found_by_its_id_and_listed_with_its_scopes(
-    ledger_and_keys: tuple[Ledger, KeyStore],
+    ledger_and_keys: tuple[Ledger, ApiKeyStore],
 ) -> None:
     _, keys = ledger_and_keys
     keys.add(stored("00000000000000a1", "billing", "events:write", "read"))
@@ -45,7 +45,7 @@ def test_a_key_is_kept_found_by_its_id_and_listed_with_its_scopes(
 
 
 def test_a_revoked_key_is_kept_with_when_and_its_name_is_free_again(
-    ledger_and_keys: tuple[Ledger, KeyStore],
+    ledger_and_keys: tuple[Ledger, ApiKeyStore],
 ) -> None:
     _, keys = ledger_and_keys
     keys.add(stored("00000000000000a1", "billing", "read"))
@@ -62,11 +62,11 @@ def test_a_revoked_key_is_kept_with_when_and_its_name_is_free_again(
 
 def test_the_key_table_survives_reopening_the_database(database_url: str) -> None:
     first = Ledger(env=store_env(database_url))
-    key_store_for(first).add(stored("00000000000000a1", "billing", "read"))
+    api_key_store_for(first).add(stored("00000000000000a1", "billing", "read"))
     first.close()
     again = Ledger(env=store_env(database_url))
     try:
-        assert [key.name for key in key_store_for(again).all()] == ["billing"]
+        assert [key.name for key in api_key_store_for(again).all()] == ["billing"]
     finally:
         again.close()
 

@@ -31,13 +31,13 @@ from subledger.adapters.store import store_env
 from subledger.adapters.store.sealing import SealingError, open_box
 from subledger.adapters.sync.dispatcher import Dispatcher
 from subledger.adapters.sync.log import Message, NewMessage
+from subledger.adapters.sync.personal_details import ERASED_NAME, REDACTED, PersonalDetails
 from subledger.adapters.sync.port import RejectedError, Trace
-from subledger.adapters.sync.profiles import ERASED_NAME, REDACTED, Profiles
 from subledger.api.cli.main import main
 from subledger.api.http.app import create_app
+from subledger.api.http.event_data import logged_data, sealing_keys
 from subledger.api.http.examples import EXAMPLE_EVENTS
 from subledger.api.http.ingest import parse_submissions
-from subledger.api.http.wire import customer_keys, logged_data
 from subledger.api.settings import Settings
 from subledger.api.sync import Sync, delivery_log_for
 from subledger.domain.customer import Customer
@@ -265,7 +265,7 @@ def test_the_plaintext_is_nowhere_in_the_database_before_or_after_erasure(
     assert logged[0]["data"] == CUSTOMER["data"], "the log still reads as appended"
     assert read(app, "/v1/audit/customer/cus_pd")["events"][0]["data"]["name"] == PERSONAL["name"]
     ledger: Ledger = app.app.state.ledger  # type: ignore[attr-defined]
-    key = ledger.customer_keys(["cus_pd"])["cus_pd"]
+    key = ledger.sealing_keys(["cus_pd"])["cus_pd"]
     assert key is not None and len(key) == 32
     box = ledger.read_log(0, 1)[0].event.sealed  # type: ignore[attr-defined]
     assert open_box(box, "cus_pd", key)["name"] == PERSONAL["name"]
@@ -411,27 +411,27 @@ def test_events_written_before_sealing_read_as_they_are_until_the_customer_is_er
     created = parse_submissions(orjson.dumps(CUSTOMER))[0]
 
     logged = ledger.read_log(0, 10)
-    keys = customer_keys(ledger, (e.event for e in logged))
+    keys = sealing_keys(ledger, (e.event for e in logged))
     assert keys == {}, "no key row: written before sealing"
     assert logged_data(logged[0].event, keys) == CUSTOMER["data"]
-    assert Profiles(ledger).personal("cus_pd", 1)["email"] == PERSONAL["email"]
+    assert PersonalDetails(ledger).personal("cus_pd", 1)["email"] == PERSONAL["email"]
     assert ledger.append([created])[0].appended is False, "its plain digest still tells a retry"
 
     update = parse_submissions(orjson.dumps(UPDATE))
     assert ledger.append(update)[0].appended
-    keys = ledger.customer_keys(["cus_pd"])
+    keys = ledger.sealing_keys(["cus_pd"])
     assert keys["cus_pd"] is not None, "its next event gave it a key"
     logged = ledger.read_log(0, 10)
     assert logged_data(logged[1].event, keys) == UPDATE["data"]
-    assert Profiles(ledger).personal("cus_pd", 2)["name"] == PERSONAL["name"]
+    assert PersonalDetails(ledger).personal("cus_pd", 2)["name"] == PERSONAL["name"]
 
     ledger.append(parse_submissions(orjson.dumps(ERASE)))
-    keys = ledger.customer_keys(["cus_pd"])
+    keys = ledger.sealing_keys(["cus_pd"])
     assert keys == {"cus_pd": None}
     assert all(logged_data(e.event, keys).get("erased") for e in ledger.read_log(0, 2)), (
         "the old plain event is hidden from every read"
     )
-    assert Profiles(ledger).personal("cus_pd", 1) == {"name": ERASED_NAME, "erased": True}
+    assert PersonalDetails(ledger).personal("cus_pd", 1) == {"name": ERASED_NAME, "erased": True}
 
 
 def contact_message(target: str, payload: dict[str, Any]) -> NewMessage:
@@ -474,7 +474,7 @@ def test_seal_seals_what_was_written_before_and_keeps_every_read(
     ledger = Ledger(env=store_env(database_url))
     try:
         logged = ledger.read_log(0, 10)
-        keys = customer_keys(ledger, (e.event for e in logged))
+        keys = sealing_keys(ledger, (e.event for e in logged))
         assert logged_data(logged[0].event, keys)["erased"] is True
         assert logged_data(logged[1].event, keys) == other["data"], "read as it was sent"
         retried = ledger.append(parse_submissions(orjson.dumps({"events": [CUSTOMER, other]})))
@@ -504,12 +504,12 @@ def test_a_target_quoting_personal_data_back_leaves_none_in_the_delivery_log(
         delivery = delivery_log_for(ledger)
         payload = {"customer_id": "cus_pd", "country": "DK", "kind": "public"}
         delivery.enqueue([contact_message("quoting", payload)], datetime.now(UTC))
-        profiles = Profiles(ledger)
+        details = PersonalDetails(ledger)
         dispatcher = Dispatcher(
             delivery,
             {"quoting": _QuotingTarget()},
-            open_message=profiles.open,
-            redact=Profiles.redact,
+            open_message=details.open,
+            redact=PersonalDetails.redact,
         )
         assert dispatcher.deliver_one("quoting")
         (attempt,) = delivery.attempts("m1")

@@ -18,7 +18,7 @@ from subledger.adapters.sandbox import serving
 from subledger.adapters.sandbox.dinero import DineroSandboxSettings, create_dinero_app
 from subledger.adapters.sandbox.faults import FaultSettings
 from subledger.adapters.sync.common import TargetSettings
-from subledger.adapters.sync.dinero import RENEW_BEFORE, DineroTarget, DineroToken
+from subledger.adapters.sync.dinero import RENEW_BEFORE_SECONDS, DineroTarget, DineroToken
 from subledger.adapters.sync.port import Trace
 from subledger.api.http.app import create_app
 from subledger.api.settings import ConfigurationError, Settings
@@ -148,9 +148,9 @@ def test_a_token_is_renewed_before_its_hour_ends_and_asked_again_when_refused(
     trace = Trace()
     try:
         first = target.token.bearer(trace)
-        now[0] = 3600 - RENEW_BEFORE - 1
+        now[0] = 3600 - RENEW_BEFORE_SECONDS - 1
         assert target.token.bearer(trace) == first, "kept while it has time left"
-        now[0] = 3600 - RENEW_BEFORE + 1
+        now[0] = 3600 - RENEW_BEFORE_SECONDS + 1
         second = target.token.bearer(trace)
         assert second != first, "renewed before it expires"
 

@@ -221,7 +221,7 @@ def test_a_retry_after_that_asks_for_no_time_leaves_the_backoff_alone(
     delivery: DeliveryLog, asked: float
 ) -> None:
     delivery.enqueue([new(1, "c1")], T0)
-    settings = DispatchSettings(backoff_base=2.0)
+    settings = DispatchSettings(backoff_base_seconds=2.0)
     run = Run(delivery, Scripted(RetryableError("429", 429, retry_after=asked)), settings)
     assert run.attempt()
     wait = run.message("billy-1").next_attempt_at - T0

@@ -8,18 +8,18 @@ from datetime import UTC, datetime
 import pytest
 from fastapi import APIRouter
 
-from subledger.adapters.api_keys import MemoryKeyStore
+from subledger.adapters.api_keys import MemoryApiKeyStore
 from subledger.api.api_keys import (
+    ApiKeyRing,
     InvalidKeyError,
     KeyConfigurationError,
     KeyConflictError,
     KeyNotFoundError,
-    KeyRing,
     create_key,
     describe_keys,
     key_id_of,
     new_secret,
-    parse_keys,
+    parse_api_keys,
     revoke_key,
 )
 from subledger.api.http.app import create_app
@@ -31,7 +31,7 @@ READ_SECRET = "reader-secret-0123456789"
 
 
 def test_scopes_are_everything_after_the_second_colon() -> None:
-    keys = parse_keys(
+    keys = parse_api_keys(
         "billing:s3cret-and-long-enough:events:write, ops:another-long-secret:read+admin"
     )
     assert [(key.name, sorted(key.scopes)) for key in keys] == [
@@ -41,7 +41,7 @@ def test_scopes_are_everything_after_the_second_colon() -> None:
 
 
 def test_a_presented_secret_identifies_its_key_and_nothing_else_does() -> None:
-    ring = KeyRing(parse_keys("a:first-secret-0123456:read,b:second-secret-012345:admin"))
+    ring = ApiKeyRing(parse_api_keys("a:first-secret-0123456:read,b:second-secret-012345:admin"))
     identified = ring.identify("second-secret-012345")
     assert identified is not None
     assert identified.name == "b"
@@ -64,15 +64,15 @@ def test_a_malformed_key_setting_is_refused_without_echoing_the_secret(
     text: str, complaint: str
 ) -> None:
     with pytest.raises(KeyConfigurationError) as raised:
-        parse_keys(text)
+        parse_api_keys(text)
     assert complaint in str(raised.value)
     for secret in ("short", "changeme", "long-enough-secret"):
         assert secret not in str(raised.value)
 
 
 def test_no_setting_means_no_keys() -> None:
-    assert parse_keys("") == []
-    assert parse_keys(" , ") == []
+    assert parse_api_keys("") == []
+    assert parse_api_keys(" , ") == []
 
 
 # Keys made with `subledger keys create`, and the ring that accepts them.
@@ -88,9 +88,9 @@ class Clock:
 
 def ring_with_store(
     env: str = "", cache_seconds: float = 5.0
-) -> tuple[KeyRing, MemoryKeyStore, Clock]:
-    store, clock = MemoryKeyStore(), Clock()
-    ring = KeyRing(parse_keys(env), store, cache_seconds=cache_seconds, clock=clock)
+) -> tuple[ApiKeyRing, MemoryApiKeyStore, Clock]:
+    store, clock = MemoryApiKeyStore(), Clock()
+    ring = ApiKeyRing(parse_api_keys(env), store, cache_seconds=cache_seconds, clock=clock)
     return ring, store, clock
 
 
@@ -158,11 +158,11 @@ def test_a_name_of_the_environment_is_refused_for_a_made_key() -> None:
 
 def test_a_stored_key_named_like_an_environment_key_is_not_accepted() -> None:
     """Made from another environment, where the name was free."""
-    elsewhere = KeyRing((), MemoryKeyStore())
+    elsewhere = ApiKeyRing((), MemoryApiKeyStore())
     store = elsewhere.store
     assert store is not None
     _, secret = create_key(store, elsewhere, "billing", ["admin"], NOW)
-    here = KeyRing(parse_keys(f"billing:{READ_SECRET}:read"), store)
+    here = ApiKeyRing(parse_api_keys(f"billing:{READ_SECRET}:read"), store)
     assert here.identify(secret) is None
     assert here.identify(READ_SECRET) is not None
 

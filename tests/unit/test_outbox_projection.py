@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from subledger.adapters.store import store_env
-from subledger.adapters.sync.profiles import Profiles
+from subledger.adapters.sync.personal_details import PersonalDetails
 from subledger.domain import facts
 from subledger.domain.chart import DEFAULT_CHART
 from subledger.domain.dates import Month
@@ -117,11 +117,11 @@ def test_an_update_sends_the_whole_contact_with_cleared_fields_gone(books: Ledge
         "kind": "company",
         "customer_number": "7",
     }, "personal fields stay sealed in the log"
-    opened = Profiles(books).personal("c1", second["position"])
+    opened = PersonalDetails(books).personal("c1", second["position"])
     assert opened["name"] == "Nordlys A/S"
     assert opened["vat_number"] == "DK12345678"
     assert "email" not in opened
-    assert Profiles(books).personal("c1", first["position"])["email"] == "a@example.dk"
+    assert PersonalDetails(books).personal("c1", first["position"])["email"] == "a@example.dk"
 
 
 def test_a_credit_note_carries_the_credited_lines_with_their_products_and_vat(

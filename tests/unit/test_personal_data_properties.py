@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from subledger.adapters.store import store_env
 from subledger.adapters.store.sealing import SealingError, open_box, seal
-from subledger.adapters.sync.profiles import ERASED_NAME, Profiles
+from subledger.adapters.sync.personal_details import ERASED_NAME, PersonalDetails
+from subledger.api.http.event_data import logged_data, sealing_keys
 from subledger.api.http.ingest import parse_submissions
-from subledger.api.http.wire import customer_keys, logged_data
 from subledger.domain.ledger import Ledger
 from subledger.domain.personal import PERSONAL_FIELDS
 
@@ -92,8 +92,8 @@ def test_any_customer_story_reads_back_as_sent_or_as_erased(
         erased = sent[-1]["type"] == "customer.erased"
 
         logged = ledger.read_log(0, 100)
-        keys = customer_keys(ledger, (entry.event for entry in logged))
-        profiles = Profiles(ledger)
+        keys = sealing_keys(ledger, (entry.event for entry in logged))
+        details = PersonalDetails(ledger)
         profile: dict[str, Any] = {}
         for event, entry in zip(sent, logged, strict=True):
             data = logged_data(entry.event, keys)
@@ -108,13 +108,13 @@ def test_any_customer_story_reads_back_as_sent_or_as_erased(
                     k: v for k, v in event["data"].items() if k not in PERSONAL_FIELDS or v is None
                 }
                 assert data == {**kept, "erased": True}
-                assert profiles.personal("c", entry.position) == {
+                assert details.personal("c", entry.position) == {
                     "name": ERASED_NAME,
                     "erased": True,
                 }
             else:
                 assert data == event["data"]
-                assert profiles.personal("c", entry.position) == profile
+                assert details.personal("c", entry.position) == profile
         assert ledger.append(parse_submissions(orjson.dumps({"events": sent})))[0].appended is False
     finally:
         ledger.close()

@@ -23,12 +23,12 @@ from fastapi import APIRouter, Path
 from subledger.api.http.auth import ReadKey
 from subledger.api.http.dependencies import ChartDep, LedgerDep, ReaderDep
 from subledger.api.http.errors import ApiError, ErrorCode
-from subledger.api.http.queries import AsOfParameters
-from subledger.api.http.reads import AsOf, Reader
+from subledger.api.http.event_data import logged_data, sealing_keys, type_of
+from subledger.api.http.parameters import AsOfParameters
+from subledger.api.http.projection_reads import AsOf, Reader
 from subledger.api.http.responses import OrjsonResponse, iso_instant, positioned
 from subledger.api.http.schemas.answers import AuditTrail
 from subledger.api.http.schemas.documents import READ_REFUSALS, refusals
-from subledger.api.http.wire import customer_keys, logged_data, type_of
 from subledger.domain.chart import Chart
 from subledger.domain.customer import Customer
 from subledger.domain.invoice import Invoice
@@ -77,7 +77,7 @@ def audit_trail(
     audited = audit(projections, entries, lambda e: e.event.originator_id in reported)
     if not audited:
         raise ApiError(_UNKNOWN[kind], f"no {kind} {item_id!r} (as of {upto})")
-    keys = customer_keys(ledger, (one.entry.event for one in audited))
+    keys = sealing_keys(ledger, (one.entry.event for one in audited))
     events = [_event(one, chart, date.today(), keys) for one in audited]
     return positioned({"kind": kind, "id": item_id, "events": events}, upto)
 

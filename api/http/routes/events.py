@@ -10,8 +10,9 @@ from starlette.concurrency import run_in_threadpool
 from subledger.api.http.auth import ReadKey, WriteKey
 from subledger.api.http.dependencies import LedgerDep
 from subledger.api.http.errors import ErrorCode
+from subledger.api.http.event_data import logged_data, sealing_keys, type_of
 from subledger.api.http.ingest import parse_submissions
-from subledger.api.http.queries import MAX_POSITION
+from subledger.api.http.parameters import MAX_POSITION
 from subledger.api.http.responses import OrjsonResponse, iso_instant
 from subledger.api.http.schemas.documents import (
     APPEND_EXAMPLES,
@@ -21,7 +22,6 @@ from subledger.api.http.schemas.documents import (
     LogPage,
     refusals,
 )
-from subledger.api.http.wire import customer_keys, logged_data, type_of
 from subledger.domain.ledger import Ledger, Outcome
 
 router = APIRouter(prefix="/v1", tags=["events"], responses=refusals(*READ_REFUSALS))
@@ -95,7 +95,7 @@ def read_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> OrjsonResponse:
     page = ledger.read_log(after, limit)
-    keys = customer_keys(ledger, (logged.event for logged in page))
+    keys = sealing_keys(ledger, (logged.event for logged in page))
     events = [
         {
             "position": logged.position,

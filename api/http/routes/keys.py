@@ -10,18 +10,18 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from subledger.adapters.api_keys import KeyStore, StoredKey
+from subledger.adapters.api_keys import ApiKeyStore, StoredApiKey
 from subledger.api.api_keys import (
+    ApiKeyRing,
     InvalidKeyError,
     KeyConflictError,
     KeyNotFoundError,
-    KeyRing,
     create_key,
     describe_keys,
     revoke_key,
 )
 from subledger.api.http.auth import AdminKey
-from subledger.api.http.dependencies import KeyRingDep
+from subledger.api.http.dependencies import ApiKeyRingDep
 from subledger.api.http.errors import ApiError, ErrorCode
 from subledger.api.http.responses import OrjsonResponse, iso_instant
 from subledger.api.http.schemas.documents import refusals
@@ -64,7 +64,7 @@ class NewKey(KeyDescription):
     secret: str = Field(description="the key to send as `Authorization: Bearer`: shown only here")
 
 
-def _store(ring: KeyRing) -> KeyStore:
+def _store(ring: ApiKeyRing) -> ApiKeyStore:
     if ring.store is None:
         raise ApiError(ErrorCode.STORE_UNAVAILABLE, "the key store is not open yet: retry")
     return ring.store
@@ -78,8 +78,8 @@ def _shown(described: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _one(key: StoredKey) -> dict[str, Any]:
-    return _shown(describe_keys(KeyRing(()), [key])[0])
+def _one(key: StoredApiKey) -> dict[str, Any]:
+    return _shown(describe_keys(ApiKeyRing(()), [key])[0])
 
 
 @router.get(
@@ -87,7 +87,7 @@ def _one(key: StoredKey) -> dict[str, Any]:
     summary="Every API key, from the environment and made here; never a secret",
     response_model=KeyList,
 )
-def list_keys(_: AdminKey, ring: KeyRingDep) -> OrjsonResponse:
+def list_keys(_: AdminKey, ring: ApiKeyRingDep) -> OrjsonResponse:
     return OrjsonResponse({"keys": [_shown(k) for k in describe_keys(ring, _store(ring).all())]})
 
 
@@ -98,7 +98,7 @@ def list_keys(_: AdminKey, ring: KeyRingDep) -> OrjsonResponse:
     response_model=NewKey,
     responses=refusals(ErrorCode.KEY_EXISTS, ErrorCode.INVALID_REQUEST),
 )
-def make_key(_: AdminKey, ring: KeyRingDep, wanted: KeyRequest) -> OrjsonResponse:
+def make_key(_: AdminKey, ring: ApiKeyRingDep, wanted: KeyRequest) -> OrjsonResponse:
     try:
         key, secret = create_key(_store(ring), ring, wanted.name, wanted.scopes, datetime.now(UTC))
     except InvalidKeyError as error:
@@ -119,7 +119,7 @@ def make_key(_: AdminKey, ring: KeyRingDep, wanted: KeyRequest) -> OrjsonRespons
     responses=refusals(ErrorCode.NOT_FOUND, ErrorCode.KEY_IN_ENVIRONMENT),
 )
 def revoke(
-    _: AdminKey, ring: KeyRingDep, name: Annotated[str, Path(max_length=64)]
+    _: AdminKey, ring: ApiKeyRingDep, name: Annotated[str, Path(max_length=64)]
 ) -> OrjsonResponse:
     try:
         revoked = revoke_key(_store(ring), ring, name, datetime.now(UTC))

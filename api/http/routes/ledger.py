@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Query
 from subledger.api.http.auth import ReadKey
 from subledger.api.http.dependencies import ChartDep, ReaderDep
 from subledger.api.http.errors import ApiError, ErrorCode
-from subledger.api.http.queries import (
+from subledger.api.http.parameters import (
     AsOfParameters,
     CurrencyParameter,
     CursorParameter,
@@ -22,12 +22,12 @@ from subledger.api.http.queries import (
     day_range,
     pick_currency,
 )
-from subledger.api.http.reads import AsOf
+from subledger.api.http.projection_reads import AsOf
 from subledger.api.http.responses import OrjsonResponse, positioned
 from subledger.api.http.schemas.answers import AccountCard, LedgerEntries, TrialBalance
 from subledger.api.http.schemas.documents import READ_REFUSALS, refusals
 from subledger.projections import journal
-from subledger.projections.engine import Key, Table
+from subledger.projections.engine import RowKey, Table
 
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"], responses=refusals(*READ_REFUSALS))
 
@@ -127,7 +127,7 @@ def ledger_account(
     with reader.rows("journal", point, keep=_entries_between(start, end)) as (position, rows):
         chosen = pick_currency(wanted, journal.currencies(rows))
         lines: list[dict[str, Any]] = []
-        next_key: Key | None = None
+        next_key: RowKey | None = None
         opening = closing = 0
         if chosen is not None:
             if carried is None:
@@ -162,7 +162,7 @@ def _cursor(text: str, shape: tuple[type, ...]) -> tuple[Any, ...]:
 def _entries_between(start: str, end: str) -> Any:
     """For a read as of a past point: keep the entries booked in the days asked about."""
 
-    def keep(table: Table, key: Key) -> bool:
+    def keep(table: Table, key: RowKey) -> bool:
         return table is journal.ENTRIES and start <= key[0] <= end
 
     return keep

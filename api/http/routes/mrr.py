@@ -11,12 +11,12 @@ from fastapi import APIRouter, Path
 from subledger.api.http.auth import ReadKey
 from subledger.api.http.dependencies import LedgerDep, ReaderDep
 from subledger.api.http.errors import ApiError, ErrorCode
-from subledger.api.http.queries import (
+from subledger.api.http.parameters import (
     MonthlyParameters,
     by_currency,
     pick_currency,
 )
-from subledger.api.http.reads import AsOf, Reader
+from subledger.api.http.projection_reads import AsOf, Reader
 from subledger.api.http.responses import OrjsonResponse, positioned
 from subledger.api.http.schemas.answers import CustomerMrr, MrrMetrics, Retention
 from subledger.api.http.schemas.documents import READ_REFUSALS, refusals

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path
 from subledger.api.http.auth import ReadKey
 from subledger.api.http.dependencies import ReaderDep
 from subledger.api.http.errors import ApiError, ErrorCode
-from subledger.api.http.queries import AsOfParameters, MonthlyParameters, by_currency
+from subledger.api.http.parameters import AsOfParameters, MonthlyParameters, by_currency
 from subledger.api.http.responses import OrjsonResponse, positioned
 from subledger.api.http.schemas.answers import RevenueSchedule, RevenueSummary, RevenueWaterfall
 from subledger.api.http.schemas.documents import READ_REFUSALS, refusals

@@ -25,7 +25,7 @@ from subledger.adapters.sync.port import RejectedError, RetryableError, TargetIn
 from subledger.api.http.auth import AdminKey, ReadKey
 from subledger.api.http.dependencies import SyncDep
 from subledger.api.http.errors import ApiError, ErrorCode
-from subledger.api.http.queries import MAX_POSITION
+from subledger.api.http.parameters import MAX_POSITION
 from subledger.api.http.responses import OrjsonResponse
 from subledger.api.http.schemas.answers import Replayed, SyncMessages
 from subledger.api.http.schemas.documents import BODY_REFUSALS, READ_REFUSALS, refusals

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Query
 
 from subledger.api.http.errors import ApiError, ErrorCode
-from subledger.api.http.reads import AsOf, Reader
+from subledger.api.http.projection_reads import AsOf, Reader
 from subledger.api.http.responses import OrjsonResponse, positioned
 from subledger.domain.dates import Month
 from subledger.domain.money import is_currency

@@ -74,14 +74,14 @@ def data_of(fact_or_event: Any, personal: Mapping[str, Any] | None = None) -> di
     return data
 
 
-def customer_keys(ledger: Ledger, events: Iterable[Any]) -> Mapping[str, bytes | None]:
+def sealing_keys(ledger: Ledger, events: Iterable[Any]) -> Mapping[str, bytes | None]:
     """The keys of the customers whose personal data `events` hold, in one read."""
-    return ledger.customer_keys({event.customer_id for event in events if is_personal(event)})
+    return ledger.sealing_keys({event.customer_id for event in events if is_personal(event)})
 
 
 def logged_data(event: Any, keys: Mapping[str, bytes | None]) -> dict[str, Any]:
     """The `data` of an event read from the log, its personal fields opened with `keys`
-    (`customer_keys`); an erased customer's are left out, and the data says `"erased": true`."""
+    (`sealing_keys`); an erased customer's are left out, and the data says `"erased": true`."""
     if not is_personal(event):
         return data_of(event)
     personal = opened(event, keys)

@@ -34,7 +34,7 @@ ERASED_NAME: Final = "Erased customer"
 REDACTED: Final = "[personal data]"
 
 
-class Profiles:
+class PersonalDetails:
     """Opens the personal fields of the customers that messages are about, from the log."""
 
     def __init__(self, ledger: Ledger) -> None:
@@ -43,7 +43,7 @@ class Profiles:
     def personal(self, customer_id: str, upto: int) -> dict[str, Any]:
         """The customer's personal fields as its events up to position `upto` left them (an
         address as an object); the erased customer's placeholder once its key is gone."""
-        keys = self.ledger.customer_keys([customer_id])
+        keys = self.ledger.sealing_keys([customer_id])
         found: dict[str, Any] = {}
         for entry in self.ledger.iter_aggregate_entries(Customer.id_for(customer_id), upto):
             event: Any = entry.event

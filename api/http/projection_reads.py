@@ -20,11 +20,11 @@ from uuid import UUID
 
 from subledger.api.http.errors import ApiError, ErrorCode
 from subledger.domain.ledger import Entry, Ledger
-from subledger.projections.engine import Key, Projection, Rows, RowSource, Table
+from subledger.projections.engine import Projection, RowKey, Rows, RowSource, Table
 from subledger.projections.runner import ProjectionRunner, ProjectionStore
 
 #: Between two looks at a projection's position while waiting for it, in seconds.
-_WAIT_STEP = 0.02
+_WAIT_STEP_SECONDS = 0.02
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class Reader:
         name: str,
         as_of: AsOf,
         aggregates: Sequence[UUID] | None = None,
-        keep: Callable[[Table, Key], bool] | None = None,
+        keep: Callable[[Table, RowKey], bool] | None = None,
     ) -> Iterator[tuple[int, RowSource]]:
         """The rows of projection `name`, and the position they reflect.
 
@@ -97,7 +97,7 @@ class Reader:
         return None
 
     def fold(
-        self, name: str, position: int, keep: Callable[[Table, Key], bool] | None = None
+        self, name: str, position: int, keep: Callable[[Table, RowKey], bool] | None = None
     ) -> Rows:
         """The projection's kept rows as of `position`, folded in memory, with only the keyed
         rows that some event up to `position` reads again, or that `keep` asks for."""
@@ -108,7 +108,7 @@ class Reader:
             for table, key in projection.keys(entry.event)
         }
 
-        def retain(table: Table, key: Key) -> bool:
+        def retain(table: Table, key: RowKey) -> bool:
             return (table.name, key) in read_again or (keep is not None and keep(table, key))
 
         entries = self.ledger.iter_entries(position, projection.event_types)
@@ -118,7 +118,7 @@ class Reader:
     def _fold(
         projection: Projection,
         entries: Iterable[Entry],
-        retain: Callable[[Table, Key], bool] | None = None,
+        retain: Callable[[Table, RowKey], bool] | None = None,
     ) -> Rows:
         rows = Rows(retain=retain)
         for entry in entries:
@@ -146,4 +146,4 @@ class Reader:
             if self.runner is not None:
                 self.runner.wait_for(name, wanted, min(remaining, 0.25))
             else:
-                time.sleep(min(remaining, _WAIT_STEP))
+                time.sleep(min(remaining, _WAIT_STEP_SECONDS))
