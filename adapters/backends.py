@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Final, cast
 
 from eventsourcing.postgres import PostgresDatastore
-from eventsourcing.sqlite import SQLiteDatastore
 
 from subledger.adapters.api_keys import (
     ApiKeyStore,
@@ -29,6 +28,11 @@ from subledger.adapters.store import store_kind
 from subledger.adapters.store.memory import MemoryLedgerRecorder
 from subledger.adapters.store.postgres import PostgresLedgerRecorder
 from subledger.adapters.store.sqlite import SQLiteLedgerRecorder
+from subledger.adapters.sync.log import (
+    DeliveryDatabase,
+    PostgresDeliveryDatabase,
+    SQLiteDeliveryDatabase,
+)
 from subledger.domain.ledger import Ledger
 from subledger.projections.runner import ProjectionStore
 
@@ -60,7 +64,7 @@ class Backend:
         """Where the keys of `subledger keys create` are kept, their table created if missing."""
         raise NotImplementedError
 
-    def delivery_datastore(self, ledger: Ledger) -> PostgresDatastore | SQLiteDatastore | None:
+    def delivery_database(self, ledger: Ledger) -> DeliveryDatabase | None:
         """The database the delivery log is written to; None where there is none to write to
         (a memory store cannot sync)."""
         raise NotImplementedError
@@ -83,8 +87,8 @@ class PostgresBackend(Backend):
         store.create_table()
         return store
 
-    def delivery_datastore(self, ledger: Ledger) -> PostgresDatastore:
-        return _postgres(ledger).datastore
+    def delivery_database(self, ledger: Ledger) -> PostgresDeliveryDatabase:
+        return PostgresDeliveryDatabase(_postgres(ledger).datastore)
 
     def notifications(self, ledger: Ledger) -> Notifications:
         recorder = _postgres(ledger)
@@ -102,8 +106,8 @@ class SQLiteBackend(Backend):
         store.create_table()
         return store
 
-    def delivery_datastore(self, ledger: Ledger) -> SQLiteDatastore:
-        return _sqlite(ledger).datastore
+    def delivery_database(self, ledger: Ledger) -> SQLiteDeliveryDatabase:
+        return SQLiteDeliveryDatabase(_sqlite(ledger).datastore)
 
     def notifications(self, ledger: Ledger) -> None:
         return None
@@ -126,7 +130,7 @@ class MemoryBackend(Backend):
     def key_store(self, ledger: Ledger) -> ApiKeyStore:
         return self._keys.setdefault(_memory(ledger), MemoryApiKeyStore())
 
-    def delivery_datastore(self, ledger: Ledger) -> None:
+    def delivery_database(self, ledger: Ledger) -> None:
         return None
 
     def notifications(self, ledger: Ledger) -> None:

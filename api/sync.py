@@ -306,10 +306,10 @@ def read_notifications(
 def delivery_log_for(ledger: Ledger, backend: Backend | None = None) -> DeliveryLog:
     """The delivery log in the ledger's own database (its backend's: the given one, or the one
     the ledger is found on), its tables made if missing."""
-    datastore = (backend or backend_of(ledger)).delivery_datastore(ledger)
-    if datastore is None:
+    database = (backend or backend_of(ledger)).delivery_database(ledger)
+    if database is None:
         raise ConfigurationError("syncing needs a database: use sqlite:/// or postgresql://")
-    delivery = DeliveryLog(datastore)
+    delivery = DeliveryLog(database)
     delivery.create_tables()
     return delivery
 

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import orjson
 from eventsourcing.postgres import PostgresDatastore
@@ -58,28 +58,44 @@ _INSTANT_COLUMNS: Final = (
 BUDGET_TOLERANCE_SECONDS: Final = 1.0
 
 
-class _Database:
-    """One SQL text for both databases: `%(name)s` parameters, rows as dicts."""
+class DeliveryDatabase(Protocol):
+    """The database the delivery log is written to: one SQL text for both kinds (`%(name)s`
+    parameters, rows as dicts). The backend bundle (`adapters.backends`) picks the kind."""
 
-    def __init__(self, datastore: PostgresDatastore | SQLiteDatastore) -> None:
+    postgres: bool
+
+    def transaction(self, durable: bool = True) -> AbstractContextManager[_Statements]:
+        """A transaction; one that is not `durable` commits without waiting for PostgreSQL's
+        write-ahead log to reach the disk (it may be lost in a crash, never half-applied)."""
+        ...
+
+
+class PostgresDeliveryDatabase:
+    postgres = True
+
+    def __init__(self, datastore: PostgresDatastore) -> None:
         self.datastore = datastore
-        self.postgres = isinstance(datastore, PostgresDatastore)
 
     @contextmanager
     def transaction(self, durable: bool = True) -> Iterator[_Statements]:
-        """A transaction; one that is not `durable` commits without waiting for PostgreSQL's
-        write-ahead log to reach the disk (it may be lost in a crash, never half-applied)."""
-        datastore = self.datastore
-        if isinstance(datastore, PostgresDatastore):
-            with datastore.transaction(commit=True) as cursor:
-                path = SQL("SET LOCAL search_path TO {0}").format(Identifier(datastore.schema))
-                cursor.execute(path)
-                if not durable:
-                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
-                yield _Statements(cursor, postgres=True)
-        else:
-            with datastore.transaction(commit=True) as cursor:
-                yield _Statements(cursor.sqlite_cursor, postgres=False)
+        with self.datastore.transaction(commit=True) as cursor:
+            path = SQL("SET LOCAL search_path TO {0}").format(Identifier(self.datastore.schema))
+            cursor.execute(path)
+            if not durable:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            yield _Statements(cursor, postgres=True)
+
+
+class SQLiteDeliveryDatabase:
+    postgres = False
+
+    def __init__(self, datastore: SQLiteDatastore) -> None:
+        self.datastore = datastore
+
+    @contextmanager
+    def transaction(self, durable: bool = True) -> Iterator[_Statements]:
+        with self.datastore.transaction(commit=True) as cursor:
+            yield _Statements(cursor.sqlite_cursor, postgres=False)
 
 
 class _Statements:
@@ -142,8 +158,8 @@ def _message(row: dict[str, Any]) -> Message:
 
 
 class DeliveryLog:
-    def __init__(self, datastore: PostgresDatastore | SQLiteDatastore) -> None:
-        self.db = _Database(datastore)
+    def __init__(self, database: DeliveryDatabase) -> None:
+        self.db = database
 
     def create_tables(self) -> None:
         """Create the tables, and add the columns a database made by an earlier release lacks

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
+from subledger.adapters.backends import backend_of
 from subledger.adapters.sandbox import serving
 from subledger.adapters.store import store_env
 from subledger.adapters.sync.dispatcher import Dispatcher, DispatchSettings
@@ -310,7 +311,9 @@ def test_the_summary_counts_held_lanes_and_the_messages_behind_them(
 def test_a_delivery_log_made_before_these_columns_keeps_working(database_url: str) -> None:
     ledger = Ledger(store_env(database_url))
     try:
-        old = DeliveryLog(ledger.recorder.datastore)  # type: ignore[attr-defined]
+        database = backend_of(ledger).delivery_database(ledger)
+        assert database is not None
+        old = DeliveryLog(database)
         instant = "timestamptz" if old.db.postgres else "text"
         with old.db.transaction() as sql:
             sql.run(OLD_MESSAGES.format(instant=instant))
