@@ -6,7 +6,7 @@ Every malformed event of a batch is reported at once (index and field), and noth
 from __future__ import annotations
 
 from hashlib import sha256
-from typing import Any, Final
+from typing import Any, Final, NoReturn, Union
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
@@ -18,8 +18,10 @@ from subledger.domain.ledger import Submission
 
 MAX_BATCH_EVENTS: Final = 1000
 
-#: A batch's events validated from its JSON bytes in one pass, each `data` into its fact and
-#: canonical JSON (`schemas.events.WireData`); the facts' values are the ledger's to check.
+#: A body (a batch or one event) validated from its JSON bytes in one pass, each `data` into
+#: its fact and canonical JSON (`schemas.events.WireData`); the facts' values are the ledger's
+#: to check. A body it refuses is read again, part by part, to say precisely what is wrong.
+_BODY: TypeAdapter[Any] = TypeAdapter(Union[EVENT_BATCH, ANY_EVENT])  # type: ignore[arg-type]  # noqa: UP007
 _BATCH: TypeAdapter[Any] = TypeAdapter(EVENT_BATCH)
 _SINGLE: TypeAdapter[Any] = TypeAdapter(ANY_EVENT)
 
@@ -87,7 +89,20 @@ def _events_of(payload: Any) -> list[Any]:
 
 
 def parse_submissions(body: bytes) -> list[Submission]:
-    """Parse and check the shape of every event; raise `ApiError` (400, 413, 422) if any is off."""
+    """Parse and check the shape of every event; raise `ApiError` (400, 413, 422) if any is off.
+
+    A well-formed body is parsed once, straight into its events' facts; only a body refused
+    there is parsed again to find what to say."""
+    try:
+        parsed = _BODY.validate_json(body)
+    except ValidationError:
+        return _refuse(body)
+    events = getattr(parsed, "events", None)  # a batch's; one event has none
+    return _submissions([parsed] if events is None else events)
+
+
+def _refuse(body: bytes) -> NoReturn:
+    """Raise the precise refusal of a body the one-pass validation refused."""
     payload = _parse(body)
     events = _events_of(payload)
     if len(events) > MAX_BATCH_EVENTS:
@@ -99,9 +114,14 @@ def parse_submissions(body: bytes) -> list[Submission]:
         raise _malformed("events", f"a batch holds 1 to {MAX_BATCH_EVENTS} events")
     batch = isinstance(payload, dict) and "events" in payload
     try:
-        envelopes = _BATCH.validate_json(body).events if batch else [_SINGLE.validate_json(body)]
+        (_BATCH if batch else _SINGLE).validate_json(body)
     except ValidationError as error:
         raise _invalid(_details(error, batch)) from None
+    # Refused as a whole but not in its parts (orjson and pydantic disagree on the JSON).
+    raise _malformed("event", 'the body is an event or {"events": [...]}') from None
+
+
+def _submissions(envelopes: list[Any]) -> list[Submission]:
     return [
         Submission(
             event_id=envelope.id,

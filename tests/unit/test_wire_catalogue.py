@@ -215,3 +215,49 @@ def test_the_wire_refuses_what_is_not_of_the_fields_shape(
 def test_an_update_cannot_remove_what_it_can_only_change() -> None:
     with pytest.raises(ValidationError, match="name can be changed but not removed"):
         validated("customer.updated", {"customer_id": "c1", "name": None})
+
+
+def _customer(customer_id: str) -> dict[str, Any]:
+    return {
+        "id": f"evt_{customer_id}",
+        "type": "customer.created",
+        "occurred_at": "2026-01-01T00:00:00Z",
+        "data": {
+            "customer_id": customer_id,
+            "name": "Parsed Once",
+            "country": "DK",
+            "kind": "company",
+        },
+    }
+
+
+def test_a_well_formed_body_is_parsed_once_straight_into_facts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only a refused body is read a second time (to say what is wrong with it)."""
+    from subledger.api.http import ingest
+
+    def second_parse(_: bytes) -> Any:
+        raise AssertionError("a well-formed body was parsed twice")
+
+    monkeypatch.setattr(ingest, "_parse", second_parse)
+    batch = json.dumps({"events": [_customer("c1"), _customer("c2")]}).encode()
+    single = json.dumps(_customer("c3")).encode()
+
+    assert [s.fact.customer_id for s in ingest.parse_submissions(batch)] == ["c1", "c2"]  # type: ignore[attr-defined]
+    assert [s.event_id for s in ingest.parse_submissions(single)] == ["evt_c3"]
+
+
+def test_a_refused_body_is_read_again_for_a_precise_answer() -> None:
+    from subledger.api.http import ingest
+    from subledger.api.http.errors import ApiError
+
+    broken = _customer("c1")
+    del broken["data"]["name"]
+    with pytest.raises(ApiError) as refused:
+        ingest.parse_submissions(json.dumps({"events": [_customer("c0"), broken]}).encode())
+    assert refused.value.details[0]["index"] == 1
+    assert refused.value.details[0]["field"] == "data.name"
+    with pytest.raises(ApiError) as not_json:
+        ingest.parse_submissions(b'{"events": [')
+    assert not_json.value.code.name == "INVALID_JSON"
