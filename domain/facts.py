@@ -56,6 +56,7 @@ from subledger.domain.values import (
     Interval,
     InvoiceLine,
     Kind,
+    PaymentSource,
     SubscriptionItem,
     line_ids,
 )
@@ -333,6 +334,7 @@ class PaymentReceived(_Declared):
     method: Method
     received_on: Day
     exchange_rate: ExchangeRate | None = None
+    source: PaymentSource | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -354,6 +356,7 @@ class PaymentRefunded(_Declared):
     amount: PositiveAmount
     refunded_on: Day
     exchange_rate: ExchangeRate | None = None
+    source: PaymentSource | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -86,6 +86,16 @@ class Address:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PaymentSource:
+    """Where a payment or refund was registered, when an accounting target's books hold it
+    first (docs/sync.md, "Two-way payments"): the `target` (`billy`, `dinero`, or the target's
+    name in the configuration) and the target's own id of it (`reference`)."""
+
+    target: Id
+    reference: Id
+
+
+@dataclass(frozen=True, kw_only=True)
 class SubscriptionItem:
     product_id: Id
     quantity: Quantity

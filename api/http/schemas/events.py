@@ -130,6 +130,14 @@ _ABOUT: Final[dict[tuple[type, str], About]] = {
     (values.InvoiceLine, "vat_rate"): About('in [0, 1), e.g. "0.25"'),
     (values.InvoiceLine, "period_end"): About("exclusive"),
     (values.CreditLine, "amount"): About("net, excluding VAT, in minor units"),
+    (facts.PaymentReceived, "source"): About(
+        "where the payment was registered first, when an accounting target's books hold it"
+    ),
+    (facts.PaymentRefunded, "source"): About(
+        "where the refund was registered first, when an accounting target's books hold it"
+    ),
+    (values.PaymentSource, "target"): About("billy, dinero, or the target's configured name"),
+    (values.PaymentSource, "reference"): About("the target's id of the payment"),
 }
 
 _MODEL_DOCS: Final[dict[type, str]] = {
@@ -149,6 +157,7 @@ _VALUE_MODEL_NAMES: Final[dict[type, str]] = {
     values.Discount: "DiscountIn",
     values.InvoiceLine: "LineIn",
     values.CreditLine: "CreditLineIn",
+    values.PaymentSource: "SourceIn",
 }
 
 
