@@ -15,6 +15,11 @@ from subledger.adapters.sandbox.billy.envelope import (
     error_response,
     json_response,
 )
+from subledger.adapters.sandbox.billy.payments import (
+    accountant_problems,
+    cancel_payment,
+    register_payment,
+)
 from subledger.adapters.sandbox.billy.rates import change_rates, rates_view
 from subledger.adapters.sandbox.billy.routing import answer_request
 from subledger.adapters.sandbox.billy.state import (
@@ -47,8 +52,9 @@ def summary(data: BillyData) -> Record:
 
 
 def _sandbox_routes(store: BillyStore, faults: Faults) -> APIRouter:
-    """`GET /_sandbox/summary`, `POST /_sandbox/reset` and `GET`/`PUT /_sandbox/rates` (no
-    token; never faulted)."""
+    """`GET /_sandbox/summary`, `POST /_sandbox/reset`, `GET`/`PUT /_sandbox/rates` and the
+    accountant's `POST /_sandbox/payments` and `DELETE /_sandbox/payments/{id}` (no token;
+    never faulted)."""
     router = APIRouter(prefix="/_sandbox")
 
     def summarized() -> Response:
@@ -80,6 +86,26 @@ def _sandbox_routes(store: BillyStore, faults: Faults) -> APIRouter:
             if problems:
                 return settings_refused("invalid exchange rates", problems)
             return json_response(dumps(rates_view(store.data)))
+
+    @router.post("/payments", include_in_schema=False)
+    async def post_payment(request: Request) -> Response:
+        body = await json_object(request)
+        problems = accountant_problems(body)
+        if body is None or problems:
+            return settings_refused("invalid payment", problems)
+        try:
+            with store.lock:
+                return json_response(dumps(register_payment(store.data, body)), 201)
+        except BillyError as error:
+            return error_response(error)
+
+    @router.delete("/payments/{payment_id}", include_in_schema=False)
+    async def delete_payment(payment_id: str) -> Response:
+        try:
+            with store.lock:
+                return json_response(dumps(cancel_payment(store.data, payment_id)))
+        except BillyError as error:
+            return error_response(error)
 
     return router
 

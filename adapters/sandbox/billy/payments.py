@@ -14,7 +14,14 @@ from typing import Any, Final
 
 from subledger.adapters.sandbox.accounting import BASE_CURRENCY
 from subledger.adapters.sandbox.billy.balances import add_modifier
-from subledger.adapters.sandbox.billy.envelope import MISSING, Fields, extras, field_names, raise_if
+from subledger.adapters.sandbox.billy.envelope import (
+    MISSING,
+    Fields,
+    extras,
+    field_names,
+    raise_if,
+    record_not_found,
+)
 from subledger.adapters.sandbox.billy.state import (
     BillyData,
     Changes,
@@ -228,3 +235,82 @@ def update_payment(data: BillyData, payment: Record, body: Mapping[str, Any]) ->
         .touch("invoices", subject_id)
         .touch("balanceModifiers", modifier_id)
     )
+
+
+# The accountant's side (`POST` and `DELETE /_sandbox/payments`): what a person does in Billy's
+# bank reconciliation, which reaches no sender's log.
+
+#: The fields of `POST /_sandbox/payments`, and those it requires.
+ACCOUNTANT_FIELDS: Final = ("invoice", "amount", "date", "account", "refund")
+ACCOUNTANT_REQUIRED: Final = ("invoice", "amount", "date", "account")
+
+
+def accountant_problems(body: Any) -> dict[str, str]:
+    """What is wrong with the shape of a `POST /_sandbox/payments` body (a JSON object of
+    `invoice`, `amount`, `date`, `account` and, optionally, `refund`); the values' own rules
+    are Billy's, checked as `POST /v2/bankPayments` checks them."""
+    if not isinstance(body, dict):
+        return {"body": "must be a JSON object"}
+    problems = {
+        name: "is not a field of a payment" for name in body if name not in ACCOUNTANT_FIELDS
+    }
+    for name in ACCOUNTANT_REQUIRED:
+        if body.get(name) is None:
+            problems[name] = "is required"
+    if not isinstance(body.get("invoice", ""), str):
+        problems["invoice"] = "must be the invoice's number (a string)"
+    if not isinstance(body.get("date", ""), str):
+        problems["date"] = "must be a day, YYYY-MM-DD"
+    account = body.get("account", "")
+    if isinstance(account, bool) or not isinstance(account, str | int):
+        problems["account"] = "must be an account number"
+    if not isinstance(body.get("refund", False), bool):
+        problems["refund"] = "must be true or false"
+    return problems
+
+
+def register_payment(data: BillyData, body: Mapping[str, Any]) -> Record:
+    """A bank payment on the approved invoice numbered `invoice` (its `invoiceNo`), of
+    `amount` (major units of the account's currency) into the account numbered `account` on
+    `date`, or out of it with `refund`; answers `{"id", "invoiceId"}`. Billy's own rules
+    apply, as to `POST /v2/bankPayments` (an unknown invoice or account, a draft, an account
+    that takes no payments are refused with Billy's 422)."""
+    number = str(body["invoice"])
+    invoice = next(
+        (
+            record
+            for record in data.tables["invoices"].values()
+            if record["invoiceNo"] == number and record["type"] == "invoice"
+        ),
+        None,
+    )
+    account_no = str(body["account"])
+    account = next(
+        (a for a in data.tables["accounts"].values() if str(a["accountNo"]) == account_no), None
+    )
+    errors = {}
+    if invoice is None:
+        errors["invoice"] = f"no invoice is numbered {number}"
+    if account is None:
+        errors["account"] = f"no account is numbered {account_no}"
+    raise_if(errors, "bankPayment")
+    payment = {
+        "entryDate": body["date"],
+        "cashAmount": body["amount"],
+        "cashSide": "credit" if body.get("refund") else "debit",
+        "cashAccountId": known(account)["id"],
+        "associations": [{"subjectReference": f"invoice:{known(invoice)['id']}"}],
+    }
+    changes = create_payment(data, payment)
+    payment_id = changes.touched["bankPayments"][0]
+    return {"id": payment_id, "invoiceId": known(invoice)["id"]}
+
+
+def cancel_payment(data: BillyData, payment_id: str) -> Record:
+    """What a person does to take a payment back in Billy: void it (a payment cannot be
+    deleted there); answers `{"id", "isVoided": true}`. An unknown id is Billy's 404."""
+    payment = data.tables["bankPayments"].get(payment_id)
+    if payment is None:
+        raise record_not_found("bankPayments", payment_id)
+    update_payment(data, payment, {"isVoided": True})
+    return {"id": payment_id, "isVoided": True}

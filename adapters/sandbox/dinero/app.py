@@ -27,6 +27,11 @@ from subledger.adapters.sandbox.dinero.envelope import (
     dinero_error_body,
     error_response,
 )
+from subledger.adapters.sandbox.dinero.payments import (
+    accountant_problems,
+    register_payment,
+    remove_payment,
+)
 from subledger.adapters.sandbox.dinero.rates import rate_problems, rates_view
 from subledger.adapters.sandbox.dinero.routing import Sandbox, answer_request
 from subledger.adapters.sandbox.dinero.settings import DineroSandboxSettings
@@ -94,7 +99,8 @@ def summary(data: DineroData, today: date) -> Record:
 
 def _sandbox_routes(sandbox: Sandbox) -> APIRouter:
     """`GET /_sandbox/summary`, `POST /_sandbox/reset`, `GET /_sandbox/sent`,
-    `GET`/`PUT /_sandbox/brownout` and `GET`/`PUT /_sandbox/rates` (no token; never
+    `GET`/`PUT /_sandbox/brownout`, `GET`/`PUT /_sandbox/rates` and the accountant's
+    `POST /_sandbox/payments` and `DELETE /_sandbox/payments/{id}` (no token; never
     faulted)."""
     router = APIRouter(prefix="/_sandbox")
     store = sandbox.store
@@ -160,6 +166,28 @@ def _sandbox_routes(sandbox: Sandbox) -> APIRouter:
         except ValidationError as error:
             return settings_refused("invalid brownout settings", validation_problems(error))
         return json_answer(sandbox.brownouts.view())
+
+    @router.post("/payments", include_in_schema=False)
+    async def post_payment(request: Request) -> Response:
+        body = await json_object(request)
+        problems = accountant_problems(body)
+        if body is None or problems:
+            return settings_refused("invalid payment", problems)
+        try:
+            with store.lock:
+                made = register_payment(store.data, body, store.clock(), store.stamp)
+            return json_answer(made, 201)
+        except DineroError as error:
+            return error_response(error)
+
+    @router.delete("/payments/{payment_id}", include_in_schema=False)
+    async def delete_payment(payment_id: str) -> Response:
+        try:
+            with store.lock:
+                removed = remove_payment(store.data, payment_id, store.clock(), store.stamp)
+            return json_answer(removed)
+        except DineroError as error:
+            return error_response(error)
 
     return router
 

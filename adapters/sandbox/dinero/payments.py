@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from typing import Any, Final
 
 from subledger.adapters.sandbox.accounting import BASE_CURRENCY
 from subledger.adapters.sandbox.dinero.documents import find_document, remaining_on
@@ -11,6 +13,7 @@ from subledger.adapters.sandbox.dinero.envelope import (
     EXTERNAL_REFERENCE_MAX,
     Answer,
     Call,
+    Query,
     body_object,
     fresh,
     invalid,
@@ -22,6 +25,7 @@ from subledger.adapters.sandbox.dinero.state import (
     EXCHANGE_ACCOUNT,
     FEE_ACCOUNT,
     RECEIVABLE_ACCOUNT,
+    DineroData,
     Document,
     Entry,
     Payment,
@@ -29,7 +33,15 @@ from subledger.adapters.sandbox.dinero.state import (
     in_base,
     new_guid,
 )
-from subledger.adapters.sandbox.fields import Money, Record, known
+from subledger.adapters.sandbox.fields import (
+    Money,
+    Record,
+    dumps,
+    exact_number,
+    exponent_of,
+    known,
+)
+from subledger.domain.money import rhu
 
 
 @dataclass(frozen=True)
@@ -200,3 +212,94 @@ def delete_payment(call: Call) -> Answer:
     call.data.entries = [entry for entry in call.data.entries if entry.source != payment.id]
     touch(call, invoice)
     return Answer()
+
+
+# The accountant's side (`POST` and `DELETE /_sandbox/payments`): what a person does in
+# Dinero's bank reconciliation, which reaches no sender's log.
+
+#: The fields of `POST /_sandbox/payments`, and those it requires.
+ACCOUNTANT_FIELDS: Final = ("invoice", "amount", "date", "account", "refund")
+ACCOUNTANT_REQUIRED: Final = ("invoice", "amount", "date", "account")
+
+
+def accountant_problems(body: Any) -> dict[str, str]:
+    """What is wrong with the shape of a `POST /_sandbox/payments` body (a JSON object of
+    `invoice`, `amount`, `date`, `account` and, optionally, `refund`); the values' own rules
+    are Dinero's, checked as `POST /v1/{org}/invoices/{guid}/payments` checks them."""
+    if not isinstance(body, dict):
+        return {"body": "must be a JSON object"}
+    problems = {
+        name: "is not a field of a payment" for name in body if name not in ACCOUNTANT_FIELDS
+    }
+    for name in ACCOUNTANT_REQUIRED:
+        if body.get(name) is None:
+            problems[name] = "is required"
+    if not isinstance(body.get("invoice", ""), str):
+        problems["invoice"] = "must be the invoice's number or ExternalReference (a string)"
+    if not isinstance(body.get("date", ""), str):
+        problems["date"] = "must be a day, YYYY-MM-DD"
+    account = body.get("account", 0)
+    if isinstance(account, bool) or not isinstance(account, str | int):
+        problems["account"] = "must be an account number"
+    if not isinstance(body.get("refund", False), bool):
+        problems["refund"] = "must be true or false"
+    amount = exact_number(body.get("amount", 1))
+    if amount is None or amount <= 0:
+        problems["amount"] = "must be a number above 0 (a refund is `refund: true`)"
+    return problems
+
+
+def register_payment(
+    data: DineroData, body: Mapping[str, Any], now: datetime, stamp: Callable[[], str]
+) -> Record:
+    """A payment on the booked invoice whose `ExternalReference` (else whose `Number`) is
+    `invoice`, of `amount` (major units of the invoice's currency; in kroner at the invoice's
+    rate) into the deposit account numbered `account` on `date`, or paid back with `refund`
+    (a negative payment); answers `{"Id", "InvoiceGuid"}`. Dinero's own rules apply, as to
+    `POST .../invoices/{guid}/payments`."""
+    wanted = str(body["invoice"])
+    invoices = [d for d in data.documents.values() if d.kind == "invoice" and d.deleted is None]
+    invoice = next(
+        (d for d in invoices if d.fields.get("ExternalReference") == wanted),
+        next((d for d in invoices if d.number is not None and str(d.number) == wanted), None),
+    )
+    if invoice is None:
+        raise invalid({"invoice": f"no invoice has the ExternalReference or number {wanted}"})
+    account = body["account"]
+    sign = -1 if body.get("refund") else 1
+    given = known(exact_number(body["amount"]))
+    settled = given * 10**invoice.exponent
+    kroner = given * invoice.rate * 10 ** exponent_of(BASE_CURRENCY)
+    payment: dict[str, Any] = {
+        "Timestamp": invoice.stamp,
+        "DepositAccountNumber": int(account) if str(account).isdigit() else account,
+        "Amount": Money(sign * rhu(kroner)),
+        "Description": "Bank reconciliation",
+        "RemainderIsFee": False,
+        "PaymentDate": body["date"],
+    }
+    if invoice.currency != BASE_CURRENCY:
+        if settled.denominator != 1:
+            raise invalid({"amount": f"must have at most {invoice.exponent} decimals"})
+        payment["AmountInForeignCurrency"] = Money(sign * int(settled), invoice.exponent)
+    elif settled.denominator != 1:
+        raise invalid({"amount": "must be whole øre"})
+    before = set(data.payments)
+    create_payment(Call(data, (invoice.guid,), dumps(payment), Query({}), now, stamp))
+    (made,) = set(data.payments) - before
+    return {"Id": made, "InvoiceGuid": invoice.guid}
+
+
+def remove_payment(
+    data: DineroData, payment_id: str, now: datetime, stamp: Callable[[], str]
+) -> Record:
+    """What a person does to take a payment back in Dinero: delete it (with its invoice's
+    latest `TimeStamp`), and its entries; answers `{"Id", "Deleted": true}`."""
+    key = canonical_guid(payment_id)
+    payment = None if key is None else data.payments.get(key)
+    if payment is None:
+        raise not_found("payment", payment_id)
+    invoice = data.documents[payment.invoice]
+    body = dumps({"Timestamp": invoice.stamp})
+    delete_payment(Call(data, (invoice.guid, payment.id), body, Query({}), now, stamp))
+    return {"Id": payment.id, "Deleted": True}
