@@ -68,6 +68,7 @@ from subledger.adapters.sync.log import DeliveryLog
 from subledger.adapters.sync.notify import Notifier, NotifySettings, smtp_security
 from subledger.adapters.sync.notify import check as check_notifications
 from subledger.adapters.sync.personal_details import PersonalDetails
+from subledger.adapters.sync.poller import PaymentPoller
 from subledger.adapters.sync.port import Target
 from subledger.api.folding import caught_up_snapshots
 from subledger.api.settings import Configuration, ConfigurationError, Settings
@@ -85,6 +86,8 @@ _TARGET_KEYS = {
     "email",
     "e_invoice",
     "match",
+    "direction",
+    "poll_seconds",
     "requests_per_minute",
     "timeout_seconds",
     "products",
@@ -167,10 +170,23 @@ def _target(path: Path, name: str, table: Any) -> TargetSettings:
             timeout_seconds=float(table.get("timeout_seconds", 20)),
             products={str(k): str(v) for k, v in table.get("products", {}).items()},
             accounts={str(k): str(v) for k, v in table.get("accounts", {}).items()},
+            **_direction(where, table),
             **own,
         )
     except (TypeError, ValueError) as error:
         raise ConfigurationError(f"{where}: {error}") from None
+
+
+def _direction(where: str, table: dict[str, Any]) -> dict[str, Any]:
+    """`direction` (`push`, the default, or `both`: payments registered at the target are
+    taken in) and `poll_seconds` (how often, 60 by default; at least 1)."""
+    direction = table.get("direction", "push")
+    if direction not in ("push", "both"):
+        raise ConfigurationError(f"{where}: direction must be 'push' or 'both' (got {direction!r})")
+    seconds = table.get("poll_seconds", 60)
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 1:
+        raise ConfigurationError(f"{where}: poll_seconds must be a number of seconds, at least 1")
+    return {"direction": direction, "poll_seconds": float(seconds)}
 
 
 def _payment_terms(where: str, table: Any) -> dict[str, int]:
@@ -339,13 +355,18 @@ class Sync:
         self.backend = backend
         self.delivery = delivery_log_for(ledger, backend)
         self.targets: dict[str, Target] = {t.name: self._target(t) for t in self.target_settings}
+        notifier = Notifier(notifications) if notifications else None
         self.dispatcher = Dispatcher(
             self.delivery,
             self.targets,
             _dispatch_settings(settings),
-            Notifier(notifications) if notifications else None,
+            notifier,
             open_message=PersonalDetails(ledger).open,
             redact=PersonalDetails.redact,
+        )
+        #: Takes in the payments registered at the targets with `direction = "both"`.
+        self.poller = PaymentPoller(
+            ledger, self.delivery, self.targets, self.target_settings, chart, notifier
         )
         self._vouchered: tuple[int, str] | None = None
 
@@ -397,6 +418,8 @@ class Sync:
             threading.Thread(target=self.dispatcher.work, args=(stop,), name=f"sync-{n}")
             for n in range(workers)
         ]
+        if self.poller.names:
+            threads.append(threading.Thread(target=self.poller.run, args=(stop,), name="poll"))
         for thread in threads:
             thread.start()
         try:

@@ -1,9 +1,10 @@
 """Billy's bank payments on an invoice (payments and refunds) and daybook transactions
-(recognition vouchers), as the Billy adapter (`adapters.sync.billy`) finds and makes them."""
+(recognition vouchers), as the Billy adapter (`adapters.sync.billy`) finds and makes them; and
+the bank payments standing on our invoices, which the payments pull reads (`payments`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -17,7 +18,8 @@ from subledger.adapters.sync.common import (
     minor,
     rate_of,
 )
-from subledger.adapters.sync.port import RejectedError, Trace
+from subledger.adapters.sync.port import RejectedError, SentInvoice, TargetPayment, Trace
+from subledger.adapters.sync.pulled import pulled_reference
 from subledger.projections.messages import PaymentMessage, RecognitionMessage, RefundMessage
 
 
@@ -51,9 +53,69 @@ class BillyPayments(BillyDocuments):
                 continue
             yield payment_id, payment, abs(minor(modifier.get("amount"), currency))
 
+    def payments(self, invoices: Sequence[SentInvoice]) -> dict[str, list[TargetPayment]]:
+        """The bank payments standing on `invoices` (by our number, `invoiceNo`), each with
+        what it settled of its invoice as the invoice's balance modifier says: read off Billy's
+        lists of invoices, bank payments and balance modifiers (a few requests, whatever the
+        number of invoices)."""
+        trace = Trace()
+        wanted = {invoice.number: invoice for invoice in invoices}
+        held: dict[str, tuple[SentInvoice, str]] = {}
+        for record in self._pages(trace, "invoices"):
+            ours = wanted.get(_text(record.get("invoiceNo")))
+            if ours is not None and record.get("type") != "creditNote":
+                held[str(record["id"])] = (ours, str(record.get("currencyId") or ours.currency))
+        standing = {
+            str(payment["id"]): payment
+            for payment in self._pages(trace, "bankPayments")
+            if not payment.get("isVoided")
+        }
+        found: dict[str, list[TargetPayment]] = {ours.invoice_id: [] for ours, _ in held.values()}
+        for modifier in self._pages(trace, "balanceModifiers"):
+            subject = _text(modifier.get("subjectReference")).removeprefix("invoice:")
+            reference = _text(modifier.get("modifierReference"))
+            payment = standing.get(reference.removeprefix("bankPayment:"))
+            if (
+                subject not in held
+                or modifier.get("isVoided")
+                or not reference.startswith("bankPayment:")
+                or payment is None
+            ):
+                continue
+            ours, currency = held[subject]
+            found[ours.invoice_id].append(
+                TargetPayment(
+                    reference=str(payment["id"]),
+                    side="in" if payment.get("cashSide") == "debit" else "out",
+                    amount=abs(minor(modifier.get("amount"), currency)),
+                    day=_text(payment.get("entryDate")),
+                    account=self._account_number_of(trace, _text(payment.get("cashAccountId"))),
+                )
+            )
+        return found
+
+    def _account_number_of(self, trace: Trace, account_id: str) -> str:
+        """The number of the account whose id is `account_id` (the chart is read once, and
+        again on a miss); empty when Billy has none."""
+        for attempt in (1, 2):
+            if self._accounts is not None:
+                for number, account in self._accounts.items():
+                    if str(account.get("id")) == account_id:
+                        return number
+            if attempt == 1:
+                self._accounts = {
+                    _text(a.get("accountNo")): a for a in self._pages(trace, "accounts")
+                }
+        return ""
+
     def _payment(
         self, trace: Trace, payload: PaymentMessage | RefundMessage, kind: PaymentKind
     ) -> dict[str, Any]:
+        ours = str(payload["refund_id"] if "refund_id" in payload else payload["payment_id"])
+        taken_in = pulled_reference(self.name, ours)
+        if taken_in is not None:
+            # Taken in from this very target: it is there already (docs/sync.md).
+            return {kind: taken_in, "taken_in": True}
         invoice = self._approved_invoice(trace, str(payload["invoice_number"]), kind)
         side = "debit" if kind == "payment" else "credit"
         same = [

@@ -63,6 +63,10 @@ class TargetSettings:
     match: MatchField = "customer_number"
     requests_per_minute: int = 300
     timeout_seconds: float = 20.0
+    #: `push` sends ours only; `both` also takes in the payments registered at the target on
+    #: the invoices we sent it, every `poll_seconds` (docs/sync.md, "Two-way payments").
+    direction: Literal["push", "both"] = "push"
+    poll_seconds: float = 60.0
     #: Our product id → the target's product number (default: the same). Billy only.
     products: dict[str, str] = field(default_factory=dict)
     #: Our account number → the target's (default: the same).

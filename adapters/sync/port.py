@@ -10,8 +10,9 @@ request made is noted, without secrets, in the trace the dispatcher logs with th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from subledger.adapters.sync.log_records import Message
 
@@ -60,6 +61,33 @@ class TargetInvoice:
     paid: int
 
 
+@dataclass(frozen=True)
+class SentInvoice:
+    """One of our invoices that a target holds, as the payments pull asks about it: `paid` is
+    what our log says its payments brought in less its refunds (minor units of `currency`)."""
+
+    invoice_id: str
+    number: str
+    currency: str
+    paid: int
+
+
+@dataclass(frozen=True)
+class TargetPayment:
+    """A payment (`side` `in`) or refund (`out`) standing on an invoice at the target:
+    `reference` is the target's id of it, `amount` what it settled of the invoice (minor
+    units of the invoice's currency, > 0), `account` the number of the target's cash or
+    deposit account it went through, `external_reference` the sender's reference where the
+    target keeps one (Dinero)."""
+
+    reference: str
+    side: Literal["in", "out"]
+    amount: int
+    day: str
+    account: str
+    external_reference: str | None = None
+
+
 class Target(Protocol):
     name: str
 
@@ -74,6 +102,12 @@ class Target(Protocol):
 
     def invoices(self) -> list[TargetInvoice]:
         """Every invoice and credit note the target holds, for reconciliation."""
+        ...
+
+    def payments(self, invoices: Sequence[SentInvoice]) -> dict[str, list[TargetPayment]]:
+        """The payments and refunds standing at the target on `invoices`, by our invoice id.
+        An invoice left out of the answer was not read: the target found nothing changed on it
+        (what it holds as paid is `paid`), or does not hold it."""
         ...
 
     def close(self) -> None: ...

@@ -199,6 +199,15 @@ def sync_reconciliation(
         _compare(differences, "credit_note", number, found, gross=gross)
     for kind, number in sorted(theirs):
         differences.append({"kind": kind, "number": number, "problem": "only at the target"})
+    # Payments taken in from the target (direction "both") that it no longer holds.
+    if target in sync.poller.names:
+        try:
+            deleted = sync.poller.check(target).deleted
+        except (RetryableError, RejectedError) as error:
+            raise ApiError(
+                ErrorCode.TARGET_UNAVAILABLE, f"{target} could not be read: {error}"
+            ) from None
+        differences.extend(payment.describe() for payment in deleted)
     invoices_there = [i for i in held if i.kind == "invoice"]
     body = {
         "target": target,
