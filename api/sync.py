@@ -14,6 +14,8 @@ Configuration (`subledger.toml`), one table per target:
     match = "customer_number"           # or vat_number, ean, email
     requests_per_minute = 300
     timeout_seconds = 20
+    mode = "continuous"                 # or "scheduled" with every = "3h" (s, m, h, d), or
+                                        # "manual": sent only when a run is asked for
     products = { plan_pro = "PRO" }     # our product id → the target's product number
     accounts = { "5810" = "5820" }      # our account number → the target's
     payment_terms = { card = 0, mobilepay = 0, bank_transfer = 14, default = 8 }
@@ -58,10 +60,13 @@ from subledger.adapters.sync.dinero import DEFAULT_AUTH_URL as DINERO_AUTH_URL
 from subledger.adapters.sync.dinero import DEFAULT_URL as DINERO_URL
 from subledger.adapters.sync.dinero import DineroTarget
 from subledger.adapters.sync.dispatcher import (
+    MODES,
     Dispatcher,
     DispatchSettings,
+    Schedule,
     enqueue_messages,
     enqueue_vouchers,
+    period_seconds,
 )
 from subledger.adapters.sync.http import RequestBudget
 from subledger.adapters.sync.log import DeliveryLog
@@ -93,6 +98,8 @@ _TARGET_KEYS = {
     "products",
     "accounts",
     "payment_terms",
+    "mode",
+    "every",
 }
 _BILLY_KEYS = {"products", "rounding_product"}
 _DINERO_KEYS = {
@@ -187,6 +194,47 @@ def _direction(where: str, table: dict[str, Any]) -> dict[str, Any]:
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 1:
         raise ConfigurationError(f"{where}: poll_seconds must be a number of seconds, at least 1")
     return {"direction": direction, "poll_seconds": float(seconds)}
+
+
+def read_schedules(
+    settings: Settings, configuration: Configuration | None = None
+) -> dict[str, Schedule]:
+    """Per target, when it is sent to: `mode = "continuous"` (the default), `"scheduled"`
+    with `every = "3h"` (a whole number and `s`, `m`, `h` or `d`), or `"manual"`."""
+    if configuration is None:
+        configuration = Configuration.read(settings)
+    tables = configuration.tables.get("targets", {})
+    if not isinstance(tables, dict):
+        raise ConfigurationError(f"{configuration.path}: [targets] must hold tables")
+    return {
+        str(name): _schedule(configuration.path, str(name), table)
+        for name, table in sorted(tables.items())
+        if isinstance(table, dict)
+    }
+
+
+def _schedule(path: Path, name: str, table: dict[str, Any]) -> Schedule:
+    mode = table.get("mode", "continuous")
+    if mode not in MODES:
+        raise ConfigurationError(
+            f"{path}: targets.{name}.mode: must be one of {', '.join(MODES)} (got {mode!r})"
+        )
+    every = table.get("every")
+    if mode != "scheduled":
+        if every is not None:
+            raise ConfigurationError(
+                f"{path}: targets.{name}.every: only a scheduled target has a period"
+                ' (mode = "scheduled")'
+            )
+        return Schedule(mode)
+    if every is None:
+        raise ConfigurationError(
+            f'{path}: targets.{name}.every: a scheduled target needs its period, as "3h"'
+        )
+    try:
+        return Schedule(mode, period_seconds(every))
+    except ValueError as error:
+        raise ConfigurationError(f"{path}: targets.{name}.every: {error}") from None
 
 
 def _payment_terms(where: str, table: Any) -> dict[str, int]:
@@ -350,6 +398,7 @@ class Sync:
     ) -> None:
         self.chart = chart
         self.target_settings = read_targets(settings, configuration)
+        self.schedules = read_schedules(settings, configuration)
         notifications = read_notifications(settings, configuration)
         self.runner = runner
         self.backend = backend
@@ -369,6 +418,8 @@ class Sync:
             ledger, self.delivery, self.targets, self.target_settings, chart, notifier
         )
         self._vouchered: tuple[int, str] | None = None
+        #: One enqueueing at a time: the loop's, and a run's asked for over HTTP.
+        self._enqueueing = threading.Lock()
 
     def _target(self, settings: TargetSettings) -> Target:
         if settings.kind == "dinero":
@@ -395,15 +446,16 @@ class Sync:
         names = list(self.targets)
         if not names:
             return 0
-        with self.snapshots() as (position, rows):
+        with self._enqueueing, self.snapshots() as (position, rows):
             fingerprint = self.runner.projections["outbox"].fingerprint()
+            held = [name for name in names if self.schedule(name).holds]
             inserted = enqueue_messages(
-                self.delivery, rows["outbox"], position, names, _now(), fingerprint
+                self.delivery, rows["outbox"], position, names, _now(), fingerprint, held
             )
             today = _now().date()
             if self._vouchered != (position, today.isoformat()):
                 inserted += enqueue_vouchers(
-                    self.delivery, rows["journal"], self.chart, names, today
+                    self.delivery, rows["journal"], self.chart, names, today, held
                 )
                 self._vouchered = (position, today.isoformat())
         return inserted
@@ -412,8 +464,41 @@ class Sync:
         """The outbox's and the journal's rows at one position, caught up with the log."""
         return caught_up_snapshots(self.runner, "outbox", "journal", backend=self.backend)
 
+    def schedule(self, target: str) -> Schedule:
+        """When `target` is sent to (continuous unless its table says otherwise)."""
+        return self.schedules.get(target, Schedule())
+
+    def release(self, target: str | None = None) -> dict[str, int]:
+        """A run ("sync now") of `target`, or of every target: what the log holds enqueued,
+        and every message held for a run made due; per target, the messages released."""
+        names = list(self.targets) if target is None else [target]
+        self.enqueue()
+        now = _now()
+        return {name: self.delivery.release(name, now) for name in names}
+
+    def _rounds(self, due: dict[str, int | None]) -> None:
+        """The scheduled targets whose next round has come: everything pending released."""
+        now = _now()
+        for name in self.targets:
+            round_now = self.schedule(name).round_at(now)
+            if round_now is None or due.get(name) == round_now:
+                continue
+            if name in due:
+                released = self.delivery.release(name, now)
+                log.info("scheduled round of %s: %d message(s) released", name, released)
+            due[name] = round_now
+
     def run(self, stop: threading.Event, workers: int = 2, every: float = 1.0) -> None:
-        """Enqueue every `every` seconds and deliver with `workers` threads until `stop`."""
+        """Enqueue every `every` seconds and deliver with `workers` threads until `stop`:
+        continuous targets at once, scheduled ones at each round of their period (everything
+        pending when it comes), manual ones when a run is asked for (`release`)."""
+        for name in self.targets:  # a target made continuous again sends what was held
+            if not self.schedule(name).holds:
+                try:
+                    self.delivery.release(name, _now())
+                except Exception:
+                    log.exception("releasing what %s held failed", name)
+        rounds: dict[str, int | None] = {}
         threads = [
             threading.Thread(target=self.dispatcher.work, args=(stop,), name=f"sync-{n}")
             for n in range(workers)
@@ -426,6 +511,7 @@ class Sync:
             while not stop.is_set():
                 try:
                     self.enqueue()
+                    self._rounds(rounds)
                 except Exception:
                     log.exception("enqueueing failed; trying again")
                 stop.wait(every)

@@ -23,10 +23,10 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, cast
+from typing import Any, Final, Literal, cast
 
 from subledger.adapters.sync.log import DeliveryLog
 from subledger.adapters.sync.log_records import Attempt, Message, NewMessage
@@ -73,10 +73,12 @@ def enqueue_messages(
     targets: Sequence[str],
     now: datetime,
     fingerprint: str = "",
+    held: Collection[str] = (),
 ) -> int:
     """Pair the outbox's messages after each target's cursor with the target; the number new.
     `fingerprint` is the outbox's: when it changes (an upgrade derives messages otherwise),
-    every message is paired again, and only those not known by id are new."""
+    every message is paired again, and only those not known by id are new. The messages of
+    the targets `held` names wait for a run (`Schedule.holds`)."""
     if not targets:
         return 0
     after = min(delivery.cursor(target, fingerprint) for target in targets)
@@ -100,7 +102,9 @@ def enqueue_messages(
             for target in targets
         ]
         after = page[-1]["position"]
-        inserted += delivery.enqueue(new, now, dict.fromkeys(targets, after), fingerprint)
+        inserted += delivery.enqueue(
+            new, now, dict.fromkeys(targets, after), fingerprint, held=held
+        )
     delivery.enqueue([], now, dict.fromkeys(targets, position), fingerprint)
     return inserted
 
@@ -112,9 +116,15 @@ def _dated(payload: dict[str, Any]) -> str:
 
 
 def enqueue_vouchers(
-    delivery: DeliveryLog, books: RowSource, chart: Chart, targets: Sequence[str], today: date
+    delivery: DeliveryLog,
+    books: RowSource,
+    chart: Chart,
+    targets: Sequence[str],
+    today: date,
+    held: Collection[str] = (),
 ) -> int:
-    """Each ended month's recognition voucher (or the difference since the last), per target."""
+    """Each ended month's recognition voucher (or the difference since the last), per target
+    (held for a run at the targets `held` names)."""
     keys = [key for key, _ in books.scan(TOTALS)]
     if not keys:
         return 0
@@ -123,13 +133,13 @@ def enqueue_vouchers(
     while month.last_day < today:
         voucher = recognition_voucher(books, chart, month, currencies)
         for target in targets:
-            inserted += _enqueue_voucher(delivery, target, voucher, month)
+            inserted += _enqueue_voucher(delivery, target, voucher, month, target in held)
         month = month.next()
     return inserted
 
 
 def _enqueue_voucher(
-    delivery: DeliveryLog, target: str, voucher: RecognitionMessage, month: Month
+    delivery: DeliveryLog, target: str, voucher: RecognitionMessage, month: Month, held: bool
 ) -> int:
     before = delivery.vouchers(target, voucher["date"])
     sent: dict[tuple[str, str], int] = {}
@@ -165,13 +175,61 @@ def _enqueue_voucher(
         dated=voucher["date"],
         payload={**payload},
     )
-    return delivery.enqueue([new], _now())
+    return delivery.enqueue([new], _now(), held=(target,) if held else ())
 
 
 def _add(amounts: dict[tuple[str, str], int], line: VoucherLine) -> None:
     key = (line["account"], line["currency"])
     signed = line["amount"] if line["side"] == "debit" else -line["amount"]
     amounts[key] = amounts.get(key, 0) + signed
+
+
+# When a target is sent to.
+
+Mode = Literal["continuous", "scheduled", "manual"]
+MODES: Final = ("continuous", "scheduled", "manual")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a target is sent to (`mode` in its `[targets.<name>]` table): `continuous`, each
+    message as soon as it is enqueued; `scheduled`, every `every_seconds`, everything pending
+    at that moment (the rounds fall on whole multiples of the period since 1970-01-01 00:00
+    UTC, so every process agrees on them: `every = "1d"` at midnight UTC, `"3h"` at 00, 03,
+    06 ... UTC); `manual`, only when a run is asked for. The messages of a scheduled or
+    manual target are enqueued held (`log_records.HELD_UNTIL`) until a round or a run
+    releases them."""
+
+    mode: Mode = "continuous"
+    every_seconds: int | None = None
+
+    @property
+    def holds(self) -> bool:
+        """Whether the target's messages wait for a run."""
+        return self.mode != "continuous"
+
+    def round_at(self, now: datetime) -> int | None:
+        """The number of the scheduled round `now` falls in (None unless `scheduled`)."""
+        if self.mode != "scheduled" or not self.every_seconds:
+            return None
+        return int(now.timestamp()) // self.every_seconds
+
+    def describe(self) -> dict[str, Any]:
+        return {"mode": self.mode, "every_seconds": self.every_seconds}
+
+
+#: Suffixes of a period (`every = "3h"`) and their seconds.
+PERIOD_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def period_seconds(text: str) -> int:
+    """`"90s"`, `"15m"`, `"3h"`, `"1d"` in seconds: a whole number of at least 1 followed by
+    one of `s`, `m`, `h`, `d`; ValueError for anything else."""
+    unit = text[-1:] if isinstance(text, str) else ""
+    number = text[:-1] if unit in PERIOD_UNITS else ""
+    if not number.isascii() or not number.isdigit() or int(number) < 1:
+        raise ValueError(f'must be a whole number and one of s, m, h, d, as "3h" (got {text!r})')
+    return int(number) * PERIOD_UNITS[unit]
 
 
 # Delivering.
@@ -267,6 +325,25 @@ class Dispatcher:
         if problem is not None and problem.retry_after is not None:
             delay = max(delay, bounded_retry_after(problem.retry_after))
         return delay
+
+    def run_once(self, targets: Sequence[str], deadline: float) -> None:
+        """Send every message of `targets` that is due, and wait out their backoffs, until
+        none is left to send (all sent, failed, or waiting behind a failed one of its lane)
+        or `time.monotonic()` passes `deadline`."""
+        while time.monotonic() < deadline:
+            if any(self.deliver_one(target) for target in targets):
+                continue
+            summary = self.delivery.summary()
+            waiting = sum(
+                found.counts.get("pending", 0)
+                + found.counts.get("sending", 0)
+                - found.held_messages
+                for name, found in summary.items()
+                if name in targets
+            )
+            if waiting <= 0:
+                return
+            time.sleep(self.settings.idle)
 
     def work(self, stop: threading.Event) -> None:
         """Deliver messages of every target until `stop` is set, resting while none is due."""

@@ -25,7 +25,7 @@ What the log holds is in `adapters.sync.log_records`, its tables in `adapters.sy
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
@@ -36,8 +36,11 @@ from eventsourcing.sqlite import SQLiteDatastore
 from psycopg.sql import SQL, Identifier
 
 # What the log holds, also importable from here.
+from subledger.adapters.sync.log_records import HELD_UNTIL as HELD_UNTIL
 from subledger.adapters.sync.log_records import STATUSES as STATUSES
 from subledger.adapters.sync.log_records import Attempt as Attempt
+from subledger.adapters.sync.log_records import Health as Health
+from subledger.adapters.sync.log_records import LastError as LastError
 from subledger.adapters.sync.log_records import Message as Message
 from subledger.adapters.sync.log_records import NewMessage as NewMessage
 from subledger.adapters.sync.log_records import TargetSummary as TargetSummary
@@ -188,9 +191,12 @@ class DeliveryLog:
         now: datetime,
         cursors: dict[str, int] | None = None,
         outbox: str = "",
+        held: Collection[str] = (),
     ) -> int:
         """Insert the messages not yet known (by id) as `pending`, and move the targets'
-        cursors forward (for the outbox fingerprinted `outbox`); the number inserted."""
+        cursors forward (for the outbox fingerprinted `outbox`); the number inserted. The
+        messages of the targets `held` names (manual or scheduled ones) are held until a run
+        releases them (`release`); the others are due at once."""
         inserted = 0
         with self.db.transaction() as sql:
             for message in messages:
@@ -200,7 +206,7 @@ class DeliveryLog:
                         " payload, status, next_attempt_at, created_at, updated_at,"
                         " pending_since)"
                         " VALUES (%(id)s, %(target)s, %(lane)s, %(seq)s, %(kind)s, %(source)s,"
-                        " %(dated)s, %(payload)s, 'pending', %(now)s, %(now)s, %(now)s,"
+                        " %(dated)s, %(payload)s, 'pending', %(due)s, %(now)s, %(now)s,"
                         " %(now)s)"
                         " ON CONFLICT (id) DO NOTHING RETURNING id",
                         id=message.id,
@@ -212,6 +218,7 @@ class DeliveryLog:
                         dated=message.dated,
                         payload=orjson.dumps(message.payload).decode(),
                         now=now,
+                        due=HELD_UNTIL if message.target in held else now,
                     )
                 )
             for target, position in (cursors or {}).items():
@@ -352,6 +359,60 @@ class DeliveryLog:
             )
         return len(rows)
 
+    def release(self, target: str, now: datetime) -> int:
+        """A run of `target`: every message held for one (`HELD_UNTIL`) due `now`; the number
+        released. Messages waiting out a backoff keep their time (a target's `Retry-After`
+        is kept to)."""
+        with self.db.transaction() as sql:
+            rows = sql.run(
+                "UPDATE sync_messages SET next_attempt_at = %(now)s, updated_at = %(now)s"
+                " WHERE target = %(target)s AND status = 'pending'"
+                " AND next_attempt_at >= %(held)s RETURNING id",
+                target=target,
+                now=now,
+                held=HELD_UNTIL,
+            )
+        return len(rows)
+
+    def resend(self, message_id: str, now: datetime) -> Message | None:
+        """A message sent again whatever its status: a sent or failed one back to `pending`,
+        a pending one (held, or waiting out a backoff) due now, each with its count of
+        unexpected errors afresh; one being sent is left to its sender. None if there is no
+        such message. The adapter looks for what it made before making it, so nothing is
+        created twice at the target."""
+        with self.db.transaction() as sql:
+            sql.run(
+                "UPDATE sync_messages SET status = 'pending', next_attempt_at = %(now)s,"
+                " updated_at = %(now)s, unexpected_errors = 0, pending_since = CASE"
+                " WHEN status = 'pending' THEN pending_since ELSE %(now)s END"
+                " WHERE id = %(id)s AND status IN ('pending', 'sent', 'failed')",
+                id=message_id,
+                now=now,
+            )
+        return self.message(message_id)
+
+    def resend_lane(self, lane: str, now: datetime, target: str | None = None) -> dict[str, int]:
+        """Every message of a customer (`lane`), at every target or at `target`, sent again as
+        `resend` does; per target, the number that will be sent (those being sent included)."""
+        only = "" if target is None else " AND target = %(target)s"
+        with self.db.transaction() as sql:
+            sql.run(
+                "UPDATE sync_messages SET status = 'pending', next_attempt_at = %(now)s,"
+                " updated_at = %(now)s, unexpected_errors = 0, pending_since = CASE"
+                " WHEN status = 'pending' THEN pending_since ELSE %(now)s END"
+                f" WHERE lane = %(lane)s AND status IN ('pending', 'sent', 'failed'){only}",
+                lane=lane,
+                now=now,
+                target=target,
+            )
+            rows = sql.run(
+                "SELECT target, COUNT(*) AS n FROM sync_messages"
+                f" WHERE lane = %(lane)s{only} GROUP BY target",
+                lane=lane,
+                target=target,
+            )
+        return {row["target"]: row["n"] for row in sorted(rows, key=lambda r: r["target"])}
+
     def drop_personal_fields(self, personal: Sequence[str]) -> int:
         """Remove the customers' `personal` fields from the payloads of messages enqueued
         before the outbox stopped carrying them; the number of messages changed."""
@@ -426,6 +487,17 @@ class DeliveryLog:
             )
         return [_message(row) for row in rows]
 
+    def of_lane(self, lane: str, limit: int = 1000) -> list[Message]:
+        """A customer's messages (its lane) at every target, in (target, seq) order."""
+        with self.db.transaction() as sql:
+            rows = sql.run(
+                "SELECT * FROM sync_messages WHERE lane = %(lane)s"
+                " ORDER BY target, seq, id LIMIT %(limit)s",
+                lane=lane,
+                limit=limit,
+            )
+        return [_message(row) for row in rows]
+
     def counts(self) -> dict[str, dict[str, int]]:
         """Per target, the number of messages in each status."""
         with self.db.transaction() as sql:
@@ -484,6 +556,51 @@ class DeliveryLog:
             for name, by_status in sorted(counts.items())
         }
 
+    def health(self, lane: str | None = None) -> dict[str, Health]:
+        """Per target, green or red (`Health`): its messages by status, the last attempt
+        that sent one and the last that ended in an error; of one customer's messages
+        (`lane`) when given."""
+        only = "" if lane is None else " AND m.lane = %(lane)s"
+        where = "" if lane is None else " WHERE m.lane = %(lane)s"
+        with self.db.transaction() as sql:
+            counted = sql.run(
+                "SELECT m.target, m.status, COUNT(*) AS n FROM sync_messages m"
+                f"{where} GROUP BY m.target, m.status",
+                lane=lane,
+            )
+            sent = sql.run(
+                "SELECT m.target, MAX(m.sent_at) AS sent_at FROM sync_messages m"
+                f" WHERE m.sent_at IS NOT NULL{only} GROUP BY m.target",
+                lane=lane,
+            )
+            errors = {}
+            for row in counted:
+                name = row["target"]
+                if name in errors:
+                    continue
+                found = sql.run(
+                    "SELECT a.started_at, a.duration_ms, a.error, a.message_id"
+                    " FROM sync_attempts a JOIN sync_messages m ON m.id = a.message_id"
+                    f" WHERE m.target = %(target)s AND a.error IS NOT NULL{only}"
+                    " ORDER BY a.started_at DESC, a.number DESC LIMIT 1",
+                    target=name,
+                    lane=lane,
+                )
+                errors[name] = found[0] if found else None
+        counts: dict[str, dict[str, int]] = {}
+        for row in counted:
+            counts.setdefault(row["target"], dict.fromkeys(STATUSES, 0))[row["status"]] = row["n"]
+        last_sent = {row["target"]: row["sent_at"] for row in sent}
+        return {
+            name: Health(
+                target=name,
+                counts=by_status,
+                last_success_at=last_sent.get(name),
+                last_error=_last_error(errors.get(name)),
+            )
+            for name, by_status in sorted(counts.items())
+        }
+
     # The request budget.
 
     def take_requests(self, target: str, per_minute: int, now: datetime, count: int = 1) -> float:
@@ -507,6 +624,14 @@ class DeliveryLog:
                 span=spacing * count,
             )
         return max(0.0, float(row["next_at"]) - spacing * count - at)
+
+
+def _last_error(row: dict[str, Any] | None) -> LastError | None:
+    """An attempt's error as of its end (its start and its duration)."""
+    if row is None:
+        return None
+    at = row["started_at"] + timedelta(milliseconds=row["duration_ms"])
+    return LastError(at=at, message=row["error"], message_id=row["message_id"])
 
 
 def request_spacing(per_minute: int) -> float:

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 STATUSES: Final = ("pending", "sending", "sent", "failed")
+#: The `next_attempt_at` of a message held for a run: a `manual` or `scheduled` target's
+#: message, enqueued but not due until `DeliveryLog.release` (a run, or its period's round)
+#: makes it due. Later than any retry, so that no claim takes it before then.
+HELD_UNTIL: Final = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,11 @@ class Message(NewMessage):
     #: Since when the message has waited to be sent: enqueued, retried or replayed.
     pending_since: datetime | None = None
 
+    @property
+    def held(self) -> bool:
+        """Pending until a run (of a `manual` or `scheduled` target) releases it."""
+        return self.status == "pending" and self.next_attempt_at >= HELD_UNTIL
+
     def describe(self) -> dict[str, Any]:
         """The message as the API shows it."""
         return {
@@ -55,7 +64,10 @@ class Message(NewMessage):
             "dated": self.dated,
             "status": self.status,
             "attempts": self.attempts,
-            "next_attempt_at": self.next_attempt_at if self.status == "pending" else None,
+            "next_attempt_at": (
+                self.next_attempt_at if self.status == "pending" and not self.held else None
+            ),
+            "held": self.held,
             "target_ids": self.target_ids,
             "last_error": self.last_error,
             "created_at": self.created_at,
@@ -104,3 +116,45 @@ class Attempt:
     target_ids: dict[str, Any]
     error: str | None
     outcome: str
+
+
+@dataclass(frozen=True)
+class LastError:
+    """The latest attempt that ended in an error: when, the error, and the message's id."""
+
+    at: datetime
+    message: str
+    message_id: str
+
+    def describe(self) -> dict[str, Any]:
+        return {"at": self.at, "message": self.message, "message_id": self.message_id}
+
+
+@dataclass(frozen=True)
+class Health:
+    """Green or red, for a target or a customer's lane at a target: red while a message is
+    `failed` (it holds its lane until it is sent again) or when the latest attempt ended in
+    an error; green otherwise. With the last success and the last error."""
+
+    target: str
+    counts: dict[str, int]
+    last_success_at: datetime | None
+    last_error: LastError | None
+
+    @property
+    def state(self) -> str:
+        if self.counts.get("failed", 0):
+            return "red"
+        if self.last_error is not None and (
+            self.last_success_at is None or self.last_error.at > self.last_success_at
+        ):
+            return "red"
+        return "green"
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            **{status: self.counts.get(status, 0) for status in STATUSES},
+            "last_success_at": self.last_success_at,
+            "last_error": None if self.last_error is None else self.last_error.describe(),
+        }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,25 +38,67 @@ def sync() -> None:
 
 @sync.command()
 @click.option("--workers", type=click.IntRange(1, 32), default=None, help="Delivering threads.")
-@click.option("--once", is_flag=True, help="Deliver what is due, then stop.")
-def run(workers: int | None, once: bool) -> None:
-    """Enqueue and deliver until stopped (Ctrl-C or SIGTERM); safe beside other workers."""
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Send everything pending now (manual and scheduled targets too), then stop: exit 0"
+    " when all of it was delivered, 1 with a summary when something failed or is left.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(1),
+    default=600,
+    show_default=True,
+    help="With --once: the seconds to keep retrying what the target asks to be retried.",
+)
+def run(workers: int | None, once: bool, timeout: float) -> None:
+    """Enqueue and deliver until stopped (Ctrl-C or SIGTERM), each target as its `mode`
+    says; safe beside other workers. With --once, send what is pending now and exit."""
     settings, service = _sync()
     log_at(settings.log_level)
     if not service.targets:
         raise click.ClickException(f"no targets in {settings.config}: add a [targets.<name>]")
     click.echo(f"subledger sync: delivering to {', '.join(service.targets)}", err=True)
     if once:
-        service.enqueue()
-        while any(service.dispatcher.deliver_one(name) for name in service.targets):
-            pass
-    else:
-        stop = threading.Event()
-        for signal_number in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signal_number, lambda *_: stop.set())
-        service.run(stop, workers or settings.sync_workers)
+        service.release()
+        service.dispatcher.run_once(list(service.targets), time.monotonic() + timeout)
+        _counts_table(service)
+        problems = _undelivered(service)
+        service.close()
+        if problems:
+            for line in problems:
+                click.echo(line, err=True)
+            raise SystemExit(1)
+        return
+    stop = threading.Event()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signal_number, lambda *_: stop.set())
+    service.run(stop, workers or settings.sync_workers)
     _counts_table(service)
     service.close()
+
+
+def _undelivered(service: Sync) -> list[str]:
+    """What a run left undelivered, in lines: per target the messages failed, held behind a
+    failed one or still pending, then each failed message with its error (the first 20)."""
+    lines = []
+    for target, summary in service.delivery.summary().items():
+        if target not in service.targets:
+            continue
+        failed = summary.counts.get("failed", 0)
+        unsent = summary.counts.get("pending", 0) + summary.counts.get("sending", 0)
+        if failed or unsent:
+            lines.append(
+                f"{target}: {failed:,} failed, {summary.held_messages:,} held behind a failure,"
+                f" {unsent - summary.held_messages:,} not sent in time"
+            )
+    if lines:
+        for message in service.delivery.messages(status="failed", limit=20):
+            lines.append(
+                f"failed {message.id} {message.target} {message.kind} {message.lane}: "
+                f"{message.last_error}"
+            )
+    return lines
 
 
 @sync.command()
