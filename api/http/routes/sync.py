@@ -1,6 +1,7 @@
 """Syncing, seen and steered (docs/specification.md §7): the delivery log's messages with their
-attempts, a retry of a
-failed one, a replay of a range, and a reconciliation of our invoices with a target's."""
+attempts, a retry of a failed one, a resend of any message or of a customer's, a replay of a
+range, a run ("sync now"), each target's and each customer's green or red, and a
+reconciliation of our invoices with a target's."""
 
 from __future__ import annotations
 
@@ -21,13 +22,21 @@ from pydantic import (
     model_validator,
 )
 
+from subledger.adapters.sync.log import Health
 from subledger.adapters.sync.port import RejectedError, RetryableError, TargetInvoice
 from subledger.api.http.auth import AdminKey, ReadKey
 from subledger.api.http.dependencies import SyncDep
 from subledger.api.http.errors import ApiError, ErrorCode
 from subledger.api.http.parameters import MAX_POSITION
 from subledger.api.http.responses import OrjsonResponse
-from subledger.api.http.schemas.answers import Replayed, SyncMessages
+from subledger.api.http.schemas.answers import (
+    CustomerResent,
+    CustomerSync,
+    Replayed,
+    SyncMessages,
+    SyncRun,
+    SyncStatus,
+)
 from subledger.api.http.schemas.documents import BODY_REFUSALS, READ_REFUSALS, refusals
 from subledger.api.sync import Sync
 from subledger.projections.outbox import MESSAGES, invoice_balances
@@ -108,6 +117,126 @@ def sync_retry(
     after = sync.delivery.retry(message_id, datetime.now(UTC))
     assert after is not None
     return OrjsonResponse(after.describe(), status_code=202)
+
+
+@router.post(
+    "/messages/{message_id}/resend",
+    summary="Send a message again, whatever its status, creating nothing twice",
+    description="A sent or failed message goes back to pending, due now (a pending one, held"
+    " for a run or waiting out a backoff, is due now; one being sent is left to its sender)."
+    " The target's adapter looks for what it made before making anything, so a resend"
+    " creates nothing twice at the target.",
+    status_code=202,
+    responses=refusals(*_SYNC_REFUSALS, ErrorCode.NOT_FOUND),
+)
+def sync_resend(
+    _: AdminKey, sync: SyncDep, message_id: Annotated[str, Path(max_length=64)]
+) -> OrjsonResponse:
+    after = sync.delivery.resend(message_id, datetime.now(UTC))
+    if after is None:
+        raise ApiError(ErrorCode.NOT_FOUND, f"no message {message_id!r}")
+    return OrjsonResponse(after.describe(), status_code=202)
+
+
+@router.post(
+    "/customers/{customer_id}/resend",
+    summary="Send every message of a customer again, creating nothing twice",
+    description="Its contact, invoices, credit notes, payments and refunds, at every target or"
+    " at `target`, in their order, each as `POST /v1/sync/messages/{message_id}/resend` does.",
+    response_model=CustomerResent,
+    status_code=202,
+    responses=refusals(*_SYNC_REFUSALS, ErrorCode.NOT_FOUND),
+)
+def sync_resend_customer(
+    _: AdminKey,
+    sync: SyncDep,
+    customer_id: Annotated[str, Path(min_length=1, max_length=200)],
+    target: Annotated[str | None, Query(max_length=64)] = None,
+) -> OrjsonResponse:
+    if target is not None:
+        _known_target(sync, target)
+    resent = sync.delivery.resend_lane(customer_id, datetime.now(UTC), target)
+    if not resent:
+        where = "" if target is None else f" at {target}"
+        raise ApiError(ErrorCode.NOT_FOUND, f"no message of customer {customer_id!r}{where}")
+    return OrjsonResponse({"customer_id": customer_id, "resent": resent}, status_code=202)
+
+
+@router.post(
+    "/run",
+    summary="Sync now: send everything pending, whatever the targets' modes",
+    description="Enqueues what the log holds that the delivery log does not yet, and makes"
+    " every message held for a run (a manual or scheduled target's) due now, at `target` or at"
+    " every target; the service's dispatcher sends them. Answers at once (202) with what was"
+    " released and what is now pending per target: follow the sending with"
+    " `GET /v1/sync/status`. A message waiting out a backoff keeps its time.",
+    response_model=SyncRun,
+    status_code=202,
+    responses=refusals(*_SYNC_REFUSALS, ErrorCode.NOT_FOUND),
+)
+def sync_run(
+    _: AdminKey,
+    sync: SyncDep,
+    target: Annotated[str | None, Query(max_length=64, description="one target only")] = None,
+) -> OrjsonResponse:
+    if target is not None:
+        _known_target(sync, target)
+    started = datetime.now(UTC)
+    released = sync.release(target)
+    counts = sync.delivery.counts()
+    body = {
+        "started_at": started,
+        "targets": {
+            name: {
+                "mode": sync.schedule(name).mode,
+                "released": count,
+                "pending": counts.get(name, {}).get("pending", 0),
+            }
+            for name, count in released.items()
+        },
+    }
+    return OrjsonResponse(body, status_code=202)
+
+
+@router.get(
+    "/status",
+    summary="Each target green or red, with its last success and last error",
+    description="Red while a message is failed (it holds its customer's later messages) or"
+    " when the latest attempt ended in an error; green otherwise. With each target's mode and"
+    " its messages by status.",
+    response_model=SyncStatus,
+)
+def sync_status(_: ReadKey, sync: SyncDep) -> OrjsonResponse:
+    health = sync.delivery.health()
+    targets = {
+        name: {
+            **health.get(name, Health(name, {}, None, None)).describe(),
+            **sync.schedule(name).describe(),
+        }
+        for name in sorted(sync.targets)
+    }
+    return OrjsonResponse({"targets": targets})
+
+
+@router.get(
+    "/customers/{customer_id}",
+    summary="A customer's lane at each target, green or red, with its messages",
+    response_model=CustomerSync,
+    responses=refusals(ErrorCode.NOT_FOUND),
+)
+def sync_customer(
+    _: ReadKey, sync: SyncDep, customer_id: Annotated[str, Path(min_length=1, max_length=200)]
+) -> OrjsonResponse:
+    messages = sync.delivery.of_lane(customer_id)
+    if not messages:
+        raise ApiError(ErrorCode.NOT_FOUND, f"no message of customer {customer_id!r}")
+    health = sync.delivery.health(customer_id)
+    body = {
+        "customer_id": customer_id,
+        "targets": {name: found.describe() for name, found in health.items()},
+        "messages": [message.describe() for message in messages],
+    }
+    return OrjsonResponse(body)
 
 
 class Replay(BaseModel):

@@ -240,3 +240,60 @@ class SyncMessages(Answer):
 class Replayed(Answer):
     target: str
     replayed: int = Field(description="how many messages will be sent again")
+
+
+class SyncRunTarget(Answer):
+    """What a run started at one target."""
+
+    mode: Literal["continuous", "scheduled", "manual"]
+    released: int = Field(description="messages that were held for a run and are due now")
+    pending: int = Field(description="messages now waiting to be sent (those released included)")
+
+
+class SyncRun(Answer):
+    """A run ("sync now") started: everything pending at `started_at` is due at once; the
+    service's dispatcher sends it (follow it with `GET /v1/sync/status`)."""
+
+    started_at: datetime
+    targets: dict[str, SyncRunTarget]
+
+
+class CustomerResent(Answer):
+    customer_id: str
+    resent: dict[str, int] = Field(
+        description="per target, the customer's messages that will be sent again"
+    )
+
+
+class SyncError(Answer):
+    at: datetime = Field(description="when the attempt that met it ended")
+    message: str = Field(description="the error, as the target or the network gave it")
+    message_id: str
+
+
+class SyncHealth(Answer):
+    """Green or red: red while a message is failed (holding its lane) or when the latest
+    attempt ended in an error, green otherwise."""
+
+    state: Literal["green", "red"]
+    pending: int
+    sending: int
+    sent: int
+    failed: int
+    last_success_at: datetime | None = Field(description="when a message was last sent")
+    last_error: SyncError | None = Field(description="the latest attempt's error, if any")
+
+
+class SyncTargetStatus(SyncHealth):
+    mode: Literal["continuous", "scheduled", "manual"]
+    every_seconds: int | None = Field(description="a scheduled target's period")
+
+
+class SyncStatus(Answer):
+    targets: dict[str, SyncTargetStatus]
+
+
+class CustomerSync(Answer):
+    customer_id: str
+    targets: dict[str, SyncHealth] = Field(description="the customer's lane at each target")
+    messages: list[dict[str, Any]] = Field(description="the customer's messages, oldest first")
