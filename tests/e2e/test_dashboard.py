@@ -590,6 +590,39 @@ def test_refusals_show_in_a_banner_rather_than_a_blank_page(
     dashboard.assert_clean(meant)
 
 
+def test_the_sync_page_shows_each_target_and_customer_green_or_red_and_syncs_now(
+    business: Business, dashboard: Dashboard
+) -> None:
+    server = business.server
+    dashboard.open(route="#/sync")
+    failed = server.get("/v1/sync/messages", status="failed")["messages"]
+    assert failed, "MobilePay payments were refused"
+    stands = server.get("/v1/sync/status")["targets"]["billy"]
+    assert stands["state"] == "red" and stands["failed"] == len(failed)
+    assert stands["last_error"]["message"] in {m["last_error"] for m in failed}
+    billy = "data-target='billy'"
+    expect(dashboard.page.locator(f"#sync-health tbody tr[{billy}]")).to_have_attribute(
+        "data-state", "red"
+    )
+    expect(dashboard.cell("sync-health", billy, "mode")).to_contain_text("Continuous")
+    expect(dashboard.cell("sync-health", billy, "last_error").locator(".error-text")).to_have_text(
+        stands["last_error"]["message"]
+    )
+
+    # A customer whose message was refused is red, with the target's words.
+    refused = failed[0]
+    dashboard.page.fill("#sync-customer-form input[name=customer]", refused["customer_id"])
+    dashboard.page.click("#sync-customer-form button[type=submit]")
+    lane = dashboard.page.locator(f"#sync-customer-lanes tbody tr[{billy}]")
+    expect(lane).to_have_attribute("data-state", "red")
+    expect(lane.locator("td[data-field=last_error] .error-text")).to_contain_text("payment")
+
+    dashboard.page.click("#sync-now")
+    expect(dashboard.page.locator("#banner")).to_contain_text("Sync started")
+    dashboard.shot("sync-health")
+    dashboard.assert_clean()
+
+
 def test_the_sync_page_counts_messages_and_a_retry_takes_a_failed_one_out_of_failed(
     business: Business, dashboard: Dashboard
 ) -> None:
