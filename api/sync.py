@@ -21,6 +21,9 @@ Configuration (`subledger.toml`), one table per target:
     payment_terms = { card = 0, mobilepay = 0, bank_transfer = 14, default = 8 }
                                         # days to pay by method, for invoices with no due date
     rounding_product = "rounding"       # a VAT-free product on øreafrunding (credit notes)
+    create_products = false             # make a product Billy lacks on first use
+    kinds.person = { email = true }     # book, email, e_invoice per kind of customer
+    kinds.public = { e_invoice = true } # (person, company, public); else the target's own
 
     [targets.dinero]
     kind = "dinero"
@@ -54,7 +57,13 @@ from typing import Any
 
 from subledger.adapters.backends import Backend, backend_of
 from subledger.adapters.sync.billy import BillyTarget
-from subledger.adapters.sync.common import MATCH_FIELDS, TargetSettings, vat_percent
+from subledger.adapters.sync.common import (
+    CUSTOMER_KINDS,
+    KIND_SETTINGS,
+    MATCH_FIELDS,
+    TargetSettings,
+    vat_percent,
+)
 from subledger.adapters.sync.dinero import AUTH_PATH as DINERO_AUTH_PATH
 from subledger.adapters.sync.dinero import DEFAULT_AUTH_URL as DINERO_AUTH_URL
 from subledger.adapters.sync.dinero import DEFAULT_URL as DINERO_URL
@@ -100,8 +109,9 @@ _TARGET_KEYS = {
     "payment_terms",
     "mode",
     "every",
+    "kinds",
 }
-_BILLY_KEYS = {"products", "rounding_product"}
+_BILLY_KEYS = {"products", "rounding_product", "create_products"}
 _DINERO_KEYS = {
     "organization_id",
     "client_id",
@@ -159,10 +169,15 @@ def _target(path: Path, name: str, table: Any) -> TargetSettings:
             raise ConfigurationError(f"{where}: {mapping} must map names to numbers or names")
     url = str(table.get("url", _DEFAULT_URLS[kind])).rstrip("/")
     own: dict[str, Any] = {"payment_terms": _payment_terms(where, table.get("payment_terms", {}))}
+    own["kinds"] = _kinds(where, table.get("kinds", {}))
     if kind == "dinero":
         own |= _dinero_settings(name, where, table, url)
     elif "rounding_product" in table:
         own["rounding_product"] = _name(where, "rounding_product", table["rounding_product"])
+    if "create_products" in table:
+        if not isinstance(table["create_products"], bool):
+            raise ConfigurationError(f"{where}: create_products must be true or false")
+        own["create_products"] = table["create_products"]
     try:
         return TargetSettings(
             name=name,
@@ -182,18 +197,6 @@ def _target(path: Path, name: str, table: Any) -> TargetSettings:
         )
     except (TypeError, ValueError) as error:
         raise ConfigurationError(f"{where}: {error}") from None
-
-
-def _direction(where: str, table: dict[str, Any]) -> dict[str, Any]:
-    """`direction` (`push`, the default, or `both`: payments registered at the target are
-    taken in) and `poll_seconds` (how often, 60 by default; at least 1)."""
-    direction = table.get("direction", "push")
-    if direction not in ("push", "both"):
-        raise ConfigurationError(f"{where}: direction must be 'push' or 'both' (got {direction!r})")
-    seconds = table.get("poll_seconds", 60)
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 1:
-        raise ConfigurationError(f"{where}: poll_seconds must be a number of seconds, at least 1")
-    return {"direction": direction, "poll_seconds": float(seconds)}
 
 
 def read_schedules(
@@ -237,6 +240,18 @@ def _schedule(path: Path, name: str, table: dict[str, Any]) -> Schedule:
         raise ConfigurationError(f"{path}: targets.{name}.every: {error}") from None
 
 
+def _direction(where: str, table: dict[str, Any]) -> dict[str, Any]:
+    """`direction` (`push`, the default, or `both`: payments registered at the target are
+    taken in) and `poll_seconds` (how often, 60 by default; at least 1)."""
+    direction = table.get("direction", "push")
+    if direction not in ("push", "both"):
+        raise ConfigurationError(f"{where}: direction must be 'push' or 'both' (got {direction!r})")
+    seconds = table.get("poll_seconds", 60)
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 1:
+        raise ConfigurationError(f"{where}: poll_seconds must be a number of seconds, at least 1")
+    return {"direction": direction, "poll_seconds": float(seconds)}
+
+
 def _payment_terms(where: str, table: Any) -> dict[str, int]:
     """`payment_terms`: payment methods (and `default`) → whole days from 0 to 365."""
     if not isinstance(table, dict):
@@ -250,6 +265,30 @@ def _payment_terms(where: str, table: Any) -> dict[str, int]:
             )
         terms[str(method)] = days
     return terms
+
+
+def _kinds(where: str, table: Any) -> dict[str, dict[str, bool]]:
+    """`kinds`: a kind of customer (person, company, public) → its own book, email and
+    e_invoice (true or false), e.g. `kinds.public = { e_invoice = true }`."""
+    if not isinstance(table, dict):
+        raise ConfigurationError(f"{where}: kinds must map kinds of customer to tables")
+    kinds = {}
+    for kind, settings in table.items():
+        if kind not in CUSTOMER_KINDS:
+            raise ConfigurationError(
+                f"{where}: kinds.{kind}: a kind of customer is one of {', '.join(CUSTOMER_KINDS)}"
+            )
+        if not isinstance(settings, dict):
+            raise ConfigurationError(f"{where}: kinds.{kind} must be a table")
+        for key, value in settings.items():
+            if key not in KIND_SETTINGS:
+                raise ConfigurationError(
+                    f"{where}: kinds.{kind}.{key}: a kind sets only {', '.join(KIND_SETTINGS)}"
+                )
+            if not isinstance(value, bool):
+                raise ConfigurationError(f"{where}: kinds.{kind}.{key} must be true or false")
+        kinds[str(kind)] = dict(settings)
+    return kinds
 
 
 def _name(where: str, key: str, value: Any) -> str:

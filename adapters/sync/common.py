@@ -40,6 +40,11 @@ from subledger.projections.messages import (
 
 MatchField = Literal["customer_number", "vat_number", "ean", "email"]
 MATCH_FIELDS: Final = ("customer_number", "vat_number", "ean", "email")
+#: The kinds of customer (`customer.created`'s `kind`) that `kinds` may set apart.
+CUSTOMER_KINDS: Final = ("person", "company", "public")
+#: What `kinds` may set per kind of customer, each falling back to the target's own.
+KindSetting = Literal["book", "email", "e_invoice"]
+KIND_SETTINGS: Final[tuple[KindSetting, ...]] = ("book", "email", "e_invoice")
 #: The key of `payment_terms` that applies to a method it does not name.
 DEFAULT_TERMS: Final = "default"
 #: The base currency of both targets' organizations (Danish companies).
@@ -86,6 +91,17 @@ class TargetSettings:
     #: Dinero: a VAT rate in percent ("25", "0") → the account whose VAT code has that rate,
     #: which the invoice lines of that rate are booked to (VAT follows the account there).
     vat_accounts: dict[str, str] = field(default_factory=dict)
+    #: Billy: make a product it lacks on first use (booking to deferred revenue, with a sales
+    #: tax ruleset of the line's VAT rate) instead of refusing the invoice.
+    create_products: bool = False
+    #: A kind of customer (`person`, `company`, `public`) → its own `book`, `email` or
+    #: `e_invoice`; what a kind does not set is the target's.
+    kinds: dict[str, dict[str, bool]] = field(default_factory=dict)
+
+    def for_kind(self, kind: str | None, setting: KindSetting) -> bool:
+        """`book`, `email` or `e_invoice` for a customer of `kind`: its kind's, else ours."""
+        own: bool = getattr(self, setting)
+        return self.kinds.get(kind or "", {}).get(setting, own)
 
 
 # Money on the wire.
