@@ -13,8 +13,13 @@ timeout, a replay or a rebuild never creates anything twice:
   the payment method in `payment_terms`, else the contact's own), and the event's exchange rate
   where it gave one; created as a draft, read back and its net and VAT compared with ours,
   then approved (`book`), e-mailed to the contact person (`email`), or sent as an e-invoice to
-  a public customer's EAN (`e_invoice`). A draft found on a retry gets our lines again before
-  the check, so a mapping fixed after a totals mismatch completes it.
+  a public customer's EAN (`e_invoice`), each as set for the customer's kind (`kinds`), else
+  for the target. A draft found on a retry gets our lines again before the check, so a mapping
+  fixed after a totals mismatch completes it. Billy computes a line's VAT from its product's
+  sales tax ruleset, so each line goes to the product of ours at the line's VAT rate: the one
+  numbered as ours (or as `products` maps it) when its ruleset gives that rate, else its twin
+  numbered `<number>@<percent>` (`PRO@0`), else what `products` maps `<ours>@<percent>` to;
+  with `create_products` a missing one is made once, booking to deferred revenue.
 - `credit_note`: a credit note (`type: creditNote`) against the invoice, the same way, at the
   invoice's exchange rate unless the event gave one. Billy computes each line's VAT itself; where
   ours differs (the credit that completes a line carries the VAT left on it, docs/specification.md
@@ -80,7 +85,10 @@ class BillyTarget(BillyPayments):
             number = self.settings.products.get(product, product)
             found = self._product(trace, number)
             if found is None:
-                problems.append(f"{self.name}: no product numbered {number!r} (our {product!r})")
+                if not self.settings.create_products:  # else made on first use
+                    problems.append(
+                        f"{self.name}: no product numbered {number!r} (our {product!r})"
+                    )
             elif deferred_record is not None and found.get("accountId") != deferred_record["id"]:
                 problems.append(
                     f"{self.name}: product {number!r} books to another account than deferred"

@@ -35,7 +35,9 @@ class BillyDocuments(BillyContacts):
     ) -> list[Record]:
         return [
             {
-                "productId": self._product_id(trace, priced.line["product_id"]),
+                "productId": self._product_id(
+                    trace, priced.line["product_id"], priced.line["vat_rate"]
+                ),
                 "description": priced.description,
                 "quantity": priced.quantity,
                 "unitPrice": major(priced.unit, currency),
@@ -96,7 +98,8 @@ class BillyDocuments(BillyContacts):
                 f" {theirs[1]} there, net {expected[0]} and VAT {expected[1]} expected"
                 " (check the products' VAT rulesets)"
             )
-        if self.settings.book and record.get("state") == "draft":
+        book = self.settings.for_kind(payload["customer"].get("kind"), "book")
+        if book and record.get("state") == "draft":
             approve = {"invoice": {"state": "approved"}}
             answer = self.http.request(trace, "PUT", f"/invoices/{record_id}", json=approve)
             record = answer["invoices"][0]
@@ -129,8 +132,10 @@ class BillyDocuments(BillyContacts):
         return ids
 
     def _deliver(self, trace: Trace, invoice: str, contact: str, customer: ContactMessage) -> None:
-        """E-invoice to a public customer's EAN, or e-mail to the contact person, as configured."""
-        if self.settings.e_invoice and customer.get("kind") == "public" and customer.get("ean"):
+        """E-invoice to a public customer's EAN, or e-mail to the contact person, as configured
+        for the customer's kind."""
+        kind = customer.get("kind")
+        if self.settings.for_kind(kind, "e_invoice") and kind == "public" and customer.get("ean"):
             delivery = {
                 "invoiceId": invoice,
                 "receiverIdType": "gln",
@@ -139,7 +144,7 @@ class BillyDocuments(BillyContacts):
             self.http.request(
                 trace, "POST", "/invoiceDeliveries", json={"invoiceDelivery": delivery}
             )
-        elif self.settings.email and customer.get("email"):
+        elif self.settings.for_kind(kind, "email") and customer.get("email"):
             email = str(customer["email"]).lower()
             person = self._first(
                 trace,

@@ -91,7 +91,8 @@ class DineroDocuments(DineroContacts):
                 f" {theirs[1]} there, net {expected[0]} and VAT {expected[1]} expected"
                 f" (check the VAT codes of the accounts in [targets.{self.name}.vat_accounts])"
             )
-        if self.settings.book and record.get("Status") == "Draft":
+        book = self.settings.for_kind(payload["customer"].get("kind"), "book")
+        if book and record.get("Status") == "Draft":
             record = self._while_stale(
                 str(record["TimeStamp"]),
                 reread,
@@ -116,11 +117,13 @@ class DineroDocuments(DineroContacts):
         return {"invoice": key, "contact": contact, "number": record.get("Number")}
 
     def _deliver(self, trace: Trace, key: str, customer: ContactMessage) -> None:
-        """E-invoice to a public customer's EAN, or e-mail to the customer, as configured."""
-        if self.settings.e_invoice and customer.get("kind") == "public" and customer.get("ean"):
+        """E-invoice to a public customer's EAN, or e-mail to the customer, as configured for
+        the customer's kind."""
+        kind = customer.get("kind")
+        if self.settings.for_kind(kind, "e_invoice") and kind == "public" and customer.get("ean"):
             path, version = f"invoices/{key}/with-ean", "v2"
             body: dict[str, Any] = {"ReceiverEanNumber": customer["ean"]}
-        elif self.settings.email and customer.get("email"):
+        elif self.settings.for_kind(kind, "email") and customer.get("email"):
             path, version = f"invoices/{key}/email", "v1"
             body = {"ShouldAddTrustPilotEmailAsBcc": False, "Receiver": customer["email"]}
         else:

@@ -178,6 +178,7 @@ def _tax_rate(rate_id: str, abbreviation: str, name: str, rate: Decimal) -> Reco
         "rate": rate,
         "appliesToSales": True,
         "appliesToPurchases": False,
+        "isPredefined": True,
         "isActive": True,
     }
 
