@@ -33,8 +33,10 @@ from bench.sandboxes import (
     in_minor,
     prepare,
     sandbox,
+    subledger,
     wait_until_settled,
 )
+from tests.e2e.test_sync_targets import delivery_messages
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -163,6 +165,53 @@ def test_billy_makes_each_missing_product_once_at_the_vat_of_its_lines(
             wanted = mine["product_id"] if rate else f"{mine['product_id']}@0"
             assert theirs["productId"] == made[wanted]["id"], (number, mine)
             assert rates[theirs["taxRateId"]] == rate, (number, mine)
+
+
+def test_without_create_products_a_line_at_another_vat_is_refused_until_its_twin_exists(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """The product exists at 25% only: the 0% line's invoice fails, naming the twin to make;
+    once a person makes it (VAT-free, at Billy), a replay books the invoice on it."""
+    mixed = [line("widget", "1", 1003, "0.25"), line("widget", "2", 500, "0")]
+    events = [
+        event("evt_dk", "customer.created", **DK_COMPANY, vat_number="12345678"),
+        invoice("T-1", "cus_dk", *mixed),
+    ]
+    with sandbox("billy") as box:
+        prepare(box, events)  # "widget" at the default ruleset, 25%
+        sent = synced(box, events, postgres_url, tmp_path)
+        assert sent["failed"] == 1 and sent["sent"] == 1, sent
+        failed = delivery_messages(postgres_url, "billy", "failed")
+        assert [m.kind for m in failed] == ["invoice"]
+        assert "'widget@0'" in (failed[0].last_error or ""), failed[0].last_error
+
+        with box.client() as client:
+            rates = {r["id"]: Decimal(str(r["rate"])) for r in billy_list(client, "taxRates")}
+            vat_free = next(
+                r["id"] for r in billy_list(client, "salesTaxRulesets") if not rates[r["taxRateId"]]
+            )
+            deferred = next(
+                a["id"] for a in billy_list(client, "accounts") if str(a["accountNo"]) == "7400"
+            )
+            twin = {
+                "name": "Widget, VAT-free",
+                "productNo": "widget@0",
+                "accountId": deferred,
+                "salesTaxRulesetId": vat_free,
+            }
+            client.post("/products", json={"product": twin}).raise_for_status()
+        env = environment(postgres_url, tmp_path / "subledger.toml", "billy")
+        replayed = subledger(env, "sync", "replay", "--target", "billy", "--all")
+        assert replayed.returncode == 0, replayed.stderr
+        with Dispatcher(env):
+            sent = wait_until_settled(postgres_url, "billy", timeout=300)
+        assert sent["failed"] == 0, sent
+        with box.client() as client:
+            (held,) = billy_list(client, "invoices")
+            products = Counter(str(p["productNo"]) for p in billy_list(client, "products"))
+    assert held["state"] == "approved"
+    assert (in_minor(held["amount"], "DKK"), in_minor(held["tax"], "DKK")) == totals(mixed)
+    assert products == {"widget": 1, "widget@0": 1, "rounding": 1}, "nothing made"
 
 
 # Book, e-mail and e-invoice per kind of customer.
