@@ -14,6 +14,8 @@ Configuration (`subledger.toml`), one table per target:
     match = "customer_number"           # or vat_number, ean, email
     requests_per_minute = 300
     timeout_seconds = 20
+    direction = "push"                  # or "both": take in payments registered at the target,
+    poll_seconds = 60                   # asking it this often (docs/sync.md, two-way payments)
     mode = "continuous"                 # or "scheduled" with every = "3h" (s, m, h, d), or
                                         # "manual": sent only when a run is asked for
     products = { plan_pro = "PRO" }     # our product id → the target's product number
