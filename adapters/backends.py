@@ -28,7 +28,7 @@ from subledger.adapters.store import store_kind
 from subledger.adapters.store.memory import MemoryLedgerRecorder
 from subledger.adapters.store.postgres import PostgresLedgerRecorder
 from subledger.adapters.store.sqlite import SQLiteLedgerRecorder
-from subledger.adapters.sync.log import (
+from subledger.adapters.sync.log_database import (
     DeliveryDatabase,
     PostgresDeliveryDatabase,
     SQLiteDeliveryDatabase,

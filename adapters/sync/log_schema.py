@@ -64,7 +64,7 @@ _ADDED_COLUMNS: Final = (
 
 
 class Statements(Protocol):
-    """A transaction's statements (`adapters.sync.log`'s `_Statements`)."""
+    """A transaction's statements (`adapters.sync.log_database`'s `_Statements`)."""
 
     def run(self, sql: str, **parameters: Any) -> list[dict[str, Any]]: ...
 
