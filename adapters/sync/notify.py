@@ -107,6 +107,16 @@ class Notifier:
 
     def __call__(self, message: Message, error: str) -> None:
         document = failure_document(message, error)
+        self.send(
+            document,
+            subject=f"subledger: a {document['kind']} message to {document['target']} failed",
+            advice="Fix the cause, then retry it: POST /v1/sync/messages/"
+            f"{document['message_id']}/retry",
+        )
+
+    def send(self, document: dict[str, Any], subject: str, advice: str) -> None:
+        """Tell the webhook (the document as JSON) and the mailbox (a mail listing it, then
+        `advice`), each that is configured; raise what went wrong with either."""
         problems = []
         if self.settings.webhook_url:
             try:
@@ -118,21 +128,19 @@ class Notifier:
                 problems.append(f"webhook: {type(problem).__name__}: {problem}")
         if self.settings.smtp_host and self.settings.smtp_to:
             try:
-                self._mail(document)
+                self._mail(document, subject, advice)
             except (OSError, smtplib.SMTPException) as problem:
                 problems.append(f"e-mail: {type(problem).__name__}: {problem}")
         if problems:
             raise RuntimeError("; ".join(problems))
 
-    def _mail(self, document: dict[str, Any]) -> None:
+    def _mail(self, document: dict[str, Any], subject: str, advice: str) -> None:
         mail = EmailMessage()
-        mail["Subject"] = f"subledger: a {document['kind']} message to {document['target']} failed"
+        mail["Subject"] = subject
         mail["From"] = self.settings.smtp_from
         mail["To"] = ", ".join(self.settings.smtp_to)
         mail.set_content(
-            "\n".join(f"{name}: {value}" for name, value in document.items())
-            + "\n\nFix the cause, then retry it: POST /v1/sync/messages/"
-            + f"{document['message_id']}/retry\n"
+            "\n".join(f"{name}: {value}" for name, value in document.items()) + f"\n\n{advice}\n"
         )
         with self._connect() as smtp:
             if self.settings.smtp_user:

@@ -26,17 +26,14 @@ For each target configured with `direction = "both"`, every `poll_seconds`:
 from __future__ import annotations
 
 import logging
-import smtplib
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from email.message import EmailMessage
 from hashlib import sha256
 from typing import Any, Final
 
-import httpx
 import orjson
 
 from subledger.adapters.sync.common import TargetSettings
@@ -407,38 +404,13 @@ class PaymentPoller:
 def _notifier_sender(notifier: Notifier) -> Callable[[dict[str, Any]], None]:
     """How a report reaches the people the notifier tells of failed messages: the webhook gets
     the document as JSON, the mailbox a mail listing it."""
-    settings = notifier.settings
 
     def send(document: dict[str, Any]) -> None:
-        problems = []
-        if settings.webhook_url:
-            try:
-                response = httpx.post(
-                    settings.webhook_url, json=document, timeout=settings.timeout_seconds
-                )
-                response.raise_for_status()
-            except httpx.HTTPError as problem:
-                problems.append(f"webhook: {type(problem).__name__}: {problem}")
-        if settings.smtp_host and settings.smtp_to:
-            mail = EmailMessage()
-            mail["Subject"] = (
-                f"subledger: a {document['kind']} taken in from {document['target']}"
-                " was deleted there"
-            )
-            mail["From"] = settings.smtp_from
-            mail["To"] = ", ".join(settings.smtp_to)
-            mail.set_content(
-                "\n".join(f"{name}: {value}" for name, value in document.items())
-                + "\n\nThe log still holds it: refund it, or register it at the target again.\n"
-            )
-            try:
-                with notifier._connect() as smtp:
-                    if settings.smtp_user:
-                        smtp.login(settings.smtp_user, settings.smtp_password or "")
-                    smtp.send_message(mail)
-            except (OSError, smtplib.SMTPException) as problem:
-                problems.append(f"e-mail: {type(problem).__name__}: {problem}")
-        if problems:
-            raise RuntimeError("; ".join(problems))
+        notifier.send(
+            document,
+            subject=f"subledger: a {document['kind']} taken in from {document['target']}"
+            " was deleted there",
+            advice="The log still holds it: refund it, or register it at the target again.",
+        )
 
     return send
