@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Final
 
+from subledger.adapters.sandbox.accountant import accountant_problems as shared_accountant_problems
 from subledger.adapters.sandbox.accounting import BASE_CURRENCY
 from subledger.adapters.sandbox.billy.balances import add_modifier
 from subledger.adapters.sandbox.billy.envelope import (
@@ -240,33 +241,12 @@ def update_payment(data: BillyData, payment: Record, body: Mapping[str, Any]) ->
 # The accountant's side (`POST` and `DELETE /_sandbox/payments`): what a person does in Billy's
 # bank reconciliation, which reaches no sender's log.
 
+
 #: The fields of `POST /_sandbox/payments`, and those it requires.
-ACCOUNTANT_FIELDS: Final = ("invoice", "amount", "date", "account", "refund")
-ACCOUNTANT_REQUIRED: Final = ("invoice", "amount", "date", "account")
-
-
 def accountant_problems(body: Any) -> dict[str, str]:
-    """What is wrong with the shape of a `POST /_sandbox/payments` body (a JSON object of
-    `invoice`, `amount`, `date`, `account` and, optionally, `refund`); the values' own rules
+    """What is wrong with the shape of a `POST /_sandbox/payments` body; the values' own rules
     are Billy's, checked as `POST /v2/bankPayments` checks them."""
-    if not isinstance(body, dict):
-        return {"body": "must be a JSON object"}
-    problems = {
-        name: "is not a field of a payment" for name in body if name not in ACCOUNTANT_FIELDS
-    }
-    for name in ACCOUNTANT_REQUIRED:
-        if body.get(name) is None:
-            problems[name] = "is required"
-    if not isinstance(body.get("invoice", ""), str):
-        problems["invoice"] = "must be the invoice's number (a string)"
-    if not isinstance(body.get("date", ""), str):
-        problems["date"] = "must be a day, YYYY-MM-DD"
-    account = body.get("account", "")
-    if isinstance(account, bool) or not isinstance(account, str | int):
-        problems["account"] = "must be an account number"
-    if not isinstance(body.get("refund", False), bool):
-        problems["refund"] = "must be true or false"
-    return problems
+    return shared_accountant_problems(body, "the invoice's number")
 
 
 def register_payment(data: BillyData, body: Mapping[str, Any]) -> Record:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Final
+from typing import Any
 
+from subledger.adapters.sandbox.accountant import accountant_problems as shared_accountant_problems
 from subledger.adapters.sandbox.accounting import BASE_CURRENCY
 from subledger.adapters.sandbox.dinero.documents import find_document, remaining_on
 from subledger.adapters.sandbox.dinero.envelope import (
@@ -217,35 +218,16 @@ def delete_payment(call: Call) -> Answer:
 # The accountant's side (`POST` and `DELETE /_sandbox/payments`): what a person does in
 # Dinero's bank reconciliation, which reaches no sender's log.
 
+
 #: The fields of `POST /_sandbox/payments`, and those it requires.
-ACCOUNTANT_FIELDS: Final = ("invoice", "amount", "date", "account", "refund")
-ACCOUNTANT_REQUIRED: Final = ("invoice", "amount", "date", "account")
-
-
 def accountant_problems(body: Any) -> dict[str, str]:
-    """What is wrong with the shape of a `POST /_sandbox/payments` body (a JSON object of
-    `invoice`, `amount`, `date`, `account` and, optionally, `refund`); the values' own rules
+    """What is wrong with the shape of a `POST /_sandbox/payments` body; the values' own rules
     are Dinero's, checked as `POST /v1/{org}/invoices/{guid}/payments` checks them."""
-    if not isinstance(body, dict):
-        return {"body": "must be a JSON object"}
-    problems = {
-        name: "is not a field of a payment" for name in body if name not in ACCOUNTANT_FIELDS
-    }
-    for name in ACCOUNTANT_REQUIRED:
-        if body.get(name) is None:
-            problems[name] = "is required"
-    if not isinstance(body.get("invoice", ""), str):
-        problems["invoice"] = "must be the invoice's number or ExternalReference (a string)"
-    if not isinstance(body.get("date", ""), str):
-        problems["date"] = "must be a day, YYYY-MM-DD"
-    account = body.get("account", 0)
-    if isinstance(account, bool) or not isinstance(account, str | int):
-        problems["account"] = "must be an account number"
-    if not isinstance(body.get("refund", False), bool):
-        problems["refund"] = "must be true or false"
-    amount = exact_number(body.get("amount", 1))
-    if amount is None or amount <= 0:
-        problems["amount"] = "must be a number above 0 (a refund is `refund: true`)"
+    problems = shared_accountant_problems(body, "the invoice's number or ExternalReference")
+    if isinstance(body, dict):
+        amount = exact_number(body.get("amount", 1))
+        if amount is None or amount <= 0:
+            problems["amount"] = "must be a number above 0 (a refund is `refund: true`)"
     return problems
 
 
