@@ -31,7 +31,7 @@ from typing import Any, Final
 
 import orjson
 
-from subledger.adapters.sync.log_database import DeliveryDatabase
+from subledger.adapters.sync.log_database import DeliveryDatabase, _Statements
 
 # What the log holds, also importable from here.
 from subledger.adapters.sync.log_records import HELD_UNTIL as HELD_UNTIL
@@ -413,24 +413,14 @@ class DeliveryLog:
     def counts(self) -> dict[str, dict[str, int]]:
         """Per target, the number of messages in each status."""
         with self.db.transaction() as sql:
-            rows = sql.run(
-                "SELECT target, status, COUNT(*) AS n FROM sync_messages GROUP BY target, status"
-            )
-        counts: dict[str, dict[str, int]] = {}
-        for row in rows:
-            counts.setdefault(row["target"], dict.fromkeys(STATUSES, 0))[row["status"]] = row["n"]
-        return counts
+            return _status_counts(sql, "")
 
     def summary(self, target: str | None = None) -> dict[str, TargetSummary]:
         """Per target (or of `target` alone), where delivery stands: `TargetSummary`."""
         where = "" if target is None else " WHERE m.target = %(target)s"
         only = "" if target is None else " AND m.target = %(target)s"
         with self.db.transaction() as sql:
-            counted = sql.run(
-                "SELECT m.target, m.status, COUNT(*) AS n FROM sync_messages m"
-                f"{where} GROUP BY m.target, m.status",
-                target=target,
-            )
+            counts = _status_counts(sql, where, target=target)
             oldest = sql.run(
                 "SELECT m.target,"
                 " MIN(COALESCE(m.pending_since, m.created_at)) AS oldest_pending_at"
@@ -451,9 +441,6 @@ class DeliveryLog:
                 f"{only} GROUP BY m.target",
                 target=target,
             )
-        counts: dict[str, dict[str, int]] = {}
-        for row in counted:
-            counts.setdefault(row["target"], dict.fromkeys(STATUSES, 0))[row["status"]] = row["n"]
         since = {row["target"]: row["oldest_pending_at"] for row in oldest}
         held_lanes = {row["target"]: row["n"] for row in lanes}
         held_messages = {row["target"]: row["n"] for row in behind}
@@ -475,21 +462,14 @@ class DeliveryLog:
         only = "" if lane is None else " AND m.lane = %(lane)s"
         where = "" if lane is None else " WHERE m.lane = %(lane)s"
         with self.db.transaction() as sql:
-            counted = sql.run(
-                "SELECT m.target, m.status, COUNT(*) AS n FROM sync_messages m"
-                f"{where} GROUP BY m.target, m.status",
-                lane=lane,
-            )
+            counts = _status_counts(sql, where, lane=lane)
             sent = sql.run(
                 "SELECT m.target, MAX(m.sent_at) AS sent_at FROM sync_messages m"
                 f" WHERE m.sent_at IS NOT NULL{only} GROUP BY m.target",
                 lane=lane,
             )
             errors = {}
-            for row in counted:
-                name = row["target"]
-                if name in errors:
-                    continue
+            for name in counts:
                 found = sql.run(
                     "SELECT a.started_at, a.duration_ms, a.error, a.message_id"
                     " FROM sync_attempts a JOIN sync_messages m ON m.id = a.message_id"
@@ -499,9 +479,6 @@ class DeliveryLog:
                     lane=lane,
                 )
                 errors[name] = found[0] if found else None
-        counts: dict[str, dict[str, int]] = {}
-        for row in counted:
-            counts.setdefault(row["target"], dict.fromkeys(STATUSES, 0))[row["status"]] = row["n"]
         last_sent = {row["target"]: row["sent_at"] for row in sent}
         return {
             name: Health(
@@ -536,6 +513,19 @@ class DeliveryLog:
                 span=spacing * count,
             )
         return max(0.0, float(row["next_at"]) - spacing * count - at)
+
+
+def _status_counts(sql: _Statements, where: str, **parameters: Any) -> dict[str, dict[str, int]]:
+    """Per target, the number of messages (`m`, those `where` keeps) in each status."""
+    rows = sql.run(
+        "SELECT m.target, m.status, COUNT(*) AS n FROM sync_messages m"
+        f"{where} GROUP BY m.target, m.status",
+        **parameters,
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for row in rows:
+        counts.setdefault(row["target"], dict.fromkeys(STATUSES, 0))[row["status"]] = row["n"]
+    return counts
 
 
 def _last_error(row: dict[str, Any] | None) -> LastError | None:
