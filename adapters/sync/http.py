@@ -142,6 +142,9 @@ class TargetHTTP:
         self.budget = budget
         self.explain = explain
         self.secrets = credentials(headers)
+        #: Told of each request once it ends: the answer's status as text, or `timeout` or
+        #: `unreachable` when none came (the composition root counts them for `GET /metrics`).
+        self.on_request: Callable[[str], None] = _unobserved
 
     def request(
         self,
@@ -167,11 +170,14 @@ class TargetHTTP:
                 method, path, params=params, content=content, headers=sent
             )
         except httpx.TimeoutException as error:
+            self.on_request("timeout")
             trace.requests.append(f"{line} → timeout ({_ms(started)} ms)")
             raise RetryableError(f"{line}: timed out ({type(error).__name__})") from None
         except httpx.TransportError as error:
+            self.on_request("unreachable")
             trace.requests.append(f"{line} → {type(error).__name__} ({_ms(started)} ms)")
             raise RetryableError(f"{line}: connection failed ({type(error).__name__})") from None
+        self.on_request(str(response.status_code))
         trace.status = response.status_code
         trace.requests.append(f"{line} → {response.status_code} ({_ms(started)} ms)")
         if response.status_code >= 400:
@@ -203,6 +209,10 @@ class TargetHTTP:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _unobserved(status: str) -> None:
+    """What a request's end tells when nobody listens."""
 
 
 def _decoded(response: httpx.Response) -> Any:
