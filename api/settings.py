@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from subledger.adapters.store import StoreOptions
+from subledger.api.config import ConfigError, ConfigFile, parse_file, path_message
 
 
 class Settings(BaseSettings):
@@ -93,10 +94,12 @@ class ConfigurationError(Exception):
 
 @dataclass(frozen=True)
 class Configuration:
-    """The configuration file's tables, as read once at start-up."""
+    """The configuration file's tables, as read once at start-up, and parsed (`api.config`:
+    every key known, of its type and within its bounds)."""
 
     path: Path
     tables: dict[str, Any] = field(default_factory=dict)
+    file: ConfigFile = field(default_factory=ConfigFile)
 
     @classmethod
     def read(cls, settings: Settings) -> Configuration:
@@ -108,6 +111,16 @@ class Configuration:
                 raise ConfigurationError(f"{path}: no such file (SUBLEDGER_CONFIG)")
             return cls(path)
         try:
-            return cls(path, tomllib.loads(path.read_text(encoding="utf-8")))
+            tables = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
             raise ConfigurationError(f"{path}: {error}") from None
+        return cls.parse(path, tables)
+
+    @classmethod
+    def parse(cls, path: Path, tables: dict[str, Any]) -> Configuration:
+        """The tables of the file at `path`, parsed (`api.config.parse_file`); a
+        `ConfigurationError` naming each key that is wrong, with the file."""
+        try:
+            return cls(path, tables, parse_file(tables))
+        except ConfigError as error:
+            raise ConfigurationError(path_message(path, error)) from None

@@ -49,29 +49,21 @@ Configuration (`subledger.toml`), one table per target:
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from subledger.adapters.backends import Backend, backend_of
 from subledger.adapters.sync.billy import BillyTarget
-from subledger.adapters.sync.common import (
-    CUSTOMER_KINDS,
-    KIND_SETTINGS,
-    MATCH_FIELDS,
-    TargetSettings,
-    vat_percent,
-)
+from subledger.adapters.sync.common import TargetSettings, vat_percent
 from subledger.adapters.sync.dinero import AUTH_PATH as DINERO_AUTH_PATH
 from subledger.adapters.sync.dinero import DEFAULT_AUTH_URL as DINERO_AUTH_URL
 from subledger.adapters.sync.dinero import DEFAULT_URL as DINERO_URL
 from subledger.adapters.sync.dinero import DineroTarget
 from subledger.adapters.sync.dispatcher import (
-    MODES,
     Dispatcher,
     DispatchSettings,
     Schedule,
@@ -86,6 +78,7 @@ from subledger.adapters.sync.notify import check as check_notifications
 from subledger.adapters.sync.personal_details import PersonalDetails
 from subledger.adapters.sync.poller import PaymentPoller
 from subledger.adapters.sync.port import Target
+from subledger.api.config import BillyTable, DineroTable, NotificationSecrets, TargetSecrets
 from subledger.api.folding import caught_up_snapshots
 from subledger.api.settings import Configuration, ConfigurationError, Settings
 from subledger.domain.chart import Chart
@@ -94,36 +87,6 @@ from subledger.projections.runner import ProjectionRunner
 
 log = logging.getLogger("subledger.sync")
 
-_TARGET_KEYS = {
-    "kind",
-    "url",
-    "token",
-    "book",
-    "email",
-    "e_invoice",
-    "match",
-    "direction",
-    "poll_seconds",
-    "requests_per_minute",
-    "timeout_seconds",
-    "products",
-    "accounts",
-    "payment_terms",
-    "mode",
-    "every",
-    "kinds",
-}
-_BILLY_KEYS = {"products", "rounding_product", "create_products"}
-_DINERO_KEYS = {
-    "organization_id",
-    "client_id",
-    "client_secret",
-    "token_url",
-    "vat_accounts",
-    "rounding_account",
-}
-#: The longest payment terms a target is given, in days.
-_MAX_TERMS_DAYS = 365
 _DEFAULT_URLS = {"billy": "https://api.billysbilling.com/v2", "dinero": DINERO_URL}
 _DEFAULT_RATES = {"billy": 300, "dinero": 100}
 
@@ -132,73 +95,78 @@ def read_targets(
     settings: Settings, configuration: Configuration | None = None
 ) -> list[TargetSettings]:
     """The targets of the configuration file (as read at start-up, else read now), each
-    checked; a token from SUBLEDGER_TARGET_<NAME>_TOKEN wins over the file's."""
+    checked (`api.config`); a credential from the environment wins over the file's."""
     if configuration is None:
         configuration = Configuration.read(settings)
-    tables = configuration.tables.get("targets", {})
-    if not isinstance(tables, dict):
-        raise ConfigurationError(f"{configuration.path}: [targets] must hold tables")
-    return [_target(configuration.path, name, table) for name, table in sorted(tables.items())]
+    return [
+        _target(configuration.path, name, table)
+        for name, table in sorted(configuration.file.targets.items())
+    ]
 
 
-def _target(path: Path, name: str, table: Any) -> TargetSettings:
-    where = f"{path}: [targets.{name}]"
-    if not isinstance(table, dict):
-        raise ConfigurationError(f"{where} must be a table")
-    kind = table.get("kind", name)
-    if kind not in _DEFAULT_URLS:
-        raise ConfigurationError(f"{where}: kind must be 'billy' or 'dinero' (got {kind!r})")
-    allowed = _TARGET_KEYS | (_DINERO_KEYS if kind == "dinero" else _BILLY_KEYS)
-    unknown = sorted(set(table) - allowed - ({"products"} if kind == "dinero" else set()))
-    if unknown:
-        raise ConfigurationError(f"{where}: unknown keys {', '.join(unknown)}")
-    if kind == "dinero" and "products" in table:
+def _target(path: Path, name: str, table: BillyTable | DineroTable) -> TargetSettings:
+    where = f"{path}: targets.{name}"
+    secrets = TargetSecrets.of(name)
+    token = secrets.token or table.token
+    if token is None or not token.get_secret_value():
         raise ConfigurationError(
-            f"{where}: Dinero's invoice lines name accounts, not products: map VAT rates to"
-            " accounts with vat_accounts instead"
+            f"{where}.token: missing (set SUBLEDGER_TARGET_{name.upper()}_TOKEN or token = ...)"
         )
-    token = _secret(name, "TOKEN", table.get("token"))
-    if not token:
+    kind: Literal["billy", "dinero"] = "dinero" if isinstance(table, DineroTable) else "billy"
+    url = (table.url or _DEFAULT_URLS[kind]).rstrip("/")
+    own: dict[str, Any] = {}
+    if isinstance(table, DineroTable):
+        own = _dinero_settings(name, where, table, url, secrets)
+    else:
+        own = {"products": dict(table.products), "create_products": table.create_products}
+        if table.rounding_product is not None:
+            own["rounding_product"] = table.rounding_product
+    return TargetSettings(
+        name=name,
+        kind=kind,
+        url=url,
+        token=token.get_secret_value(),
+        book=table.book,
+        email=table.email,
+        e_invoice=table.e_invoice,
+        match=table.match,
+        requests_per_minute=table.requests_per_minute or _DEFAULT_RATES[kind],
+        timeout_seconds=table.timeout_seconds,
+        accounts=dict(table.accounts),
+        direction=table.direction,
+        poll_seconds=table.poll_seconds,
+        payment_terms=dict(table.payment_terms),
+        kinds={kind: settings.settings() for kind, settings in table.kinds.items()},
+        transfer=table.transfer,
+        draft_recheck_seconds=period_seconds(table.draft_recheck),
+        **own,
+    )
+
+
+def _dinero_settings(
+    name: str, where: str, table: DineroTable, url: str, secrets: TargetSecrets
+) -> dict[str, Any]:
+    """The organization, the client and the token endpoint of a Dinero target: Dinero's own
+    (authz.dinero.dk) for Dinero's API, else the same host's (as the sandbox serves it)."""
+    secret = secrets.client_secret or table.client_secret
+    if secret is None or not secret.get_secret_value():
         raise ConfigurationError(
-            f"{where}: no token (set SUBLEDGER_TARGET_{name.upper()}_TOKEN or token = ...)"
+            f"{where}.client_secret: missing (better in"
+            f" SUBLEDGER_TARGET_{name.upper()}_CLIENT_SECRET)"
         )
-    match = table.get("match", "customer_number")
-    if match not in MATCH_FIELDS:
-        raise ConfigurationError(f"{where}: match must be one of {', '.join(MATCH_FIELDS)}")
-    for mapping in ("products", "accounts", "vat_accounts"):
-        value = table.get(mapping, {})
-        if not isinstance(value, dict) or not all(isinstance(v, str | int) for v in value.values()):
-            raise ConfigurationError(f"{where}: {mapping} must map names to numbers or names")
-    url = str(table.get("url", _DEFAULT_URLS[kind])).rstrip("/")
-    own: dict[str, Any] = {"payment_terms": _payment_terms(where, table.get("payment_terms", {}))}
-    own["kinds"] = _kinds(where, table.get("kinds", {}))
-    if kind == "dinero":
-        own |= _dinero_settings(name, where, table, url)
-    elif "rounding_product" in table:
-        own["rounding_product"] = _name(where, "rounding_product", table["rounding_product"])
-    if "create_products" in table:
-        if not isinstance(table["create_products"], bool):
-            raise ConfigurationError(f"{where}: create_products must be true or false")
-        own["create_products"] = table["create_products"]
-    try:
-        return TargetSettings(
-            name=name,
-            kind="dinero" if kind == "dinero" else "billy",
-            url=url,
-            token=str(token),
-            book=bool(table.get("book", True)),
-            email=bool(table.get("email", False)),
-            e_invoice=bool(table.get("e_invoice", False)),
-            match=match,
-            requests_per_minute=int(table.get("requests_per_minute", _DEFAULT_RATES[kind])),
-            timeout_seconds=float(table.get("timeout_seconds", 20)),
-            products={str(k): str(v) for k, v in table.get("products", {}).items()},
-            accounts={str(k): str(v) for k, v in table.get("accounts", {}).items()},
-            **_direction(where, table),
-            **own,
-        )
-    except (TypeError, ValueError) as error:
-        raise ConfigurationError(f"{where}: {error}") from None
+    vat_accounts = {
+        vat_percent(str(Decimal(rate) / 100)): account
+        for rate, account in table.vat_accounts.items()
+    }
+    default_auth = DINERO_AUTH_URL if url == DINERO_URL else f"{url}{DINERO_AUTH_PATH}"
+    return {
+        "organization_id": table.organization_id,
+        "client_id": table.client_id,
+        "client_secret": secret.get_secret_value(),
+        "token_url": table.token_url or default_auth,
+        "vat_accounts": vat_accounts,
+        **({} if table.rounding_account is None else {"rounding_account": table.rounding_account}),
+    }
 
 
 def read_schedules(
@@ -208,143 +176,9 @@ def read_schedules(
     with `every = "3h"` (a whole number and `s`, `m`, `h` or `d`), or `"manual"`."""
     if configuration is None:
         configuration = Configuration.read(settings)
-    tables = configuration.tables.get("targets", {})
-    if not isinstance(tables, dict):
-        raise ConfigurationError(f"{configuration.path}: [targets] must hold tables")
     return {
-        str(name): _schedule(configuration.path, str(name), table)
-        for name, table in sorted(tables.items())
-        if isinstance(table, dict)
-    }
-
-
-def _schedule(path: Path, name: str, table: dict[str, Any]) -> Schedule:
-    mode = table.get("mode", "continuous")
-    if mode not in MODES:
-        raise ConfigurationError(
-            f"{path}: targets.{name}.mode: must be one of {', '.join(MODES)} (got {mode!r})"
-        )
-    every = table.get("every")
-    if mode != "scheduled":
-        if every is not None:
-            raise ConfigurationError(
-                f"{path}: targets.{name}.every: only a scheduled target has a period"
-                ' (mode = "scheduled")'
-            )
-        return Schedule(mode)
-    if every is None:
-        raise ConfigurationError(
-            f'{path}: targets.{name}.every: a scheduled target needs its period, as "3h"'
-        )
-    try:
-        return Schedule(mode, period_seconds(every))
-    except ValueError as error:
-        raise ConfigurationError(f"{path}: targets.{name}.every: {error}") from None
-
-
-def _direction(where: str, table: dict[str, Any]) -> dict[str, Any]:
-    """`direction` (`push`, the default, or `both`: payments registered at the target are
-    taken in) and `poll_seconds` (how often, 60 by default; at least 1)."""
-    direction = table.get("direction", "push")
-    if direction not in ("push", "both"):
-        raise ConfigurationError(f"{where}: direction must be 'push' or 'both' (got {direction!r})")
-    seconds = table.get("poll_seconds", 60)
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 1:
-        raise ConfigurationError(f"{where}: poll_seconds must be a number of seconds, at least 1")
-    return {"direction": direction, "poll_seconds": float(seconds)}
-
-
-def _payment_terms(where: str, table: Any) -> dict[str, int]:
-    """`payment_terms`: payment methods (and `default`) → whole days from 0 to 365."""
-    if not isinstance(table, dict):
-        raise ConfigurationError(f"{where}: payment_terms must map payment methods to days")
-    terms = {}
-    for method, days in table.items():
-        if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= _MAX_TERMS_DAYS:
-            raise ConfigurationError(
-                f"{where}: payment_terms.{method} must be whole days from 0 to {_MAX_TERMS_DAYS}"
-                f" (got {days!r})"
-            )
-        terms[str(method)] = days
-    return terms
-
-
-def _kinds(where: str, table: Any) -> dict[str, dict[str, bool]]:
-    """`kinds`: a kind of customer (person, company, public) → its own book, email and
-    e_invoice (true or false), e.g. `kinds.public = { e_invoice = true }`."""
-    if not isinstance(table, dict):
-        raise ConfigurationError(f"{where}: kinds must map kinds of customer to tables")
-    kinds = {}
-    for kind, settings in table.items():
-        if kind not in CUSTOMER_KINDS:
-            raise ConfigurationError(
-                f"{where}: kinds.{kind}: a kind of customer is one of {', '.join(CUSTOMER_KINDS)}"
-            )
-        if not isinstance(settings, dict):
-            raise ConfigurationError(f"{where}: kinds.{kind} must be a table")
-        for key, value in settings.items():
-            if key not in KIND_SETTINGS:
-                raise ConfigurationError(
-                    f"{where}: kinds.{kind}.{key}: a kind sets only {', '.join(KIND_SETTINGS)}"
-                )
-            if not isinstance(value, bool):
-                raise ConfigurationError(f"{where}: kinds.{kind}.{key} must be true or false")
-        kinds[str(kind)] = dict(settings)
-    return kinds
-
-
-def _name(where: str, key: str, value: Any) -> str:
-    """A product or account number given as a string or a whole number."""
-    if isinstance(value, bool) or not isinstance(value, str | int) or str(value) == "":
-        raise ConfigurationError(f"{where}: {key} must be a product or account number")
-    return str(value)
-
-
-def _account_number(where: str, table: dict[str, Any]) -> str:
-    """Dinero's `rounding_account`: an account number (Dinero's are whole numbers)."""
-    number = _name(where, "rounding_account", table["rounding_account"])
-    if not number.isdigit():
-        raise ConfigurationError(f"{where}: rounding_account must be an account number")
-    return number
-
-
-def _secret(name: str, what: str, configured: Any) -> Any:
-    """A credential from SUBLEDGER_TARGET_<NAME>_<WHAT>, else from the file."""
-    return os.environ.get(f"SUBLEDGER_TARGET_{name.upper()}_{what}") or configured
-
-
-def _dinero_settings(name: str, where: str, table: dict[str, Any], url: str) -> dict[str, Any]:
-    """The organization, the client and the token endpoint of a Dinero target: Dinero's own
-    (authz.dinero.dk) for Dinero's API, else the same host's (as the sandbox serves it)."""
-    organization = str(table.get("organization_id", ""))
-    if not organization.isdigit():
-        raise ConfigurationError(f"{where}: organization_id must be the organization's number")
-    secret = _secret(name, "CLIENT_SECRET", table.get("client_secret"))
-    if not table.get("client_id") or not secret:
-        raise ConfigurationError(
-            f"{where}: client_id and client_secret are needed (the secret better in"
-            f" SUBLEDGER_TARGET_{name.upper()}_CLIENT_SECRET)"
-        )
-    vat_accounts = {}
-    for rate, account in table.get("vat_accounts", {}).items():
-        try:
-            vat_accounts[vat_percent(str(Decimal(str(rate)) / 100))] = str(account)
-        except ArithmeticError:
-            raise ConfigurationError(
-                f"{where}: vat_accounts keys are VAT rates in percent (got {rate!r})"
-            ) from None
-    default_auth = DINERO_AUTH_URL if url == DINERO_URL else f"{url}{DINERO_AUTH_PATH}"
-    return {
-        "organization_id": organization,
-        "client_id": str(table["client_id"]),
-        "client_secret": str(secret),
-        "token_url": str(table.get("token_url", default_auth)),
-        "vat_accounts": vat_accounts,
-        **(
-            {"rounding_account": _account_number(where, table)}
-            if "rounding_account" in table
-            else {}
-        ),
+        name: Schedule(table.mode, table.every_seconds())
+        for name, table in sorted(configuration.file.targets.items())
     }
 
 
@@ -357,54 +191,30 @@ def read_notifications(
     `smtp_ca_file` is read relative to the configuration file."""
     if configuration is None:
         configuration = Configuration.read(settings)
-    table = configuration.tables.get("notifications")
+    table = configuration.file.notifications
     if table is None:
         return None
-    where = f"{configuration.path}: [notifications]"
-    if not isinstance(table, dict):
-        raise ConfigurationError(f"{where} must be a table")
-    known = {
-        "webhook_url",
-        "smtp_host",
-        "smtp_port",
-        "smtp_from",
-        "smtp_to",
-        "smtp_user",
-        "smtp_password",
-        "smtp_security",
-        "smtp_starttls",
-        "smtp_ca_file",
-        "smtp_insecure",
-    }
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise ConfigurationError(f"{where}: unknown keys {', '.join(unknown)}")
+    where = f"{configuration.path}: notifications"
+    password = NotificationSecrets().password or table.smtp_password
+    ca_file = table.smtp_ca_file
     try:
-        recipients = table.get("smtp_to", ())
-        port = int(table.get("smtp_port", 25))
-        insecure = table.get("smtp_insecure", False)
-        if not isinstance(insecure, bool):
-            raise ValueError(f"smtp_insecure must be true or false (got {insecure!r})")
-        ca_file = table.get("smtp_ca_file")
         notify = NotifySettings(
-            webhook_url=table.get("webhook_url"),
-            smtp_host=table.get("smtp_host"),
-            smtp_port=port,
-            smtp_from=str(table.get("smtp_from", "subledger@localhost")),
-            smtp_to=(recipients,) if isinstance(recipients, str) else tuple(recipients),
-            smtp_user=table.get("smtp_user"),
-            smtp_password=os.environ.get("SUBLEDGER_SMTP_PASSWORD") or table.get("smtp_password"),
-            smtp_security=smtp_security(
-                table.get("smtp_security"), table.get("smtp_starttls"), port
-            ),
-            smtp_ca_file=None if ca_file is None else str(configuration.path.parent / str(ca_file)),
-            smtp_insecure=insecure,
+            webhook_url=table.webhook_url,
+            smtp_host=table.smtp_host,
+            smtp_port=table.smtp_port,
+            smtp_from=table.smtp_from,
+            smtp_to=table.recipients(),
+            smtp_user=table.smtp_user,
+            smtp_password=None if password is None else password.get_secret_value(),
+            smtp_security=smtp_security(table.smtp_security, table.smtp_starttls, table.smtp_port),
+            smtp_ca_file=None if ca_file is None else str(configuration.path.parent / ca_file),
+            smtp_insecure=table.smtp_insecure,
         )
         check_notifications(notify)
-    except (TypeError, ValueError) as error:
+    except ValueError as error:
         raise ConfigurationError(f"{where}: {error}") from None
     except OSError as error:
-        raise ConfigurationError(f"{where}: smtp_ca_file {ca_file!r}: {error}") from None
+        raise ConfigurationError(f"{where}.smtp_ca_file: {ca_file!r}: {error}") from None
     return notify
 
 
@@ -490,8 +300,16 @@ class Sync:
         with self._enqueueing, self.snapshots() as (position, rows):
             fingerprint = self.runner.projections["outbox"].fingerprint()
             held = [name for name in names if self.schedule(name).holds]
+            on_payment = [t.name for t in self.target_settings if t.transfer == "on_payment"]
             inserted = enqueue_messages(
-                self.delivery, rows["outbox"], position, names, _now(), fingerprint, held
+                self.delivery,
+                rows["outbox"],
+                position,
+                names,
+                _now(),
+                fingerprint,
+                held,
+                on_payment,
             )
             today = _now().date()
             if self._vouchered != (position, today.isoformat()):

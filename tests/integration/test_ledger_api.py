@@ -232,7 +232,7 @@ def test_the_configuration_file_maps_roles_to_accounts(charted: TestClient) -> N
         ('[accounts]\nreceivables = "5600"\n', "no role receivables"),
         ('[accounts]\nbank = { card = "5810" }\n', "needs a default account"),
         ("[accounts\n", "subledger.toml"),
-        ('accounts = "5600"\n', "[accounts] must be a table"),
+        ('accounts = "5600"\n', "accounts: must be a table"),
     ],
 )
 def test_a_configuration_that_cannot_be_used_stops_the_start(

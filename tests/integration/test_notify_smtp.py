@@ -328,10 +328,10 @@ def test_a_relay_without_login_still_takes_mail_in_plain_text(plaintext_server: 
 
 def test_notification_settings_that_cannot_work_are_refused_at_start_up(tmp_path: Path) -> None:
     for lines, said in (
-        ('smtp_tls = "implicit"\n', "unknown keys smtp_tls"),
+        ('smtp_tls = "implicit"\n', "notifications.smtp_tls: unknown key"),
         ('smtp_security = "starttls"\nsmtp_ca_file = "missing.pem"\n', "missing.pem"),
-        ('smtp_security = "ssl"\n', "smtp_security must be one of"),
-        ('smtp_insecure = "yes"\n', "smtp_insecure must be true or false"),
+        ('smtp_security = "ssl"\n', "smtp_security: must be 'starttls', 'implicit' or 'none'"),
+        ('smtp_insecure = "yes"\n', "smtp_insecure: must be true or false"),
     ):
         with pytest.raises(ConfigurationError, match=said):
             read_notifications(configured(tmp_path, 2525, lines))

@@ -292,12 +292,12 @@ def test_the_check_names_accounts_that_take_no_payments_or_carry_another_vat_rat
 @pytest.mark.parametrize(
     ("options", "says"),
     [
-        ({"organization_id": '"acme"'}, "organization_id must be the organization's number"),
-        ({"client_id": '""'}, "client_id and client_secret are needed"),
+        ({"organization_id": '"acme"'}, "organization_id: must be the organization's number"),
+        ({"client_id": '""'}, "client_id: must not be empty"),
         ({"products": '{ pro = "P" }'}, "Dinero's invoice lines name accounts, not products"),
-        ({"vat_accounts": '{ "high" = "7400" }'}, "vat_accounts keys are VAT rates in percent"),
-        ({"kind": '"visma"'}, "kind must be 'billy' or 'dinero'"),
-        ({"colour": '"red"'}, "unknown keys colour"),
+        ({"vat_accounts": '{ "high" = "7400" }'}, "vat_accounts: keys are VAT rates in percent"),
+        ({"kind": '"visma"'}, "kind: must be 'billy' or 'dinero'"),
+        ({"colour": '"red"'}, "colour: unknown key"),
     ],
 )
 def test_a_dinero_target_is_refused_with_the_reason(

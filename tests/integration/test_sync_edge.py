@@ -375,15 +375,15 @@ def test_payment_terms_and_rounding_are_read_from_the_targets_table(tmp_path: Pa
 @pytest.mark.parametrize(
     ("kind", "lines", "says"),
     [
-        ("billy", "payment_terms = { card = -1 }", "payment_terms.card must be whole days"),
-        ("billy", "payment_terms = { card = 400 }", "payment_terms.card must be whole days"),
-        ("billy", 'payment_terms = { card = "8" }', "payment_terms.card must be whole days"),
-        ("billy", "payment_terms = { card = true }", "payment_terms.card must be whole days"),
-        ("billy", "payment_terms = 8", "payment_terms must map payment methods to days"),
-        ("billy", "rounding_product = true", "rounding_product must be a product"),
-        ("billy", 'rounding_account = "3670"', "unknown keys rounding_account"),
-        ("dinero", 'rounding_account = "øre"', "rounding_account must be an account number"),
-        ("dinero", 'rounding_product = "R1"', "unknown keys rounding_product"),
+        ("billy", "payment_terms = { card = -1 }", "payment_terms.card: must be greater than or"),
+        ("billy", "payment_terms = { card = 400 }", "payment_terms.card: must be less than or"),
+        ("billy", 'payment_terms = { card = "8" }', "payment_terms.card: must be a whole number"),
+        ("billy", "payment_terms = { card = true }", "payment_terms.card: must be a whole number"),
+        ("billy", "payment_terms = 8", "payment_terms: must be a table"),
+        ("billy", "rounding_product = true", "rounding_product: must be a product number"),
+        ("billy", 'rounding_account = "3670"', "rounding_account: unknown key"),
+        ("dinero", 'rounding_account = "øre"', "rounding_account: must be an account number"),
+        ("dinero", 'rounding_product = "R1"', "rounding_product: unknown key"),
     ],
 )
 def test_a_bad_term_or_rounding_setting_is_refused_with_its_place(

@@ -11,16 +11,16 @@ from pathlib import Path
 import pytest
 
 from subledger.adapters.sync.dispatcher import Schedule
-from subledger.api.settings import ConfigurationError
-from subledger.api.sync import _schedule, _target
+from subledger.api.settings import Configuration, ConfigurationError, Settings
+from subledger.api.sync import read_schedules
 
 PATH = Path("subledger.toml")
 
 
 def schedule(text: str, name: str = "billy") -> Schedule:
     table = tomllib.loads(f'token = "t"\n{text}')
-    _target(PATH, name, table)  # the target's own checks take the keys
-    return _schedule(PATH, name, table)
+    configuration = Configuration.parse(PATH, {"targets": {name: table}})
+    return read_schedules(Settings(), configuration)[name]
 
 
 def test_a_target_is_continuous_unless_told() -> None:
@@ -49,10 +49,10 @@ def test_a_period_is_a_whole_number_and_a_unit(every: str, seconds: int) -> None
         ('mode = "scheduled"\nevery = "0s"', "targets.billy.every: "),
         ('mode = "scheduled"\nevery = "-1h"', "targets.billy.every: "),
         ('mode = "scheduled"\nevery = "1.5h"', "targets.billy.every: "),
-        ('mode = "scheduled"\nevery = 3', "targets.billy.every: "),
+        ('mode = "scheduled"\nevery = 3', "targets.billy.every: must be a string"),
         ('mode = "scheduled"', "targets.billy.every: a scheduled target needs its period"),
         ('mode = "manual"\nevery = "3h"', "targets.billy.every: only a scheduled target"),
-        ('mode = "sometimes"', "targets.billy.mode: must be one of continuous, scheduled"),
+        ('mode = "sometimes"', "targets.billy.mode: must be 'continuous', 'scheduled' or 'manual'"),
     ],
 )
 def test_settings_that_mean_nothing_are_refused_with_their_place(text: str, words: str) -> None:
