@@ -1,6 +1,6 @@
 """subledger.toml parsed once into typed tables (`api.config`): every key known, of its type
 and within its bounds, each refusal naming its place in the file; credentials from the
-environment (docs/sync.md, "Every key")."""
+environment (docs/operating.md, "Configuration")."""
 
 from __future__ import annotations
 
