@@ -17,7 +17,7 @@ from subledger.adapters.sync.common import (
     priced_lines,
     rate_of,
 )
-from subledger.adapters.sync.port import RejectedError, Trace
+from subledger.adapters.sync.port import RejectedError, Trace, WaitingError
 from subledger.projections.messages import (
     ContactMessage,
     CreditedLine,
@@ -188,7 +188,7 @@ class BillyDocuments(BillyContacts):
 
     def _approved_invoice(self, trace: Trace, number: str, purpose: str) -> Record:
         """Our invoice `number` as Billy holds it, approved, with its balance modifiers
-        embedded (the include Billy documents)."""
+        embedded (the include Billy documents); `WaitingError` while it is a draft there."""
         found = self._ids.get(("invoice", number))
         if found is None:
             invoice = self._invoice_numbered(trace, number)
@@ -197,6 +197,12 @@ class BillyDocuments(BillyContacts):
         if found is not None:
             params = {"include": "invoice.balanceModifiers:embed"}
             record = self.http.request(trace, "GET", f"/invoices/{found}", params=params)["invoice"]
+        if record is not None and record.get("state") == "draft":
+            # A person approves it at Billy in their own time: wait for that, failing nothing.
+            raise WaitingError(
+                f"invoice {number} booked at {self.name} (a draft there)",
+                self.settings.draft_recheck_seconds,
+            )
         if record is None or record.get("state") != "approved":
             raise RejectedError(
                 f"Billy has no approved invoice {number} to {purpose}"

@@ -97,6 +97,12 @@ class TargetSettings:
     #: A kind of customer (`person`, `company`, `public`) → its own `book`, `email` or
     #: `e_invoice`; what a kind does not set is the target's.
     kinds: dict[str, dict[str, bool]] = field(default_factory=dict)
+    #: When an invoice reaches the target: `on_issue`, as soon as it is issued; `on_payment`,
+    #: once it is paid in full, with its credit notes and payments right after it.
+    transfer: Literal["on_issue", "on_payment"] = "on_issue"
+    #: Seconds between looks at an invoice that is a draft at the target, for the payments
+    #: and credit notes waiting for it to be booked (`draft_recheck`, 15 minutes by default).
+    draft_recheck_seconds: int = 900
 
     def for_kind(self, kind: str | None, setting: KindSetting) -> bool:
         """`book`, `email` or `e_invoice` for a customer of `kind`: its kind's, else ours."""

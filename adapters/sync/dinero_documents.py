@@ -10,7 +10,7 @@ from typing import Any
 from subledger.adapters.sync.common import credit_lines, major, minor, priced_lines
 from subledger.adapters.sync.dinero_client import guid
 from subledger.adapters.sync.dinero_contacts import DineroContacts
-from subledger.adapters.sync.port import RejectedError, Trace
+from subledger.adapters.sync.port import RejectedError, Trace, WaitingError
 from subledger.projections.messages import (
     ContactMessage,
     CreditedLine,
@@ -137,7 +137,15 @@ class DineroDocuments(DineroContacts):
         )
 
     def _booked_invoice(self, trace: Trace, key: str) -> dict[str, Any]:
+        """The invoice with Guid `key` as Dinero holds it, booked; `WaitingError` while it is
+        a draft there (a person books it in their own time)."""
         record: dict[str, Any] = self._call(trace, "GET", f"invoices/{key}")
+        if record.get("Status") == "Draft":
+            raise WaitingError(
+                f"invoice {record.get('ExternalReference') or key} booked at {self.name}"
+                " (a draft there)",
+                self.settings.draft_recheck_seconds,
+            )
         if record.get("Status") != "Booked":
             raise RejectedError(
                 f"Dinero's invoice {record.get('ExternalReference') or key} is not booked"
@@ -151,6 +159,8 @@ class DineroDocuments(DineroContacts):
         invoice = guid("invoice", str(payload["invoice_id"]))
         key = guid("credit_note", str(payload["credit_note_id"]))
         fields = {"ContactGuid": contact, "CreditNoteFor": invoice}
+        # Dinero credits booked invoices only: wait while the invoice is a draft there.
+        self._booked_invoice(trace, invoice)
         credit = credit_lines(payload["lines"])
         lines = self._lines(credit.lines, currency)
         if credit.rounding:

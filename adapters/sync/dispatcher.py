@@ -13,7 +13,13 @@ voucher for the difference follows, so the target's books always add up to ours.
 `RetryableError` nor `RejectedError`) is retried like a retryable one, until a message has met
 `DispatchSettings.max_unexpected_errors` of them in a row: then it fails and notifies too,
 rather than hold its lane unseen for ever. A failed message holds its customer's later
-messages until it is retried.
+messages until it is retried. A `WaitingError` (a payment or credit note whose invoice is a
+draft at the target) is no failure: the message is set `waiting`, with its document's later
+messages, and claimed again after the target's recheck interval (`draft_recheck`); the
+customer's other invoices go meanwhile.
+
+With `transfer = "on_payment"` (`on_payment` of `enqueue_messages`) a target gets an invoice,
+its credit notes and payments only once it is paid in full (`DeliveryLog.enqueue`).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from subledger.adapters.sync.port import (
     RetryableError,
     Target,
     Trace,
+    WaitingError,
 )
 from subledger.domain.chart import Chart
 from subledger.domain.dates import Month
@@ -74,11 +81,13 @@ def enqueue_messages(
     now: datetime,
     fingerprint: str = "",
     held: Collection[str] = (),
+    on_payment: Collection[str] = (),
 ) -> int:
     """Pair the outbox's messages after each target's cursor with the target; the number new.
     `fingerprint` is the outbox's: when it changes (an upgrade derives messages otherwise),
     every message is paired again, and only those not known by id are new. The messages of
-    the targets `held` names wait for a run (`Schedule.holds`)."""
+    the targets `held` names wait for a run (`Schedule.holds`); the invoices of those
+    `on_payment` names wait to be paid in full (`transfer = "on_payment"`)."""
     if not targets:
         return 0
     after = min(delivery.cursor(target, fingerprint) for target in targets)
@@ -103,9 +112,9 @@ def enqueue_messages(
         ]
         after = page[-1]["position"]
         inserted += delivery.enqueue(
-            new, now, dict.fromkeys(targets, after), fingerprint, held=held
+            new, now, dict.fromkeys(targets, after), fingerprint, held, on_payment
         )
-    delivery.enqueue([], now, dict.fromkeys(targets, position), fingerprint)
+    delivery.enqueue([], now, dict.fromkeys(targets, position), fingerprint, held, on_payment)
     return inserted
 
 
@@ -275,12 +284,16 @@ class Dispatcher:
         ids: dict[str, Any] = {}
         error: str | None = None
         unexpected = 0
+        waiting_for: str | None = None
         opened = message
         try:
             if self.open_message is not None:
                 opened = self.open_message(message)
             ids = self.targets[target].send(opened, trace)
             status, outcome, retry_at = "sent", "sent", None
+        except WaitingError as problem:
+            status, outcome, waiting_for = "waiting", "waiting", problem.reason
+            retry_at = self.clock() + timedelta(seconds=max(problem.recheck_after_seconds, 0))
         except RetryableError as problem:
             error, status, outcome = str(problem), "pending", "retry"
             retry_at = self.clock() + timedelta(seconds=self._backoff(message, problem))
@@ -308,7 +321,7 @@ class Dispatcher:
             error=error,
             outcome=outcome,
         )
-        self.delivery.finish(message, attempt, status, retry_at, unexpected)
+        self.delivery.finish(message, attempt, status, retry_at, unexpected, waiting_for)
         if status == "failed" and self.notify is not None and error is not None:
             try:
                 self.notify(message, error)
@@ -328,8 +341,9 @@ class Dispatcher:
 
     def run_once(self, targets: Sequence[str], deadline: float) -> None:
         """Send every message of `targets` that is due, and wait out their backoffs, until
-        none is left to send (all sent, failed, or waiting behind a failed one of its lane)
-        or `time.monotonic()` passes `deadline`."""
+        none is left to send (all sent, failed, waiting behind a failed one of its lane, or
+        `waiting`: for payment in full, or for a draft to be booked) or `time.monotonic()`
+        passes `deadline`."""
         while time.monotonic() < deadline:
             if any(self.deliver_one(target) for target in targets):
                 continue

@@ -10,9 +10,15 @@ the unexpected errors (bugs of ours, not a target's answer) it met in a row, so 
 dispatcher can fail one that keeps meeting them, and remembers since when it has been waiting
 to be sent (`pending_since`: enqueued, retried or replayed), for `DeliveryLog.summary`.
 
+A message may also be `waiting` (`adapters.sync.log_waiting`): for its invoice to be paid in
+full (`transfer = "on_payment"`), or to be booked at the target (a draft there, rechecked when
+due). It holds the later messages of its own document (the invoice it belongs to), which wait
+with it, and nothing else of its lane.
+
 Claiming is safe with any number of workers in any number of processes: a claim is one
 `UPDATE ... RETURNING` of the oldest due message that heads its lane (no earlier message of
-the same target and customer is unsent), with `FOR UPDATE SKIP LOCKED` on PostgreSQL and
+the same target and customer is unsent, unless it is waiting) and its document (no earlier
+message of the same invoice is waiting), with `FOR UPDATE SKIP LOCKED` on PostgreSQL and
 SQLite's single writer elsewhere. A claim is a lease: a worker killed while sending leaves the
 message `sending` until the lease ends, and then another worker takes it over (the adapters
 look for what they create before creating it, so taking over never duplicates).
@@ -36,6 +42,7 @@ from subledger.adapters.sync.log_database import DeliveryDatabase, _Statements
 # What the log holds, also importable from here.
 from subledger.adapters.sync.log_records import HELD_UNTIL as HELD_UNTIL
 from subledger.adapters.sync.log_records import STATUSES as STATUSES
+from subledger.adapters.sync.log_records import WAITING_FOR_PAYMENT as WAITING_FOR_PAYMENT
 from subledger.adapters.sync.log_records import Attempt as Attempt
 from subledger.adapters.sync.log_records import Health as Health
 from subledger.adapters.sync.log_records import LastError as LastError
@@ -43,6 +50,13 @@ from subledger.adapters.sync.log_records import Message as Message
 from subledger.adapters.sync.log_records import NewMessage as NewMessage
 from subledger.adapters.sync.log_records import TargetSummary as TargetSummary
 from subledger.adapters.sync.log_schema import create_tables
+from subledger.adapters.sync.log_waiting import (
+    arrival,
+    recheck_now,
+    release_unpaid,
+    settle,
+    wait_behind,
+)
 
 #: Seconds of lateness between taking a request slot and the request reaching the target that
 #: the budget absorbs (see `DeliveryLog.take_request`).
@@ -69,6 +83,7 @@ def _message(row: dict[str, Any]) -> Message:
         sent_at=row["sent_at"],
         unexpected_errors=row.get("unexpected_errors") or 0,
         pending_since=row.get("pending_since") or row["created_at"],
+        waiting_for=row.get("waiting_for"),
     )
 
 
@@ -104,35 +119,53 @@ class DeliveryLog:
         cursors: dict[str, int] | None = None,
         outbox: str = "",
         held: Collection[str] = (),
+        on_payment: Collection[str] = (),
     ) -> int:
         """Insert the messages not yet known (by id) as `pending`, and move the targets'
         cursors forward (for the outbox fingerprinted `outbox`); the number inserted. The
         messages of the targets `held` names (manual or scheduled ones) are held until a run
-        releases them (`release`); the others are due at once."""
+        releases them (`release`); the others are due at once.
+
+        Some enter `waiting` (`log_waiting.arrival`): at a target `on_payment` names
+        (`transfer = "on_payment"`) a new invoice, and at any target a message of a document
+        that waits. Then each document waiting for payment that this call added to is settled
+        (`log_waiting.settle`); at a target among `cursors` not `on_payment` (any more), what
+        waited for payment is released."""
         inserted = 0
+        touched: set[tuple[str, str]] = set()
         with self.db.transaction() as sql:
             for message in messages:
-                inserted += len(
-                    sql.run(
-                        "INSERT INTO sync_messages (id, target, lane, seq, kind, source, dated,"
-                        " payload, status, next_attempt_at, created_at, updated_at,"
-                        " pending_since)"
-                        " VALUES (%(id)s, %(target)s, %(lane)s, %(seq)s, %(kind)s, %(source)s,"
-                        " %(dated)s, %(payload)s, 'pending', %(due)s, %(now)s, %(now)s,"
-                        " %(now)s)"
-                        " ON CONFLICT (id) DO NOTHING RETURNING id",
-                        id=message.id,
-                        target=message.target,
-                        lane=message.lane,
-                        seq=message.seq,
-                        kind=message.kind,
-                        source=message.source,
-                        dated=message.dated,
-                        payload=orjson.dumps(message.payload).decode(),
-                        now=now,
-                        due=HELD_UNTIL if message.target in held else now,
-                    )
+                status, waiting_for, due = arrival(sql, message, now, held, on_payment)
+                found = sql.run(
+                    "INSERT INTO sync_messages (id, target, lane, seq, kind, source, dated,"
+                    " payload, status, next_attempt_at, created_at, updated_at,"
+                    " pending_since, document, waiting_for)"
+                    " VALUES (%(id)s, %(target)s, %(lane)s, %(seq)s, %(kind)s, %(source)s,"
+                    " %(dated)s, %(payload)s, %(status)s, %(due)s, %(now)s, %(now)s,"
+                    " %(now)s, %(document)s, %(waiting_for)s)"
+                    " ON CONFLICT (id) DO NOTHING RETURNING id",
+                    id=message.id,
+                    target=message.target,
+                    lane=message.lane,
+                    seq=message.seq,
+                    kind=message.kind,
+                    source=message.source,
+                    dated=message.dated,
+                    payload=orjson.dumps(message.payload).decode(),
+                    now=now,
+                    due=due,
+                    status=status,
+                    document=message.document,
+                    waiting_for=waiting_for,
                 )
+                inserted += len(found)
+                if found and waiting_for == WAITING_FOR_PAYMENT:
+                    touched.add((message.target, message.document))
+            for target, document in sorted(touched):
+                settle(sql, target, document, HELD_UNTIL if target in held else now, now)
+            for target in cursors or {}:
+                if target not in on_payment:
+                    release_unpaid(sql, target, HELD_UNTIL if target in held else now, now)
             for target, position in (cursors or {}).items():
                 sql.run(
                     "INSERT INTO sync_cursors (target, position, outbox)"
@@ -159,22 +192,34 @@ class DeliveryLog:
     # Delivering.
 
     def claim(self, target: str, now: datetime, lease: timedelta) -> Message | None:
-        """The oldest due message heading its lane at `target`, now `sending` under a lease.
+        """The oldest due message heading its lane and its document at `target`, now
+        `sending` under a lease: no earlier message of its lane is unsent but for waiting
+        ones, and no earlier message of its document (`log_records.document_of`) is waiting.
+        A waiting invoice so holds its own credit notes and payments, never the customer's
+        other invoices. A `waiting` message is claimed when its recheck is due (an invoice
+        waiting for payment never is: `HELD_UNTIL`).
 
-        `status IN ('pending', 'sending')` repeats the predicate of the `sync_messages_due`
-        index, so that SQLite walks that index in `seq` order and stops at the first message
-        that qualifies (without it, it sorted every pending message on every claim)."""
+        `status IN ('pending', 'sending', 'waiting')` repeats the predicate of the
+        `sync_messages_claimable` index, so that SQLite walks that index in `seq` order and
+        stops at the first message that qualifies (without it, it sorted every pending message
+        on every claim); `e.status <> 'sent'` and `w.status = 'waiting'` repeat those of
+        `sync_messages_unsent` and `sync_messages_waiting`, which the two lookups use."""
         with self.db.transaction() as sql:
             rows = sql.run(
                 "UPDATE sync_messages SET status = 'sending', claimed_until = %(until)s,"
                 " attempts = attempts + 1, updated_at = %(now)s"
                 " WHERE id = (SELECT c.id FROM sync_messages c"
-                "  WHERE c.target = %(target)s AND c.status IN ('pending', 'sending')"
+                "  WHERE c.target = %(target)s"
+                "  AND c.status IN ('pending', 'sending', 'waiting')"
                 "  AND c.next_attempt_at <= %(now)s"
-                "  AND (c.status = 'pending'"
+                "  AND (c.status IN ('pending', 'waiting')"
                 "       OR (c.status = 'sending' AND c.claimed_until < %(now)s))"
                 "  AND NOT EXISTS (SELECT 1 FROM sync_messages e WHERE e.target = c.target"
-                "   AND e.lane = c.lane AND e.seq < c.seq AND e.status <> 'sent')"
+                "   AND e.lane = c.lane AND e.seq < c.seq AND e.status <> 'sent'"
+                "   AND e.status <> 'waiting')"
+                "  AND NOT EXISTS (SELECT 1 FROM sync_messages w WHERE w.target = c.target"
+                "   AND w.document = c.document AND w.seq < c.seq AND w.status = 'waiting'"
+                "   AND c.document <> '')"
                 "  ORDER BY c.seq LIMIT 1 FOR UPDATE SKIP LOCKED)"
                 " RETURNING *",
                 target=target,
@@ -190,10 +235,13 @@ class DeliveryLog:
         status: str,
         next_attempt_at: datetime | None = None,
         unexpected_errors: int = 0,
+        waiting_for: str | None = None,
     ) -> None:
         """Record an attempt and the message's new status (`sent`, `pending` to retry at
-        `next_attempt_at`, or `failed`), with the unexpected errors it has now met in a row
-        (0 after any other outcome)."""
+        `next_attempt_at`, `failed`, or `waiting` for what `waiting_for` says, rechecked at
+        `next_attempt_at`), with the unexpected errors it has now met in a row (0 after any
+        other outcome). The pending later messages of a message set waiting wait with it
+        (same reason, same recheck), so that nothing of its document counts as work left."""
         ids = {**message.target_ids, **attempt.target_ids}
         with self.db.transaction() as sql:
             sql.run(
@@ -216,6 +264,7 @@ class DeliveryLog:
                 "UPDATE sync_messages SET status = %(status)s, claimed_until = NULL,"
                 " next_attempt_at = %(next)s, target_ids = %(ids)s, last_error = %(error)s,"
                 " updated_at = %(now)s, unexpected_errors = %(unexpected)s,"
+                " waiting_for = %(waiting_for)s,"
                 " sent_at = CASE WHEN %(status)s = 'sent' THEN %(now)s ELSE sent_at END"
                 " WHERE id = %(id)s",
                 id=message.id,
@@ -225,7 +274,10 @@ class DeliveryLog:
                 error=attempt.error if status != "sent" else None,
                 now=now,
                 unexpected=unexpected_errors,
+                waiting_for=waiting_for if status == "waiting" else None,
             )
+            if status == "waiting":
+                wait_behind(sql, message, waiting_for, next_attempt_at or now, now)
 
     def retry(self, message_id: str, now: datetime) -> Message | None:
         """A `failed` message back to `pending`, due now, its count of unexpected errors
@@ -291,7 +343,9 @@ class DeliveryLog:
         a pending one (held, or waiting out a backoff) due now, each with its count of
         unexpected errors afresh; one being sent is left to its sender. None if there is no
         such message. The adapter looks for what it made before making it, so nothing is
-        created twice at the target."""
+        created twice at the target. A `waiting` message keeps waiting: one waiting for its
+        invoice to be booked at the target is rechecked now, one waiting for payment in full
+        waits on (only its invoice's settlement releases it)."""
         with self.db.transaction() as sql:
             sql.run(
                 "UPDATE sync_messages SET status = 'pending', next_attempt_at = %(now)s,"
@@ -301,11 +355,13 @@ class DeliveryLog:
                 id=message_id,
                 now=now,
             )
+            recheck_now(sql, "id = %(id)s", now, id=message_id)
         return self.message(message_id)
 
     def resend_lane(self, lane: str, now: datetime, target: str | None = None) -> dict[str, int]:
         """Every message of a customer (`lane`), at every target or at `target`, sent again as
-        `resend` does; per target, the number that will be sent (those being sent included)."""
+        `resend` does; per target, the number that will be sent (those being sent included,
+        and those waiting, which are sent once what they wait for has come)."""
         only = "" if target is None else " AND target = %(target)s"
         with self.db.transaction() as sql:
             sql.run(
@@ -317,6 +373,7 @@ class DeliveryLog:
                 now=now,
                 target=target,
             )
+            recheck_now(sql, f"lane = %(lane)s{only}", now, lane=lane, target=target)
             rows = sql.run(
                 "SELECT target, COUNT(*) AS n FROM sync_messages"
                 f" WHERE lane = %(lane)s{only} GROUP BY target",

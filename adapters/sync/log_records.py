@@ -8,11 +8,47 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-STATUSES: Final = ("pending", "sending", "sent", "failed")
+STATUSES: Final = ("pending", "sending", "sent", "failed", "waiting")
+#: Why a message of a target with `transfer = "on_payment"` waits: its invoice is not yet paid
+#: in full (`DeliveryLog.enqueue` holds the invoice and what follows it until it is).
+WAITING_FOR_PAYMENT: Final = "payment in full"
+#: The kinds of message that belong to an invoice (a document): the invoice itself, and its
+#: credit notes, payments and refunds.
+DOCUMENT_KINDS: Final = ("invoice", "credit_note", "payment", "refund")
 #: The `next_attempt_at` of a message held for a run: a `manual` or `scheduled` target's
 #: message, enqueued but not due until `DeliveryLog.release` (a run, or its period's round)
 #: makes it due. Later than any retry, so that no claim takes it before then.
 HELD_UNTIL: Final = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def document_of(kind: str, payload: dict[str, Any]) -> str:
+    """The invoice a message belongs to (its document): an invoice's own id, a credit note's,
+    payment's or refund's `invoice_id`; empty for a contact or a recognition voucher."""
+    if kind not in DOCUMENT_KINDS:
+        return ""
+    return str(payload.get("invoice_id") or "")
+
+
+def settled(document: Sequence[tuple[str, dict[str, Any]]]) -> bool:
+    """Whether an invoice is paid in full: `document` is its messages as (kind, payload), the
+    invoice first. Its payments less its refunds must cover its gross less its credit notes;
+    one credited in full (nothing left due) is settled. Every message of a document is in its
+    invoice's currency (the outbox gives each the invoice's); one that is not leaves the
+    document unsettled rather than add amounts of two currencies."""
+    (kind, invoice), *rest = document
+    if kind != "invoice":
+        return False
+    due, paid = int(invoice["gross"]), 0
+    for kind, payload in rest:
+        if payload.get("currency") != invoice.get("currency"):
+            return False
+        if kind == "credit_note":
+            due -= int(payload["gross"])
+        elif kind == "payment":
+            paid += int(payload["amount"])
+        elif kind == "refund":
+            paid -= int(payload["amount"])
+    return paid >= due
 
 
 @dataclass(frozen=True)
@@ -29,6 +65,11 @@ class NewMessage:
     #: The message's JSON object: its kind's type in `projections.messages` (as the outbox
     #: version that made it wrote it), read as that type by the target adapters.
     payload: dict[str, Any]
+
+    @property
+    def document(self) -> str:
+        """The invoice the message belongs to (`document_of`)."""
+        return document_of(self.kind, self.payload)
 
 
 @dataclass(frozen=True)
@@ -47,6 +88,9 @@ class Message(NewMessage):
     unexpected_errors: int = 0
     #: Since when the message has waited to be sent: enqueued, retried or replayed.
     pending_since: datetime | None = None
+    #: What a `waiting` message waits for: `WAITING_FOR_PAYMENT`, or its invoice booked at
+    #: the target (a draft there); None unless waiting.
+    waiting_for: str | None = None
 
     @property
     def held(self) -> bool:
@@ -65,9 +109,12 @@ class Message(NewMessage):
             "status": self.status,
             "attempts": self.attempts,
             "next_attempt_at": (
-                self.next_attempt_at if self.status == "pending" and not self.held else None
+                self.next_attempt_at
+                if self.status in ("pending", "waiting") and self.next_attempt_at < HELD_UNTIL
+                else None
             ),
             "held": self.held,
+            "waiting_for": self.waiting_for,
             "target_ids": self.target_ids,
             "last_error": self.last_error,
             "created_at": self.created_at,
@@ -82,7 +129,8 @@ class TargetSummary:
     unsent one (`pending` or `sending`, held or not) has waited; and what failures hold up: a
     failed message holds its lane (a customer, or the books' vouchers), so `held_lanes` is the
     number of lanes with a failed message and `held_messages` that of the unsent messages
-    waiting behind one."""
+    waiting behind one. `waiting` messages (an invoice not yet paid in full, a payment whose
+    invoice is a draft at the target) are neither work left nor failures."""
 
     target: str
     counts: dict[str, int]
@@ -134,7 +182,8 @@ class LastError:
 class Health:
     """Green or red, for a target or a customer's lane at a target: red while a message is
     `failed` (it holds its lane until it is sent again) or when the latest attempt ended in
-    an error; green otherwise. With the last success and the last error."""
+    an error; green otherwise (`waiting` messages leave it green: they wait by design). With
+    the last success and the last error."""
 
     target: str
     counts: dict[str, int]

@@ -3,8 +3,9 @@
 The dispatcher hands a target one message at a time; the target does whatever requests that
 takes (finding what exists, creating what does not, reading back, booking, e-mailing), and
 either returns the ids the target gave, or raises `RetryableError` (a timeout, a dropped
-connection, 429, 5xx: trying again later may work) or `RejectedError` (the target refused
-what we sent, or its totals differ from ours: nothing will change until a person looks). Every
+connection, 429, 5xx: trying again later may work), `RejectedError` (the target refused
+what we sent, or its totals differ from ours: nothing will change until a person looks) or
+`WaitingError` (the invoice a payment or credit note is for is still a draft there). Every
 request made is noted, without secrets, in the trace the dispatcher logs with the attempt.
 """
 
@@ -28,6 +29,17 @@ class RetryableError(Exception):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+
+
+class WaitingError(Exception):
+    """The target cannot take the message yet, and no error of anyone's is the cause: its
+    invoice is a draft there, which a person approves in their own time. The dispatcher
+    sets the message `waiting` for `reason` and looks again after `recheck_after_seconds`."""
+
+    def __init__(self, reason: str, recheck_after_seconds: float) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.recheck_after_seconds = recheck_after_seconds
 
 
 class RejectedError(Exception):

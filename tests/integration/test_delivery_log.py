@@ -128,7 +128,13 @@ def test_a_replay_puts_sent_messages_of_a_range_back_to_pending(delivery: Delive
     while (message := delivery.claim("billy", NOW, LEASE)) is not None:
         delivery.finish(message, attempt("sent"), "sent")
     assert delivery.replay("billy", NOW, positions=(2, 3)) == 2
-    assert delivery.counts()["billy"] == {"pending": 2, "sending": 0, "sent": 1, "failed": 0}
+    assert delivery.counts()["billy"] == {
+        "pending": 2,
+        "sending": 0,
+        "sent": 1,
+        "failed": 0,
+        "waiting": 0,
+    }
 
 
 def test_concurrent_workers_never_claim_one_message_or_one_lane_twice(

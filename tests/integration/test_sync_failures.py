@@ -288,7 +288,7 @@ def test_the_summary_counts_held_lanes_and_the_messages_behind_them(
 
     summary = delivery.summary()
     billy_ = summary["billy"]
-    assert billy_.counts == {"pending": 3, "sending": 1, "sent": 1, "failed": 2}
+    assert billy_.counts == {"pending": 3, "sending": 1, "sent": 1, "failed": 2, "waiting": 0}
     assert (billy_.held_lanes, billy_.held_messages) == (2, 2), "c1 and c2; c1's 2 and 3"
     assert billy_.oldest_pending_at == T0
     assert billy_.oldest_pending_seconds(T0 + timedelta(seconds=90)) == 90

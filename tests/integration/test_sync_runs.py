@@ -75,7 +75,13 @@ def test_held_messages_wait_for_a_run_which_takes_only_what_is_pending_then(
     assert delivery.release("billy", T0) == 2
     delivery.enqueue([new(3, "cus_3")], T0 + SECOND, held=("billy",))
     assert run.drain() == 2, "the two pending at the run"
-    assert delivery.counts()["billy"] == {"pending": 1, "sending": 0, "sent": 2, "failed": 0}
+    assert delivery.counts()["billy"] == {
+        "pending": 1,
+        "sending": 0,
+        "sent": 2,
+        "failed": 0,
+        "waiting": 0,
+    }
     assert delivery.release("billy", run.now) == 1
     assert run.drain() == 1
     assert delivery.release("billy", run.now) == 0, "nothing is left to release"

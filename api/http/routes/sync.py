@@ -44,7 +44,7 @@ from subledger.projections.outbox import MESSAGES, invoice_balances
 #: What every route here may answer (a route that names a code at 409 names this one too).
 _SYNC_REFUSALS = (*READ_REFUSALS, ErrorCode.SYNC_UNAVAILABLE)
 router = APIRouter(prefix="/v1/sync", tags=["sync"], responses=refusals(*_SYNC_REFUSALS))
-Status = Literal["pending", "sending", "sent", "failed"]
+Status = Literal["pending", "sending", "sent", "failed", "waiting"]
 
 
 def _known_target(sync: Sync, target: str) -> None:

@@ -218,6 +218,10 @@ class SyncTarget(Answer):
     sending: int
     sent: int
     failed: int
+    waiting: int = Field(
+        description="messages waiting for their invoice to be paid in full (transfer ="
+        ' "on_payment") or booked at the target: neither work left nor failures'
+    )
     oldest_pending_at: datetime | None = Field(
         description="since when the oldest unsent (pending or sending) message has waited:"
         " enqueued, retried or replayed; null when none waits"
@@ -280,6 +284,7 @@ class SyncHealth(Answer):
     sending: int
     sent: int
     failed: int
+    waiting: int = Field(description="messages waiting by design, which leave the state green")
     last_success_at: datetime | None = Field(description="when a message was last sent")
     last_error: SyncError | None = Field(description="the latest attempt's error, if any")
 

@@ -9,7 +9,7 @@ import { card, h, note, table } from "../dom.js";
 import { age, count, instantLabel, money, monthLabel, words } from "../format.js";
 import { figures } from "./controls.js";
 
-const STATUSES = ["pending", "sending", "sent", "failed"];
+const STATUSES = ["pending", "sending", "sent", "failed", "waiting"];
 
 /** Where each target stands, as the first page of the messages carries it. */
 async function readTargets() {
