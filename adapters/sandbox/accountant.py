@@ -1,20 +1,28 @@
 """The accountant's side of both sandboxes: a payment registered, or taken back, by a person at
 Billy or Dinero (a bank reconciliation there), through `POST /_sandbox/payments` and
 `DELETE /_sandbox/payments/{id}` (docs/sandboxes.md). The shape of the body is checked here,
-alike for both; the values are then checked by each sandbox's own payment rules."""
+alike for both; the values are then checked by each sandbox's own payment rules.
+
+A payment of an invoice in a foreign currency is registered as a person registers it: at the
+rate the bank converted it at, `exchange_rate` (units of the account's currency, kroner, per
+unit of the invoice's currency). Billy takes it as the bank payment's `cashExchangeRate`,
+which it requires when the cash account's currency is not the invoice's; Dinero's kroner
+`Amount` is worked out at it (else at the invoice's own rate)."""
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-ACCOUNTANT_FIELDS: Final = ("invoice", "amount", "date", "account", "refund")
+from subledger.adapters.sandbox.fields import exact_number
+
+ACCOUNTANT_FIELDS: Final = ("invoice", "amount", "date", "account", "refund", "exchange_rate")
 ACCOUNTANT_REQUIRED: Final = ("invoice", "amount", "date", "account")
 
 
 def accountant_problems(body: Any, invoice_is: str) -> dict[str, str]:
     """What is wrong with the shape of a `POST /_sandbox/payments` body (a JSON object of
-    `invoice`, `amount`, `date`, `account` and, optionally, `refund`); `invoice_is` says what
-    names the invoice at this target."""
+    `invoice`, `amount`, `date`, `account` and, optionally, `refund` and `exchange_rate`);
+    `invoice_is` says what names the invoice at this target."""
     if not isinstance(body, dict):
         return {"body": "must be a JSON object"}
     problems = {
@@ -32,4 +40,8 @@ def accountant_problems(body: Any, invoice_is: str) -> dict[str, str]:
         problems["account"] = "must be an account number"
     if not isinstance(body.get("refund", False), bool):
         problems["refund"] = "must be true or false"
+    if "exchange_rate" in body:
+        rate = exact_number(body["exchange_rate"])
+        if rate is None or rate <= 0:
+            problems["exchange_rate"] = "must be a number above 0"
     return problems

@@ -252,7 +252,8 @@ def accountant_problems(body: Any) -> dict[str, str]:
 def register_payment(data: BillyData, body: Mapping[str, Any]) -> Record:
     """A bank payment on the approved invoice numbered `invoice` (its `invoiceNo`), of
     `amount` (major units of the account's currency) into the account numbered `account` on
-    `date`, or out of it with `refund`; answers `{"id", "invoiceId"}`. Billy's own rules
+    `date`, or out of it with `refund`, at `exchange_rate` (its `cashExchangeRate`) where
+    given; answers `{"id", "invoiceId"}`. Billy's own rules
     apply, as to `POST /v2/bankPayments` (an unknown invoice or account, a draft, an account
     that takes no payments are refused with Billy's 422)."""
     number = str(body["invoice"])
@@ -281,6 +282,8 @@ def register_payment(data: BillyData, body: Mapping[str, Any]) -> Record:
         "cashAccountId": known(account)["id"],
         "associations": [{"subjectReference": f"invoice:{known(invoice)['id']}"}],
     }
+    if "exchange_rate" in body:
+        payment["cashExchangeRate"] = body["exchange_rate"]
     changes = create_payment(data, payment)
     payment_id = changes.touched["bankPayments"][0]
     return {"id": payment_id, "invoiceId": known(invoice)["id"]}

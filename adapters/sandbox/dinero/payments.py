@@ -235,10 +235,10 @@ def register_payment(
     data: DineroData, body: Mapping[str, Any], now: datetime, stamp: Callable[[], str]
 ) -> Record:
     """A payment on the booked invoice whose `ExternalReference` (else whose `Number`) is
-    `invoice`, of `amount` (major units of the invoice's currency; in kroner at the invoice's
-    rate) into the deposit account numbered `account` on `date`, or paid back with `refund`
-    (a negative payment); answers `{"Id", "InvoiceGuid"}`. Dinero's own rules apply, as to
-    `POST .../invoices/{guid}/payments`."""
+    `invoice`, of `amount` (major units of the invoice's currency; in kroner at `exchange_rate`
+    where given, else at the invoice's rate) into the deposit account numbered `account` on
+    `date`, or paid back with `refund` (a negative payment); answers `{"Id", "InvoiceGuid"}`.
+    Dinero's own rules apply, as to `POST .../invoices/{guid}/payments`."""
     wanted = str(body["invoice"])
     invoices = [d for d in data.documents.values() if d.kind == "invoice" and d.deleted is None]
     invoice = next(
@@ -251,7 +251,11 @@ def register_payment(
     sign = -1 if body.get("refund") else 1
     given = known(exact_number(body["amount"]))
     settled = given * 10**invoice.exponent
-    kroner = given * invoice.rate * 10 ** exponent_of(BASE_CURRENCY)
+    given_rate = body.get("exchange_rate")
+    rate = invoice.rate if given_rate is None else known(exact_number(given_rate))
+    if invoice.currency == BASE_CURRENCY and rate != 1:
+        raise invalid({"exchange_rate": "a kroner invoice is paid in kroner, at no rate"})
+    kroner = given * rate * 10 ** exponent_of(BASE_CURRENCY)
     payment: dict[str, Any] = {
         "Timestamp": invoice.stamp,
         "DepositAccountNumber": int(account) if str(account).isdigit() else account,
