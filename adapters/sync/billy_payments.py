@@ -5,6 +5,7 @@ the bank payments standing on our invoices, which the payments pull reads (`paym
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -19,7 +20,7 @@ from subledger.adapters.sync.common import (
     rate_of,
 )
 from subledger.adapters.sync.port import RejectedError, SentInvoice, TargetPayment, Trace
-from subledger.adapters.sync.pulled import pulled_reference
+from subledger.adapters.sync.pulled import RatedPayment, pulled_reference, recorded_rate
 from subledger.projections.messages import PaymentMessage, RecognitionMessage, RefundMessage
 
 
@@ -83,16 +84,30 @@ class BillyPayments(BillyDocuments):
             ):
                 continue
             ours, currency = held[subject]
+            account = self._account_number_of(trace, _text(payment.get("cashAccountId")))
             found[ours.invoice_id].append(
-                TargetPayment(
+                RatedPayment(
                     reference=str(payment["id"]),
                     side="in" if payment.get("cashSide") == "debit" else "out",
                     amount=abs(minor(modifier.get("amount"), currency)),
                     day=_text(payment.get("entryDate")),
-                    account=self._account_number_of(trace, _text(payment.get("cashAccountId"))),
+                    account=account,
+                    exchange_rate=self._recorded_rate(trace, payment, account, currency),
                 )
             )
         return found
+
+    def _recorded_rate(
+        self, trace: Trace, payment: Record, account: str, currency: str
+    ) -> Decimal | None:
+        """The kroner per unit of a foreign invoice's currency a bank payment from a kroner
+        account was made at (its `cashExchangeRate`); None for a kroner invoice, or a payment
+        from an account in another currency."""
+        base = self._base_currency(trace)
+        held = (self._accounts or {}).get(account) or {}
+        if currency == base or str(held.get("currencyId") or base) != base:
+            return None
+        return recorded_rate(rate_of(payment.get("cashExchangeRate")))
 
     def _account_number_of(self, trace: Trace, account_id: str) -> str:
         """The number of the account whose id is `account_id` (the chart is read once, and

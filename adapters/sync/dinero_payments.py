@@ -24,7 +24,7 @@ from subledger.adapters.sync.port import (
     TargetPayment,
     Trace,
 )
-from subledger.adapters.sync.pulled import pulled_reference
+from subledger.adapters.sync.pulled import RatedPayment, pulled_reference, recorded_rate
 from subledger.projections.messages import PaymentMessage, RefundMessage
 
 
@@ -46,21 +46,26 @@ class DineroPayments(DineroDocuments):
                 continue
             key = guid("invoice", ours.invoice_id)
             body = self._call(trace, "GET", f"invoices/{key}/payments", "v2")
-            standing = []
+            standing: list[TargetPayment] = []
             for payment in body.get("Payments") or []:
                 amount = minor(payment.get("Amount"), BASE_CURRENCY)
                 settled = payment.get("AmountInForeignCurrency")
                 if settled is None or ours.currency == BASE_CURRENCY:
                     settled = payment.get("Amount")
                 external = payment.get("ExternalReference")
+                settled_minor = abs(minor(settled, ours.currency))
                 standing.append(
-                    TargetPayment(
+                    RatedPayment(
                         reference=str(payment.get("Id")),
                         side="in" if amount > 0 else "out",
-                        amount=abs(minor(settled, ours.currency)),
+                        amount=settled_minor,
                         day=str(payment.get("PaymentDate") or "")[:10],
                         account=str(payment.get("DepositAccountNumber") or ""),
                         external_reference=None if external is None else str(external),
+                        # The kroner the bank booked per unit of the invoice's currency.
+                        exchange_rate=None
+                        if ours.currency == BASE_CURRENCY or not settled_minor
+                        else recorded_rate(_per_unit(abs(amount), settled_minor, ours.currency)),
                     )
                 )
             found[ours.invoice_id] = standing

@@ -16,8 +16,12 @@ For each target configured with `direction = "both"`, every `poll_seconds`:
    carries our id at Dinero) nor taken in before becomes `payment.received` (money in) or
    `payment.refunded` (money out, refunding the invoice's latest payment with enough left),
    with `source`, its method read back from its cash or deposit account
-   (`adapters.sync.pulled.method_for`) and an event id derived from (target, reference): the
-   ledger appends an id once, so polling again, or two processes polling, appends it once.
+   (`adapters.sync.pulled.method_for`), the exchange rate the target recorded where the invoice
+   is in a foreign currency (`adapters.sync.pulled.RatedPayment`) and an event id derived from
+   (target, reference): the ledger appends an id once, so polling again, or two processes
+   polling, appends it once. An invoice's new payments come before its refunds, so a refund
+   registered with its payment refunds it, after it in the log; a refund with nothing to
+   refund yet is left out (`refused`) until a poll finds its payment.
 5. A payment taken in before that the target no longer holds (deleted, or voided at Billy) is
    reported, once per process: a notification through the notifier, and a line in the
    reconciliation (`check`). It is not undone in the log: a person decides.
@@ -31,6 +35,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from hashlib import sha256
 from typing import Any, Final
 
@@ -40,7 +45,7 @@ from subledger.adapters.sync.common import TargetSettings
 from subledger.adapters.sync.log import DeliveryLog
 from subledger.adapters.sync.notify import Notifier
 from subledger.adapters.sync.port import SentInvoice, Target, TargetPayment
-from subledger.adapters.sync.pulled import method_for, pulled_event_id, pulled_id
+from subledger.adapters.sync.pulled import RatedPayment, method_for, pulled_event_id, pulled_id
 from subledger.domain.chart import Chart
 from subledger.domain.errors import BatchRefusedError
 from subledger.domain.facts import PaymentReceived, PaymentRefunded
@@ -128,10 +133,18 @@ def _digest(type_name: str, data: dict[str, Any]) -> bytes:
     return sha256(type_name.encode() + b"\n" + orjson.dumps(data)).digest()
 
 
+def _rate(payment: TargetPayment) -> tuple[Decimal | None, dict[str, str]]:
+    """The exchange rate the target recorded for `payment`, and the field it makes in the
+    event's data (none without a rate)."""
+    rate = payment.exchange_rate if isinstance(payment, RatedPayment) else None
+    return rate, {} if rate is None else {"exchange_rate": str(rate)}
+
+
 def _received(
     target: str, invoice_id: str, currency: str, payment: TargetPayment, method: str
 ) -> Submission:
     reference = payment.reference
+    rate, rated = _rate(payment)
     fact = PaymentReceived(
         payment_id=pulled_id(target, "payment", reference),
         invoice_id=invoice_id,
@@ -139,6 +152,7 @@ def _received(
         currency=currency,
         method=method,
         received_on=date.fromisoformat(payment.day),
+        exchange_rate=rate,
         source=PaymentSource(target=target, reference=reference),
     )
     data = {
@@ -148,6 +162,7 @@ def _received(
         "currency": currency,
         "method": method,
         "received_on": payment.day,
+        **rated,
         "source": {"target": target, "reference": reference},
     }
     return Submission(pulled_event_id(target, reference), fact, _digest(fact.TYPE, data))
@@ -155,11 +170,13 @@ def _received(
 
 def _refunded(target: str, payment_id: str, payment: TargetPayment) -> Submission:
     reference = payment.reference
+    rate, rated = _rate(payment)
     fact = PaymentRefunded(
         refund_id=pulled_id(target, "refund", reference),
         payment_id=payment_id,
         amount=payment.amount,
         refunded_on=date.fromisoformat(payment.day),
+        exchange_rate=rate,
         source=PaymentSource(target=target, reference=reference),
     )
     data = {
@@ -167,6 +184,7 @@ def _refunded(target: str, payment_id: str, payment: TargetPayment) -> Submissio
         "payment_id": payment_id,
         "amount": fact.amount,
         "refunded_on": payment.day,
+        **rated,
         "source": {"target": target, "reference": reference},
     }
     return Submission(pulled_event_id(target, reference), fact, _digest(fact.TYPE, data))

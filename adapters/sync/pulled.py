@@ -5,6 +5,13 @@ Dinero) becomes an event whose ids are derived from the target's name and its id
 payment, so that reading it twice appends it once (the ledger takes an event id once) and the
 adapters can tell it from ours: a payment whose id names this target is never sent back to it.
 
+A payment of an invoice in a foreign currency carries the exchange rate the target recorded
+for it (`RatedPayment.exchange_rate`, units of the target's base currency per unit of the
+invoice's): Billy's `cashExchangeRate` of a bank payment from a kroner account, Dinero's
+kroner `Amount` over its `AmountInForeignCurrency`. The event takes it as its
+`exchange_rate` (docs/specification.md §7), so that another target is told the base-currency
+amount the bank booked, not one at the invoice's rate.
+
 The method of such a payment is read back from the cash or deposit account it went through:
 the target's account number, through the target's account mapping reversed, is one of our
 bank accounts, whose method the chart names.
@@ -12,11 +19,16 @@ bank accounts, whose method the chart names.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
 from typing import Final, Literal
 from uuid import UUID, uuid5
 
+from subledger.adapters.sync.common import decimal_rate
+from subledger.adapters.sync.port import TargetPayment
 from subledger.domain.chart import Chart
-from subledger.domain.fields import MAX_ID_LENGTH
+from subledger.domain.fields import MAX_EXCHANGE_RATE, MAX_EXCHANGE_RATE_PLACES, MAX_ID_LENGTH
 
 PulledKind = Literal["payment", "refund"]
 #: The namespace of pulled payments' event ids (a fixed, random UUID: never change it, or
@@ -26,6 +38,26 @@ PULLED_NAMESPACE: Final = UUID("4f1d0a5c-8a43-4b0e-9d61-6c3e0b7f2a19")
 DEFAULT_METHOD: Final = "bank_transfer"
 #: The method used when `bank_transfer` names an account of its own in the chart.
 OTHER_METHOD: Final = "other"
+
+
+@dataclass(frozen=True)
+class RatedPayment(TargetPayment):
+    """A target's payment of a foreign-currency invoice, with the exchange rate the target
+    recorded for it (None where it recorded none of its own: the invoice's then applies)."""
+
+    exchange_rate: Decimal | None = None
+
+
+def recorded_rate(rate: Fraction | None) -> Decimal | None:
+    """A rate a target recorded, as an event's `exchange_rate` takes it: exact where it has at
+    most ten decimals, else to ten (enough that the base-currency amount it gives is the one
+    the target booked); None where there is none, or none an event could carry."""
+    if rate is None or rate <= 0:
+        return None
+    decimal = decimal_rate(rate).quantize(Decimal(1).scaleb(-MAX_EXCHANGE_RATE_PLACES))
+    text = format(decimal, "f").rstrip("0").rstrip(".")
+    decimal = Decimal(text)
+    return decimal if Decimal(0) < decimal < MAX_EXCHANGE_RATE else None
 
 
 def pulled_event_id(target: str, reference: str) -> str:

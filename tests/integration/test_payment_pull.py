@@ -9,6 +9,7 @@ Expected figures are what the test registered, worked out beside them."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid5
@@ -279,6 +280,8 @@ def test_the_accountants_endpoint_is_as_strict_as_the_rest(
     assert set(missing.json()["validationErrors"]) == {"amount", "date", "account"}
     assert post({**good, "note": "x"}).status_code == 422, "an unknown field"
     assert post({**good, "refund": "yes"}).status_code == 422
+    assert post({**good, "exchange_rate": "7.46"}).status_code == 422, "a rate is a number"
+    assert post({**good, "exchange_rate": 0}).status_code == 422
     assert post([good]).status_code == 422
     unknown = post({**good, "invoice": "P-404"})
     assert unknown.status_code in (400, 422), "no such invoice"
@@ -287,6 +290,198 @@ def test_the_accountants_endpoint_is_as_strict_as_the_rest(
     assert post({**good, "account": 1000}).status_code in (400, 422), "no bank account"
     assert httpx.delete(f"{url}/_sandbox/payments/nope").status_code in (400, 404)
     assert payments_at(kind, url) == 1, "nothing was registered"
+
+
+def _foreign_invoice(n: int, currency: str, unit_amount: int) -> dict[str, Any]:
+    event = _invoice(n, unit_amount)
+    event["data"]["currency"] = currency
+    return event
+
+
+def target_balances(kind: str, url: str) -> dict[str, tuple[str, int]]:
+    """Each invoice's currency and what it still owes, by our number, read off the target's own
+    API (minor units, by the currency's decimals written out here)."""
+    decimals = {"DKK": 2, "EUR": 2, "JPY": 0, "KWD": 3}
+
+    def in_minor(major: Any, currency: str) -> int:
+        shifted = Decimal(str(major)).scaleb(decimals[currency])
+        assert shifted == shifted.to_integral_value()
+        return int(shifted)
+
+    if kind == "billy":
+        headers = {"X-Access-Token": TOKEN}
+        found = httpx.get(f"{url}/v2/invoices", headers=headers).json()["invoices"]
+        return {
+            str(i["invoiceNo"]): (i["currencyId"], in_minor(i["balance"], i["currencyId"]))
+            for i in found
+            if i["type"] == "invoice"
+        }
+    form = {"grant_type": "password", "username": TOKEN, "password": TOKEN}
+    token = httpx.post(f"{url}/dineroapi/oauth/token", data=form, auth=DINERO_CLIENT)
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    listed = httpx.get(
+        f"{url}/v1/{ORGANIZATION}/invoices",
+        params={"fields": "Guid,ExternalReference,Currency"},
+        headers=headers,
+    ).json()["Collection"]
+    balances = {}
+    for invoice in listed:
+        held = httpx.get(
+            f"{url}/v2/{ORGANIZATION}/invoices/{invoice['Guid']}/payments", headers=headers
+        ).json()
+        currency = invoice["Currency"]
+        balances[invoice["ExternalReference"]] = (
+            currency,
+            in_minor(held["RemainingAmount"], currency),
+        )
+    return balances
+
+
+def receivable(client: TestClient, currency: str) -> int:
+    answer = client.get(
+        "/v1/ledger/trial-balance",
+        params={"currency": currency, "as_of": "2099-12-31"},
+        headers=READ,
+    )
+    assert answer.status_code == 200, answer.text
+    rows = answer.json()["accounts"]
+    return sum(row["balance"] for row in rows if row["role"] == "receivable")
+
+
+def test_foreign_payments_and_refunds_come_in_in_their_currency_at_the_rate_the_bank_used(
+    app: TestClient, sandbox: tuple[str, str]
+) -> None:
+    kind, url = sandbox
+    foreign = [
+        _foreign_invoice(3, "EUR", 10000),  # gross 125.00 EUR
+        _foreign_invoice(4, "JPY", 8000),  # gross 10,000 JPY
+        _foreign_invoice(5, "KWD", 8000),  # gross 10.000 KWD
+    ]
+    answer = app.post("/v1/events", json={"events": foreign}, headers=WRITE)
+    assert answer.status_code in (200, 201), answer.text
+    sync = delivered(app, kind)
+    before = {c: receivable(app, c) for c in ("EUR", "JPY", "KWD")}
+    assert before == {"EUR": 12500, "JPY": 10000, "KWD": 10000}
+
+    # The bank's rates (kroner per unit), not the invoices': each payment into the card
+    # acquirer's kroner account (5810). Billy counts the cash in the account's currency, so the
+    # accountant gives the kroner; Dinero takes the invoice's currency and works the kroner out.
+    # (invoice, in the invoice's currency, kroner, rate, refund)
+    registered = [
+        ("P-3", "125.00", "931.88", "7.4550", False),  # 125 × 7.4550 = 931.875
+        ("P-3", "25.00", "186.50", "7.46", True),
+        ("P-4", "10000", "437.00", "0.0437", False),
+        ("P-5", "10.000", "223.11", "22.3105", False),  # 223.105
+    ]
+    unrated = {"invoice": "P-3", "amount": 931.88, "date": "2026-01-20", "account": 5810}
+    if kind == "billy":
+        refused = httpx.post(f"{url}/_sandbox/payments", json=unrated)
+        assert refused.status_code == 422, "Billy needs cashExchangeRate from a kroner account"
+        assert "cashExchangeRate" in refused.text
+    else:
+        rated_dkk = {**unrated, "invoice": "P-2", "exchange_rate": 7.46}
+        assert httpx.post(f"{url}/_sandbox/payments", json=rated_dkk).status_code == 400
+    ids = []
+    for number, figure, kroner, rate, refund in registered:
+        amount = kroner if kind == "billy" else figure
+        extra = {"refund": True} if refund else {}
+        body = {"invoice": number, "amount": float(amount), "date": "2026-01-20"}
+        answer = httpx.post(
+            f"{url}/_sandbox/payments",
+            json={**body, "account": 5810, "exchange_rate": float(rate), **extra},
+        )
+        assert answer.status_code == 201, answer.text
+        made = answer.json()
+        ids.append(str(made.get("id") or made.get("Id")))
+    eur, back, jpy, kwd = ids
+
+    first = sync.poller.poll(kind)
+    assert (first.appended, first.refused, first.deleted) == (4, [], [])
+    pulled = [
+        e for e in logged(app, "payment.received", "payment.refunded") if "source" in e["data"]
+    ]
+    # The rate each target recorded: Billy the bank payment's cashExchangeRate as given;
+    # Dinero the kroner it booked over the amount in the invoice's currency.
+    rates = (
+        ["7.455", "7.46", "0.0437", "22.3105"]
+        if kind == "billy"
+        else ["7.45504", "7.46", "0.0437", "22.311"]  # 931.88/125, 186.50/25, 223.11/10
+    )
+    assert [e["data"] for e in pulled] == [
+        {
+            "payment_id": f"{kind}:payment:{eur}",
+            "invoice_id": "inv_3",
+            "amount": 12500,
+            "currency": "EUR",
+            "method": "card",
+            "received_on": "2026-01-20",
+            "exchange_rate": rates[0],
+            "source": {"target": kind, "reference": eur},
+        },
+        {
+            "refund_id": f"{kind}:refund:{back}",
+            "payment_id": f"{kind}:payment:{eur}",
+            "amount": 2500,
+            "refunded_on": "2026-01-20",
+            "exchange_rate": rates[1],
+            "source": {"target": kind, "reference": back},
+        },
+        {
+            "payment_id": f"{kind}:payment:{jpy}",
+            "invoice_id": "inv_4",
+            "amount": 10000,
+            "currency": "JPY",
+            "method": "card",
+            "received_on": "2026-01-20",
+            "exchange_rate": rates[2],
+            "source": {"target": kind, "reference": jpy},
+        },
+        {
+            "payment_id": f"{kind}:payment:{kwd}",
+            "invoice_id": "inv_5",
+            "amount": 10000,
+            "currency": "KWD",
+            "method": "card",
+            "received_on": "2026-01-20",
+            "exchange_rate": rates[3],
+            "source": {"target": kind, "reference": kwd},
+        },
+    ]
+    again = sync.poller.poll(kind)
+    assert (again.appended, again.new, again.refused) == (0, [], []), (
+        "polling again appends nothing"
+    )
+
+    delivered(app, kind)
+    assert payments_at(kind, url) == 1 + 4, "nothing is sent back to the target"
+    # Paid 125.00, 25.00 back: 25.00 EUR owed; the JPY and KWD invoices paid in full.
+    after = {c: receivable(app, c) for c in ("EUR", "JPY", "KWD")}
+    assert after == {"EUR": 2500, "JPY": 0, "KWD": 0}
+    theirs = target_balances(kind, url)
+    for number, currency in (("P-3", "EUR"), ("P-4", "JPY"), ("P-5", "KWD")):
+        assert theirs[number] == (currency, after[currency])
+    report = app.get("/v1/sync/reconciliation", params={"target": kind}, headers=READ).json()
+    assert report["differences"] == []
+
+
+def test_a_refund_waits_for_the_payment_it_refunds(
+    app: TestClient, sandbox: tuple[str, str]
+) -> None:
+    kind, url = sandbox
+    sync = delivered(app, kind)
+    # Money back on P-2, which nothing has paid yet: no payment to refund.
+    back = register(url, "P-2", "20.00", 5800, refund=True)
+    first = sync.poller.poll(kind)
+    assert (first.appended, len(first.refused)) == (0, 1)
+    assert logged(app, "payment.refunded") == []
+    # Once the payment is registered too, the next poll takes it in, then the refund of it.
+    paid = register(url, "P-2", "100.00", 5800)
+    second = sync.poller.poll(kind)
+    assert (second.appended, second.refused) == (2, [])
+    (refund,) = logged(app, "payment.refunded")
+    assert refund["data"]["payment_id"] == f"{kind}:payment:{paid}"
+    assert refund["data"]["refund_id"] == f"{kind}:refund:{back}"
+    assert sync.poller.poll(kind).appended == 0
 
 
 def test_pulled_ids_are_derived_from_the_target_and_its_reference() -> None:
