@@ -23,6 +23,7 @@ from subledger.adapters.store import store_env
 from subledger.adapters.sync.log import DeliveryLog
 from subledger.api.api_keys import ApiKeyRing, parse_api_keys
 from subledger.api.folding import catch_up, caught_up_snapshots
+from subledger.api.http.metrics import count_target_requests
 from subledger.api.http.projection_reads import Reader
 from subledger.api.settings import Configuration, ConfigurationError, Settings
 from subledger.api.sync import Sync, delivery_log_for
@@ -146,7 +147,7 @@ class Composition:
     def sync(self, ledger: Ledger, runner: ProjectionRunner) -> Sync:
         """The sync service: the targets and notifications of the configuration file, the
         delivery log beside the ledger (`ConfigurationError` if either cannot be used)."""
-        return Sync(
+        service = Sync(
             self.settings,
             ledger,
             runner,
@@ -154,6 +155,8 @@ class Composition:
             configuration=self.configuration,
             backend=self.backend,
         )
+        count_target_requests(service.targets)  # for GET /metrics
+        return service
 
 
 def build_ledger(settings: Settings) -> Ledger:

@@ -13,6 +13,7 @@ from subledger.api.api_keys import KeyConfigurationError
 from subledger.api.cli.common import log_at, read_settings, redact
 from subledger.api.composition import Composition
 from subledger.api.http.app import NO_PROJECTIONS, VERSION, create_app
+from subledger.api.http.metrics import metrics_directory
 from subledger.api.settings import ConfigurationError
 
 #: How long `serve --workers N` gives a worker process to answer uvicorn's health pings.
@@ -85,15 +86,19 @@ def serve(host: str, port: int, workers: int, projections: bool) -> None:
             log_level=settings.log_level,
         )
     else:
-        uvicorn.run(
-            "subledger.api.http.app:server_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level=settings.log_level,
-            # uvicorn kills a worker that does not answer its ping in time (5 s by default),
-            # and one still starting (imports, the store, the projections' catch-up) on a busy
-            # machine may not: its replacement would start over, and never serve.
-            timeout_worker_healthcheck=WORKER_START_SECONDS,
-        )
+        # The workers count into one directory, made for this start, so that GET /metrics,
+        # answered by any of them, adds up the counts of all (api.http.metrics).
+        with metrics_directory():
+            uvicorn.run(
+                "subledger.api.http.app:server_app",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_level=settings.log_level,
+                # uvicorn kills a worker that does not answer its ping in time (5 s by
+                # default), and one still starting (imports, the store, the projections'
+                # catch-up) on a busy machine may not: its replacement would start over, and
+                # never serve.
+                timeout_worker_healthcheck=WORKER_START_SECONDS,
+            )

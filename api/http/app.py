@@ -19,10 +19,12 @@ from subledger.api.composition import Composition, tune_garbage_collector
 from subledger.api.http.auth import authenticate_first, ensure_guarded
 from subledger.api.http.errors import install_error_handlers
 from subledger.api.http.limits import RequestLimitsMiddleware
+from subledger.api.http.metrics import HttpMetrics
 from subledger.api.http.responses import OrjsonResponse
 from subledger.api.http.routes import audit, events, health, mrr, revenue
 from subledger.api.http.routes import keys as key_routes
 from subledger.api.http.routes import ledger as ledger_routes
+from subledger.api.http.routes import metrics as metrics_routes
 from subledger.api.http.routes import sync as sync_routes
 from subledger.api.http.routes.dashboard import install_dashboard
 from subledger.api.http.schemas.documents import append_request_schema, document_global_refusals
@@ -107,11 +109,14 @@ def create_app(
     app.include_router(sync_routes.router)
     app.include_router(audit.router)
     app.include_router(key_routes.router)
+    app.include_router(metrics_routes.router)
     install_dashboard(app)
     ensure_guarded(app)
 
     app.add_middleware(RequestLimitsMiddleware, max_body_bytes=composition.settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
+    # Outermost, so that every answer is timed, refusals before routing included.
+    app.add_middleware(HttpMetrics, routes=lambda: app.routes)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
