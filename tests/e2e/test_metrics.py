@@ -23,7 +23,7 @@ from bench.harness import server
 from bench.sandboxes import Sandbox, configure, environment, prepare, sandbox
 from subledger.api.demo.generator import Business
 
-pytestmark = [pytest.mark.postgres, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(180)]
 
 READER = "metrics-reader-secret-0123"
 WRITER = "metrics-writer-secret-0123"
