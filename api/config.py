@@ -83,7 +83,7 @@ class TargetTable(_Table):
     match: Literal["customer_number", "vat_number", "ean", "email"] = "customer_number"
     direction: Literal["push", "both"] = "push"
     poll_seconds: float = Field(default=60.0, ge=1, le=86_400)
-    requests_per_minute: int | None = Field(default=None, ge=1, le=100_000)
+    requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
     timeout_seconds: float = Field(default=20.0, gt=0, le=600)
     accounts: dict[str, Number] = Field(default_factory=dict)
     payment_terms: dict[str, TermDays] = Field(default_factory=dict)
