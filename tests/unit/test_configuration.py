@@ -49,6 +49,10 @@ def refusal(tmp_path: Path, text: str) -> str:
             "targets.billy.requests_per_minute: must be a whole",
         ),
         (
+            BILLY + "requests_per_minute = 1000001\n",
+            "targets.billy.requests_per_minute: must be less than or equal to 1000000",
+        ),
+        (
             BILLY + 'requests_per_minute = "60"\n',
             "targets.billy.requests_per_minute: must be a whole",
         ),
