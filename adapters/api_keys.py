@@ -6,9 +6,10 @@ looked up by it), a name, its scopes, a SHA-256 of the whole secret, when it was
 it was revoked: never the secret. Revoked keys stay, so that `subledger keys list` still shows
 them; a name belongs to one unrevoked key at a time (a partial unique index).
 
-The table, `subledger_api_keys`, is created beside the log: on PostgreSQL in the log's schema,
-through its connection pool; in the SQLite file; and, on a memory store, in a dictionary that
-lives as long as the ledger's recorder (`adapters.backends` picks the store for a ledger).
+The table, `subledger_api_keys`, is made by a migration (`adapters.migrations`) beside the log:
+on PostgreSQL in the log's schema, read through its connection pool; in the SQLite file; and,
+on a memory store, it is a dictionary that lives as long as the ledger's recorder
+(`adapters.backends` picks the store for a ledger).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Any, Final, Protocol
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 from psycopg.sql import SQL, Identifier
+
+from subledger.adapters import migrations
 
 TABLE: Final = "subledger_api_keys"
 _SQLITE_INSTANT: Final = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -44,15 +47,6 @@ _ALL: Final = (
 _REVOKE: Final = (
     "UPDATE {table} SET revoked_at = %s WHERE name = %s AND revoked_at IS NULL"
     " RETURNING key_id, name, secret_sha256, scopes, created_at, revoked_at"
-)
-_CREATE: Final = (
-    "CREATE TABLE IF NOT EXISTS {table} (key_id text PRIMARY KEY, name text NOT NULL,"
-    " secret_sha256 text NOT NULL, scopes text NOT NULL, created_at {instant} NOT NULL,"
-    " revoked_at {instant})"
-)
-_CREATE_INDEX: Final = (
-    "CREATE UNIQUE INDEX IF NOT EXISTS subledger_api_keys_name ON {table} (name)"
-    " WHERE revoked_at IS NULL"
 )
 
 
@@ -141,10 +135,8 @@ class PostgresApiKeyStore(_SQLApiKeyStore):
         self.table = SQL("{0}.{1}").format(Identifier(datastore.schema), Identifier(TABLE))
 
     def create_table(self) -> None:
-        with self.datastore.transaction(commit=True) as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('subledger keys schema'))")
-            for statement in (_CREATE, _CREATE_INDEX):
-                cursor.execute(SQL(statement).format(table=self.table, instant=SQL("timestamptz")))
+        """The table is a migration's (`adapters.migrations`)."""
+        migrations.apply(self.datastore)
 
     def _run(self, statement: str, parameters: Sequence[Any] = ()) -> list[StoredApiKey]:
         with self.datastore.transaction(commit=True) as cursor:
@@ -157,9 +149,8 @@ class SQLiteApiKeyStore(_SQLApiKeyStore):
         self.datastore = datastore
 
     def create_table(self) -> None:
-        with self.datastore.transaction(commit=True) as cursor:
-            for statement in (_CREATE, _CREATE_INDEX):
-                cursor.execute(statement.format(table=TABLE, instant="text"))
+        """The table is a migration's (`adapters.migrations`)."""
+        migrations.apply(self.datastore)
 
     def _run(self, statement: str, parameters: Sequence[Any] = ()) -> list[StoredApiKey]:
         bound = [

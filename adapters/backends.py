@@ -16,6 +16,7 @@ from typing import Final, cast
 
 from eventsourcing.postgres import PostgresDatastore
 
+from subledger.adapters import migrations
 from subledger.adapters.api_keys import (
     ApiKeyStore,
     MemoryApiKeyStore,
@@ -56,6 +57,15 @@ class Backend:
     #: worker or a command, can open it too).
     shared: bool = True
 
+    def migrate(self, ledger: Ledger) -> list[str]:
+        """Apply the schema migrations the ledger's database lacks (`adapters.migrations`);
+        their ids."""
+        raise NotImplementedError
+
+    def migrations(self, ledger: Ledger) -> list[migrations.Migration]:
+        """Every schema migration, and whether (and when) the ledger's database has it."""
+        raise NotImplementedError
+
     def row_store(self, ledger: Ledger) -> ProjectionStore:
         """Where the projections keep their rows and positions, beside the log."""
         raise NotImplementedError
@@ -79,6 +89,12 @@ class Backend:
 class PostgresBackend(Backend):
     kind = "postgresql"
 
+    def migrate(self, ledger: Ledger) -> list[str]:
+        return migrations.apply(_postgres(ledger).datastore)
+
+    def migrations(self, ledger: Ledger) -> list[migrations.Migration]:
+        return migrations.status(_postgres(ledger).datastore)
+
     def row_store(self, ledger: Ledger) -> ProjectionStore:
         return PostgresRowStore(_postgres(ledger).datastore)
 
@@ -97,6 +113,12 @@ class PostgresBackend(Backend):
 
 class SQLiteBackend(Backend):
     kind = "sqlite"
+
+    def migrate(self, ledger: Ledger) -> list[str]:
+        return migrations.apply(_sqlite(ledger).datastore)
+
+    def migrations(self, ledger: Ledger) -> list[migrations.Migration]:
+        return migrations.status(_sqlite(ledger).datastore)
 
     def row_store(self, ledger: Ledger) -> ProjectionStore:
         return SQLiteRowStore(_sqlite(ledger).datastore)
@@ -123,6 +145,12 @@ class MemoryBackend(Backend):
         self._keys: weakref.WeakKeyDictionary[MemoryLedgerRecorder, MemoryApiKeyStore] = (
             weakref.WeakKeyDictionary()
         )
+
+    def migrate(self, ledger: Ledger) -> list[str]:
+        return []  # nothing outlives the process
+
+    def migrations(self, ledger: Ledger) -> list[migrations.Migration]:
+        return []
 
     def row_store(self, ledger: Ledger) -> ProjectionStore:
         return _memory(ledger).row_store

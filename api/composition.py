@@ -159,9 +159,19 @@ class Composition:
         return service
 
 
-def build_ledger(settings: Settings) -> Ledger:
-    """The ledger on the store named by `settings.database_url` (tables created if missing)."""
-    return Ledger(env=store_env(settings.database_url, settings.store_options()))
+def build_ledger(settings: Settings, *, migrate: bool = True) -> Ledger:
+    """The ledger on the store named by `settings.database_url`: the log's tables made if
+    missing, and the schema migrations the database lacks applied (`adapters.migrations`)
+    unless `migrate` is false (`subledger migrate` applies them itself, to tell which)."""
+    ledger = Ledger(env=store_env(settings.database_url, settings.store_options()))
+    if not migrate:
+        return ledger
+    try:
+        backend_for(settings.database_url).migrate(ledger)
+    except BaseException:
+        ledger.close()
+        raise
+    return ledger
 
 
 def build_projections(settings: Settings) -> list[Projection]:

@@ -15,6 +15,7 @@ from psycopg import Cursor
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
+from subledger.adapters import migrations
 from subledger.adapters.rows.codec import TRACKING, decode, encode, table_name
 from subledger.projections.engine import Projection, Row, RowKey, RowSource, Table
 from subledger.projections.runner import Move, ProjectionMovedError, Stored
@@ -30,25 +31,23 @@ class PostgresRowStore:
         return Composed([Identifier(self.datastore.schema), SQL("."), Identifier(name)])
 
     def create_tables(self, tables: Iterable[Table]) -> None:
+        """The positions' table (a migration's, `adapters.migrations`) and each projection
+        table its definition makes, where missing."""
+        migrations.apply(self.datastore)
         with self.datastore.transaction(commit=True) as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext('subledger schema'))")
-            cursor.execute(
-                SQL(
-                    "CREATE TABLE IF NOT EXISTS {0} (name text PRIMARY KEY,"
-                    " position bigint NOT NULL, fingerprint text NOT NULL)"
-                ).format(self._name(TRACKING))
-            )
             for table in tables:
-                columns = SQL(", ").join(
-                    SQL("{0} {1}").format(Identifier(c.name), SQL(_TYPES[c.kind]))
-                    for c in table.columns
-                )
-                keys = SQL(", ").join(Identifier(c.name) for c in table.key)
-                cursor.execute(
-                    SQL("CREATE TABLE IF NOT EXISTS {0} ({1}, PRIMARY KEY ({2}))").format(
-                        self._name(table_name(table)), columns, keys
-                    )
-                )
+                cursor.execute(self._create(table, SQL("CREATE TABLE IF NOT EXISTS")))
+
+    def _create(self, table: Table, verb: SQL) -> Composed:
+        """The statement that makes `table` as its definition says."""
+        columns = SQL(", ").join(
+            SQL("{0} {1}").format(Identifier(c.name), SQL(_TYPES[c.kind])) for c in table.columns
+        )
+        keys = SQL(", ").join(Identifier(c.name) for c in table.key)
+        return SQL("{0} {1} ({2}, PRIMARY KEY ({3}))").format(
+            verb, self._name(table_name(table)), columns, keys
+        )
 
     def stored(self) -> dict[str, Stored]:
         with self.datastore.transaction(commit=False) as cursor:
@@ -58,9 +57,31 @@ class PostgresRowStore:
             return {r["name"]: Stored(r["position"], r["fingerprint"]) for r in cursor.fetchall()}
 
     def reset(self, projection: Projection) -> None:
+        """Empty the projection's tables to be folded again; a table whose columns the
+        definition changed is dropped and made anew (its rows come from the log)."""
         with self.datastore.transaction(commit=True) as cursor:
             for table in projection.tables:
-                cursor.execute(SQL("TRUNCATE {0}").format(self._name(table_name(table))))
+                cursor.execute(
+                    "SELECT c.column_name, c.data_type, EXISTS (SELECT 1"
+                    "  FROM information_schema.key_column_usage k"
+                    "  JOIN information_schema.table_constraints t"
+                    "   ON t.constraint_name = k.constraint_name"
+                    "   AND t.table_schema = k.table_schema"
+                    "  WHERE t.constraint_type = 'PRIMARY KEY' AND k.table_schema = c.table_schema"
+                    "   AND k.table_name = c.table_name AND k.column_name = c.column_name)"
+                    " FROM information_schema.columns c"
+                    " WHERE c.table_schema = %s AND c.table_name = %s ORDER BY c.ordinal_position",
+                    (self.datastore.schema, table_name(table)),
+                )
+                found = [(r["column_name"], r["data_type"], r["exists"]) for r in cursor.fetchall()]
+                keys = {column.name for column in table.key}
+                wanted = [(c.name, _TYPES[c.kind], c.name in keys) for c in table.columns]
+                if found == wanted:
+                    cursor.execute(SQL("TRUNCATE {0}").format(self._name(table_name(table))))
+                else:
+                    name = self._name(table_name(table))
+                    cursor.execute(SQL("DROP TABLE IF EXISTS {0}").format(name))
+                    cursor.execute(self._create(table, SQL("CREATE TABLE")))
             cursor.execute(
                 SQL(
                     "INSERT INTO {0} (name, position, fingerprint) VALUES (%s, 0, %s)"

@@ -8,6 +8,7 @@ from typing import Any
 
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore
 
+from subledger.adapters import migrations
 from subledger.adapters.rows.codec import TRACKING, decode, encode, table_name
 from subledger.projections.engine import Projection, Row, RowKey, RowSource, Table
 from subledger.projections.runner import Move, ProjectionMovedError, Stored
@@ -16,23 +17,30 @@ _TYPES = {"text": "TEXT", "int": "INTEGER", "json": "BLOB"}
 _VARIABLES_PER_QUERY = 30_000
 
 
+def _create(table: Table) -> str:
+    """The statement that makes `table` as its definition says."""
+    columns = ", ".join(f"{c.name} {_TYPES[c.kind]}" for c in table.columns)
+    keys = ", ".join(column.name for column in table.key)
+    return f"CREATE TABLE {table_name(table)} ({columns}, PRIMARY KEY ({keys})) WITHOUT ROWID"
+
+
+def _layout(table: Table) -> list[tuple[str, str, bool]]:
+    """Each column of `table` as SQLite describes it: name, type, part of the key."""
+    keys = {column.name for column in table.key}
+    return [(c.name, _TYPES[c.kind], c.name in keys) for c in table.columns]
+
+
 class SQLiteRowStore:
     def __init__(self, datastore: SQLiteDatastore) -> None:
         self.datastore = datastore
 
     def create_tables(self, tables: Iterable[Table]) -> None:
+        """The positions' table (a migration's, `adapters.migrations`) and each projection
+        table its definition makes, where missing."""
+        migrations.apply(self.datastore)
         with self.datastore.transaction(commit=True) as cursor:
-            cursor.execute(
-                f"CREATE TABLE IF NOT EXISTS {TRACKING} (name TEXT PRIMARY KEY,"
-                " position INTEGER NOT NULL, fingerprint TEXT NOT NULL)"
-            )
             for table in tables:
-                columns = ", ".join(f"{c.name} {_TYPES[c.kind]}" for c in table.columns)
-                keys = ", ".join(column.name for column in table.key)
-                cursor.execute(
-                    f"CREATE TABLE IF NOT EXISTS {table_name(table)}"
-                    f" ({columns}, PRIMARY KEY ({keys})) WITHOUT ROWID"
-                )
+                cursor.execute(_create(table).replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))
 
     def stored(self) -> dict[str, Stored]:
         with self.datastore.transaction(commit=False) as cursor:
@@ -40,9 +48,17 @@ class SQLiteRowStore:
             return {row[0]: Stored(row[1], row[2]) for row in cursor.fetchall()}
 
     def reset(self, projection: Projection) -> None:
+        """Empty the projection's tables to be folded again; a table whose columns the
+        definition changed is dropped and made anew (its rows come from the log)."""
         with self.datastore.transaction(commit=True) as cursor:
             for table in projection.tables:
-                cursor.execute(f"DELETE FROM {table_name(table)}")
+                cursor.execute(f"PRAGMA table_info({table_name(table)})")
+                found = [(row[1], row[2].upper(), row[5] > 0) for row in cursor.fetchall()]
+                if found == _layout(table):
+                    cursor.execute(f"DELETE FROM {table_name(table)}")
+                else:
+                    cursor.execute(f"DROP TABLE IF EXISTS {table_name(table)}")
+                    cursor.execute(_create(table))
             cursor.execute(
                 f"INSERT INTO {TRACKING} (name, position, fingerprint) VALUES (?, 0, ?)"
                 " ON CONFLICT (name)"

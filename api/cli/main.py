@@ -1,7 +1,7 @@
 """The `subledger` command line: the root group, with each command family's commands added.
 
-The commands live in a module per family (`serve`, `projections`, `export`, `sync`, `keys`,
-`seal`, `sandbox`, `demo`), which share `common`; none of them imports this module.
+The commands live in a module per family (`serve`, `projections`, `migrate`, `export`, `sync`,
+`keys`, `seal`, `sandbox`, `demo`), which share `common`; none of them imports this module.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import click
 from subledger.api.cli.demo import demo
 from subledger.api.cli.export import export
 from subledger.api.cli.keys import keys
+from subledger.api.cli.migrate import migrate
 from subledger.api.cli.projections import project, projections
 from subledger.api.cli.sandbox import sandbox
 from subledger.api.cli.seal import seal
@@ -25,7 +26,19 @@ def main() -> None:
     """subledger: an event-sourced revenue ledger for subscription businesses."""
 
 
-for command in (version, serve, project, projections, export, sync, sandbox, demo, keys, seal):
+for command in (
+    version,
+    serve,
+    project,
+    projections,
+    migrate,
+    export,
+    sync,
+    sandbox,
+    demo,
+    keys,
+    seal,
+):
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 Each folder of tests/fixtures/stores holds a business written by an earlier commit's code (its
 MADE.txt says which) into SQLite and PostgreSQL, with every projection's rows and the HTTP
 answers that code gave (tests/fixtures/stores/make.py). Here today's code opens those stores:
-it must serve the same answers from the rows it finds, keep those rows, and fold the very same
-rows again when every projection is rebuilt from the log.
+it must upgrade them (the schema migrations they lack, `adapters/migrations`), serve the same
+answers from the rows it finds, keep those rows, and fold the very same rows again when every
+projection is rebuilt from the log. Where the earlier release recorded them, its delivery log
+is kept row for row, and a key it made still opens the API.
 """
 
 from __future__ import annotations
@@ -20,10 +22,20 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 
+from subledger.adapters.backends import backend_for
 from subledger.api.composition import build_ledger, build_runner
+from subledger.api.http.app import create_app
 from subledger.api.settings import Settings
-from tests.fixtures.stores.make import API_KEYS, answers_of, rows_of
+from tests.fixtures.stores.make import API_KEYS, answers_of, delivery_rows, rows_of
+
+#: The schema migrations a database has once today's code has opened it: every file of
+#: adapters/migrations/versions, by name (read here from the folder, not from yoyo).
+MIGRATIONS = sorted(
+    path.stem
+    for path in (Path(__file__).parents[2] / "adapters" / "migrations" / "versions").glob("*.py")
+)
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "stores"
 MADE = sorted(folder.name for folder in FIXTURES.iterdir() if (folder / "MADE.txt").exists())
@@ -76,10 +88,30 @@ def rebuild_everything(settings: Settings) -> None:
         ledger.close()
 
 
+def check_upgraded(settings: Settings, made: str, store: str) -> None:
+    """The database has every migration; its delivery log and stored key are as recorded."""
+    then = recorded(made)
+    ledger = build_ledger(settings)
+    try:
+        found = backend_for(settings.database_url).migrations(ledger)
+    finally:
+        ledger.close()
+    assert [(m.id, m.applied) for m in found] == [(name, True) for name in MIGRATIONS]
+    if "delivery" in then:
+        assert as_json(delivery_rows(settings.database_url)) == then["delivery"][store]
+    if "stored_keys" in then:
+        with TestClient(create_app(settings)) as client:
+            stored = {"Authorization": f"Bearer {then['stored_keys'][store]}"}
+            assert client.get("/v1/events?limit=1", headers=stored).status_code == 200
+            wrong = {"Authorization": f"Bearer {then['stored_keys'][store]}x"}
+            assert client.get("/v1/events?limit=1", headers=wrong).status_code == 401
+
+
 def check_reads_as_before(settings: Settings, made: str, store: str) -> None:
     then = recorded(made)
     answers, rows = then["answers"][store], then["rows"][store]
     assert answers, "the fixture records answers"
+    check_upgraded(settings, made, store)
 
     assert as_json(rows_of(settings)) == rows, "the stored rows were kept as they were"
     now = answers_of(settings, list(answers))
