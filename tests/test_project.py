@@ -202,7 +202,7 @@ def test_the_readme_has_a_run_command_and_a_test_command() -> None:
     assert "pip install -e ." in run
     assert run.rstrip().endswith("subledger serve")
     assert "SUBLEDGER_API_KEYS=" in run
-    assert "pip install -e '.[dev]'" in test
+    assert "pip install -r requirements/dev.lock && .venv/bin/pip install -e . --no-deps" in test
     assert test.rstrip().endswith("pytest")
 
 
