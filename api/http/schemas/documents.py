@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, Field, TypeAdapter, create_model
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
 from subledger.api.http.errors import ErrorCode, described
 from subledger.api.http.examples import EXAMPLE_EVENTS, example_of
@@ -155,6 +155,10 @@ def document_global_refusals(document: dict[str, Any]) -> None:
 
 
 class HealthAnswer(BaseModel):
+    """Whether the store answers, and its kind (`memory`, `sqlite`, `postgresql`): a fact of the
+    configuration, not of the data, so it is said without a key."""
+
+    model_config = ConfigDict(extra="forbid")
+
     status: Literal["ok", "unavailable"]
     store: str
-    last_position: int | None = None
