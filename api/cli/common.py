@@ -6,7 +6,6 @@ A leaf: it imports none of the other command modules, so that each of them can i
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress, ProgressColumn, TextColumn
 
 from subledger.adapters.store import StoreURLError, store_kind
+from subledger.api.logs import LogFormatError, configure_logging
 from subledger.api.settings import Settings
 
 
@@ -53,8 +53,10 @@ def refused(*errors: type[Exception]) -> Iterator[None]:
 
 
 def log_at(level: str) -> None:
-    """Log at `level` (`info`, ...) to standard error, one line a record."""
-    logging.basicConfig(level=level.upper(), format="%(levelname)s %(message)s")
+    """Log at `level` (`info`, ...) to standard error, one line a record, as text or JSON
+    (`SUBLEDGER_LOG_FORMAT`, api/logs.py)."""
+    with refused(LogFormatError):
+        configure_logging(level)
 
 
 def redact(url: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import click
@@ -14,6 +15,7 @@ from subledger.api.cli.common import log_at, read_settings, redact
 from subledger.api.composition import Composition
 from subledger.api.http.app import NO_PROJECTIONS, VERSION, create_app
 from subledger.api.http.metrics import metrics_directory
+from subledger.api.logs import log_format, uvicorn_logging
 from subledger.api.settings import ConfigurationError
 
 #: How long `serve --workers N` gives a worker process to answer uvicorn's health pings.
@@ -68,12 +70,16 @@ def serve(host: str, port: int, workers: int, projections: bool) -> None:
             "or make one: subledger keys create NAME --scope read"
         )
     log_at(settings.log_level)
-    click.echo(
+    started = (
         f"subledger {VERSION}: {kind} store at {redact(settings.database_url)}, "
         f"{len(keys) + len(stored)} API key(s), {workers} worker(s), on http://{host}:{port}"
-        " (docs at /docs)",
-        err=True,
+        " (docs at /docs)"
     )
+    if log_format() == "json":
+        logging.getLogger("subledger.api").info("%s", started)
+    else:
+        click.echo(started, err=True)
+    logging_options = uvicorn_logging(settings.log_level)
     if not projections:
         if not composition.backend.shared:
             raise click.ClickException("a memory:// store cannot be folded by another process")
@@ -84,6 +90,7 @@ def serve(host: str, port: int, workers: int, projections: bool) -> None:
             host=host,
             port=port,
             log_level=settings.log_level,
+            **logging_options,
         )
     else:
         # The workers count into one directory, made for this start, so that GET /metrics,
@@ -96,6 +103,7 @@ def serve(host: str, port: int, workers: int, projections: bool) -> None:
                 port=port,
                 workers=workers,
                 log_level=settings.log_level,
+                **logging_options,
                 # uvicorn kills a worker that does not answer its ping in time (5 s by
                 # default), and one still starting (imports, the store, the projections'
                 # catch-up) on a busy machine may not: its replacement would start over, and

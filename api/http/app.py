@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -16,6 +17,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from subledger.api.composition import Composition, tune_garbage_collector
+from subledger.api.http.access_log import AccessLogMiddleware
 from subledger.api.http.auth import authenticate_first, ensure_guarded
 from subledger.api.http.errors import install_error_handlers
 from subledger.api.http.limits import RequestLimitsMiddleware
@@ -114,6 +116,7 @@ def create_app(
     ensure_guarded(app)
 
     app.add_middleware(RequestLimitsMiddleware, max_body_bytes=composition.settings.max_body_bytes)
+    app.add_middleware(AccessLogMiddleware)  # inside the request ids', to log them
     app.add_middleware(RequestIdMiddleware)
     # Outermost, so that every answer is timed, refusals before routing included.
     app.add_middleware(HttpMetrics, routes=lambda: app.routes)
@@ -144,8 +147,14 @@ def _start_sync(
     return service, halt
 
 
+#: A caller's `X-Request-Id` that is kept: a token (a UUID, `checkout-4711`), nothing that could
+#: carry spaces, quotes, an e-mail address or a log line's worth of text.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+
+
 class RequestIdMiddleware:
-    """Gives every request an id (the caller's `X-Request-Id`, or a new one), kept in
+    """Gives every request an id (the caller's `X-Request-Id` if it is a token, else a new one),
+    kept in
     `request.state.request_id` for logs and 500 answers and echoed in the answer's headers.
 
     Plain ASGI: Starlette's `BaseHTTPMiddleware` costs a task and a stream per request."""
@@ -158,7 +167,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         given = Headers(scope=scope).get("x-request-id", "")
-        request_id = given[:64] if given.isprintable() and given else uuid.uuid4().hex[:16]
+        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex[:16]
         scope.setdefault("state", {})["request_id"] = request_id
 
         async def send_with_id(message: Message) -> None:
