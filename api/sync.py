@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -334,6 +335,21 @@ class Sync:
         self.enqueue()
         now = _now()
         return {name: self.delivery.release(name, now) for name in names}
+
+    def poll(self, deadline: float) -> int:
+        """One poll of each target with `direction = "both"` (a run's: `sync run --once`), none
+        begun after `deadline` (`time.monotonic()`); the payments taken in. A poll that fails
+        is logged, and left to the next run."""
+        appended = 0
+        for name in self.poller.names:
+            if time.monotonic() >= deadline:
+                log.warning("%s was not asked for its payments: the run's time is up", name)
+                continue
+            try:
+                appended += self.poller.poll(name).appended
+            except Exception:
+                log.exception("polling %s for payments failed; the next run asks again", name)
+        return appended
 
     def _rounds(self, due: dict[str, int | None]) -> None:
         """The scheduled targets whose next round has come: everything pending released."""

@@ -41,7 +41,8 @@ def sync() -> None:
 @click.option(
     "--once",
     is_flag=True,
-    help="Send everything pending now (manual and scheduled targets too), then stop: exit 0"
+    help="Send everything pending now (manual and scheduled targets too), take in the payments"
+    ' registered at two-way targets (direction = "both"), then stop: exit 0'
     " when all of it was delivered, 1 with a summary when something failed or is left.",
 )
 @click.option(
@@ -60,8 +61,14 @@ def run(workers: int | None, once: bool, timeout: float) -> None:
         raise click.ClickException(f"no targets in {settings.config}: add a [targets.<name>]")
     click.echo(f"subledger sync: delivering to {', '.join(service.targets)}", err=True)
     if once:
+        deadline = time.monotonic() + timeout
         service.release()
-        service.dispatcher.run_once(list(service.targets), time.monotonic() + timeout)
+        service.dispatcher.run_once(list(service.targets), deadline)
+        # Then the payments registered at the two-way targets; those taken in are sent on to
+        # the other targets in the same run (the target they came from is not sent them).
+        if service.poll(deadline):
+            service.release()
+            service.dispatcher.run_once(list(service.targets), deadline)
         _counts_table(service)
         problems = _undelivered(service)
         service.close()

@@ -182,12 +182,21 @@ def test_the_accounting_setup_syncs_to_both_sandboxes_as_the_page_shows(tmp_path
         run_blocks(session, shell_blocks(DOCS / "accounting.md"))
 
 
+@pytest.mark.slow
+def test_every_setting_of_a_target_runs_against_the_sandboxes_as_the_sync_page_shows(
+    tmp_path: Path,
+) -> None:
+    """docs/sync.md: each setting of a target's table, delivered, polled, refused, resent."""
+    with shell(tmp_path) as session:
+        run_blocks(session, shell_blocks(DOCS / "sync.md"))
+
+
 # ---------------------------------------------------------------------------------------------
 # Every command run
 
 
 #: Pages whose every command is run above.
-RUN_HERE = {"quickstart.md", "concepts.md", "api.md", "operating.md", "accounting.md"}
+RUN_HERE = {"quickstart.md", "concepts.md", "api.md", "operating.md", "accounting.md", "sync.md"}
 RUN_HERE |= set(SERVED_EXAMPLES) | set(ON_THEIR_OWN)
 
 
