@@ -201,11 +201,11 @@ def status(datastore: PostgresDatastore | SQLiteDatastore) -> list[Migration]:
 
 
 def _utc(moment: Any) -> str | None:
-    """yoyo's record of when a migration ran (UTC, without a zone) as `2026-12-07 02:49:43
-    UTC`."""
+    """yoyo's record of when a migration ran (UTC, without a zone) as an ISO 8601 instant
+    (`2026-12-07T02:49:43Z`)."""
     if moment is None:
         return None
-    return datetime.fromisoformat(str(moment)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromisoformat(str(moment)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def forget(datastore: PostgresDatastore | SQLiteDatastore) -> None:
