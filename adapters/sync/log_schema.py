@@ -36,6 +36,8 @@ _TABLES: Final = (
     "CREATE INDEX IF NOT EXISTS sync_messages_due ON sync_messages (target, seq)"
     " WHERE status IN ('pending', 'sending')",
     "CREATE INDEX IF NOT EXISTS sync_messages_status ON sync_messages (status, target, seq)",
+    # A customer's messages at every target (its status, its resend), not the whole log.
+    "CREATE INDEX IF NOT EXISTS sync_messages_lane ON sync_messages (lane, target, seq)",
     # The vouchers already enqueued for a month, read for every ended month on each enqueue.
     "CREATE INDEX IF NOT EXISTS sync_messages_recognition ON sync_messages (target, dated)"
     " WHERE kind = 'recognition'",
