@@ -88,6 +88,9 @@ from subledger.projections.runner import ProjectionRunner
 
 log = logging.getLogger("subledger.sync")
 
+#: How long a poll asked for over HTTP may go on beginning targets' polls, in seconds.
+_POLL_NOW_SECONDS = 600.0
+
 _DEFAULT_URLS = {"billy": "https://api.billysbilling.com/v2", "dinero": DINERO_URL}
 _DEFAULT_RATES = {"billy": 300, "dinero": 100}
 
@@ -272,6 +275,8 @@ class Sync:
         self._vouchered: tuple[int, str] | None = None
         #: One enqueueing at a time: the loop's, and a run's asked for over HTTP.
         self._enqueueing = threading.Lock()
+        #: One poll asked for over HTTP at a time (`poll_soon`).
+        self._polling = threading.Lock()
 
     def _target(self, settings: TargetSettings) -> Target:
         if settings.kind == "dinero":
@@ -336,12 +341,12 @@ class Sync:
         now = _now()
         return {name: self.delivery.release(name, now) for name in names}
 
-    def poll(self, deadline: float) -> int:
-        """One poll of each target with `direction = "both"` (a run's: `sync run --once`), none
-        begun after `deadline` (`time.monotonic()`); the payments taken in. A poll that fails
-        is logged, and left to the next run."""
+    def poll(self, deadline: float, names: list[str] | None = None) -> int:
+        """One poll of each target with `direction = "both"` (of `names`, else all: a run's,
+        `sync run --once`), none begun after `deadline` (`time.monotonic()`); the payments
+        taken in. A poll that fails is logged, and left to the next run."""
         appended = 0
-        for name in self.poller.names:
+        for name in self.poller.names if names is None else names:
             if time.monotonic() >= deadline:
                 log.warning("%s was not asked for its payments: the run's time is up", name)
                 continue
@@ -350,6 +355,27 @@ class Sync:
             except Exception:
                 log.exception("polling %s for payments failed; the next run asks again", name)
         return appended
+
+    def poll_soon(self, target: str | None = None) -> list[str]:
+        """A run's poll asked for over HTTP ("Sync now"): the two-way targets (`target`, or
+        all) asked once for their payments in a thread of its own, so that the answer does not
+        wait on them, and what they held released with the run; the targets asked (none while
+        the last such poll still runs)."""
+        names = [name for name in self.poller.names if target in (None, name)]
+        if not names or not self._polling.acquire(blocking=False):
+            return []
+
+        def poll() -> None:
+            try:
+                if self.poll(time.monotonic() + _POLL_NOW_SECONDS, names):
+                    self.release(target)
+            except Exception:
+                log.exception("the payments asked for by a run could not be taken in")
+            finally:
+                self._polling.release()
+
+        threading.Thread(target=poll, name="poll-now", daemon=True).start()
+        return names
 
     def _rounds(self, due: dict[str, int | None]) -> None:
         """The scheduled targets whose next round has come: everything pending released."""

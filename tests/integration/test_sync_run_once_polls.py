@@ -8,6 +8,7 @@ The expected amount is the invoice's gross, worked out here: 10,000 øre net at 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from subledger.adapters.sandbox.faults import FaultSettings
 from subledger.api.cli.main import main
 from subledger.api.http.app import create_app
 from subledger.api.settings import Settings
-from tests.conftest import API_KEYS, READ, WRITE
+from tests.conftest import ADMIN, API_KEYS, READ, WRITE
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -164,3 +165,27 @@ def test_a_push_target_is_not_asked_for_its_payments_by_a_run(
     register_payment(url)
     assert run_once(database_url, config) == 0
     assert payments_logged(ledger) == []
+
+
+def test_sync_now_over_http_takes_in_what_the_accountant_registered_too(
+    database_url: str, target: tuple[str, str], tmp_path: Path
+) -> None:
+    """`POST /v1/sync/run` answers at once and asks the two-way targets behind the answer (no
+    dispatcher or poller runs in this process: only the run can have asked)."""
+    table, url = target
+    config = tmp_path / "subledger.toml"
+    config.write_text(table + 'direction = "both"\npoll_seconds = 3600\n')
+    settings = Settings(database_url=database_url, api_keys=API_KEYS, config=config)
+    with TestClient(create_app(settings)) as client:
+        answer = client.post("/v1/events", json={"events": EVENTS}, headers=WRITE)
+        assert answer.status_code == 201, answer.text
+        assert run_once(database_url, config) == 0, "the contact and the invoice delivered"
+        register_payment(url)
+
+        answer = client.post("/v1/sync/run", headers=ADMIN)
+        assert answer.status_code == 202, answer.text
+        deadline = time.monotonic() + 60
+        while not payments_logged(client) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        [payment] = payments_logged(client)
+        assert (payment["invoice_id"], payment["amount"]) == ("inv_once", GROSS)

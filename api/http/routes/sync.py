@@ -169,7 +169,9 @@ def sync_resend_customer(
     " every message held for a run (a manual or scheduled target's) due now, at `target` or at"
     " every target; the service's dispatcher sends them. Answers at once (202) with what was"
     " released and what is now pending per target: follow the sending with"
-    " `GET /v1/sync/status`. A message waiting out a backoff keeps its time.",
+    " `GET /v1/sync/status`. A message waiting out a backoff keeps its time. Two-way targets"
+    " are asked for the payments registered there too, after the answer; those taken in are"
+    " sent with the run.",
     response_model=SyncRun,
     status_code=202,
     responses=refusals(*_SYNC_REFUSALS, ErrorCode.NOT_FOUND),
@@ -183,6 +185,7 @@ def sync_run(
         _known_target(sync, target)
     started = datetime.now(UTC)
     released = sync.release(target)
+    sync.poll_soon(target)  # two-way targets' payments: taken in behind the answer
     counts = sync.delivery.counts()
     body = {
         "started_at": started,
