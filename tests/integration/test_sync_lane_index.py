@@ -6,28 +6,39 @@ picks messages by lane is explained, in its own transaction and with its own par
 just before it runs, and its plan must name the index (or, for a statement of the waiting
 messages only, their own partial index, which holds no others). PostgreSQL's planner may
 prefer to read a small table whole, so sequential scans are turned off in those
-transactions: the question is whether the index can serve the statement. A delivery log made
-before the index gets it on start-up."""
+transactions: the question is whether the index can serve the statement. A delivery log of
+release 0.1 (tests/fixtures/stores) gets the index when the service starts on it."""
 
 from __future__ import annotations
 
+import gzip
 import re
+import shutil
+import sqlite3
+import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
+import psycopg
 import pytest
+from fastapi.testclient import TestClient
 
 from subledger.adapters.store import store_env
 from subledger.adapters.sync.log import DeliveryLog, NewMessage
 from subledger.adapters.sync.log_database import DeliveryDatabase
+from subledger.api.http.app import create_app
+from subledger.api.settings import Settings
 from subledger.api.sync import delivery_log_for
 from subledger.domain.ledger import Ledger
+from tests.conftest import API_KEYS
 
 INDEX = "sync_messages_lane"
-#: The partial index of the waiting messages (`log_schema`), which a statement of those may use.
+#: The partial index of the waiting messages (a migration's), which a statement of those may use.
 WAITING = "sync_messages_waiting"
 T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 #: A statement that picks messages by lane (the log's SQL, `%(lane)s` its parameter).
@@ -138,28 +149,42 @@ def served(statement: Explained) -> bool:
     return "status = 'waiting'" in statement.sql and WAITING in statement.plan
 
 
-def test_a_delivery_log_made_before_the_index_gets_it_on_start_up(database_url: str) -> None:
-    ledger = Ledger(store_env(database_url))
-    made = delivery_log_for(ledger)
-    with made.db.transaction() as sql:
-        sql.run(f"DROP INDEX {INDEX}")
-    assert not has_index(made), "as a database of an earlier release"
-
-    again = delivery_log_for(ledger)  # the next start-up
-    assert has_index(again)
-    ledger.close()
+#: A store written by release 0.1, the last before the lane index (its delivery log included).
+RELEASE_0_1 = Path(__file__).parents[1] / "fixtures" / "stores" / "before-migrations"
+INDEXES = "SELECT name FROM sqlite_master WHERE type = 'index'"
+PG_INDEXES = "SELECT indexname FROM pg_indexes WHERE tablename = 'sync_messages'"
 
 
-def has_index(delivery: DeliveryLog) -> bool:
-    with delivery.db.transaction() as sql:
-        if delivery.db.postgres:
-            rows = sql.run(
-                "SELECT 1 FROM pg_indexes WHERE indexname = %(name)s"
-                " AND schemaname = current_schema()",
-                name=INDEX,
-            )
-        else:
-            rows = sql.run(
-                "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = %(name)s", name=INDEX
-            )
-    return bool(rows)
+def test_a_sqlite_delivery_log_of_release_0_1_gets_the_index_on_start_up(tmp_path: Path) -> None:
+    copy = tmp_path / "store.sqlite"
+    shutil.copyfile(RELEASE_0_1 / "store.sqlite", copy)
+    with closing(sqlite3.connect(copy)) as connection:
+        assert INDEX not in {row[0] for row in connection.execute(INDEXES)}
+    settings = Settings(database_url=f"sqlite:///{copy}", api_keys=API_KEYS)
+    with TestClient(create_app(settings)):
+        pass  # the service started, and stopped
+    with closing(sqlite3.connect(copy)) as connection:
+        assert INDEX in {row[0] for row in connection.execute(INDEXES)}
+
+
+@pytest.mark.postgres
+def test_a_postgresql_delivery_log_of_release_0_1_gets_the_index_on_start_up(
+    postgres_server_url: str,
+) -> None:
+    name = f"subledger_lane_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server_url, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    url = urlunsplit(urlsplit(postgres_server_url)._replace(path=f"/{name}", query=""))
+    try:
+        dump = gzip.decompress((RELEASE_0_1 / "postgres.sql.gz").read_bytes()).decode()
+        script = "\n".join(line for line in dump.splitlines() if not line.startswith("\\"))
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute(script.encode())
+            assert INDEX not in {row[0] for row in connection.execute(PG_INDEXES)}
+        with TestClient(create_app(Settings(database_url=url, api_keys=API_KEYS))):
+            pass  # the service started, and stopped
+        with psycopg.connect(url, autocommit=True) as connection:
+            assert INDEX in {row[0] for row in connection.execute(PG_INDEXES)}
+    finally:
+        with psycopg.connect(postgres_server_url, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
