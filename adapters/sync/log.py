@@ -25,8 +25,8 @@ look for what they create before creating it, so taking over never duplicates).
 
 The same SQL runs on PostgreSQL and SQLite; instants are bound as timezone-aware datetimes on
 PostgreSQL (`timestamptz`) and as fixed-width UTC text on SQLite, so that both compare them.
-What the log holds is in `adapters.sync.log_records`, its tables in `adapters.sync.log_schema`,
-the two databases' transactions in `adapters.sync.log_database`.
+What the log holds is in `adapters.sync.log_records`, its tables in the schema migrations
+(`adapters.migrations`), the two databases' transactions in `adapters.sync.log_database`.
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ from subledger.adapters.sync.log_records import LastError as LastError
 from subledger.adapters.sync.log_records import Message as Message
 from subledger.adapters.sync.log_records import NewMessage as NewMessage
 from subledger.adapters.sync.log_records import TargetSummary as TargetSummary
-from subledger.adapters.sync.log_schema import create_tables
 from subledger.adapters.sync.log_waiting import (
     arrival,
     recheck_now,
@@ -92,10 +91,10 @@ class DeliveryLog:
         self.db = database
 
     def create_tables(self) -> None:
-        """Create the tables, and add the columns a database made by an earlier release lacks
-        (`adapters.sync.log_schema`)."""
-        with self.db.transaction() as sql:
-            create_tables(sql, self.db.postgres)
+        """Make sure the database has the delivery log's tables as this release lays them out:
+        the schema migrations it lacks applied (`adapters.migrations`; an earlier release's
+        database is upgraded, its messages kept)."""
+        self.db.migrate()
 
     # Enqueueing.
 

@@ -15,6 +15,8 @@ from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 from psycopg.sql import SQL, Identifier
 
+from subledger.adapters import migrations
+
 _INSTANT_COLUMNS: Final = (
     "next_attempt_at",
     "claimed_until",
@@ -38,12 +40,19 @@ class DeliveryDatabase(Protocol):
         write-ahead log to reach the disk (it may be lost in a crash, never half-applied)."""
         ...
 
+    def migrate(self) -> None:
+        """Apply the schema migrations the database lacks (`adapters.migrations`)."""
+        ...
+
 
 class PostgresDeliveryDatabase:
     postgres = True
 
     def __init__(self, datastore: PostgresDatastore) -> None:
         self.datastore = datastore
+
+    def migrate(self) -> None:
+        migrations.apply(self.datastore)
 
     @contextmanager
     def transaction(self, durable: bool = True) -> Iterator[_Statements]:
@@ -60,6 +69,9 @@ class SQLiteDeliveryDatabase:
 
     def __init__(self, datastore: SQLiteDatastore) -> None:
         self.datastore = datastore
+
+    def migrate(self) -> None:
+        migrations.apply(self.datastore)
 
     @contextmanager
     def transaction(self, durable: bool = True) -> Iterator[_Statements]:

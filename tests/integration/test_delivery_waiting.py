@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
+from subledger.adapters.backends import backend_for
 from subledger.adapters.store import store_env
 from subledger.adapters.sync.log import HELD_UNTIL, Attempt, DeliveryLog, Message, NewMessage
 from subledger.api.sync import delivery_log_for
@@ -204,10 +205,13 @@ OLD_TABLE = """CREATE TABLE sync_messages (
     sent_at {instant})"""
 
 
-def test_a_database_of_an_earlier_release_gets_the_new_columns(delivery: DeliveryLog) -> None:
+def test_a_database_of_an_earlier_release_gets_the_new_columns(database_url: str) -> None:
+    """A delivery log made by the first releases (before the schema migrations) is upgraded by
+    them when opened: the new columns added, each message's document read off its payload."""
+    ledger = Ledger(store_env(database_url))  # the log's own tables, no migration yet
+    delivery = DeliveryLog(backend_for(database_url).delivery_database(ledger))
     postgres = delivery.db.postgres
     with delivery.db.transaction() as sql:
-        sql.run("DROP TABLE sync_messages")
         sql.run(OLD_TABLE.format(instant="timestamptz" if postgres else "text"))
         for seq, kind, payload in (
             (1, "contact", {"customer_id": "c1"}),
@@ -228,6 +232,9 @@ def test_a_database_of_an_earlier_release_gets_the_new_columns(delivery: Deliver
     delivery.create_tables()
     delivery.create_tables()  # a second start finds everything there
     with delivery.db.transaction() as sql:
+        ran = sql.run("SELECT migration_id FROM _yoyo_migration ORDER BY migration_id")
+    assert [row["migration_id"] for row in ran] == ["0001_release_0_1", "0002_delivery_waits"]
+    with delivery.db.transaction() as sql:
         rows = sql.run("SELECT seq, document, waiting_for FROM sync_messages ORDER BY seq")
     assert [(r["seq"], r["document"], r["waiting_for"]) for r in rows] == [
         (1, "", None),
@@ -244,3 +251,4 @@ def test_a_database_of_an_earlier_release_gets_the_new_columns(delivery: Deliver
     assert payment is not None
     delivery.finish(payment, attempt("waiting"), "waiting", HELD_UNTIL - timedelta(days=1), 0, "x")
     assert delivery.summary()["billy"].counts["waiting"] == 1
+    ledger.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,6 +89,16 @@ def rebuild_everything(settings: Settings) -> None:
         ledger.close()
 
 
+def documents(url: str) -> dict[str, str]:
+    """Each delivery-log message's `document`, straight from the database at `url`."""
+    query = "SELECT id, document FROM sync_messages"
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as connection:
+            return dict(connection.execute(query).fetchall())
+    with psycopg.connect(url) as connection:
+        return dict(connection.execute(query).fetchall())
+
+
 def check_upgraded(settings: Settings, made: str, store: str) -> None:
     """The database has every migration; its delivery log and stored key are as recorded."""
     then = recorded(made)
@@ -99,6 +110,14 @@ def check_upgraded(settings: Settings, made: str, store: str) -> None:
     assert [(m.id, m.applied) for m in found] == [(name, True) for name in MIGRATIONS]
     if "delivery" in then:
         assert as_json(delivery_rows(settings.database_url)) == then["delivery"][store]
+        # Each message's invoice, read off the payloads the earlier release wrote.
+        wanted = {
+            m["id"]: orjson.loads(m["payload"]).get("invoice_id", "")
+            if m["kind"] in ("invoice", "credit_note", "payment", "refund")
+            else ""
+            for m in then["delivery"][store]["messages"]
+        }
+        assert documents(settings.database_url) == wanted
     if "stored_keys" in then:
         with TestClient(create_app(settings)) as client:
             stored = {"Authorization": f"Bearer {then['stored_keys'][store]}"}
