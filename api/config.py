@@ -317,7 +317,9 @@ def _problems(error: ValidationError, prefix: tuple[str, ...] = ()) -> list[str]
             pass
         else:
             message = message.replace("Input should be", "must be")
-        if detail["loc"] and kind not in {"extra_forbidden", "missing"} and "input" in detail:
+        told = "(got " in message  # a rule of ours that names the value itself
+        shown = detail["loc"] and "input" in detail and not told
+        if shown and kind not in {"extra_forbidden", "missing"}:
             message = f"{message} (got {_shown(detail['input'], where)})"
         found.append(f"{where}: {message}" if where else message)
     return found

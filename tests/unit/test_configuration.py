@@ -85,6 +85,15 @@ def test_a_key_that_cannot_be_used_is_refused_with_its_path(
     assert f"subledger.toml: {said}" in message, message
 
 
+def test_a_refused_value_is_shown_once(tmp_path: Path) -> None:
+    message = refusal(tmp_path, BILLY + 'mode = "scheduled"\nevery = "3 hours"\n')
+    assert message.endswith(
+        'targets.billy.every: must be a whole number and one of s, m, h, d, as "3h"'
+        " (got '3 hours')"
+    ), message
+    assert message.count("(got") == 1
+
+
 def test_every_problem_of_a_file_is_told_at_once(tmp_path: Path) -> None:
     message = refusal(
         tmp_path,
