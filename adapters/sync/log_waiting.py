@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from subledger.adapters.sync.log_database import DeliveryDatabase
 from subledger.adapters.sync.log_records import (
     HELD_UNTIL,
     WAITING_FOR_PAYMENT,
@@ -130,3 +131,17 @@ def recheck_now(sql: Statements, condition: str, now: datetime, **parameters: An
         held=HELD_UNTIL,
         **parameters,
     )
+
+
+def unpaid_documents(database: DeliveryDatabase, target: str) -> set[tuple[str, str]]:
+    """The invoices and credit notes (kind, our number) that `target` does not hold yet
+    because they wait for their invoice to be paid in full, for the reconciliation."""
+    with database.transaction() as sql:
+        rows = sql.run(
+            "SELECT kind, payload FROM sync_messages WHERE target = %(t)s"
+            " AND status = 'waiting' AND waiting_for = %(reason)s"
+            " AND kind IN ('invoice', 'credit_note')",
+            t=target,
+            reason=WAITING_FOR_PAYMENT,
+        )
+    return {(row["kind"], str(orjson.loads(row["payload"]).get("number"))) for row in rows}

@@ -229,6 +229,17 @@ def test_an_invoice_reaches_an_on_payment_target_once_paid_in_full_with_its_paym
         status = httpx.get(f"{base}/v1/sync/status", headers=AUTH, timeout=60).json()
         assert status["targets"][target.kind]["state"] == "green"
         assert status["targets"][target.kind]["waiting"] == 4
+        reconciled = httpx.get(
+            f"{base}/v1/sync/reconciliation",
+            params={"target": target.kind},
+            headers=AUTH,
+            timeout=120,
+        ).json()
+        assert sorted(reconciled["differences"], key=lambda d: d["number"]) == [
+            {"kind": "invoice", "number": "A-1", "problem": "waiting for payment in full"},
+            {"kind": "invoice", "number": "A-3", "problem": "waiting for payment in full"},
+            {"kind": "credit_note", "number": "CN-1", "problem": "waiting for payment in full"},
+        ], "what waits is listed as waiting, and A-2 agrees"
     counted = subledger(env, "sync", "status", "--json")
     assert '"waiting":4' in counted.stdout
 

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from subledger.adapters.sync.log import Health
+from subledger.adapters.sync.log_waiting import unpaid_documents
 from subledger.adapters.sync.port import RejectedError, RetryableError, TargetInvoice
 from subledger.api.http.auth import AdminKey, ReadKey
 from subledger.api.http.dependencies import SyncDep
@@ -314,11 +315,13 @@ def sync_reconciliation(
             ErrorCode.TARGET_UNAVAILABLE, f"{target} could not be read: {error}"
         ) from None
     theirs = {(i.kind, i.number): i for i in held}
+    # Not at the target by design (transfer = "on_payment"): listed as waiting, not missing.
+    unpaid = unpaid_documents(sync.delivery.db, target)
     differences: list[dict[str, Any]] = []
     for invoice in ours.values():
         found = theirs.pop(("invoice", str(invoice["number"])), None)
         _compare(
-            differences,
+            differences if ("invoice", str(invoice["number"])) not in unpaid else [],
             "invoice",
             str(invoice["number"]),
             found,
@@ -328,7 +331,17 @@ def sync_reconciliation(
         )
     for number, gross in credit_notes.items():
         found = theirs.pop(("credit_note", number), None)
-        _compare(differences, "credit_note", number, found, gross=gross)
+        _compare(
+            differences if ("credit_note", number) not in unpaid else [],
+            "credit_note",
+            number,
+            found,
+            gross=gross,
+        )
+    for kind, number in sorted(unpaid):
+        differences.append(
+            {"kind": kind, "number": number, "problem": "waiting for payment in full"}
+        )
     for kind, number in sorted(theirs):
         differences.append({"kind": kind, "number": number, "problem": "only at the target"})
     # Payments taken in from the target (direction "both") that it no longer holds.

@@ -305,7 +305,7 @@ function messagesTable(ctx, messages) {
         label: "Error, or when sent",
         key: "detail",
         cell: (m) =>
-          m.last_error ? h("div", { class: "error-text" }, m.last_error) : m.sent_at ? `sent ${instantLabel(m.sent_at)}` : m.held ? "waiting for the next run" : m.next_attempt_at ? `next try ${instantLabel(m.next_attempt_at)}` : "",
+          m.last_error ? h("div", { class: "error-text" }, m.last_error) : m.sent_at ? `sent ${instantLabel(m.sent_at)}` : m.waiting_for ? `waiting for ${m.waiting_for}` : m.held ? "waiting for the next run" : m.next_attempt_at ? `next try ${instantLabel(m.next_attempt_at)}` : "",
       },
       { label: "", key: "action", cell: () => "" },
     ],
