@@ -268,20 +268,24 @@ def test_an_invoice_reaches_an_on_payment_target_once_paid_in_full_with_its_paym
 def test_a_payment_of_a_draft_waits_until_the_draft_is_booked_at_the_target(
     postgres_url: str, target: Sandbox, tmp_path: Path
 ) -> None:
-    # D-1 (125.00) is paid in full; D-2 (62.50) of the same customer is issued after.
+    # D-1 (125.00) is paid in full; D-2 (62.50) of the same customer is issued after; D-3
+    # (125.00) is credited 25.00 (20.00 net + 5.00 VAT) and then paid 100.00.
     events = [
         customer(1),
         invoice("D-1", "cus_1", 10_000),
         payment("pay_d1", "D-1", 12_500),
         invoice("D-2", "cus_1", 5_000),
+        invoice("D-3", "cus_1", 10_000),
+        credit_note("DCN-3", "D-3", 2_000),
+        payment("pay_d3", "D-3", 10_000),
     ]
     env = set_up(events, postgres_url, target, tmp_path, book=False, draft_recheck="2s")
     run_once(env)  # ends with the payment waiting, nothing failed
 
     held = books(target)
-    assert dict(held.invoices) == {"D-1": 1, "D-2": 1}, "D-2 goes although D-1's payment waits"
-    assert dict(held.payments) == {}
-    assert unbooked(target) == 2
+    assert dict(held.invoices) == {"D-1": 1, "D-2": 1, "D-3": 1}, "D-2 goes although D-1 waits"
+    assert dict(held.payments) == {} and dict(held.credit_notes) == {}
+    assert unbooked(target) == 3
     messages = log_messages(postgres_url, target.kind)
     paid = messages["evt_transfer_pay_d1"]
     assert paid.status == "waiting" and "booked" in (paid.waiting_for or "")
@@ -289,20 +293,43 @@ def test_a_payment_of_a_draft_waits_until_the_draft_is_booked_at_the_target(
     assert not any(m.status == "failed" for m in messages.values())
     tries = attempts(postgres_url, paid.id)
     assert [a["outcome"] for a in tries] == ["waiting"] and tries[0]["error"] is None
+    # D-3's credit note waits for the draft, and its payment, never tried, waits behind it.
+    credited = messages["evt_transfer_DCN-3"]
+    assert credited.status == "waiting" and "D-3" in (credited.waiting_for or "")
+    assert [a["outcome"] for a in attempts(postgres_url, credited.id)] == ["waiting"]
+    behind = messages["evt_transfer_pay_d3"]
+    assert behind.status == "waiting" and attempts(postgres_url, behind.id) == []
 
     book_draft(target, "D-1")
+    book_draft(target, "D-3")
     with Dispatcher(env):
         wait_until(
-            lambda: log_messages(postgres_url, target.kind)["evt_transfer_pay_d1"].status == "sent",
+            lambda: (
+                {
+                    m.status
+                    for source, m in log_messages(postgres_url, target.kind).items()
+                    if source
+                    in ("evt_transfer_pay_d1", "evt_transfer_DCN-3", "evt_transfer_pay_d3")
+                }
+                == {"sent"}
+            ),
             120,
-            "the payment goes at the recheck after the draft is booked",
+            "the payments and the credit note go at the recheck after the drafts are booked",
         )
     time.sleep(0.5)
     held = books(target)
     assert held.duplicates() == {}, "nothing is created twice"
-    assert dict(held.invoices) == {"D-1": 1, "D-2": 1}
-    assert dict(held.payments) == {("D-1", DAY, 12_500, "debit"): 1}
+    assert dict(held.invoices) == {"D-1": 1, "D-2": 1, "D-3": 1}
+    assert dict(held.credit_notes) == {"DCN-3": 1}
+    assert dict(held.payments) == {
+        ("D-1", DAY, 12_500, "debit"): 1,
+        ("D-3", DAY, 10_000, "debit"): 1,
+    }
     assert balance_there(target, "D-1") == 0
+    # 125.00 less 100.00 paid: the credit note is a draft at the target (book = false), which
+    # lowers nothing until the accountant books it too.
+    assert balance_there(target, "D-3") == 2_500
+    assert unbooked(target) == 2, "D-2 and the credit note are drafts"
     outcomes = [a["outcome"] for a in attempts(postgres_url, paid.id)]
     assert outcomes[0] == "waiting" and outcomes[-1] == "sent"
     assert set(outcomes[1:-1]) <= {"waiting"}
