@@ -62,7 +62,7 @@ BANK_RATES = {"EUR": Fraction("7.4550"), "JPY": Fraction("0.0441"), "KWD": Fract
 def business() -> list[dict[str, Any]]:
     return list(
         Business(
-            customers=200, months=24, seed=29, currencies=CURRENCIES, exchange_rates=True
+            customers=200, months=12, seed=29, currencies=CURRENCIES, exchange_rates=True
         ).events()
     )
 
