@@ -1,7 +1,7 @@
 """Dinero's limit of 100 requests a minute per organization, kept by two dispatcher workers
 together (their budget is one row of the database) against the sandbox enforcing it.
 
-A file of its own: it spends most of its four minutes waiting for request slots, so the test
+A file of its own: it spends most of its three minutes waiting for request slots, so the test
 run can give the other files the cores meanwhile."""
 
 from __future__ import annotations
@@ -20,16 +20,16 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
-def fifty_customers() -> list[dict[str, Any]]:
-    return list(Business(customers=50, months=1, seed=13).events())
+def thirty_customers() -> list[dict[str, Any]]:
+    return list(Business(customers=30, months=1, seed=13).events())
 
 
 def test_two_workers_keep_to_dineros_hundred_requests_a_minute_and_finish(
-    fifty_customers: list[dict[str, Any]], postgres_url: str, tmp_path: Path
+    thirty_customers: list[dict[str, Any]], postgres_url: str, tmp_path: Path
 ) -> None:
     with sandbox("dinero", rate_limit=100) as dinero:
         # The target's default budget: Dinero's 100 requests a minute per organization.
-        env = set_up(fifty_customers, postgres_url, dinero, tmp_path, requests_per_minute=None)
+        env = set_up(thirty_customers, postgres_url, dinero, tmp_path, requests_per_minute=None)
         started = time.monotonic()
         with Dispatcher(env, workers=2):
             assert wait_until_settled(postgres_url, "dinero", timeout=900)["failed"] == 0
@@ -40,4 +40,4 @@ def test_two_workers_keep_to_dineros_hundred_requests_a_minute_and_finish(
         assert stats["peak_requests_in_60s"] <= 100
         assert stats["requests_served"] / minutes > 70, "the budget was used, not left idle"
         dinero.faults(rate_limit=0)  # reading the books back is not the dispatcher's traffic
-        assert_holds_exactly(dinero, expected_books(fifty_customers, postgres_url))
+        assert_holds_exactly(dinero, expected_books(thirty_customers, postgres_url))
