@@ -172,12 +172,12 @@ def apply(datastore: PostgresDatastore | SQLiteDatastore) -> list[str]:
         backend = _backend(datastore)
         try:
             migrations = read_migrations(str(VERSIONS))
-            applied: list[str] = []
-            if backend.to_apply(migrations):
-                with backend.lock():
-                    missing = backend.to_apply(migrations)
-                    backend.apply_migrations(missing)
-                    applied = [migration.id for migration in missing]
+            # Under the lock from the first question on: yoyo makes its own tables on the
+            # first, and two processes starting on a new database must not both make them.
+            with backend.lock():
+                missing = backend.to_apply(migrations)
+                backend.apply_migrations(missing)
+                applied = [migration.id for migration in missing]
         finally:
             backend.connection.close()
         _migrated.add(where)
@@ -189,7 +189,8 @@ def status(datastore: PostgresDatastore | SQLiteDatastore) -> list[Migration]:
     backend = _backend(datastore)
     try:
         migrations = read_migrations(str(VERSIONS))
-        backend.ensure_internal_schema_updated()
+        with backend.lock():
+            backend.ensure_internal_schema_updated()
         when = dict(
             backend.execute(
                 f"SELECT migration_id, applied_at_utc FROM {MIGRATION_TABLE}"  # noqa: S608
