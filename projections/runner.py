@@ -173,6 +173,9 @@ class ProjectionRunner:
         types = {kind for name in behind for kind in self.projections[name].event_types}
         entries = self.log.read_entries(start, end, self.page_size, types)
         page_end = entries[-1].position if len(entries) == self.page_size else end
+        # A projection already past this page (the others were reset or started later) waits
+        # for them: moving it to `page_end` would fold its events again.
+        behind = [name for name in behind if self._positions[name] < page_end]
         changes: dict[Table, dict[RowKey, Row]] = {}
         moves = []
         for name in behind:

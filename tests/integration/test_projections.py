@@ -103,6 +103,22 @@ def test_a_new_fingerprint_rebuilds_on_start(ledger: Ledger) -> None:
     assert daily.prepare() == [], "once"
 
 
+def test_a_projection_reset_behind_the_others_never_moves_them_back(ledger: Ledger) -> None:
+    """A new version of one projection is folded from 0 while the log has grown past the
+    others' positions: the others fold only what they have not folded, once."""
+    events = generate(60, months=12, seed=3)
+    half = len(events) // 2
+    append_business(ledger, events[:half])
+    runner = runner_for(ledger, page_size=200)
+    runner.catch_up()
+    mrr = next(projection for projection in PROJECTIONS if projection.name == "mrr")
+    runner.store.reset(mrr)  # what `prepare()` does for a projection of another version
+    append_business(ledger, events[half:])
+    again = runner_for(ledger, page_size=200)
+    end = again.catch_up()
+    assert stored(again) == (end, in_memory(ledger, end))
+
+
 def test_a_runner_overtaken_by_another_writes_nothing_and_carries_on(ledger: Ledger) -> None:
     append_business(ledger, generate(30, months=12, seed=7))
     first, second = runner_for(ledger), runner_for(ledger)
