@@ -48,6 +48,17 @@ class Table:
         return self.key + self.values
 
 
+#: The column a past table adds to its table's key: the checkpoint's position.
+CHECKPOINT = Column("checkpoint", "int")
+
+
+def past_table(table: Table) -> Table:
+    """Where `table`'s rows are kept as they stood at each checkpoint: a row is written at a
+    checkpoint when it changed since the one before, so its state at a checkpoint is its row
+    at the latest checkpoint up to it."""
+    return Table(f"{table.name}_past", key=(*table.key, CHECKPOINT), values=table.values)
+
+
 class RowSource(Protocol):
     """Where answers read rows from: the stored rows, or rows folded in memory."""
 
@@ -79,10 +90,21 @@ class Projection(ABC):
     #: The event classes whose `keys()` name rows that earlier events made (a credit note names
     #: its invoice): a fold in memory keeps only the keyed rows that these will read.
     referencing_types: ClassVar[tuple[type, ...]] = ()
+    #: The keyed tables whose rows `referencing_types` read (through `keys()`).
+    referenced_tables: ClassVar[tuple[Table, ...]] = ()
 
     def fingerprint(self) -> str:
         """What the stored rows were folded with; rows of another fingerprint are rebuilt."""
         return f"{self.name}:v{self.version}"
+
+    def checkpointed(self) -> tuple[Table, ...]:
+        """The tables an answer as of a past point folds on from a checkpoint: the kept ones,
+        and the keyed ones whose rows later events read again."""
+        return tuple(t for t in self.tables if t.kept or t in self.referenced_tables)
+
+    def past_tables(self) -> tuple[Table, ...]:
+        """Where the checkpointed tables' rows are kept at each checkpoint."""
+        return tuple(past_table(table) for table in self.checkpointed())
 
     def keys(self, event: DomainEventProtocol[UUID]) -> Iterable[tuple[Table, RowKey]]:
         """The rows of keyed tables that folding `event` reads (loaded before the fold)."""

@@ -135,6 +135,7 @@ class JournalProjection(Projection):
         Period.Reopened,
     )
     referencing_types = (Invoice.CreditNoteIssued,)
+    referenced_tables = (INVOICES,)
 
     def __init__(self, default_policy: Policy = "daily") -> None:
         self.default_policy = default_policy

@@ -71,6 +71,7 @@ class MrrProjection(Projection):
     tables = (SUBSCRIPTIONS, CUSTOMERS, MONTHS)
     event_types = (Customer.Created, Subscription.Started, *_FOLLOW_UPS)
     referencing_types = (Subscription.Started, *_FOLLOW_UPS)
+    referenced_tables = (CUSTOMERS, SUBSCRIPTIONS)
 
     def keys(self, event: Any) -> Iterable[tuple[Table, RowKey]]:
         if isinstance(event, Customer.Created):

@@ -155,6 +155,7 @@ class OutboxProjection(Projection):
         Invoice.PaymentReceived,
         Invoice.PaymentRefunded,
     )
+    referenced_tables = (CUSTOMERS, INVOICES)
 
     def keys(self, event: Any) -> Iterable[tuple[Table, RowKey]]:
         yield CUSTOMERS, (event.customer_id,)

@@ -47,6 +47,7 @@ class RevenueProjection(Projection):
     tables = (INVOICES, MONTHS, WATERFALL)
     event_types = (Invoice.Issued, Invoice.CreditNoteIssued)
     referencing_types = (Invoice.CreditNoteIssued,)
+    referenced_tables = (INVOICES,)
 
     def __init__(self, default_policy: Policy = "daily") -> None:
         self.default_policy = default_policy
