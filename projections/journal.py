@@ -15,8 +15,9 @@ chart can change without touching an entry.
 
 Rows:
 - `journal_entries` (keyed by booked date, position of the source event, sequence): the entries.
-- `journal_invoices` (keyed by invoice): its currency, and each line's product, VAT rate,
-  whether it is ratable and its scheduled amounts, which a credit note reads and rescales.
+- `journal_invoices` (keyed by invoice): its currency, and each line as
+  `[line id, product, VAT rate, ratable, scheduled amounts by month]`, which a credit note reads
+  and rescales.
 - `journal_totals` (kept): per currency, booked date, role and detail, the debits and credits,
   which balances as of any day sum.
 - `journal_periods` (kept): the months closed to postings.
@@ -27,9 +28,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date
 from decimal import Decimal
+from functools import cache
 from typing import Any, Final
 from uuid import UUID
 
@@ -39,6 +41,7 @@ from subledger.domain.chart import DEBIT_ROLES, Chart
 from subledger.domain.dates import Month
 from subledger.domain.invoice import Invoice
 from subledger.domain.ledger import Entry
+from subledger.domain.money import vat_of
 from subledger.domain.period import Period
 from subledger.domain.values import line_ids
 from subledger.projections.engine import Column, Projection, Row, RowKey, Rows, RowSource, Table
@@ -123,7 +126,8 @@ class _Posting:
 class JournalProjection(Projection):
     name = "journal"
     #: 2: a credit note's VAT is the one its event records (docs/specification.md §2's remainders).
-    version = 2
+    #: 3: `journal_invoices` keeps each line as a list.
+    version = 3
     tables = (ENTRIES, INVOICES, TOTALS, PERIODS)
     event_types = (
         Invoice.Issued,
@@ -161,90 +165,114 @@ class JournalProjection(Projection):
             posting.debit("bank", event.amount, event.method)
             posting.credit("receivable", event.amount)
             _Book(rows, entry, event.currency, event.customer_id).post(
-                "payment", event.received_on, posting
+                "payment", event.received_on.isoformat(), posting.lines()
             )
         else:
             posting = _Posting()
             posting.debit("receivable", event.amount)
             posting.credit("bank", event.amount, event.method)
             _Book(rows, entry, event.currency, event.customer_id).post(
-                "refund", event.refunded_on, posting
+                "refund", event.refunded_on.isoformat(), posting.lines()
             )
 
     def _issued(self, rows: Rows, entry: Entry, event: Invoice.Issued) -> None:
         posting = _Posting()
         recognition: dict[str, dict[str, int]] = {}
-        lines = []
+        lines: list[StoredLine] = []
+        issue_date = event.issue_date
         for line_id, line in zip(line_ids(event.lines), event.lines, strict=True):
             policy = policy_of(line, self.default_policy)
-            net, vat = line.net, line.vat
+            product_id = line.product_id
+            net = line.net
+            vat = vat_of(net, line.vat_rate)
             posting.debit("receivable", net + vat)
             posting.credit("output_vat", vat)
             scheduled: dict[str, int] = {}
             if policy == "point_in_time":
-                posting.credit("revenue", net, line.product_id)
+                posting.credit("revenue", net, product_id)
             else:
                 posting.credit("deferred_revenue", net)
-                scheduled = schedule(line, event.issue_date, policy, net)
+                scheduled = schedule(line, issue_date, policy, net)
                 for month, amount in scheduled.items():
-                    by_product = recognition.setdefault(month, {})
-                    by_product[line.product_id] = by_product.get(line.product_id, 0) + amount
+                    by_product = recognition.get(month)
+                    if by_product is None:
+                        recognition[month] = {product_id: amount}
+                    else:
+                        by_product[product_id] = by_product.get(product_id, 0) + amount
             lines.append(
-                {
-                    "line_id": line_id,
-                    "product_id": line.product_id,
-                    "vat_rate": str(line.vat_rate),
-                    "ratable": policy != "point_in_time",
-                    "scheduled": scheduled,
-                }
+                [line_id, product_id, str(line.vat_rate), policy != "point_in_time", scheduled]
             )
         book = _Book(rows, entry, event.currency, event.customer_id)
-        book.post("invoice", event.issue_date, posting)
+        book.post("invoice", issue_date.isoformat(), posting.lines())
         for month in sorted(recognition):
-            posting = _Posting()
-            for product_id, amount in recognition[month].items():
-                posting.debit("deferred_revenue", amount)
-                posting.credit("revenue", amount, product_id)
-            book.post("recognition", Month.parse(month).last_day, posting, month)
-        invoice = {"currency": event.currency, "lines": lines}
-        rows.put(INVOICES, (str(event.originator_id),), invoice)
+            book.post(
+                "recognition", _last_day(month), _recognition_lines(recognition[month]), month
+            )
+        rows.put(
+            INVOICES, (str(event.originator_id),), {"currency": event.currency, "lines": lines}
+        )
+
+
+StoredLine = list[Any]
+"""A line as `journal_invoices` keeps it: `[line id, product, VAT rate, ratable, scheduled]`."""
+
+
+def _recognition_lines(by_product: Mapping[str, int]) -> list[Line]:
+    """The lines of a month's recognition: deferred revenue debited by the month's total,
+    each product's revenue credited; as `_Posting` orders them (debits, then credits, each in
+    the order posted: deferred revenue first), a line that nets to 0 left out."""
+    total = sum(by_product.values())
+    debits: list[Line] = [["deferred_revenue", "", total, 0]] if total > 0 else []
+    credits: list[Line] = [["deferred_revenue", "", 0, -total]] if total < 0 else []
+    for product_id, amount in by_product.items():
+        if amount > 0:
+            credits.append(["revenue", product_id, 0, amount])
+        elif amount < 0:
+            debits.append(["revenue", product_id, -amount, 0])
+    return debits + credits
+
+
+@cache
+def _last_day(month: str) -> str:
+    """The ISO last day of a `YYYY-MM` month."""
+    return Month.parse(month).last_day.isoformat()
 
 
 def _credited(rows: Rows, entry: Entry, event: Invoice.CreditNoteIssued) -> None:
     invoice = rows.get(INVOICES, (str(event.originator_id),))
     assert invoice is not None, "a credit note follows its invoice in the log"
-    lines = {line["line_id"]: line for line in invoice["lines"]}
+    lines: dict[str, StoredLine] = {line[0]: line for line in invoice["lines"]}
     credited_in = month_of(event.issue_date)
     posting = _Posting()
     reductions: dict[str, dict[str, int]] = {}
     for credit in event.credited:
         line, amount = lines[credit.line_id], credit.amount
-        product_id = line["product_id"]
+        _, product_id, vat_rate, ratable, before = line
         # As the invoice worked it out and the event records it: the credit that completes a
         # line carries what is left of its VAT (docs/specification.md §2), so nothing of it stays
         # on the books.
-        vat = credit.vat_at(Decimal(line["vat_rate"]))
+        vat = credit.vat_at(Decimal(vat_rate))
         posting.debit("output_vat", vat)
         posting.credit("receivable", amount + vat)
-        if not line["ratable"]:
+        if not ratable:
             posting.debit("revenue", amount, product_id)
             continue
-        scheduled, reversal = apply_credit(line["scheduled"], amount, credited_in)
+        scheduled, reversal = apply_credit(before, amount, credited_in)
         posting.debit("deferred_revenue", amount - reversal)
         posting.debit("revenue", reversal, product_id)
-        for month, before in line["scheduled"].items():
-            if scheduled[month] != before:
+        for month, was in before.items():
+            if scheduled[month] != was:
                 by_product = reductions.setdefault(month, {})
-                by_product[product_id] = by_product.get(product_id, 0) + before - scheduled[month]
-        line["scheduled"] = scheduled
+                by_product[product_id] = by_product.get(product_id, 0) + was - scheduled[month]
+        line[4] = scheduled
     book = _Book(rows, entry, invoice["currency"], event.customer_id)
-    book.post("credit_note", event.issue_date, posting)
+    book.post("credit_note", event.issue_date.isoformat(), posting.lines())
     for month in sorted(reductions):
         posting = _Posting()
         for product_id, reduction in reductions[month].items():
             posting.debit("revenue", reduction, product_id)
             posting.credit("deferred_revenue", reduction)
-        book.post("credit_adjustment", Month.parse(month).last_day, posting, month)
+        book.post("credit_adjustment", _last_day(month), posting.lines(), month)
     rows.put(INVOICES, (str(event.originator_id),), invoice)
 
 
@@ -253,22 +281,24 @@ class _Book:
     the ones before it, and added to the totals."""
 
     def __init__(self, rows: Rows, entry: Entry, currency: str, customer_id: str) -> None:
-        self.rows, self.entry = rows, entry
+        self.rows, self.position = rows, entry.position
+        self.source: str = entry.event.event_id  # type: ignore[attr-defined]
         self.currency, self.customer_id = currency, customer_id
         self.seq = 0
 
-    def post(self, kind: str, dated: date, posting: _Posting, month: str = "") -> None:
-        lines = posting.lines()
+    def post(self, kind: str, dated: str, lines: list[Line], month: str = "") -> None:
+        """Post `lines` (as `_Posting.lines` gives them) dated on the ISO day `dated`."""
         if not lines:
             return
-        booked = _first_open_day(self.rows, dated).isoformat()
-        source: str = self.entry.event.event_id  # type: ignore[attr-defined]
-        self.rows.put(
+        rows = self.rows
+        booked = _booked_on(rows, dated)
+        source = self.source
+        rows.put(
             ENTRIES,
-            (booked, self.entry.position, self.seq),
+            (booked, self.position, self.seq),
             {
                 "entry_id": entry_id(kind, source, month),
-                "original_date": dated.isoformat(),
+                "original_date": dated,
                 "kind": kind,
                 "currency": self.currency,
                 "customer_id": self.customer_id,
@@ -277,19 +307,23 @@ class _Book:
             },
         )
         self.seq += 1
+        currency = self.currency
         for role, detail, debit, credit in lines:
-            key = (self.currency, booked, role, detail)
-            self.rows.add(TOTALS, key, "debit" if debit else "credit", debit or credit)
+            if debit:
+                rows.add(TOTALS, (currency, booked, role, detail), "debit", debit)
+            else:
+                rows.add(TOTALS, (currency, booked, role, detail), "credit", credit)
 
 
-def _first_open_day(rows: Rows, day: date) -> date:
-    """`day`, or if its month is closed, the first day of the first open month after it."""
-    if not _closed(rows, month_of(day)):
+def _booked_on(rows: Rows, day: str) -> str:
+    """The ISO day `day`, or if its month is closed, the first day of the first open month
+    after it."""
+    if not _closed(rows, day[:7]):
         return day
-    month = Month.of(day).next()
+    month = Month.parse(day[:7]).next()
     while _closed(rows, str(month)):
         month = month.next()
-    return month.first_day
+    return month.first_day.isoformat()
 
 
 def _closed(rows: Rows, month: str) -> bool:
