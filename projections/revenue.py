@@ -3,8 +3,9 @@ monthly totals per
 currency, and the waterfall; and the answers read from them.
 
 Rows:
-- `revenue_invoices` (keyed by invoice): each line's net, policy, scheduled amounts by month,
-  reversals by month and credited total. A credit note reads it to rescale what is left.
+- `revenue_invoices` (keyed by invoice): each line as `[line id, net, policy, scheduled amounts
+  by month, reversals by month, credited total]`. A credit note reads it to rescale what is
+  left.
 - `revenue_months` (kept): per currency and month, `billed` (net of invoices issued), `credited`
   (net of credit notes issued) and `recognized` (schedule amounts, reversals included).
 - `revenue_waterfall` (kept): per currency, billing month (the invoice's issue month) and
@@ -43,7 +44,8 @@ WATERFALL = Table(
 
 class RevenueProjection(Projection):
     name = "revenue"
-    version = 1
+    #: 2: `revenue_invoices` keeps each line as a list.
+    version = 2
     tables = (INVOICES, MONTHS, WATERFALL)
     event_types = (Invoice.Issued, Invoice.CreditNoteIssued)
     referencing_types = (Invoice.CreditNoteIssued,)
@@ -66,30 +68,31 @@ class RevenueProjection(Projection):
             _credited(rows, event)
 
     def _issued(self, rows: Rows, event: Invoice.Issued) -> None:
-        currency, billed_in = event.currency, month_of(event.issue_date)
-        lines: list[dict[str, Any]] = []
+        currency, issue_date = event.currency, event.issue_date
+        billed_in = month_of(issue_date)
+        lines: list[StoredLine] = []
+        billed = 0
         for line_id, line in zip(line_ids(event.lines), event.lines, strict=True):
             policy = policy_of(line, self.default_policy)
             net = line.net
-            scheduled = schedule(line, event.issue_date, policy, net)
+            billed += net
+            scheduled = schedule(line, issue_date, policy, net)
             for month, amount in scheduled.items():
-                _recognize(rows, currency, billed_in, month, amount)
-            lines.append(
-                {
-                    "line_id": line_id,
-                    "net": net,
-                    "policy": policy,
-                    "scheduled": scheduled,
-                    "reversals": {},
-                    "credited": 0,
-                }
-            )
-        rows.add(MONTHS, (currency, billed_in), "billed", sum(line["net"] for line in lines))
+                rows.add(MONTHS, (currency, month), "recognized", amount)
+                rows.add(WATERFALL, (currency, billed_in, month), "amount", amount)
+            lines.append([line_id, net, policy, scheduled, {}, 0])
+        rows.add(MONTHS, (currency, billed_in), "billed", billed)
         rows.put(
             INVOICES,
             (event.invoice_id,),
             {"currency": currency, "billing_month": billed_in, "lines": lines},
         )
+
+
+StoredLine = list[Any]
+"""A line as `revenue_invoices` keeps it: `[line id, net, policy, scheduled, reversals,
+credited]`, the scheduled amounts and reversals by month."""
+_LINE_ID, _NET, _POLICY, _SCHEDULED, _REVERSALS, _CREDITED = range(6)
 
 
 def _recognize(rows: Rows, currency: str, billed_in: str, month: str, amount: int) -> None:
@@ -102,19 +105,20 @@ def _credited(rows: Rows, event: Invoice.CreditNoteIssued) -> None:
     assert invoice is not None, "a credit note follows its invoice in the log"
     currency, billed_in = invoice["currency"], invoice["billing_month"]
     credited_in = month_of(event.issue_date)
-    lines = {line["line_id"]: line for line in invoice["lines"]}
+    lines: dict[str, StoredLine] = {line[_LINE_ID]: line for line in invoice["lines"]}
     for credit in event.credited:
         line = lines[credit.line_id]
-        scheduled, reversal = apply_credit(line["scheduled"], credit.amount, credited_in)
+        before = line[_SCHEDULED]
+        scheduled, reversal = apply_credit(before, credit.amount, credited_in)
         for month, amount in scheduled.items():
-            if amount != line["scheduled"][month]:
-                _recognize(rows, currency, billed_in, month, amount - line["scheduled"][month])
+            if amount != before[month]:
+                _recognize(rows, currency, billed_in, month, amount - before[month])
         if reversal:
-            reversals = line["reversals"]
+            reversals = line[_REVERSALS]
             reversals[credited_in] = reversals.get(credited_in, 0) - reversal
             _recognize(rows, currency, billed_in, credited_in, -reversal)
-        line["scheduled"] = scheduled
-        line["credited"] += credit.amount
+        line[_SCHEDULED] = scheduled
+        line[_CREDITED] += credit.amount
     rows.add(MONTHS, (currency, credited_in), "credited", sum(c.amount for c in event.credited))
     rows.put(INVOICES, (event.invoice_id,), invoice)
 
@@ -128,15 +132,14 @@ def invoice_schedule(rows: RowSource, invoice_id: str) -> dict[str, Any] | None:
     if invoice is None:
         return None
     lines = []
-    for line in invoice["lines"]:
-        scheduled, reversals = line["scheduled"], line["reversals"]
+    for line_id, net, policy, scheduled, reversals, credited in invoice["lines"]:
         months = sorted(set(scheduled) | set(reversals))
         lines.append(
             {
-                "line_id": line["line_id"],
-                "net": line["net"],
-                "recognition": line["policy"],
-                "credited": line["credited"],
+                "line_id": line_id,
+                "net": net,
+                "recognition": policy,
+                "credited": credited,
                 "months": [
                     {"month": m, "amount": scheduled.get(m, 0) + reversals.get(m, 0)}
                     for m in months
