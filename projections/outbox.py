@@ -45,6 +45,7 @@ from subledger.domain.customer import Customer
 from subledger.domain.dates import Month
 from subledger.domain.invoice import Invoice
 from subledger.domain.ledger import Entry
+from subledger.domain.money import vat_of
 from subledger.domain.values import Cleared, line_ids
 from subledger.projections.engine import Column, Projection, Row, RowKey, Rows, RowSource, Table
 from subledger.projections.journal import TOTALS
@@ -230,7 +231,12 @@ def _customer_after(
 def _issued(event: Invoice.Issued, customer: ContactMessage) -> tuple[_Invoice, InvoiceMessage]:
     """The invoice as `outbox_invoices` keeps it, and its message."""
     lines: list[InvoiceLine] = []
+    net = vat = 0
     for line_id, line in zip(line_ids(event.lines), event.lines, strict=True):
+        line_net = line.net
+        line_vat = vat_of(line_net, line.vat_rate)  # `line.vat`, without working out the net again
+        net += line_net
+        vat += line_vat
         lines.append(
             {
                 "line_id": line_id,
@@ -240,12 +246,10 @@ def _issued(event: Invoice.Issued, customer: ContactMessage) -> tuple[_Invoice, 
                 "unit_amount": line.unit_amount,
                 "discount_amount": line.discount_amount or 0,
                 "vat_rate": str(line.vat_rate),
-                "net": line.net,
-                "vat": line.vat,
+                "net": line_net,
+                "vat": line_vat,
             }
         )
-    net = sum(line["net"] for line in lines)
-    vat = sum(line["vat"] for line in lines)
     invoice: _Invoice = {
         "invoice_id": event.invoice_id,
         "customer_id": event.customer_id,
@@ -321,10 +325,11 @@ def _follow_up(
         }
         return "credit_note", credit_note
     if isinstance(event, Invoice.PaymentReceived):
-        same = _alike(invoice["payments"], event.amount, event.received_on.isoformat())
+        received_on = event.received_on.isoformat()
+        same = _alike(invoice["payments"], event.amount, received_on)
         invoice["payments"][event.payment_id] = {
             "amount": event.amount,
-            "date": event.received_on.isoformat(),
+            "date": received_on,
             "method": event.method,
         }
         invoice["paid"] += event.amount
@@ -335,7 +340,7 @@ def _follow_up(
             "payment_id": event.payment_id,
             "amount": event.amount,
             "method": event.method,
-            "date": event.received_on.isoformat(),
+            "date": received_on,
             # Targets keep no reference of ours on a payment: the n-th payment of this invoice
             # with this date and amount is this one.
             "ordinal": same,
@@ -344,8 +349,9 @@ def _follow_up(
         }
         return "payment", payment
     refunds = invoice.setdefault("refunds", {})
-    same = _alike(refunds, event.amount, event.refunded_on.isoformat())
-    refunds[event.refund_id] = {"amount": event.amount, "date": event.refunded_on.isoformat()}
+    refunded_on = event.refunded_on.isoformat()
+    same = _alike(refunds, event.amount, refunded_on)
+    refunds[event.refund_id] = {"amount": event.amount, "date": refunded_on}
     invoice["refunded"] += event.amount
     refund: RefundMessage = {
         "invoice_id": invoice["invoice_id"],
@@ -355,7 +361,7 @@ def _follow_up(
         "payment_id": event.payment_id,
         "amount": event.amount,
         "method": event.method,
-        "date": event.refunded_on.isoformat(),
+        "date": refunded_on,
         "ordinal": same,
         "exchange_rate": _rate(event),
         "customer": customer,
