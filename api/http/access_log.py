@@ -5,18 +5,15 @@ The route is the template the request matched (`/v1/customers/{customer_id}/mrr`
 path: ids in paths (a customer's, an invoice's) are the business's data, and a query string may
 say more. No header (the API key is one), no body goes in.
 
-Plain ASGI, like the request ids' middleware, which runs outside this one and so has set the
-request's id by the time this one reads it.
+An observer of the requests' middleware (api/http/observed.py), which times each request and
+resolves its route.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 
-from starlette.routing import Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
+from subledger.api.http.observed import Handled
 from subledger.api.logs import ACCESS_LOGGER
 
 logger = logging.getLogger(ACCESS_LOGGER)
@@ -25,61 +22,21 @@ logger = logging.getLogger(ACCESS_LOGGER)
 UNMATCHED = "(unmatched)"
 
 
-class AccessLogMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not logger.isEnabledFor(logging.INFO):
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        as_received = {"path": scope["path"], "root_path": scope.get("root_path", "")}
-        status = 500  # what the server answers if the app fails before answering
-
-        async def send_noting_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_noting_status)
-        finally:
-            route = route_template({**scope, **as_received})
-            logger.info(
-                "%s %s %s",
-                scope["method"],
-                route,
-                status,
-                extra={
-                    "request_id": scope.get("state", {}).get("request_id"),
-                    "method": scope["method"],
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                },
-            )
-
-
-def route_template(scope: Scope) -> str:
-    """The path template of the route `scope` matched (FastAPI's routes say so in the scope;
-    the others, such as the documentation's or the dashboard's files, are matched again: a
-    mount's as `/dashboard/{path}`), else `UNMATCHED`. `scope` has the path as received."""
-    path = getattr(scope.get("route"), "path", None)
-    if isinstance(path, str):
-        return path
-    router = getattr(scope.get("app"), "router", None)
-    found = UNMATCHED
-    for candidate in getattr(router, "routes", ()):
-        match, _ = candidate.matches(scope)
-        template = getattr(candidate, "path", None)
-        if match is Match.NONE or not isinstance(template, str):
-            continue
-        if hasattr(candidate, "routes"):  # a mount
-            template += "/{path}"
-        if match is Match.FULL:
-            return template
-        if found == UNMATCHED:  # the path's, with another method: a 405
-            found = template
-    return found
+def log_access(handled: Handled) -> None:
+    """The request's line, when the access log logs at all."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    route = UNMATCHED if handled.route is None else handled.route
+    logger.info(
+        "%s %s %s",
+        handled.method,
+        route,
+        handled.status,
+        extra={
+            "request_id": handled.request_id,
+            "method": handled.method,
+            "route": route,
+            "status": handled.status,
+            "duration_ms": round(handled.seconds * 1000, 1),
+        },
+    )

@@ -17,11 +17,12 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from subledger.api.composition import Composition, tune_garbage_collector
-from subledger.api.http.access_log import AccessLogMiddleware
+from subledger.api.http.access_log import log_access
 from subledger.api.http.auth import authenticate_first, ensure_guarded
 from subledger.api.http.errors import install_error_handlers
 from subledger.api.http.limits import RequestLimitsMiddleware
-from subledger.api.http.metrics import HttpMetrics
+from subledger.api.http.metrics import time_request
+from subledger.api.http.observed import ObservedRequests
 from subledger.api.http.responses import OrjsonResponse
 from subledger.api.http.routes import audit, events, health, mrr, revenue
 from subledger.api.http.routes import keys as key_routes
@@ -116,10 +117,11 @@ def create_app(
     ensure_guarded(app)
 
     app.add_middleware(RequestLimitsMiddleware, max_body_bytes=composition.settings.max_body_bytes)
-    app.add_middleware(AccessLogMiddleware)  # inside the request ids', to log them
+    # Inside the request ids' (to note them), outside the limits' (to note their refusals too).
+    app.add_middleware(
+        ObservedRequests, routes=lambda: app.routes, observers=(log_access, time_request)
+    )
     app.add_middleware(RequestIdMiddleware)
-    # Outermost, so that every answer is timed, refusals before routing included.
-    app.add_middleware(HttpMetrics, routes=lambda: app.routes)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -1,12 +1,12 @@
 """What `GET /metrics` shows, in Prometheus' text format (docs/operating.md, "Metrics").
 
 Two kinds of family:
-- Counted by the processes as things happen: each HTTP request's duration (`HttpMetrics`, a
-  middleware) and each request to a sync target (`count_target_requests`, told by the
-  targets' HTTP clients). Under `subledger serve --workers N` every worker counts into files
-  of prometheus_client's multi-process mode, in a directory the command makes for each start
-  and removes when it stops (`metrics_directory`); a scrape, answered by any one worker, adds
-  up those of every worker.
+- Counted by the processes as things happen: each HTTP request's duration (`time_request`, an
+  observer of api/http/observed.py's middleware) and each request to a sync target
+  (`count_target_requests`, told by the targets' HTTP clients). Under `subledger serve
+  --workers N` every worker counts into files of prometheus_client's multi-process mode, in a
+  directory the command makes for each start and removes when it stops (`metrics_directory`);
+  a scrape, answered by any one worker, adds up those of every worker.
 - Facts of the database, read when scraped (`DatabaseFacts`): the log's last position, each
   projection's position and lag, the delivery log's messages by status and its oldest unsent
   one. Every worker reads the same rows, so these need no sharing between processes.
@@ -18,14 +18,12 @@ import logging
 import os
 import shutil
 import tempfile
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
 from typing import Final
 
-from fastapi.routing import iter_route_contexts
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -37,11 +35,10 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from starlette.routing import BaseRoute, Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from subledger.adapters.sync.http import TargetHTTP
 from subledger.adapters.sync.log_records import STATUSES
+from subledger.api.http.observed import Handled
 from subledger.api.http.projection_reads import Reader
 from subledger.api.sync import Sync
 
@@ -92,49 +89,15 @@ def _count_request(target: str, status: str) -> None:
     SYNC_REQUESTS.labels(target=target, status=status).inc()
 
 
-class HttpMetrics:
-    """Times every HTTP request, by its route's template (`/v1/sync/messages/{message_id}`,
-    never the path itself, so that the number of series stays that of the routes), its method
-    and its answer's status. Plain ASGI, as the app's other middlewares."""
-
-    def __init__(self, app: ASGIApp, routes: Callable[[], Iterable[BaseRoute]]) -> None:
-        self.app = app
-        self.routes = routes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        arrived = dict(scope)  # as it came: routing and mounts change the scope
-        status = 500  # unless an answer is begun
-
-        async def send_noting_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_noting_status)
-        finally:
-            HTTP_DURATION.labels(
-                route=self._template(scope, arrived), method=scope["method"], status=str(status)
-            ).observe(time.perf_counter() - started)
-
-    def _template(self, scope: Scope, arrived: Scope) -> str:
-        route = scope.get("route")  # set by the router for its own routes
-        if route is None:  # a mount's, or refused before routing (a body over the limit, say)
-            route = next(
-                (
-                    context.route
-                    for context in iter_route_contexts(list(self.routes()))
-                    if context.route.matches(arrived)[0] == Match.FULL
-                ),
-                None,
-            )
-        template = getattr(route, "path_format", None) or getattr(route, "path", None)
-        return template if isinstance(template, str) else UNMATCHED
+def time_request(handled: Handled) -> None:
+    """Times an HTTP request (an observer of api/http/observed.py's middleware), by its route's
+    template (`/v1/sync/messages/{message_id}`, never the path itself, so that the number of
+    series stays that of the routes), its method and its answer's status."""
+    HTTP_DURATION.labels(
+        route=UNMATCHED if handled.route is None else handled.route,
+        method=handled.method,
+        status=str(handled.status),
+    ).observe(handled.seconds)
 
 
 # Read from the database when scraped.

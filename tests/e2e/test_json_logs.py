@@ -54,10 +54,14 @@ def serve_and_ask(tmp_path: Path, url: str) -> tuple[list[str], dict[str, httpx.
             "/v1/events", headers={"Authorization": f"Bearer {WRONG}", "X-Request-Id": NOT_A_TOKEN}
         )
         answers["unknown"] = client.get(f"/v1/nowhere/{CUSTOMER}", headers=key)
+        answers["not_json"] = client.post(
+            "/v1/events", content=b"x", headers={**key, "Content-Type": "text/plain"}
+        )
     assert answers["append"].status_code == 201, answers["append"].text
     assert answers["mrr"].status_code == 200, answers["mrr"].text
     assert answers["refused"].status_code == 401
     assert answers["unknown"].status_code == 404
+    assert answers["not_json"].status_code == 415
     return (tmp_path / "serve.log").read_text().splitlines(), answers
 
 
@@ -103,6 +107,8 @@ def test_serve_logs_json_lines_a_line_per_request_and_no_secret_or_personal_data
     assert (by_id["refused"]["route"], by_id["refused"]["status"]) == ("/v1/events", 401)
     assert re.fullmatch(r"[0-9a-f]{16}", answers["refused"].headers["X-Request-Id"])
     assert (by_id["unknown"]["route"], by_id["unknown"]["status"]) == ("(unmatched)", 404)
+    # Refused before routing, and logged under the route its path and method match.
+    assert (by_id["not_json"]["route"], by_id["not_json"]["status"]) == ("/v1/events", 415)
     assert [r["route"] for r in access if r["route"] == "/health"], "the readiness polls"
 
     log = "\n".join(lines)
