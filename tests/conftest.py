@@ -62,6 +62,26 @@ def _docker_answers() -> bool:
     return False
 
 
+def _started_first(item: pytest.Item, default_timeout: float) -> tuple[bool, float]:
+    """The sort key of `pytest_collection_modifyitems`: the slow tests before the rest, and
+    among them those allowed longest (by their `timeout` mark) before the others."""
+    if item.get_closest_marker("slow") is None:
+        return (True, 0.0)
+    timeout = item.get_closest_marker("timeout")
+    allowed = float(timeout.args[0]) if timeout is not None and timeout.args else default_timeout
+    return (False, -allowed)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The slow tests run first, the longest allowed first among them, and the rest in their
+    files' order after them. With `--dist worksteal` (pyproject.toml) each worker takes its
+    tests from the front of its queue and an idle worker takes the back of the other's: the
+    long tests start early, the short ones fill the gaps, and the workers end together instead
+    of one of them running a file of long tests alone at the end."""
+    default_timeout = float(config.getini("timeout") or 0)
+    items.sort(key=lambda item: _started_first(item, default_timeout))
+
+
 @pytest.fixture(scope="session")
 def postgres_server_url() -> Iterator[str]:
     """A URL of a PostgreSQL server whose user may create databases."""
