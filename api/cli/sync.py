@@ -13,6 +13,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from subledger.adapters.sync.log_records import STATUSES
 from subledger.api.cli.common import database_settings, log_at
 from subledger.api.composition import Composition
 from subledger.api.settings import ConfigurationError, Settings
@@ -145,17 +146,19 @@ def _counts_table(service: Sync) -> None:
 
 
 def _status_table(service: Sync) -> None:
-    """Per target: its messages by status, the age of the oldest unsent one, the lanes
-    (customers, or the books) a failed message holds, and the messages waiting behind one."""
+    """Per target: its messages by status (`waiting`: for payment in full, or for a draft to
+    be booked), the age of the oldest unsent one, the lanes (customers, or the books) a failed
+    message holds, and the messages waiting behind one."""
     now = datetime.now(UTC)
-    # Short headings, so that the table fits 80 columns: `oldest` is the age of the oldest
-    # unsent message, `held` the lanes a failed message holds, `behind` what waits in them.
-    table = Table("target", "pending", "sending", "sent", "failed", "oldest", "held", "behind")
+    # Short headings, and no padding at the table's edges, so that the table fits 80 columns:
+    # `oldest` is the age of the oldest unsent message, `held` the lanes a failed message
+    # holds, `behind` what waits in them.
+    table = Table("target", *STATUSES, "oldest", "held", "behind", pad_edge=False)
     for target, summary in service.delivery.summary().items():
         counts = summary.counts
         table.add_row(
             target,
-            *(f"{counts[s]:,}" for s in ("pending", "sending", "sent", "failed")),
+            *(f"{counts.get(s, 0):,}" for s in STATUSES),
             age(summary.oldest_pending_seconds(now)),
             f"{summary.held_lanes:,}",
             f"{summary.held_messages:,}",

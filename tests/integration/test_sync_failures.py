@@ -30,6 +30,7 @@ from subledger.api.http.app import create_app
 from subledger.api.settings import Settings
 from subledger.api.sync import delivery_log_for
 from subledger.domain.ledger import Ledger
+from tests.builders import append, customer, invoice, payment
 from tests.conftest import ADMIN, API_KEYS, READ, WRITE
 from tests.integration.test_sync_api import EVENTS, TOKEN, billy, delivered, messages
 
@@ -418,19 +419,50 @@ def test_status_and_the_first_page_of_messages_show_what_failures_hold(
     assert document["counts"]["billy"]["failed"] == expected["failed"], "the counts stay"
     assert sorted(m["id"] for m in document["failed"]) == sorted(m.id for m in failed)
 
-    table = CliRunner().invoke(main, ["sync", "status"], env=env)
-    assert table.exit_code == 0, table.output
-    lines = table.stdout.splitlines()
-    assert max(len(line) for line in lines if line.startswith(("┃", "│"))) <= 80
-    header = next(line for line in lines if "target" in line)
-    row = next(line for line in lines if line.startswith("│ billy"))
-    names = [cell.strip() for cell in header.strip("┃ ").split("┃")]
-    cells = dict(zip(names, (cell.strip() for cell in row.strip("│ ").split("│")), strict=True))
+    cells = status_table(env)["billy"]
     headings = {"failed": "failed", "pending": "pending", "held_lanes": "held"}
     assert {name: cells[headings.get(name, "behind")] for name in expected} == {
         name: str(value) for name, value in expected.items()
     }
     assert cells["oldest"].endswith((" s", " min"))
+
+
+def status_table(env: dict[str, str]) -> dict[str, dict[str, str]]:
+    """`subledger sync status`'s table (80 columns wide at most): per target, each heading's
+    cell."""
+    table = CliRunner().invoke(main, ["sync", "status"], env=env)
+    assert table.exit_code == 0, table.output
+    lines = table.stdout.splitlines()
+    assert max(len(line) for line in lines if line.startswith(("┃", "│"))) <= 80
+    header = next(line for line in lines if "target" in line)
+    names = [cell.strip() for cell in header.strip("┃ ").split("┃")]
+    rows = [line.strip("│ ").split("│") for line in lines if line.startswith("│")]
+    return {
+        row[0].strip(): dict(zip(names, (cell.strip() for cell in row), strict=True))
+        for row in rows
+    }
+
+
+def test_status_shows_the_messages_waiting_for_payment_in_full(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Billy takes invoices once paid in full: an invoice of 125.00 DKK paid 50.00 waits, and
+    so does its payment: 2 waiting, none failed. Nothing is sent here."""
+    config = tmp_path / "subledger.toml"
+    config.write_text(
+        f'[targets.billy]\nurl = "http://127.0.0.1:9/v2"\ntoken = "{TOKEN}"\n'
+        'transfer = "on_payment"\n'
+    )
+    ledger = Ledger(store_env(database_url))
+    try:
+        append(ledger, customer("c1"), invoice("i1", "c1"), payment("p1", "i1", amount=5000))
+    finally:
+        ledger.close()
+    env = {"SUBLEDGER_DATABASE_URL": database_url, "SUBLEDGER_CONFIG": str(config)}
+
+    cells = status_table(env)["billy"]
+
+    assert (cells["waiting"], cells["failed"], cells["behind"]) == ("2", "0", "0")
 
 
 def test_status_tells_a_wait_as_a_person_reads_it() -> None:
