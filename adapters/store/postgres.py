@@ -252,40 +252,21 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     ) -> BatchContext:
         """The four reads as one prepared statement, parameters and results in binary (a
         `bytea` in text would be hex: twice the bytes, decoded in Python). Measured on a batch
-        of 1,000, this takes a third of the time of three separate queries."""
-        wanted = list(reference_keys)
+        of 1,000, this takes a third of the time of three separate queries.
+
+        Each wanted key is looked up by its own index probe (a `LATERAL` subquery that the
+        planner cannot turn into a join: `LIMIT 1` on the unique keys, `OFFSET 0` on the
+        events), whatever the planner believes of the tables' sizes. As plain joins and
+        `= ANY(...)`, a table never analyzed (autovacuum off, or not yet run) was read whole
+        for every batch, so appending slowed down as the tables grew (docs/benchmarks.md)."""
+        statement, parameters = self.read_batch_statement(
+            event_ids, reference_keys, known_versions, customer_ids
+        )
         with (
             self.datastore.get_connection() as connection,
             connection.cursor(row_factory=tuple_row, binary=True) as cursor,
         ):
-            cursor.execute(
-                self._sql(
-                    "SELECT 1 AS what, NULL::uuid, position, event_id, NULL, digest"
-                    " FROM {log} WHERE event_id = ANY(%b::text[])"
-                    " UNION ALL"
-                    " SELECT 2, NULL, NULL, refs.kind || ' ' || refs.key, refs.invoice_id, NULL"
-                    " FROM {refs} AS refs JOIN unnest(%b::text[], %b::text[]) AS wanted(kind, key)"
-                    "  ON refs.kind = wanted.kind AND refs.key = wanted.key"
-                    " UNION ALL"
-                    " SELECT 3, e.originator_id, e.originator_version, e.topic, NULL, e.state"
-                    " FROM unnest(%b::uuid[], %b::bigint[]) AS known(id, version)"
-                    " JOIN {events} AS e"
-                    "  ON e.originator_id = known.id AND e.originator_version > known.version"
-                    " UNION ALL"
-                    " SELECT 4, NULL, NULL, customer_id, NULL, key"
-                    " FROM {keys} WHERE customer_id = ANY(%b::text[])"
-                    " ORDER BY 1, 2, 3"
-                ),
-                (
-                    list(event_ids),
-                    [kind for kind, _ in wanted],
-                    [key for _, key in wanted],
-                    list(known_versions),
-                    list(known_versions.values()),
-                    list(customer_ids),
-                ),
-                prepare=True,
-            )
+            cursor.execute(statement, parameters, prepare=True)
             rows = cursor.fetchall()
         prior: dict[str, PriorAppend] = {}
         references: dict[tuple[str, str], str] = {}
@@ -302,6 +283,49 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             else:
                 keys[text] = data
         return BatchContext(prior, references, stored_events, keys)
+
+    def read_batch_statement(
+        self,
+        event_ids: Collection[str],
+        reference_keys: Collection[tuple[str, str]],
+        known_versions: Mapping[UUID, int],
+        customer_ids: Collection[str] = (),
+    ) -> tuple[Composed, tuple[list[Any], ...]]:
+        """`read_batch_context`'s statement and its parameters (bench/append_growth.py
+        explains it)."""
+        wanted = list(reference_keys)
+        statement = self._sql(
+            "SELECT 1 AS what, NULL::uuid, log.position, wanted.event_id, NULL,"
+            " log.digest"
+            " FROM unnest(%b::text[]) AS wanted(event_id)"
+            " CROSS JOIN LATERAL (SELECT position, digest FROM {log}"
+            "  WHERE event_id = wanted.event_id LIMIT 1) AS log"
+            " UNION ALL"
+            " SELECT 2, NULL, NULL, wanted.kind || ' ' || wanted.key, refs.invoice_id, NULL"
+            " FROM unnest(%b::text[], %b::text[]) AS wanted(kind, key)"
+            " CROSS JOIN LATERAL (SELECT invoice_id FROM {refs}"
+            "  WHERE kind = wanted.kind AND key = wanted.key LIMIT 1) AS refs"
+            " UNION ALL"
+            " SELECT 3, e.originator_id, e.originator_version, e.topic, NULL, e.state"
+            " FROM unnest(%b::uuid[], %b::bigint[]) AS known(id, version)"
+            " CROSS JOIN LATERAL (SELECT originator_id, originator_version, topic, state"
+            "  FROM {events} WHERE originator_id = known.id"
+            "  AND originator_version > known.version OFFSET 0) AS e"
+            " UNION ALL"
+            " SELECT 4, NULL, NULL, wanted.customer_id, NULL, keys.key"
+            " FROM unnest(%b::text[]) AS wanted(customer_id)"
+            " CROSS JOIN LATERAL (SELECT key FROM {keys}"
+            "  WHERE customer_id = wanted.customer_id LIMIT 1) AS keys"
+            " ORDER BY 1, 2, 3"
+        )
+        return statement, (
+            list(event_ids),
+            [kind for kind, _ in wanted],
+            [key for _, key in wanted],
+            list(known_versions),
+            list(known_versions.values()),
+            list(customer_ids),
+        )
 
     def sealing_keys(self, customer_ids: Collection[str]) -> Mapping[str, bytes | None]:
         rows = self._fetch(
@@ -320,8 +344,9 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 self._sql(
                     "SELECT e.originator_id, e.originator_version, e.topic, e.state"
                     " FROM unnest(%b::uuid[], %b::bigint[]) AS known(id, version)"
-                    " JOIN {events} AS e"
-                    "  ON e.originator_id = known.id AND e.originator_version > known.version"
+                    " CROSS JOIN LATERAL (SELECT originator_id, originator_version, topic, state"
+                    "  FROM {events} WHERE originator_id = known.id"
+                    "  AND originator_version > known.version OFFSET 0) AS e"
                     " ORDER BY e.originator_id, e.originator_version"
                 ),
                 (list(known_versions), list(known_versions.values())),
@@ -433,3 +458,9 @@ class PostgresStoreFactory(PostgresFactory):
         # to another minute before it noticed the database was back. Giving each attempt up
         # after a few seconds lets the next request that needs a connection make one at once.
         self.datastore.pool.reconnect_timeout = RECONNECT_SECONDS
+        # The ledger's statements each touch a few index entries a key; PostgreSQL's JIT
+        # compiles any statement whose estimate passes `jit_above_cost`, as a batch's read did
+        # on tables never analyzed: 0.2 to 1 s of compiling for a read of 20 ms.
+        kwargs = self.datastore.pool.kwargs
+        if isinstance(kwargs, dict):
+            kwargs["options"] = f"{kwargs.get('options', '')} -c jit=off".strip()
