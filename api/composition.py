@@ -195,6 +195,7 @@ def build_runner(
         backend.row_store(ledger),
         build_projections(settings),
         settings.projection_page_size,
+        settings.projection_checkpoint_every,
     )
 
 

@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     projection_page_size: int = Field(
         default=2000, ge=1, le=100_000, description="Events a projection folds per transaction"
     )
+    projection_checkpoint_every: int = Field(
+        default=20_000,
+        ge=0,
+        le=10_000_000,
+        description="Positions between two checkpoints of the projections (0: none); an"
+        " answer as of a past point folds on from the last checkpoint before it",
+    )
     read_wait_seconds: float = Field(
         default=5.0, gt=0, le=120, description="How long a read waits for the projections"
     )

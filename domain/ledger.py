@@ -305,10 +305,10 @@ class Ledger(Application[UUID]):
         ]
 
     def iter_entries(
-        self, upto: int, event_types: Collection[type], page_size: int = 5000
+        self, upto: int, event_types: Collection[type], page_size: int = 5000, after: int = 0
     ) -> Iterator[Entry]:
-        """Every event of `event_types` up to position `upto`, in order, read a page at a time."""
-        after = 0
+        """Every event of `event_types` after position `after` up to position `upto`, in
+        order, read a page at a time."""
         while True:
             page = self.read_entries(after, upto, page_size, event_types)
             yield from page

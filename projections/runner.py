@@ -18,6 +18,9 @@ from subledger.domain.ledger import Entry
 from subledger.projections.engine import Projection, Row, RowKey, Rows, RowSource, Table
 
 DEFAULT_PAGE_SIZE: Final = 2000
+#: Positions between two checkpoints: an answer as of a past point folds at most this many
+#: events of the log on from the nearest checkpoint.
+DEFAULT_CHECKPOINT_EVERY: Final = 20_000
 
 Progress = Callable[[int, int], None]
 """Called after each page with the position reached and the position aimed at."""
@@ -39,6 +42,31 @@ class Move:
     start: int
     end: int
     fingerprint: str
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A projection's checkpointed tables as they stand at `position` (a multiple of the
+    runner's `checkpoint_every`), written in the transaction of the page that reaches it."""
+
+    name: str
+    position: int
+    fingerprint: str
+    #: The rows of the checkpointed tables that changed since the previous checkpoint.
+    changed: Mapping[Table, Mapping[RowKey, Row]]
+    #: Checkpointed tables copied whole from the stored rows instead (after a start or a
+    #: reload, what changed since the previous checkpoint is not known).
+    whole: tuple[Table, ...] = ()
+
+
+class PastRows(Protocol):
+    """A projection's checkpointed tables as they stood at one of its checkpoints."""
+
+    position: int
+
+    def load(self, table: Table, keys: Collection[RowKey] | None) -> dict[RowKey, Row]:
+        """The rows of `keys` (every row if `None`) of a checkpointed table."""
+        ...
 
 
 class ProjectionMovedError(Exception):
@@ -69,9 +97,25 @@ class ProjectionStore(Protocol):
 
     def load_all(self, table: Table) -> dict[RowKey, Row]: ...
 
-    def commit(self, changes: Mapping[Table, Mapping[RowKey, Row]], moves: Sequence[Move]) -> None:
-        """Write the rows and the moves in one transaction; raise `ProjectionMovedError` (and
-        write nothing) if a projection's stored position is not its move's start."""
+    def commit(
+        self,
+        changes: Mapping[Table, Mapping[RowKey, Row]],
+        moves: Sequence[Move],
+        checkpoints: Sequence[Checkpoint] = (),
+    ) -> None:
+        """Write the rows, the moves and the checkpoints in one transaction; raise
+        `ProjectionMovedError` (and write nothing) if a projection's stored position is not its
+        move's start."""
+        ...
+
+    def last_checkpoint(self, name: str, fingerprint: str, upto: int) -> int:
+        """The position of the projection's last checkpoint up to `upto` folded with
+        `fingerprint`; 0 if there is none."""
+        ...
+
+    def past(self, projection: Projection, upto: int) -> AbstractContextManager[PastRows | None]:
+        """The projection's checkpointed tables at its last checkpoint up to `upto`, read
+        consistently; `None` if it has none."""
         ...
 
     def snapshot(self, name: str) -> AbstractContextManager[tuple[int, RowSource]]:
@@ -86,11 +130,18 @@ class ProjectionRunner:
         store: ProjectionStore,
         projections: Sequence[Projection],
         page_size: int = DEFAULT_PAGE_SIZE,
+        checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
     ) -> None:
         self.log = log
         self.store = store
         self.projections = {projection.name: projection for projection in projections}
         self.page_size = page_size
+        #: Positions between checkpoints; 0 for none.
+        self.checkpoint_every = checkpoint_every
+        #: Per projection, the checkpointed rows changed since its last checkpoint.
+        self._pending: dict[str, dict[Table, dict[RowKey, Row]]] = {}
+        #: The projections whose next checkpoint copies their stored rows whole.
+        self._whole: set[str] = set()
         self._positions: dict[str, int] = {}
         self._kept: dict[str, dict[str, dict[RowKey, Row]]] = {}
         self._work = threading.Lock()
@@ -106,7 +157,9 @@ class ProjectionRunner:
         folded); read positions and kept tables. Returns the names that were reset."""
         with self._work:
             self.store.create_tables(
-                table for projection in self.projections.values() for table in projection.tables
+                table
+                for projection in self.projections.values()
+                for table in (*projection.tables, *projection.past_tables())
             )
             stored = self.store.stored()
             reset = []
@@ -129,6 +182,16 @@ class ProjectionRunner:
                 table.name: self.store.load_all(table) for table in projection.tables if table.kept
             }
             for name, projection in self.projections.items()
+        }
+        # What changed since each projection's last checkpoint is known only from a position
+        # that is a checkpoint (or the start) on.
+        self._pending = {name: {} for name in self.projections}
+        self._whole = {
+            name
+            for name, projection in self.projections.items()
+            if self._positions[name] > 0
+            and self.store.last_checkpoint(name, projection.fingerprint(), self._positions[name])
+            != self._positions[name]
         }
         self._stale = False
 
@@ -173,11 +236,15 @@ class ProjectionRunner:
         types = {kind for name in behind for kind in self.projections[name].event_types}
         entries = self.log.read_entries(start, end, self.page_size, types)
         page_end = entries[-1].position if len(entries) == self.page_size else end
+        if self.checkpoint_every:
+            page_end = min(page_end, (start // self.checkpoint_every + 1) * self.checkpoint_every)
+        at_checkpoint = bool(self.checkpoint_every) and page_end % self.checkpoint_every == 0
         # A projection already past this page (the others were reset or started later) waits
         # for them: moving it to `page_end` would fold its events again.
         behind = [name for name in behind if self._positions[name] < page_end]
         changes: dict[Table, dict[RowKey, Row]] = {}
         moves = []
+        checkpoints = []
         for name in behind:
             projection = self.projections[name]
             mine = [
@@ -193,12 +260,39 @@ class ProjectionRunner:
             for table_name, changed in rows.changes().items():
                 changes[tables[table_name]] = changed
             moves.append(Move(name, self._positions[name], page_end, projection.fingerprint()))
-        self.store.commit(changes, moves)
+            if at_checkpoint:
+                checkpoints.append(self._checkpoint(projection, page_end, changes))
+        self.store.commit(changes, moves, checkpoints)
+        for move in moves:
+            if at_checkpoint:
+                self._pending[move.name] = {}
+                self._whole.discard(move.name)
+            elif self.checkpoint_every:
+                pending = self._pending[move.name]
+                for table in self.projections[move.name].checkpointed():
+                    if changes.get(table):
+                        pending.setdefault(table, {}).update(changes[table])
         with self._advanced:
             for move in moves:
                 self._positions[move.name] = move.end
             self._advanced.notify_all()
         return True
+
+    def _checkpoint(
+        self, projection: Projection, position: int, changes: Mapping[Table, Mapping[RowKey, Row]]
+    ) -> Checkpoint:
+        """The projection's checkpoint at `position`, with this page's `changes`."""
+        name = projection.name
+        if name in self._whole:
+            return Checkpoint(
+                name, position, projection.fingerprint(), {}, projection.checkpointed()
+            )
+        changed: dict[Table, dict[RowKey, Row]] = {}
+        for table in projection.checkpointed():
+            rows = {**self._pending[name].get(table, {}), **changes.get(table, {})}
+            if rows:
+                changed[table] = rows
+        return Checkpoint(name, position, projection.fingerprint(), changed)
 
     def _rows_for(self, projection: Projection, entries: list[Entry]) -> Rows:
         """The kept tables, and the keyed rows the entries name, loaded in one read a table."""

@@ -10,6 +10,7 @@ import orjson
 from subledger.projections.engine import Row, RowKey, Table
 
 TRACKING = "subledger_projections"
+CHECKPOINTS = "subledger_checkpoints"
 
 
 def table_name(table: Table) -> str:

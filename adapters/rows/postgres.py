@@ -13,12 +13,12 @@ from typing import Any
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import Cursor
 from psycopg.rows import tuple_row
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.sql import SQL, Composable, Composed, Identifier
 
 from subledger.adapters import migrations
-from subledger.adapters.rows.codec import TRACKING, decode, encode, table_name
-from subledger.projections.engine import Projection, Row, RowKey, RowSource, Table
-from subledger.projections.runner import Move, ProjectionMovedError, Stored
+from subledger.adapters.rows.codec import CHECKPOINTS, TRACKING, decode, encode, table_name
+from subledger.projections.engine import Projection, Row, RowKey, RowSource, Table, past_table
+from subledger.projections.runner import Checkpoint, Move, ProjectionMovedError, Stored
 
 _TYPES = {"text": "text", "int": "bigint", "json": "bytea"}
 
@@ -60,7 +60,7 @@ class PostgresRowStore:
         """Empty the projection's tables to be folded again; a table whose columns the
         definition changed is dropped and made anew (its rows come from the log)."""
         with self.datastore.transaction(commit=True) as cursor:
-            for table in projection.tables:
+            for table in (*projection.tables, *projection.past_tables()):
                 cursor.execute(
                     "SELECT c.column_name, c.data_type, EXISTS (SELECT 1"
                     "  FROM information_schema.key_column_usage k"
@@ -82,6 +82,10 @@ class PostgresRowStore:
                     name = self._name(table_name(table))
                     cursor.execute(SQL("DROP TABLE IF EXISTS {0}").format(name))
                     cursor.execute(self._create(table, SQL("CREATE TABLE")))
+            cursor.execute(
+                SQL("DELETE FROM {0} WHERE name = %s").format(self._name(CHECKPOINTS)),
+                (projection.name,),
+            )
             cursor.execute(
                 SQL(
                     "INSERT INTO {0} (name, position, fingerprint) VALUES (%s, 0, %s)"
@@ -107,7 +111,12 @@ class PostgresRowStore:
         ):
             return dict(self._scan(cursor, table, (), None))
 
-    def commit(self, changes: Mapping[Table, Mapping[RowKey, Row]], moves: Sequence[Move]) -> None:
+    def commit(
+        self,
+        changes: Mapping[Table, Mapping[RowKey, Row]],
+        moves: Sequence[Move],
+        checkpoints: Sequence[Checkpoint] = (),
+    ) -> None:
         with self.datastore.transaction(commit=True) as cursor:
             for move in moves:
                 cursor.execute(
@@ -122,6 +131,63 @@ class PostgresRowStore:
             for table, rows in changes.items():
                 if rows:
                     self._upsert(cursor, table, rows)
+            for checkpoint in checkpoints:
+                self._checkpoint(cursor, checkpoint)
+
+    def _checkpoint(self, cursor: Cursor[Any], checkpoint: Checkpoint) -> None:
+        """Record the checkpoint and write its rows into the past tables (after the page's
+        rows, so that a table copied whole is copied as it stands at the checkpoint)."""
+        cursor.execute(
+            SQL("INSERT INTO {0} (name, position, fingerprint) VALUES (%s, %s, %s)").format(
+                self._name(CHECKPOINTS)
+            ),
+            (checkpoint.name, checkpoint.position, checkpoint.fingerprint),
+        )
+        at = (checkpoint.position,)
+        for table, rows in checkpoint.changed.items():
+            self._upsert(cursor, past_table(table), {(*key, *at): row for key, row in rows.items()})
+        for table in checkpoint.whole:
+            past = past_table(table)
+            columns = SQL(", ").join(Identifier(c.name) for c in table.columns)
+            cursor.execute(
+                SQL("INSERT INTO {0} ({1}, checkpoint) SELECT {1}, %s FROM {2}").format(
+                    self._name(table_name(past)), columns, self._name(table_name(table))
+                ),
+                at,
+            )
+
+    def last_checkpoint(self, name: str, fingerprint: str, upto: int) -> int:
+        with (
+            self.datastore.get_connection() as connection,
+            connection.cursor(row_factory=tuple_row) as cursor,
+        ):
+            return self._last_checkpoint(cursor, name, fingerprint, upto)
+
+    def _last_checkpoint(
+        self, cursor: Cursor[tuple[Any, ...]], name: str, fingerprint: str, upto: int
+    ) -> int:
+        cursor.execute(
+            SQL(
+                "SELECT coalesce(max(position), 0) FROM {0}"
+                " WHERE name = %s AND fingerprint = %s AND position <= %s"
+            ).format(self._name(CHECKPOINTS)),
+            (name, fingerprint, upto),
+        )
+        found = cursor.fetchone()
+        return int(found[0]) if found else 0
+
+    @contextmanager
+    def past(self, projection: Projection, upto: int) -> Iterator[_PostgresPast | None]:
+        with (
+            self.datastore.get_connection() as connection,
+            connection.transaction(),
+            connection.cursor(row_factory=tuple_row, binary=True) as cursor,
+        ):
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            position = self._last_checkpoint(
+                cursor, projection.name, projection.fingerprint(), upto
+            )
+            yield _PostgresPast(self, cursor, position) if position else None
 
     def _upsert(self, cursor: Cursor[Any], table: Table, rows: Mapping[RowKey, Row]) -> None:
         encoded = [encode(table, key, row) for key, row in rows.items()]
@@ -204,6 +270,39 @@ class PostgresRowStore:
             parameters,
         )
         return [decode(table, row) for row in cursor.fetchall()]
+
+
+class _PostgresPast:
+    """Checkpointed tables at one checkpoint: each row as the latest checkpoint up to it
+    wrote it."""
+
+    def __init__(self, store: PostgresRowStore, cursor: Cursor[Any], position: int) -> None:
+        self.store = store
+        self.cursor = cursor
+        self.position = position
+
+    def load(self, table: Table, keys: Collection[RowKey] | None) -> dict[RowKey, Row]:
+        if keys is not None and not keys:
+            return {}
+        columns = SQL(", ").join(Identifier(c.name) for c in table.columns)
+        names = SQL(", ").join(Identifier(c.name) for c in table.key)
+        past = self.store._name(table_name(past_table(table)))
+        parameters: list[Any] = []
+        wanted: Composable = SQL("")
+        if keys is not None:
+            arrays = SQL(", ").join(SQL("%b::{0}[]").format(SQL(_TYPES[c.kind])) for c in table.key)
+            wanted = SQL(" JOIN unnest({0}) AS wanted({1}) USING ({1})").format(arrays, names)
+            chosen = list(keys)
+            parameters.extend([key[i] for key in chosen] for i in range(len(table.key)))
+        parameters.append(self.position)
+        self.cursor.execute(
+            SQL(
+                "SELECT DISTINCT ON ({0}) {1} FROM {2}{3} WHERE checkpoint <= %b"
+                " ORDER BY {0}, checkpoint DESC"
+            ).format(names, columns, past, wanted),
+            parameters,
+        )
+        return dict(decode(table, row) for row in self.cursor.fetchall())
 
 
 class _PostgresRows:

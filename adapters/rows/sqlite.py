@@ -9,9 +9,9 @@ from typing import Any
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore
 
 from subledger.adapters import migrations
-from subledger.adapters.rows.codec import TRACKING, decode, encode, table_name
-from subledger.projections.engine import Projection, Row, RowKey, RowSource, Table
-from subledger.projections.runner import Move, ProjectionMovedError, Stored
+from subledger.adapters.rows.codec import CHECKPOINTS, TRACKING, decode, encode, table_name
+from subledger.projections.engine import Projection, Row, RowKey, RowSource, Table, past_table
+from subledger.projections.runner import Checkpoint, Move, ProjectionMovedError, Stored
 
 _TYPES = {"text": "TEXT", "int": "INTEGER", "json": "BLOB"}
 _VARIABLES_PER_QUERY = 30_000
@@ -51,7 +51,7 @@ class SQLiteRowStore:
         """Empty the projection's tables to be folded again; a table whose columns the
         definition changed is dropped and made anew (its rows come from the log)."""
         with self.datastore.transaction(commit=True) as cursor:
-            for table in projection.tables:
+            for table in (*projection.tables, *projection.past_tables()):
                 cursor.execute(f"PRAGMA table_info({table_name(table)})")
                 found = [(row[1], row[2].upper(), row[5] > 0) for row in cursor.fetchall()]
                 if found == _layout(table):
@@ -59,6 +59,7 @@ class SQLiteRowStore:
                 else:
                     cursor.execute(f"DROP TABLE IF EXISTS {table_name(table)}")
                     cursor.execute(_create(table))
+            cursor.execute(f"DELETE FROM {CHECKPOINTS} WHERE name = ?", (projection.name,))
             cursor.execute(
                 f"INSERT INTO {TRACKING} (name, position, fingerprint) VALUES (?, 0, ?)"
                 " ON CONFLICT (name)"
@@ -74,7 +75,12 @@ class SQLiteRowStore:
         with self.datastore.transaction(commit=False) as cursor:
             return dict(_scan(cursor, table, (), None))
 
-    def commit(self, changes: Mapping[Table, Mapping[RowKey, Row]], moves: Sequence[Move]) -> None:
+    def commit(
+        self,
+        changes: Mapping[Table, Mapping[RowKey, Row]],
+        moves: Sequence[Move],
+        checkpoints: Sequence[Checkpoint] = (),
+    ) -> None:
         with self.datastore.transaction(commit=True) as cursor:
             for move in moves:
                 cursor.execute(
@@ -85,15 +91,20 @@ class SQLiteRowStore:
                 if cursor.sqlite_cursor.rowcount != 1:
                     raise ProjectionMovedError(move.name)
             for table, rows in changes.items():
-                columns = ", ".join(column.name for column in table.columns)
-                keys = ", ".join(column.name for column in table.key)
-                updates = ", ".join(f"{c.name} = excluded.{c.name}" for c in table.values)
-                cursor.executemany(
-                    f"INSERT INTO {table_name(table)} ({columns})"
-                    f" VALUES ({', '.join('?' * len(table.columns))})"
-                    f" ON CONFLICT ({keys}) DO UPDATE SET {updates}",
-                    [encode(table, key, row) for key, row in rows.items()],
-                )
+                _upsert(cursor, table, rows)
+            for checkpoint in checkpoints:
+                _checkpoint(cursor, checkpoint)
+
+    def last_checkpoint(self, name: str, fingerprint: str, upto: int) -> int:
+        with self.datastore.transaction(commit=False) as cursor:
+            return _last_checkpoint(cursor, name, fingerprint, upto)
+
+    @contextmanager
+    def past(self, projection: Projection, upto: int) -> Iterator[_SQLitePast | None]:
+        # In WAL mode a read transaction sees one state of the file from its first read on.
+        with self.datastore.transaction(commit=False) as cursor:
+            position = _last_checkpoint(cursor, projection.name, projection.fingerprint(), upto)
+            yield _SQLitePast(cursor, position) if position else None
 
     @contextmanager
     def snapshot(self, name: str) -> Iterator[tuple[int, RowSource]]:
@@ -102,6 +113,82 @@ class SQLiteRowStore:
             cursor.execute(f"SELECT position FROM {TRACKING} WHERE name = ?", (name,))
             found = cursor.fetchone()
             yield (found[0] if found else 0), _SQLiteRows(cursor)
+
+
+def _upsert(cursor: SQLiteCursor, table: Table, rows: Mapping[RowKey, Row]) -> None:
+    columns = ", ".join(column.name for column in table.columns)
+    keys = ", ".join(column.name for column in table.key)
+    updates = ", ".join(f"{c.name} = excluded.{c.name}" for c in table.values)
+    cursor.executemany(
+        f"INSERT INTO {table_name(table)} ({columns})"
+        f" VALUES ({', '.join('?' * len(table.columns))})"
+        f" ON CONFLICT ({keys}) DO UPDATE SET {updates}",
+        [encode(table, key, row) for key, row in rows.items()],
+    )
+
+
+def _checkpoint(cursor: SQLiteCursor, checkpoint: Checkpoint) -> None:
+    """Record the checkpoint and write its rows into the past tables (after the page's rows,
+    so that a table copied whole is copied as it stands at the checkpoint)."""
+    cursor.execute(
+        f"INSERT INTO {CHECKPOINTS} (name, position, fingerprint) VALUES (?, ?, ?)",
+        (checkpoint.name, checkpoint.position, checkpoint.fingerprint),
+    )
+    at = (checkpoint.position,)
+    for table, rows in checkpoint.changed.items():
+        _upsert(cursor, past_table(table), {(*key, *at): row for key, row in rows.items()})
+    for table in checkpoint.whole:
+        columns = ", ".join(column.name for column in table.columns)
+        cursor.execute(
+            f"INSERT INTO {table_name(past_table(table))} ({columns}, checkpoint)"
+            f" SELECT {columns}, ? FROM {table_name(table)}",
+            at,
+        )
+
+
+def _last_checkpoint(cursor: SQLiteCursor, name: str, fingerprint: str, upto: int) -> int:
+    cursor.execute(
+        f"SELECT coalesce(max(position), 0) FROM {CHECKPOINTS}"
+        " WHERE name = ? AND fingerprint = ? AND position <= ?",
+        (name, fingerprint, upto),
+    )
+    found = cursor.fetchone()
+    return int(found[0]) if found else 0
+
+
+class _SQLitePast:
+    """Checkpointed tables at one checkpoint: each row as the latest checkpoint up to it
+    wrote it."""
+
+    def __init__(self, cursor: SQLiteCursor, position: int) -> None:
+        self.cursor = cursor
+        self.position = position
+
+    def load(self, table: Table, keys: Collection[RowKey] | None) -> dict[RowKey, Row]:
+        past = table_name(past_table(table))
+        columns = ", ".join(f"p.{column.name}" for column in table.columns)
+        same = " AND ".join(f"q.{c.name} = p.{c.name}" for c in table.key)
+        latest = (
+            f"SELECT {columns} FROM {past} p WHERE p.checkpoint = (SELECT max(q.checkpoint)"
+            f" FROM {past} q WHERE {same} AND q.checkpoint <= ?)"
+        )
+        if keys is None:
+            self.cursor.execute(latest, (self.position,))
+            return dict(decode(table, tuple(row)) for row in self.cursor.fetchall())
+        found: dict[RowKey, Row] = {}
+        chosen = list(keys)
+        width = len(table.key)
+        names = ", ".join(f"p.{column.name}" for column in table.key)
+        step = _VARIABLES_PER_QUERY // width
+        for start in range(0, len(chosen), step):
+            chunk = chosen[start : start + step]
+            tuples = ", ".join(["(" + ", ".join("?" * width) + ")"] * len(chunk))
+            self.cursor.execute(
+                f"{latest} AND ({names}) IN (VALUES {tuples})",
+                [self.position, *(value for key in chunk for value in key)],
+            )
+            found.update(decode(table, tuple(row)) for row in self.cursor.fetchall())
+        return found
 
 
 class _SQLiteRows:

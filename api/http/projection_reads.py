@@ -5,7 +5,9 @@ at the log's last position, waits (up to `SUBLEDGER_READ_WAIT_SECONDS`) for the 
 have folded it, and answers from the stored rows and position read together.
 
 As of `position=` or `known_at=`: the log up to that point is folded in memory by the same fold,
-so a past answer is never computed by other code than today's.
+so a past answer is never computed by other code than today's. The fold starts from the
+projection's last checkpoint up to that point (its kept tables, and the keyed rows later events
+read again, as they stood there; `projections.runner`), or from position 0 if it has none.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from uuid import UUID
 
 from subledger.api.http.errors import ApiError, ErrorCode
 from subledger.domain.ledger import Entry, Ledger
-from subledger.projections.engine import Projection, RowKey, Rows, RowSource, Table
-from subledger.projections.runner import ProjectionRunner, ProjectionStore
+from subledger.projections.engine import Projection, Row, RowKey, Rows, RowSource, Table
+from subledger.projections.runner import PastRows, ProjectionRunner, ProjectionStore
 
 #: Between two looks at a projection's position while waiting for it, in seconds.
 _WAIT_STEP_SECONDS = 0.02
@@ -100,8 +102,16 @@ class Reader:
         self, name: str, position: int, keep: Callable[[Table, RowKey], bool] | None = None
     ) -> Rows:
         """The projection's kept rows as of `position`, folded in memory, with only the keyed
-        rows that some event up to `position` reads again, or that `keep` asks for."""
+        rows that some event up to `position` reads again, or that `keep` asks for.
+
+        Without `keep`, the fold starts from the last checkpoint up to `position`; with it, from
+        position 0 (a checkpoint keeps only the rows that later events read again, not the
+        ones `keep` may ask for, such as a range of days' journal entries)."""
         projection = self.projections[name]
+        if keep is None:
+            with self.store.past(projection, position) as past:
+                if past is not None:
+                    return self._fold_from(projection, past, position)
         read_again = {
             (table.name, key)
             for entry in self.ledger.iter_entries(position, projection.referencing_types)
@@ -114,13 +124,33 @@ class Reader:
         entries = self.ledger.iter_entries(position, projection.event_types)
         return self._fold(projection, entries, retain)
 
+    def _fold_from(self, projection: Projection, past: PastRows, position: int) -> Rows:
+        """Fold the log after the checkpoint `past` up to `position` onto its rows: the kept
+        tables whole, and the keyed rows that the events after it read again."""
+        read_again: dict[Table, set[RowKey]] = {}
+        for entry in self.ledger.iter_entries(
+            position, projection.referencing_types, after=past.position
+        ):
+            for table, key in projection.keys(entry.event):
+                read_again.setdefault(table, set()).add(key)
+        known = {table.name: past.load(table, None) for table in projection.tables if table.kept}
+        for table, keys in read_again.items():
+            known[table.name] = past.load(table, keys)
+
+        def retain(table: Table, key: RowKey) -> bool:
+            return key in read_again.get(table, ())
+
+        entries = self.ledger.iter_entries(position, projection.event_types, after=past.position)
+        return self._fold(projection, entries, retain, known)
+
     @staticmethod
     def _fold(
         projection: Projection,
         entries: Iterable[Entry],
         retain: Callable[[Table, RowKey], bool] | None = None,
+        known: dict[str, dict[RowKey, Row]] | None = None,
     ) -> Rows:
-        rows = Rows(retain=retain)
+        rows = Rows(known={} if known is None else known, retain=retain)
         for entry in entries:
             if type(entry.event) in projection.event_types:
                 projection.fold(rows, entry)

@@ -233,7 +233,11 @@ def test_a_database_of_an_earlier_release_gets_the_new_columns(database_url: str
     delivery.create_tables()  # a second start finds everything there
     with delivery.db.transaction() as sql:
         ran = sql.run("SELECT migration_id FROM _yoyo_migration ORDER BY migration_id")
-    assert [row["migration_id"] for row in ran] == ["0001_release_0_1", "0002_delivery_waits"]
+    assert [row["migration_id"] for row in ran] == [
+        "0001_release_0_1",
+        "0002_delivery_waits",
+        "0003_checkpoints",
+    ]
     with delivery.db.transaction() as sql:
         rows = sql.run("SELECT seq, document, waiting_for FROM sync_messages ORDER BY seq")
     assert [(r["seq"], r["document"], r["waiting_for"]) for r in rows] == [
