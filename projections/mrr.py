@@ -156,6 +156,8 @@ def _restep(
     rows.put(CUSTOMERS, (customer_id,), customer)
     for month in sorted(before.keys() | after.keys()):
         old, new = before.get(month, {}), after.get(month, {})
+        if old == new:  # most months: those before the event's effective date
+            continue
         for column in _COUNTS:
             delta = new.get(column, 0) - old.get(column, 0)
             if delta:
