@@ -188,8 +188,45 @@ def _union_converter(members: list[Any]) -> Converter | None:
 
 
 def _dataclass_converter(cls: type) -> Converter:
+    """A value object back from its JSON form: its fields set directly, as `to_domain_event`
+    sets an event's (the values were checked when the event was appended; a frozen
+    dataclass's `__init__` costs a call of `object.__setattr__` a field)."""
     hints = typing.get_type_hints(cls)
     fields = tuple((field.name, _converter(hints[field.name])) for field in dataclasses.fields(cls))
+    defaults = {
+        field.name: field.default
+        for field in dataclasses.fields(cls)
+        if field.default is not dataclasses.MISSING
+    }
+    if "__slots__" in vars(cls) or any(
+        field.default_factory is not dataclasses.MISSING for field in dataclasses.fields(cls)
+    ):
+        return _initialising_converter(cls, fields)
+
+    known = {name for name, _ in fields}
+    required = known - defaults.keys()
+
+    def convert(value: dict[str, Any]) -> Any:
+        if not required <= value.keys() <= known:
+            missing, unknown = required - value.keys(), value.keys() - known
+            raise TypeError(f"{cls.__name__}: missing {sorted(missing)}, unknown {sorted(unknown)}")
+        state = dict(defaults)
+        for name, field in fields:
+            if name in value:
+                item = value[name]
+                state[name] = item if field is None or item is None else field(item)
+        made: Any = object.__new__(cls)
+        object.__setattr__(made, "__dict__", state)
+        return made
+
+    return convert
+
+
+def _initialising_converter(
+    cls: type, fields: tuple[tuple[str, Converter | None], ...]
+) -> Converter:
+    """A value object without a `__dict__` (slots) or with default factories, through its
+    `__init__`."""
 
     def convert(value: dict[str, Any]) -> Any:
         return cls(

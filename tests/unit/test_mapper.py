@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 
 import orjson
 import pytest
@@ -63,3 +64,20 @@ def test_a_state_that_does_not_fit_its_class_is_refused_with_the_event_named(
     )
     with pytest.raises(MapperDeserialisationError, match=r"Invoice\.Issued"):
         mapper.to_domain_event(broken)
+
+
+def test_a_stored_value_object_missing_a_field_or_with_an_unknown_one_is_refused() -> None:
+    from subledger.adapters.store.mapper import _converter
+    from subledger.domain.values import InvoiceLine
+
+    convert = _converter(InvoiceLine)
+    assert convert is not None
+    line = {"product_id": "p", "quantity": "2", "unit_amount": 100, "vat_rate": "0.25"}
+    made = convert(line)
+    assert made == InvoiceLine(
+        product_id="p", quantity=Decimal("2"), unit_amount=100, vat_rate=Decimal("0.25")
+    )
+    with pytest.raises(TypeError, match="missing \\['vat_rate'\\]"):
+        convert({key: value for key, value in line.items() if key != "vat_rate"})
+    with pytest.raises(TypeError, match="unknown \\['colour'\\]"):
+        convert({**line, "colour": "red"})
