@@ -2,6 +2,7 @@
 
     python bench/fold_costs.py [--database-url postgresql://postgres@127.0.0.1:5432/test]
                                [--events 80000] [--repeat 1] [--keep | --schema NAME]
+                               [--no-check]
 
 1. Appends a generated business of `--events` events to a fresh schema (as bench/project.py
    does, with its `append_business`), or uses the schema `--schema` left by an earlier `--keep`.
@@ -10,10 +11,13 @@
 3. Rebuilds each projection alone, and then all four together, in this process with the
    runner the service uses (`ProjectionRunner`), its log, store and projections wrapped in
    timers: (a) reading and decoding the log (`read_entries`), (b) the folds (`fold` calls),
-   (c) `keys()` and loading the keyed rows they name (`load`), (d) writing each page's rows and
-   positions (`commit`), and what is left (the runner's own work: choosing a page's events,
-   collecting the changed rows). Prints, per projection, events/s of the log and µs per event
-   of the log for each stage; `--repeat` rebuilds each that many times and keeps the quickest.
+   (c) `keys()` and loading the keyed rows they name (`load`), (d) writing each page's rows,
+   positions and checkpoints (`commit`), and what is left (the runner's own work: choosing a
+   page's events, collecting the changed rows). Prints, per projection, events/s of the log
+   and µs per event of the log for each stage, and this process's CPU time; `--repeat`
+   rebuilds each that many times and keeps the quickest.
+4. Runs `subledger projections check` on the rows the last rebuild made (unless `--no-check`),
+   and fails if any check fails.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.harness import parser_for, raw_read, scratch_schema, vacuum  # noqa: E402
-from bench.project import append_business  # noqa: E402
+from bench.project import append_business, check  # noqa: E402
 from subledger.adapters.backends import backend_for  # noqa: E402
 from subledger.adapters.store import store_env  # noqa: E402
 from subledger.api.composition import tune_garbage_collector  # noqa: E402
@@ -50,6 +54,9 @@ class Clock:
 
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     written: int = 0
+    #: This process's CPU seconds over the rebuild (on a busy machine, wall time also counts
+    #: the waits for a core).
+    cpu: float = 0.0
 
 
 class TimedLog:
@@ -83,9 +90,13 @@ class TimedStore:
         self.clock.seconds["load"] += time.perf_counter() - started
         return rows
 
-    def commit(self, changes: Mapping[Table, Mapping[RowKey, Row]], moves: Sequence[Move]) -> None:
+    def commit(
+        self, changes: Mapping[Table, Mapping[RowKey, Row]], moves: Sequence[Move], *more: Any
+    ) -> None:
+        """The page's rows and positions (and whatever else the runner writes with them: its
+        checkpoints)."""
         started = time.perf_counter()
-        self.store.commit(changes, moves)
+        self.store.commit(changes, moves, *more)
         self.clock.seconds["commit"] += time.perf_counter() - started
         self.clock.written += sum(len(rows) for rows in changes.values())
 
@@ -133,8 +144,9 @@ def timed_rebuild(url: str, names: Sequence[str]) -> tuple[int, float, Clock]:
             store.store.reset(runner.projections[name])
         runner.prepare()  # reads the emptied rows back, as a rebuild does
         clock.seconds = dict.fromkeys(STAGES, 0.0)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         end = runner.catch_up()
+        clock.cpu = time.process_time() - cpu
         return end, time.perf_counter() - started, clock
     finally:
         ledger.close()
@@ -147,7 +159,8 @@ def report(label: str, end: int, seconds: float, clock: Clock, raw: float) -> No
     print(
         f"{label:8} {rate:9,.0f} {rate / raw:6.3f} "
         + " ".join(f"{micro[stage]:7.1f}" for stage in STAGES)
-        + f" {rest:7.1f} {seconds * 1e6 / end:7.1f} {clock.written / end:7.2f}",
+        + f" {rest:7.1f} {seconds * 1e6 / end:7.1f} {clock.cpu * 1e6 / end:7.1f}"
+        + f" {clock.written / end:7.2f}",
         flush=True,
     )
 
@@ -158,6 +171,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the schema afterwards")
     parser.add_argument("--schema", help="use this schema (left by --keep) instead of appending")
+    parser.add_argument("--no-check", action="store_true", help="skip `projections check`")
     arguments = parser.parse_args()
     database_url = arguments.database_url
     with scratch_schema(database_url, "bench_folds", bool(arguments.keep or arguments.schema)) as (
@@ -173,17 +187,25 @@ def main() -> None:
         raw = raw_read(database_url, schema)
         tune_garbage_collector()
         print(f"raw psycopg read of the log: {raw:,.0f} rows/s ({1e6 / raw:.1f} µs a row)")
-        print("µs per event of the log; `× raw` is events/s over the raw read's rows/s")
+        print(
+            "µs per event of the log (wall time; `cpu`: this process's CPU time);"
+            " `× raw`: events/s over the raw read's rows/s"
+        )
         print(
             f"{'rebuild':8} {'events/s':>9} {'× raw':>6} "
             + " ".join(f"{stage:>7}" for stage in STAGES)
-            + f" {'rest':>7} {'total':>7} {'rows/ev':>7}"
+            + f" {'rest':>7} {'total':>7} {'cpu':>7} {'rows/ev':>7}"
         )
         names = [projection.name for projection in projections()]
         for chosen in [[name] for name in names] + [names]:
             runs = [timed_rebuild(url, chosen) for _ in range(arguments.repeat)]
             end, seconds, clock = min(runs, key=lambda run: run[1])
             report("all" if len(chosen) > 1 else chosen[0], end, seconds, clock, raw)
+        if not arguments.no_check:
+            seconds, findings = check(url)
+            print(f"subledger projections check: {seconds:.1f} s")
+            for finding in findings:
+                print(f"  {finding}")
 
 
 if __name__ == "__main__":
