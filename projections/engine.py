@@ -42,6 +42,10 @@ class Table:
     key: tuple[Column, ...]
     values: tuple[Column, ...]
     kept: bool = False
+    #: Each row is put by the one event whose position its key holds, and never changed
+    #: after: the rows a page writes are all new, and a store may insert them without looking
+    #: for rows of the same key (journal entries, outbox messages).
+    written_once: bool = False
 
     @property
     def columns(self) -> tuple[Column, ...]:
@@ -56,7 +60,9 @@ def past_table(table: Table) -> Table:
     """Where `table`'s rows are kept as they stood at each checkpoint: a row is written at a
     checkpoint when it changed since the one before, so its state at a checkpoint is its row
     at the latest checkpoint up to it."""
-    return Table(f"{table.name}_past", key=(*table.key, CHECKPOINT), values=table.values)
+    return Table(
+        f"{table.name}_past", key=(*table.key, CHECKPOINT), values=table.values, written_once=True
+    )
 
 
 class RowSource(Protocol):

@@ -59,6 +59,7 @@ ENTRIES = Table(
         Column("source_event_id", "text"),
         Column("lines", "json"),
     ),
+    written_once=True,
 )
 INVOICES = Table(
     "journal_invoices",

@@ -74,6 +74,7 @@ MESSAGES = Table(
         Column("source_event_id", "text"),
         Column("payload", "json"),
     ),
+    written_once=True,
 )
 CUSTOMERS = Table(
     "outbox_customers", key=(Column("customer_id", "text"),), values=(Column("fields", "json"),)

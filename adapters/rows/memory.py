@@ -63,7 +63,10 @@ class MemoryRowStore:
                 if self._stored[move.name].position != move.start:
                     raise ProjectionMovedError(move.name)
             for table, rows in changes.items():
-                self._tables[table.name].update(copy.deepcopy(dict(rows)))
+                stored = self._tables[table.name]
+                if table.written_once and not stored.keys().isdisjoint(rows):
+                    raise ValueError(f"{table.name}: a row written once is written again")
+                stored.update(copy.deepcopy(dict(rows)))
             for checkpoint in checkpoints:
                 at = (checkpoint.position,)
                 self._checkpoints.setdefault(checkpoint.name, {})[at[0]] = checkpoint.fingerprint

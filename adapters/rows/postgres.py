@@ -21,6 +21,7 @@ from subledger.projections.engine import Projection, Row, RowKey, RowSource, Tab
 from subledger.projections.runner import Checkpoint, Move, ProjectionMovedError, Stored
 
 _TYPES = {"text": "text", "int": "bigint", "json": "bytea"}
+_COPY_TYPES = {"text": "text", "int": "int8", "json": "bytea"}
 
 
 class PostgresRowStore:
@@ -190,6 +191,9 @@ class PostgresRowStore:
             yield _PostgresPast(self, cursor, position) if position else None
 
     def _upsert(self, cursor: Cursor[Any], table: Table, rows: Mapping[RowKey, Row]) -> None:
+        if table.written_once:
+            self._copy(cursor, table, rows)
+            return
         encoded = [encode(table, key, row) for key, row in rows.items()]
         columns = SQL(", ").join(Identifier(c.name) for c in table.columns)
         arrays = SQL(", ").join(SQL("%b::{0}[]").format(SQL(_TYPES[c.kind])) for c in table.columns)
@@ -204,6 +208,19 @@ class PostgresRowStore:
             ).format(self._name(table_name(table)), columns, arrays, keys, updates),
             [[values[i] for values in encoded] for i in range(len(table.columns))],
         )
+
+    def _copy(self, cursor: Cursor[Any], table: Table, rows: Mapping[RowKey, Row]) -> None:
+        """New rows in by binary `COPY`: about twice as fast as `INSERT ... ON CONFLICT` from
+        arrays, which a table written once needs not."""
+        columns = SQL(", ").join(Identifier(c.name) for c in table.columns)
+        with cursor.copy(
+            SQL("COPY {0} ({1}) FROM STDIN (FORMAT BINARY)").format(
+                self._name(table_name(table)), columns
+            )
+        ) as copy:
+            copy.set_types([_COPY_TYPES[c.kind] for c in table.columns])
+            for key, row in rows.items():
+                copy.write_row(encode(table, key, row))
 
     @contextmanager
     def snapshot(self, name: str) -> Iterator[tuple[int, RowSource]]:

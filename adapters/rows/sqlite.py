@@ -119,10 +119,12 @@ def _upsert(cursor: SQLiteCursor, table: Table, rows: Mapping[RowKey, Row]) -> N
     columns = ", ".join(column.name for column in table.columns)
     keys = ", ".join(column.name for column in table.key)
     updates = ", ".join(f"{c.name} = excluded.{c.name}" for c in table.values)
+    # A table written once gets only new rows: a plain insert (a clash would be a bug, and
+    # fails the page).
+    conflict = "" if table.written_once else f" ON CONFLICT ({keys}) DO UPDATE SET {updates}"
     cursor.executemany(
         f"INSERT INTO {table_name(table)} ({columns})"
-        f" VALUES ({', '.join('?' * len(table.columns))})"
-        f" ON CONFLICT ({keys}) DO UPDATE SET {updates}",
+        f" VALUES ({', '.join('?' * len(table.columns))}){conflict}",
         [encode(table, key, row) for key, row in rows.items()],
     )
 
