@@ -23,7 +23,7 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
 from eventsourcing.utils import Environment, EnvType
-from psycopg import Cursor
+from psycopg import Connection, Cursor
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
@@ -55,6 +55,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         self.append_function_name = f"{prefix}_append"
         self.check_identifier_length(self.append_function_name)
         self._statements: dict[str, Composed] = {}
+        self._statement_bytes: dict[str, bytes] = {}
         self.sql_create_statements.extend(
             [
                 self._sql(
@@ -104,6 +105,14 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         self._statements[template] = statement
         return statement
 
+    def _bytes(self, template: str, connection: Connection[Any]) -> bytes:
+        """`_sql(template)` as the bytes sent: psycopg would render the identifiers again at
+        every execution (a tenth of a single event's time in Python)."""
+        cached = self._statement_bytes.get(template)
+        if cached is None:
+            cached = self._statement_bytes[template] = self._sql(template).as_bytes(connection)
+        return cached
+
     def _create_table(self, curs: Cursor[DictRow]) -> None:
         # Several processes may start at once; CREATE OR REPLACE FUNCTION is not safe to race.
         curs.execute("SELECT pg_advisory_xact_lock(hashtext('subledger schema'))")
@@ -147,7 +156,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             self.datastore.get_connection() as connection,
             connection.cursor(row_factory=tuple_row) as cursor,
         ):
-            cursor.execute(self._sql(self._APPEND), parameters, prepare=True)
+            cursor.execute(self._bytes(self._APPEND, connection), parameters, prepare=True)
             return [position for (position,) in cursor.fetchall()]
 
     _APPEND = (
@@ -259,14 +268,14 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         events), whatever the planner believes of the tables' sizes. As plain joins and
         `= ANY(...)`, a table never analyzed (autovacuum off, or not yet run) was read whole
         for every batch, so appending slowed down as the tables grew (docs/benchmarks.md)."""
-        statement, parameters = self.read_batch_statement(
+        _, parameters = self.read_batch_statement(
             event_ids, reference_keys, known_versions, customer_ids
         )
         with (
             self.datastore.get_connection() as connection,
             connection.cursor(row_factory=tuple_row, binary=True) as cursor,
         ):
-            cursor.execute(statement, parameters, prepare=True)
+            cursor.execute(self._bytes(self._READ_BATCH, connection), parameters, prepare=True)
             rows = cursor.fetchall()
         prior: dict[str, PriorAppend] = {}
         references: dict[tuple[str, str], str] = {}
@@ -294,30 +303,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         """`read_batch_context`'s statement and its parameters (bench/append_growth.py
         explains it)."""
         wanted = list(reference_keys)
-        statement = self._sql(
-            "SELECT 1 AS what, NULL::uuid, log.position, wanted.event_id, NULL,"
-            " log.digest"
-            " FROM unnest(%b::text[]) AS wanted(event_id)"
-            " CROSS JOIN LATERAL (SELECT position, digest FROM {log}"
-            "  WHERE event_id = wanted.event_id LIMIT 1) AS log"
-            " UNION ALL"
-            " SELECT 2, NULL, NULL, wanted.kind || ' ' || wanted.key, refs.invoice_id, NULL"
-            " FROM unnest(%b::text[], %b::text[]) AS wanted(kind, key)"
-            " CROSS JOIN LATERAL (SELECT invoice_id FROM {refs}"
-            "  WHERE kind = wanted.kind AND key = wanted.key LIMIT 1) AS refs"
-            " UNION ALL"
-            " SELECT 3, e.originator_id, e.originator_version, e.topic, NULL, e.state"
-            " FROM unnest(%b::uuid[], %b::bigint[]) AS known(id, version)"
-            " CROSS JOIN LATERAL (SELECT originator_id, originator_version, topic, state"
-            "  FROM {events} WHERE originator_id = known.id"
-            "  AND originator_version > known.version OFFSET 0) AS e"
-            " UNION ALL"
-            " SELECT 4, NULL, NULL, wanted.customer_id, NULL, keys.key"
-            " FROM unnest(%b::text[]) AS wanted(customer_id)"
-            " CROSS JOIN LATERAL (SELECT key FROM {keys}"
-            "  WHERE customer_id = wanted.customer_id LIMIT 1) AS keys"
-            " ORDER BY 1, 2, 3"
-        )
+        statement = self._sql(self._READ_BATCH)
         return statement, (
             list(event_ids),
             [kind for kind, _ in wanted],
@@ -326,6 +312,31 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             list(known_versions.values()),
             list(customer_ids),
         )
+
+    _READ_BATCH = (
+        "SELECT 1 AS what, NULL::uuid, log.position, wanted.event_id, NULL,"
+        " log.digest"
+        " FROM unnest(%b::text[]) AS wanted(event_id)"
+        " CROSS JOIN LATERAL (SELECT position, digest FROM {log}"
+        "  WHERE event_id = wanted.event_id LIMIT 1) AS log"
+        " UNION ALL"
+        " SELECT 2, NULL, NULL, wanted.kind || ' ' || wanted.key, refs.invoice_id, NULL"
+        " FROM unnest(%b::text[], %b::text[]) AS wanted(kind, key)"
+        " CROSS JOIN LATERAL (SELECT invoice_id FROM {refs}"
+        "  WHERE kind = wanted.kind AND key = wanted.key LIMIT 1) AS refs"
+        " UNION ALL"
+        " SELECT 3, e.originator_id, e.originator_version, e.topic, NULL, e.state"
+        " FROM unnest(%b::uuid[], %b::bigint[]) AS known(id, version)"
+        " CROSS JOIN LATERAL (SELECT originator_id, originator_version, topic, state"
+        "  FROM {events} WHERE originator_id = known.id"
+        "  AND originator_version > known.version OFFSET 0) AS e"
+        " UNION ALL"
+        " SELECT 4, NULL, NULL, wanted.customer_id, NULL, keys.key"
+        " FROM unnest(%b::text[]) AS wanted(customer_id)"
+        " CROSS JOIN LATERAL (SELECT key FROM {keys}"
+        "  WHERE customer_id = wanted.customer_id LIMIT 1) AS keys"
+        " ORDER BY 1, 2, 3"
+    )
 
     def sealing_keys(self, customer_ids: Collection[str]) -> Mapping[str, bytes | None]:
         rows = self._fetch(
@@ -458,9 +469,16 @@ class PostgresStoreFactory(PostgresFactory):
         # to another minute before it noticed the database was back. Giving each attempt up
         # after a few seconds lets the next request that needs a connection make one at once.
         self.datastore.pool.reconnect_timeout = RECONNECT_SECONDS
-        # The ledger's statements each touch a few index entries a key; PostgreSQL's JIT
+        # The ledger's statements each touch a few index entries a key. PostgreSQL's JIT
         # compiles any statement whose estimate passes `jit_above_cost`, as a batch's read did
-        # on tables never analyzed: 0.2 to 1 s of compiling for a read of 20 ms.
+        # on tables never analyzed: 0.2 to 1 s of compiling for a read of 20 ms. And a
+        # prepared statement is planned again at every execution while its generic plan is
+        # estimated dearer than the plans for the values given, which for a single event's
+        # read was always: half its time. Their generic plans are the index probes they are
+        # written for.
         kwargs = self.datastore.pool.kwargs
         if isinstance(kwargs, dict):
-            kwargs["options"] = f"{kwargs.get('options', '')} -c jit=off".strip()
+            options = (
+                f"{kwargs.get('options', '')} -c jit=off -c plan_cache_mode=force_generic_plan"
+            )
+            kwargs["options"] = options.strip()
