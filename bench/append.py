@@ -11,9 +11,10 @@ until the server had also folded them into every projection (it folds in the sam
 `serve` does by default; two runs serve with `--no-projections`, the append path alone). Then
 it inserts the very rows the API stored into identical tables with raw psycopg (`executemany`,
 100 events per transaction): once the same rows (each event's row, its log row, the invoice
-references), once the event rows alone; and prints events/s for each and the ratios. It does
-this `--rounds` times and reports the medians: on a shared machine one run can be a third
-slower than the next.
+references), once the event rows alone, and the single-event run's rows one event per
+transaction (a durable commit each: what one sender waiting for each answer is held to); and
+prints events/s for each and the ratios. It does this `--rounds` times and reports the
+medians: on a shared machine one run can be a third slower than the next.
 """
 
 from __future__ import annotations
@@ -138,12 +139,13 @@ def link_references(events: list[dict[str, Any]]) -> None:
                 _links[data[key]] = customer
 
 
-def run_raw(database_url: str, schema: str, *, all_rows: bool) -> float:
+def run_raw(database_url: str, schema: str, *, all_rows: bool, per_transaction: int = 100) -> float:
     """Events per second inserting the rows the API stored in `schema` into identical tables
-    with `executemany`, 100 events per transaction: the event rows only, or (`all_rows`) the
-    same rows as the API wrote: each event's row, its log row and the invoice references."""
+    with `executemany`, `per_transaction` events per transaction: the event rows only, or
+    (`all_rows`) the same rows as the API wrote: each event's row, its log row and the invoice
+    references."""
     tables = ("events", "log", "invoice_refs") if all_rows else ("events",)
-    suffix = "all" if all_rows else "events"
+    suffix = f"all{per_transaction}" if all_rows else f"events{per_transaction}"
     with psycopg.connect(database_url) as connection:
         events = connection.execute(
             f"SELECT originator_id, originator_version, topic, state"
@@ -162,7 +164,7 @@ def run_raw(database_url: str, schema: str, *, all_rows: bool) -> float:
                 f" (LIKE {schema}.subledger_{table} INCLUDING DEFAULTS INCLUDING INDEXES)"
             )
         connection.commit()
-        chunks = range(0, len(events), 100)
+        chunks = range(0, len(events), per_transaction)
         per_chunk = -(-len(references) // len(chunks))
         started = time.perf_counter()
         with connection.cursor() as cursor:
@@ -170,12 +172,12 @@ def run_raw(database_url: str, schema: str, *, all_rows: bool) -> float:
                 cursor.executemany(
                     f"INSERT INTO {schema}.raw_{suffix}_events"
                     " (originator_id, originator_version, topic, state) VALUES (%s, %s, %s, %s)",
-                    events[start : start + 100],
+                    events[start : start + per_transaction],
                 )
                 if all_rows:
                     cursor.executemany(
                         f"INSERT INTO {schema}.raw_{suffix}_log VALUES (%s, %s, %s, %s)",
-                        log[start : start + 100],
+                        log[start : start + per_transaction],
                     )
                     chunk = references[number * per_chunk : (number + 1) * per_chunk]
                     if chunk:
@@ -229,7 +231,9 @@ def main() -> None:
     ratios: dict[str, list[float]] = {label: [] for label, *_ in runs}
     raws: list[float] = []
     raws_all: list[float] = []
+    raws_single: list[float] = []
     ratios_all: dict[str, list[float]] = {label: [] for label, *_ in runs}
+    ratios_single: list[float] = []
     for round_number in range(1, arguments.rounds + 1):
         print(f"round {round_number} of {arguments.rounds}", flush=True)
         schemas = []
@@ -248,11 +252,16 @@ def main() -> None:
         raw_all = run_raw(arguments.database_url, schemas[-3], all_rows=True)
         raws.append(raw)
         raws_all.append(raw_all)
+        # What one sender waiting for each answer is held to: a durable commit per event.
+        raw_single = run_raw(arguments.database_url, schemas[0], all_rows=True, per_transaction=1)
+        raws_single.append(raw_single)
+        ratios_single.append(rates[runs[0][0]][-1] / raw_single)
         for label, *_ in runs:
             ratios[label].append(rates[label][-1] / raw)
             ratios_all[label].append(rates[label][-1] / raw_all)
         for label, rate in (("raw, event rows", raw), ("raw, the same rows", raw_all)):
             print(f"  {label + ', executemany, 100 per transaction':56s} {rate:9,.0f} events/s")
+        print(f"  {'raw, the same rows, 1 per transaction':56s} {raw_single:9,.0f} events/s")
         drop(arguments.database_url, schemas)
 
     print(f"\nmedians of {arguments.rounds} rounds (each ratio is taken within its round):\n")
@@ -271,8 +280,13 @@ def main() -> None:
     for label, values in (
         ("raw psycopg `executemany`, the same rows, 100 events per transaction", raws_all),
         ("raw psycopg `executemany`, event rows only, 100 per transaction", raws),
+        ("raw psycopg, the same rows, 1 event per transaction", raws_single),
     ):
         print(f"| {label} | {median(values):,.0f} | {min(values):,.0f}–{max(values):,.0f} | | | |")
+    print(
+        f"\n1 event per request, 1 sender, × raw with 1 event per transaction (a durable commit"
+        f" each, the floor for a sender waiting for each answer): {median(ratios_single):.2f}"
+    )
 
 
 if __name__ == "__main__":
