@@ -73,13 +73,30 @@ def _started_first(item: pytest.Item, default_timeout: float) -> tuple[bool, flo
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The slow tests run first, the longest allowed first among them, and the rest in their
-    files' order after them. With `--dist worksteal` (pyproject.toml) each worker takes its
-    tests from the front of its queue and an idle worker takes the back of the other's: the
-    long tests start early, the short ones fill the gaps, and the workers end together instead
-    of one of them running a file of long tests alone at the end."""
+    """The files with slow tests run first, the one allowed longest (by a `timeout` mark) first
+    among them, and the rest in their order after them; a file's tests stay together and in
+    their order, so that a file's fixtures (a server, a sandbox, a built package) are set up
+    once per worker, not again each time another file's test came in between. With
+    `--dist worksteal` (pyproject.toml) each worker takes its tests from the front of its queue
+    and an idle worker takes the back of the other's: the long files start early, the short
+    ones fill the gaps, and the workers end together instead of one of them running a file of
+    long tests alone at the end."""
     default_timeout = float(config.getini("timeout") or 0)
-    items.sort(key=lambda item: _started_first(item, default_timeout))
+    files: dict[str, tuple[bool, float]] = {}
+    first: dict[str, int] = {}
+    for index, item in enumerate(items):
+        key = _started_first(item, default_timeout)
+        file = item.nodeid.split("::", 1)[0]
+        files[file] = min(files.get(file, key), key)
+        first.setdefault(file, index)
+    order = {id(item): index for index, item in enumerate(items)}
+    items.sort(
+        key=lambda item: (
+            files[item.nodeid.split("::", 1)[0]],
+            first[item.nodeid.split("::", 1)[0]],
+            order[id(item)],
+        )
+    )
 
 
 @pytest.fixture(scope="session")

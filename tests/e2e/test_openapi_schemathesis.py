@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -75,7 +76,7 @@ def base_url(postgres_database_url: str, tmp_path_factory: pytest.TempPathFactor
     holding the examples' story, so that the reads answer with numbers, entries and events."""
     env = {
         **os.environ,
-        "SUBLEDGER_DATABASE_URL": f"{postgres_database_url}?schema=t_schemathesis",
+        "SUBLEDGER_DATABASE_URL": f"{postgres_database_url}?schema=t_schemathesis_{uuid.uuid4().hex[:8]}",
         "SUBLEDGER_API_KEYS": KEYS,
     }
     with serving(tmp_path_factory.mktemp("serve"), env) as base:

@@ -55,7 +55,7 @@ def test_status_and_rebuild_show_and_fold_the_projections(
     ]
 
     monthly = run(database_url, tmp_path, "projections", "status", SUBLEDGER_RECOGNITION="monthly")
-    assert "to rebuild (folded as revenue:v1:daily)" in monthly.stdout
+    assert "to rebuild (folded as revenue:v2:daily)" in monthly.stdout
 
 
 def test_rebuild_names_the_projections_there_are(tmp_path: Path) -> None:
