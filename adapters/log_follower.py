@@ -1,9 +1,13 @@
 """Following the log: waking the projection runner when events are appended, and running it.
 
-On PostgreSQL the runner listens on the log's notification channel (every append notifies it)
-and only the process holding an advisory lock folds, so `serve --workers 4` and a separate
-`subledger project` never fold the same page four times; the others stand by and take over if
-it stops. On SQLite and in memory, appends made in the same process wake it at once, and on
+On PostgreSQL the runner listens on the log's notification channel (every append notifies it),
+and the projections are shared out among the processes that fold (`serve`, `subledger
+project`, on any number of hosts): each projection is folded by the one process that holds its
+advisory lock. A process folding takes a member's slot (another advisory lock) and the
+projections that fall to it among the members (every member-th one, from its rank among them);
+when a process joins, the others let go of what now falls to it, and when one dies, PostgreSQL
+releases its locks and the others take its projections on their next turn. On SQLite and in
+memory, appends made in the same process wake it at once, it folds every projection, and on
 SQLite it also polls for appends made by other processes.
 """
 
@@ -11,10 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import threading
 import time
-from collections.abc import Iterator
-from typing import Protocol
+from collections.abc import Collection, Iterator, Sequence
+from typing import Protocol, cast
 
 import psycopg
 from eventsourcing.postgres import PostgresDatastore
@@ -26,7 +32,7 @@ from subledger.projections.runner import ProjectionMovedError, ProjectionRunner
 
 logger = logging.getLogger("subledger.projections")
 
-#: How often a runner that is not the leader checks whether it may take over, in seconds.
+#: How often a process with no projection to fold looks again whether one fell to it, in seconds.
 STANDBY_SECONDS = 2.0
 #: How long to wait between checks when nothing says the log changed, in seconds.
 POLL_SECONDS = 0.2
@@ -36,11 +42,17 @@ RETRY_CAP_SECONDS = 5.0
 #: How long another process's folding may stand still before a process waiting for it folds
 #: the log itself, in seconds (a page of 2,000 events can take a few seconds on a busy machine).
 LEADER_PATIENCE_SECONDS = 10.0
+#: How long a process folds before it looks again at which projections are its own (a process
+#: that joined, or died), in seconds.
+TURN_SECONDS = 2.0
+#: The member slots there are: at most this many processes share the folding of one schema.
+MEMBER_SLOTS = 256
 
 
 class Waiter(Protocol):
-    def lead(self) -> bool:
-        """Whether this process may fold now (on PostgreSQL: holds the advisory lock)."""
+    def claim(self, names: Sequence[str]) -> frozenset[str]:
+        """The projections of `names` this process may fold now (on PostgreSQL: those whose
+        locks it holds, having let go of those that fell to another member)."""
         ...
 
     def wait(self, timeout: float) -> None:
@@ -60,8 +72,8 @@ class LocalWaiter:
         self.appended = threading.Event()
         ledger.on_append(self.appended.set)
 
-    def lead(self) -> bool:
-        return True
+    def claim(self, names: Sequence[str]) -> frozenset[str]:
+        return frozenset(names)
 
     def wait(self, timeout: float) -> None:
         if not self.stopped.is_set():
@@ -72,9 +84,31 @@ class LocalWaiter:
         return None
 
 
+def _fold_key(datastore: PostgresDatastore) -> str:
+    """The first half of each projection's lock (the second is its name's hash)."""
+    return f"{datastore.schema} fold"
+
+
+def _members_key(datastore: PostgresDatastore) -> str:
+    """The first half of each member's slot lock (the second is the slot's number)."""
+    return f"{datastore.schema} folders"
+
+
+#: The advisory locks of one kind held in this database, by their second half, with the
+#: application name of the connection holding each.
+_HELD = """
+SELECT lock.objid::int8, activity.application_name
+FROM pg_locks AS lock LEFT JOIN pg_stat_activity AS activity ON activity.pid = lock.pid
+WHERE lock.locktype = 'advisory' AND lock.granted AND lock.objsubid = 2
+  AND lock.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND lock.classid = hashtext(%s)::oid
+"""
+
+
 class PostgresWaiter:
-    """PostgreSQL: LISTEN on the log's channel, on a connection that also holds the lock of the
-    folding leader (released by PostgreSQL if this process dies)."""
+    """PostgreSQL: LISTEN on the log's channel, on a connection that also holds this process's
+    member slot and the locks of the projections it folds (released by PostgreSQL if the
+    process dies or the connection drops)."""
 
     def __init__(
         self, datastore: PostgresDatastore, channel: str, stopped: threading.Event
@@ -83,29 +117,60 @@ class PostgresWaiter:
         self.channel = channel
         self.stopped = stopped
         self.connection: psycopg.Connection[tuple[object, ...]] | None = None
-        self.leading = False
+        self.slot: int | None = None
+        self.owned: set[str] = set()
 
     def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
         if self.connection is None or self.connection.closed:
             configured = self.datastore.pool.kwargs
             kwargs = dict(configured() if callable(configured) else configured or {})
             kwargs.pop("row_factory", None)
+            kwargs["application_name"] = (
+                f"subledger fold pid {os.getpid()} on {socket.gethostname()}"
+            )
             self.connection = psycopg.connect(**kwargs, autocommit=True)
             self.connection.execute(SQL("LISTEN {0}").format(Identifier(self.channel)))
-            self.leading = False
+            self.slot = None
+            self.owned = set()
         return self.connection
 
-    def lead(self) -> bool:
-        if not self.leading:
-            found = (
-                self._connect()
-                .execute(
-                    "SELECT pg_try_advisory_lock(hashtext(%s))", (f"{self.datastore.schema} fold",)
-                )
-                .fetchone()
+    def _try_lock(self, key: str, second: str | int) -> bool:
+        found = (
+            self._connect()
+            .execute(
+                "SELECT pg_try_advisory_lock(hashtext(%s), "
+                + ("hashtext(%s))" if isinstance(second, str) else "%s)"),
+                (key, second),
             )
-            self.leading = bool(found and found[0])
-        return self.leading
+            .fetchone()
+        )
+        return bool(found and found[0])
+
+    def take(self, names: Collection[str]) -> frozenset[str]:
+        """Lock whichever of `names` no other process folds, without taking a member's slot
+        (a command catching up once); `close()` lets go of them."""
+        key = _fold_key(self.datastore)
+        self.owned |= {name for name in names if name in self.owned or self._try_lock(key, name)}
+        return frozenset(self.owned)
+
+    def claim(self, names: Sequence[str]) -> frozenset[str]:
+        connection = self._connect()
+        members_key = _members_key(self.datastore)
+        if self.slot is None:
+            self.slot = next(
+                (slot for slot in range(MEMBER_SLOTS) if self._try_lock(members_key, slot)), None
+            )
+            if self.slot is None:
+                return frozenset()  # as many processes fold as there are slots: stand by
+        members = sorted(cast(int, slot) for slot, _ in connection.execute(_HELD, (members_key,)))
+        rank, count = members.index(self.slot), len(members)
+        mine = {name for index, name in enumerate(names) if index % count == rank}
+        key = _fold_key(self.datastore)
+        for name in sorted(self.owned - mine):
+            connection.execute("SELECT pg_advisory_unlock(hashtext(%s), hashtext(%s))", (key, name))
+            self.owned.discard(name)
+        self.take(mine)
+        return frozenset(self.owned)
 
     def wait(self, timeout: float) -> None:
         # In slices, so that stopping never waits for a whole timeout.
@@ -120,40 +185,61 @@ class PostgresWaiter:
             with contextlib.suppress(psycopg.Error):
                 self.connection.close()
             self.connection = None
-            self.leading = False
+        self.slot = None
+        self.owned = set()
+
+
+def fold_owners(datastore: PostgresDatastore, names: Collection[str]) -> dict[str, str]:
+    """Which process folds each of `names` that one folds now: its process id and host."""
+    configured = datastore.pool.kwargs
+    kwargs = dict(configured() if callable(configured) else configured or {})
+    kwargs.pop("row_factory", None)
+    with psycopg.connect(**kwargs, autocommit=True) as connection:
+        hashes = dict(
+            connection.execute(
+                "SELECT hashtext(name)::oid::int8, name FROM unnest(%s::text[]) AS name",
+                (list(names),),
+            ).fetchall()
+        )
+        held = connection.execute(_HELD, (_fold_key(datastore),)).fetchall()
+    return {
+        hashes[objid]: str(application or "?").removeprefix("subledger fold ")
+        for objid, application in held
+        if objid in hashes
+    }
 
 
 @contextlib.contextmanager
-def fold_turn(notifications: Notifications | None) -> Iterator[bool]:
-    """Whether this process may fold now: on PostgreSQL (a log with `notifications`), False
-    while another process leads the folding (`serve`, `subledger project`), else True with the
-    leader's lock held for the block; True on SQLite and in memory (None)."""
+def fold_turn(
+    notifications: Notifications | None, names: Collection[str]
+) -> Iterator[frozenset[str]]:
+    """The projections of `names` this process may fold now: on PostgreSQL (a log with
+    `notifications`), those no other process folds (`serve`, `subledger project`), their locks
+    held for the block; all of them on SQLite and in memory (None)."""
     if notifications is None:
-        yield True
+        yield frozenset(names)
         return
     waiter = PostgresWaiter(notifications.datastore, notifications.channel, threading.Event())
     try:
-        yield waiter.lead()
+        yield waiter.take(names)
     finally:
         waiter.close()
 
 
-def leader_reaches(runner: ProjectionRunner, end: int) -> bool:
-    """Wait while another process folds towards position `end`: True once every projection of
-    `runner` is stored at or past it; False if none moved for `LEADER_PATIENCE_SECONDS` (the
-    leader stopped, or folds other versions of them), so that the caller folds instead."""
-    # The leader may not have made the tables yet (it is starting).
-    runner.store.create_tables(
-        table for projection in runner.projections.values() for table in projection.tables
-    )
+def leader_reaches(runner: ProjectionRunner, end: int, names: Collection[str]) -> bool:
+    """Wait while other processes fold the projections of `names` towards position `end`: True
+    once each is stored at or past it; False if none moved for `LEADER_PATIENCE_SECONDS` (its
+    folder stopped, or folds another version of it), so that the caller folds instead."""
+    # The folders may not have made the tables yet (they are starting).
+    runner.store.create_tables(table for name in names for table in runner.projections[name].tables)
     reached, since = -1, time.monotonic()
     while True:
         stored = runner.store.stored()
         now = min(
             stored[name].position
-            if name in stored and stored[name].fingerprint == projection.fingerprint()
+            if name in stored and stored[name].fingerprint == runner.projections[name].fingerprint()
             else -1
-            for name, projection in runner.projections.items()
+            for name in names
         )
         if now >= end:
             return True
@@ -196,20 +282,35 @@ class Follower:
 
     def _run(self) -> None:
         failures = 0
+        names = list(self.runner.projections)
+        owned: frozenset[str] = frozenset()
         try:
             while not self.stopped.is_set():
                 try:
-                    if not self.waiter.lead():
+                    claimed = self.waiter.claim(names)
+                    if not claimed:
+                        owned = claimed
                         self.stopped.wait(STANDBY_SECONDS)
                         continue
-                    self.runner.catch_up()
+                    if claimed - owned:
+                        self.runner.forget()  # another process folded those until now
+                    owned = claimed
+                    end = self.runner.log.last_position()
+                    turn_ends = time.monotonic() + TURN_SECONDS
+
+                    def go_on(ends: float = turn_ends) -> bool:
+                        return time.monotonic() < ends and not self.stopped.is_set()
+
+                    self.runner.catch_up(upto=end, names=owned, go_on=go_on)
                     failures = 0
-                    self.waiter.wait(1.0)
+                    if all(self.runner.position(name) >= end for name in owned):
+                        self.waiter.wait(1.0)
                 except ProjectionMovedError:
                     continue  # another runner folded that page: carry on from where it got
                 except Exception:
                     # The database went away, say: try again, less and less often.
                     failures += 1
+                    owned = frozenset()
                     logger.exception("projections: following the log failed (%d)", failures)
                     self.waiter.close()
                     self.stopped.wait(min(RETRY_CAP_SECONDS, 0.5 * 2**failures))

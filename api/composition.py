@@ -11,6 +11,7 @@ the sync service and the key ring.
 from __future__ import annotations
 
 import gc
+from collections.abc import Collection
 from contextlib import AbstractContextManager
 from functools import cached_property
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 from subledger.adapters.api_keys import ApiKeyStore, StoredApiKey
 from subledger.adapters.backends import Backend, backend_for
-from subledger.adapters.log_follower import Follower
+from subledger.adapters.log_follower import Follower, fold_owners
 from subledger.adapters.store import store_env
 from subledger.adapters.sync.log import DeliveryLog
 from subledger.api.api_keys import ApiKeyRing, parse_api_keys
@@ -114,6 +115,12 @@ class Composition:
     def runner(self, ledger: Ledger) -> ProjectionRunner:
         """A runner of every projection, on the row store beside the ledger's log."""
         return build_runner(self.settings, ledger, self.backend)
+
+    def fold_owners(self, ledger: Ledger, names: Collection[str]) -> dict[str, str] | None:
+        """Which process folds each projection of `names` that one folds now (its pid and
+        host); None where the projections are not shared out among processes (SQLite, memory)."""
+        notifications = self.backend.notifications(ledger)
+        return None if notifications is None else fold_owners(notifications.datastore, names)
 
     def follower(self, ledger: Ledger, runner: ProjectionRunner) -> Follower:
         """What keeps `runner` folding the ledger's appends, woken as the backend allows."""

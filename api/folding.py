@@ -16,20 +16,25 @@ from subledger.projections.runner import ProjectionMovedError, ProjectionRunner
 def catch_up(runner: ProjectionRunner, backend: Backend | None = None) -> None:
     """Bring the projections at least to the end of the log as it is now.
 
-    Where another process leads the folding (`serve` or `subledger project` on PostgreSQL),
-    wait for it to get there rather than fold the same pages beside it: under load the
-    dispatcher's once-a-second catch-up folded every page a second time and read every kept
-    table again, and the leader fell further behind. Folding here, what another process folds
-    first counts: chasing a log that keeps growing, a second folder lost page after page to
-    the first (the dispatcher enqueued nothing while the appends lasted)."""
+    Where another process folds a projection (`serve` or `subledger project` on PostgreSQL),
+    wait for it to get there rather than fold the same pages beside it, and fold here only
+    those no process folds: under load the dispatcher's once-a-second catch-up folded every
+    page a second time and read every kept table again, and the folder fell further behind.
+    Folding here, what another process folds first counts: chasing a log that keeps growing,
+    a second folder lost page after page to the first (the dispatcher enqueued nothing while
+    the appends lasted)."""
     end = runner.log.last_position()
-    with fold_turn(_notifications(runner, backend)) as mine:
-        if not mine and leader_reaches(runner, end):
+    names = list(runner.projections)
+    with fold_turn(_notifications(runner, backend), names) as mine:
+        others = [name for name in names if name not in mine]
+        if others and not leader_reaches(runner, end, others):
+            mine = frozenset(names)  # their folders stood still: fold them here
+        if not mine:
             return
-        runner.prepare()
+        runner.prepare(mine)
         while True:
             try:
-                runner.catch_up(upto=end)
+                runner.catch_up(upto=end, names=mine)
                 return
             except ProjectionMovedError:
                 continue

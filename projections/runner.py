@@ -152,9 +152,10 @@ class ProjectionRunner:
 
     # Starting.
 
-    def prepare(self) -> list[str]:
-        """Create the tables; reset every projection folded with another fingerprint (or never
-        folded); read positions and kept tables. Returns the names that were reset."""
+    def prepare(self, names: Collection[str] | None = None) -> list[str]:
+        """Create the tables; reset every projection (of `names`, if given) folded with another
+        fingerprint (or never folded); read positions and kept tables. Returns the names that
+        were reset."""
         with self._work:
             self.store.create_tables(
                 table
@@ -164,6 +165,8 @@ class ProjectionRunner:
             stored = self.store.stored()
             reset = []
             for name, projection in self.projections.items():
+                if names is not None and name not in names:
+                    continue
                 found = stored.get(name)
                 if found is None or found.fingerprint != projection.fingerprint():
                     self.store.reset(projection)
@@ -200,17 +203,34 @@ class ProjectionRunner:
     def position(self, name: str) -> int:
         return self._positions[name]
 
-    def catch_up(self, progress: Progress | None = None, upto: int | None = None) -> int:
-        """Fold every projection to the end of the log as it is now (or to position `upto`);
-        return that position."""
+    def forget(self) -> None:
+        """Read the positions and kept tables from the store again before the next page: another
+        process folded some of the projections meanwhile (they were its to fold)."""
+        with self._work:
+            self._stale = True
+
+    def catch_up(
+        self,
+        progress: Progress | None = None,
+        upto: int | None = None,
+        names: Collection[str] | None = None,
+        go_on: Callable[[], bool] | None = None,
+    ) -> int:
+        """Fold the projections (those of `names` only, if given) to the end of the log as it is
+        now (or to position `upto`); return that position. `go_on`, asked after each page,
+        stops the folding early when it answers False (the caller looks again at which
+        projections are its to fold)."""
         with self._work:
             if self._stale:
                 self._reload()
             end = self.log.last_position() if upto is None else upto
+            folded = list(self.projections) if names is None else list(names)
             try:
-                while self._page(end):
+                while self._page(end, folded):
                     if progress is not None:
-                        progress(min(self._positions.values()), end)
+                        progress(min(self._positions[name] for name in folded), end)
+                    if go_on is not None and not go_on():
+                        break
             except ProjectionMovedError:
                 self._reload()  # someone else folded: continue from where they got to
                 raise
@@ -227,9 +247,9 @@ class ProjectionRunner:
             self._reload()
         return self.catch_up(progress)
 
-    def _page(self, end: int) -> bool:
-        """Fold one page of the projections that are behind `end`; False if none is."""
-        behind = [name for name, position in self._positions.items() if position < end]
+    def _page(self, end: int, names: Sequence[str]) -> bool:
+        """Fold one page of the projections of `names` that are behind `end`; False if none is."""
+        behind = [name for name in names if self._positions[name] < end]
         if not behind:
             return False
         start = min(self._positions[name] for name in behind)

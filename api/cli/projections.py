@@ -60,7 +60,8 @@ def projections() -> None:
 
 @projections.command()
 def status() -> None:
-    """Each projection's position, the log's end, and how far behind it is."""
+    """Each projection's position, the log's end, how far behind it is, and (on PostgreSQL)
+    which process folds it."""
     composition = Composition(database_settings())
     ledger = composition.open_ledger()
     runner = composition.runner(ledger)
@@ -69,16 +70,20 @@ def status() -> None:
     )
     stored = runner.store.stored()
     end = ledger.last_position()
-    table = Table("projection", "position", "log", "behind", "state", box=None)
+    owners = composition.fold_owners(ledger, runner.projections)
+    headers = ("projection", "position", "log", "behind", "state")
+    table = Table(*headers, *(("folded by",) if owners is not None else ()), box=None)
     for name, projection in runner.projections.items():
         found = stored.get(name)
+        folder = () if owners is None else (owners.get(name, "-"),)
         if found is None:
-            table.add_row(name, "-", str(end), str(end), "never folded")
+            table.add_row(name, "-", str(end), str(end), "never folded", *folder)
             continue
         current = found.fingerprint == projection.fingerprint()
         state = "current" if current else f"to rebuild (folded as {found.fingerprint})"
-        table.add_row(name, str(found.position), str(end), str(end - found.position), state)
-    Console().print(table)
+        position = found.position
+        table.add_row(name, str(position), str(end), str(end - position), state, *folder)
+    Console(width=max(Console().width, 120)).print(table)  # a row unwrapped in a pipe
     ledger.close()
 
 

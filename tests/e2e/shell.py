@@ -275,6 +275,8 @@ def shell(directory: Path, **options: Any) -> Iterator[Shell]:
 
 
 INSTANT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
+#: The process folding a projection, as `subledger projections status` names it.
+FOLDER = re.compile(r"pid \d+ on \S+")
 
 
 def shaped(actual: Any, shown: Any) -> Any:
@@ -300,7 +302,7 @@ def shaped(actual: Any, shown: Any) -> Any:
 def plain(text: str, ports: dict[int, int]) -> str:
     for documented, actual in ports.items():
         text = text.replace(f"127.0.0.1:{actual}", f"127.0.0.1:{documented}")
-    text = INSTANT.sub("<instant>", text.replace("\r", ""))
+    text = FOLDER.sub("<folder>", INSTANT.sub("<instant>", text.replace("\r", "")))
     return "\n".join(line.rstrip() for line in text.strip("\n").split("\n"))
 
 

@@ -1,6 +1,7 @@
-"""On PostgreSQL one process leads the folding (`serve`, `subledger project`); a process that
-needs the projections caught up (the dispatcher, `ledger export`) waits for the leader instead
-of folding the same pages beside it, and folds itself only when the leader stands still."""
+"""On PostgreSQL the processes that fold (`serve`, `subledger project`) share the projections
+out, one process to a projection; a process that needs the projections caught up (the
+dispatcher, `ledger export`) waits for their folders instead of folding the same pages beside
+them, and folds itself only those no process folds or whose folder stands still."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from subledger.projections.journal import JournalProjection
 from subledger.projections.mrr import MrrProjection
 from subledger.projections.revenue import RevenueProjection
 from subledger.projections.runner import ProjectionRunner
+from tests.integration.test_projections import in_memory, stored
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.postgres
 
@@ -32,6 +35,9 @@ def ledger(postgres_url: str) -> Iterator[Ledger]:
     ledger = Ledger(store_env(postgres_url))
     yield ledger
     ledger.close()
+
+
+NAMES = ["revenue", "mrr", "journal"]
 
 
 def runner_for(ledger: Ledger) -> ProjectionRunner:
@@ -91,7 +97,7 @@ def test_a_catch_up_folds_itself_when_the_leader_stands_still(
     # A leader that holds the lock and never folds (hung, or folding other versions).
     stuck = Follower(ledger, runner_for(ledger))
     try:
-        assert stuck.waiter.lead()
+        assert stuck.waiter.claim(NAMES) == set(NAMES)
         other = runner_for(ledger)
         folds = counting_folds(other, monkeypatch)
         catch_up(other)
@@ -108,6 +114,61 @@ def test_a_catch_up_with_no_leader_folds_and_leaves_the_lead_free(ledger: Ledger
     assert stored_positions(runner) == {ledger.last_position()}
     leader = Follower(ledger, runner_for(ledger))
     try:
-        assert leader.waiter.lead(), "the lock was held only while folding"
+        assert leader.waiter.claim(NAMES) == set(NAMES), "the locks were held only while folding"
     finally:
         leader.waiter.close()
+
+
+def test_a_process_that_joins_gets_its_share_and_one_that_dies_leaves_its_share_to_the_rest(
+    ledger: Ledger,
+) -> None:
+    first, second, third = (Follower(ledger, runner_for(ledger)) for _ in range(3))
+    try:
+        assert first.waiter.claim(NAMES) == set(NAMES), "alone, it folds every projection"
+        # The second's share (every other one) is still the first's until the first looks again.
+        assert second.waiter.claim(NAMES) == set()
+        kept = first.waiter.claim(NAMES)
+        taken = second.waiter.claim(NAMES)
+        assert kept and taken and kept.isdisjoint(taken) and kept | taken == set(NAMES)
+
+        assert third.waiter.claim(NAMES) == set(), "its share is still the first's"
+        claims = [waiter.claim(NAMES) for waiter in (first.waiter, second.waiter, third.waiter)]
+        assert [len(claim) for claim in claims] == [1, 1, 1], claims
+        assert set().union(*claims) == set(NAMES)
+
+        first.waiter.close()  # as a process killed: PostgreSQL lets go of its locks
+        for _ in range(2):  # each lets go of what is now the other's, then takes its own
+            claims = [waiter.claim(NAMES) for waiter in (second.waiter, third.waiter)]
+        assert sorted(len(claim) for claim in claims) == [1, 2], claims
+        assert claims[0].isdisjoint(claims[1]) and claims[0] | claims[1] == set(NAMES)
+    finally:
+        for follower in (first, second, third):
+            follower.waiter.close()
+
+
+def test_two_followers_fold_their_shares_and_together_reach_what_one_would(
+    ledger: Ledger,
+) -> None:
+    events = generate(60, seed=6)
+    append(ledger, events[: len(events) // 2])
+    runners = [runner_for(ledger) for _ in range(2)]
+    for runner in runners:
+        runner.prepare()  # as `serve` and `subledger project` do before they follow
+    followers = [Follower(ledger, runner) for runner in runners]
+    for follower in followers:
+        follower.start()
+    try:
+        append(ledger, events[len(events) // 2 :])
+        end = ledger.last_position()
+        store = row_store_for(ledger)
+        wait_until(
+            lambda: {stored.position for stored in store.stored().values()} == {end},
+            timeout=60,
+            what="both followers folding to the end",
+        )
+        folded = [set(follower.waiter.owned) for follower in followers]
+        assert all(folded) and folded[0] | folded[1] == set(NAMES), folded
+    finally:
+        for follower in followers:
+            follower.stop()
+    assert stored(runner_for(ledger)) == (end, in_memory(ledger, end))

@@ -1,4 +1,6 @@
-"""Killing the projection worker mid-page, again and again, loses and doubles nothing."""
+"""Killing the projection worker mid-page, again and again, loses and doubles nothing; on
+PostgreSQL, two workers share the projections out and one killed mid-page leaves its share to
+the other."""
 
 from __future__ import annotations
 
@@ -10,20 +12,27 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
-from subledger.adapters.backends import row_store_for
+from subledger.adapters.backends import backend_of, row_store_for
+from subledger.adapters.log_follower import fold_owners
 from subledger.adapters.store import store_env
 from subledger.api.demo.generator import generate
 from subledger.api.http.ingest import parse_submissions
 from subledger.domain.ledger import Ledger
 from subledger.projections.runner import ProjectionRunner
 from tests.integration.test_projections import PROJECTIONS, in_memory, stored
+from tests.waiting import wait_until
 
 SUBLEDGER = str(Path(sys.executable).parent / "subledger")
 
 
-def worker(url: str, cwd: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "SUBLEDGER_DATABASE_URL": url, "SUBLEDGER_PROJECTION_PAGE_SIZE": "40"}
+def worker(url: str, cwd: Path, page_size: int = 40) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "SUBLEDGER_DATABASE_URL": url,
+        "SUBLEDGER_PROJECTION_PAGE_SIZE": str(page_size),
+    }
     return subprocess.Popen(
         [SUBLEDGER, "project"], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
@@ -75,3 +84,69 @@ def test_the_worker_stops_cleanly_when_asked(database_url: str, tmp_path: Path) 
     output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, said + output
     assert b"subledger project: stopped" in output
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_two_workers_share_the_projections_and_one_killed_mid_page_leaves_its_share_to_the_other(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    ledger = Ledger(store_env(postgres_url))
+    events = generate(1000, months=30, seed=12)
+    for start in range(0, len(events), 1000):
+        ledger.append(parse_submissions(orjson.dumps({"events": events[start : start + 1000]})))
+    end = ledger.last_position()
+    store = row_store_for(ledger)
+    notifications = backend_of(ledger).notifications(ledger)
+    assert notifications is not None
+    datastore = notifications.datastore
+    names = ["revenue", "mrr", "journal", "outbox"]
+
+    def owners() -> dict[str, str]:
+        return fold_owners(datastore, names)
+
+    def position(name: str) -> int:
+        mark = store.stored().get(name)
+        return mark.position if mark is not None else 0
+
+    first = worker(postgres_url, tmp_path, page_size=100)
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        wait_until(lambda: len(owners()) == 4, timeout=60, what="the first worker folds all four")
+        assert len(set(owners().values())) == 1
+        second = worker(postgres_url, tmp_path, page_size=100)
+        # The first lets go of half of them at its next turn, and the second takes those.
+        wait_until(
+            lambda: len(owners()) == 4 and len(set(owners().values())) == 2,
+            timeout=60,
+            what="the projections shared out between the two workers",
+        )
+        shared = owners()
+        first_folds = [name for name in names if shared[name] == shared["revenue"]]
+        assert 0 < len(first_folds) < 4, shared
+        assert f"pid {first.pid} " in shared["revenue"]
+        # Kill the first just after it has written another page of one of its projections.
+        watched = first_folds[-1]
+        seen = position(watched)
+        wait_until(lambda: position(watched) > seen, timeout=60, what="another page written")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+        behind = {name: position(name) for name in first_folds}
+        assert any(at < end for at in behind.values()), f"the kill should land mid-fold: {behind}"
+
+        wait_until(
+            lambda: all(position(name) >= end for name in names),
+            timeout=300,
+            what="the second worker taking over and folding to the end",
+        )
+        assert set(owners().values()) == {owners()["revenue"]}
+        assert f"pid {second.pid} " in owners()["revenue"]
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=30)
+
+    runner = ProjectionRunner(ledger, store, list(PROJECTIONS))
+    assert stored(runner) == (end, in_memory(ledger, end))
+    ledger.close()
