@@ -4,7 +4,7 @@ On PostgreSQL the runner listens on the log's notification channel (every append
 and the projections are shared out among the processes that fold (`serve`, `subledger
 project`, on any number of hosts): each projection is folded by the one process that holds its
 advisory lock. A process folding takes a member's slot (another advisory lock) and the
-projections that fall to it among the members (every member-th one, from its rank among them);
+projections that fall to it from its rank among the members (`share`);
 when a process joins, the others let go of what now falls to it, and when one dies, PostgreSQL
 releases its locks and the others take its projections on their next turn. On SQLite and in
 memory, appends made in the same process wake it at once, it folds every projection, and on
@@ -51,8 +51,9 @@ MEMBER_SLOTS = 256
 
 class Waiter(Protocol):
     def claim(self, names: Sequence[str]) -> frozenset[str]:
-        """The projections of `names` this process may fold now (on PostgreSQL: those whose
-        locks it holds, having let go of those that fell to another member)."""
+        """The projections of `names` (the costliest first) this process may fold now (on
+        PostgreSQL: those whose locks it holds, having let go of those that fell to another
+        member)."""
         ...
 
     def wait(self, timeout: float) -> None:
@@ -82,6 +83,19 @@ class LocalWaiter:
 
     def close(self) -> None:
         return None
+
+
+def share(names: Sequence[str], rank: int, count: int) -> set[str]:
+    """The projections of `names` (the costliest first) that fall to the member of `rank` among
+    `count`: dealt out like cards, one round forwards and the next backwards, so that the one
+    that gets the costliest also gets the cheapest (of four between two: the first and the
+    fourth to one, the second and the third to the other)."""
+    mine = set()
+    for index, name in enumerate(names):
+        lap, seat = divmod(index, count)
+        if (seat if lap % 2 == 0 else count - 1 - seat) == rank:
+            mine.add(name)
+    return mine
 
 
 def _fold_key(datastore: PostgresDatastore) -> str:
@@ -164,7 +178,7 @@ class PostgresWaiter:
                 return frozenset()  # as many processes fold as there are slots: stand by
         members = sorted(cast(int, slot) for slot, _ in connection.execute(_HELD, (members_key,)))
         rank, count = members.index(self.slot), len(members)
-        mine = {name for index, name in enumerate(names) if index % count == rank}
+        mine = share(names, rank, count)
         key = _fold_key(self.datastore)
         for name in sorted(self.owned - mine):
             connection.execute("SELECT pg_advisory_unlock(hashtext(%s), hashtext(%s))", (key, name))
@@ -282,7 +296,8 @@ class Follower:
 
     def _run(self) -> None:
         failures = 0
-        names = list(self.runner.projections)
+        projections = self.runner.projections.values()
+        names = [p.name for p in sorted(projections, key=lambda p: (-p.fold_cost, p.name))]
         owned: frozenset[str] = frozenset()
         try:
             while not self.stopped.is_set():

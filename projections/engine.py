@@ -98,6 +98,10 @@ class Projection(ABC):
     referencing_types: ClassVar[tuple[type, ...]] = ()
     #: The keyed tables whose rows `referencing_types` read (through `keys()`).
     referenced_tables: ClassVar[tuple[Table, ...]] = ()
+    #: What folding it costs, in µs of a rebuild alone per event of the log as measured
+    #: (docs/benchmarks.md): only the order of the projections' costs is used, to share the
+    #: projections out evenly among the processes that fold them.
+    fold_cost: ClassVar[int] = 100
 
     def fingerprint(self) -> str:
         """What the stored rows were folded with; rows of another fingerprint are rebuilt."""

@@ -141,6 +141,7 @@ class JournalProjection(Projection):
     )
     referencing_types = (Invoice.CreditNoteIssued,)
     referenced_tables = (INVOICES,)
+    fold_cost = 215  # µs per event of the log, rebuilt alone (2026-12-07)
 
     def __init__(self, default_policy: Policy = "daily") -> None:
         self.default_policy = default_policy

@@ -72,6 +72,7 @@ class MrrProjection(Projection):
     event_types = (Customer.Created, Subscription.Started, *_FOLLOW_UPS)
     referencing_types = (Subscription.Started, *_FOLLOW_UPS)
     referenced_tables = (CUSTOMERS, SUBSCRIPTIONS)
+    fold_cost = 36  # µs per event of the log, rebuilt alone (2026-12-07)
 
     def keys(self, event: Any) -> Iterable[tuple[Table, RowKey]]:
         if isinstance(event, Customer.Created):

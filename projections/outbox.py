@@ -158,6 +158,7 @@ class OutboxProjection(Projection):
         Invoice.PaymentRefunded,
     )
     referenced_tables = (CUSTOMERS, INVOICES)
+    fold_cost = 163  # µs per event of the log, rebuilt alone (2026-12-07)
 
     def keys(self, event: Any) -> Iterable[tuple[Table, RowKey]]:
         yield CUSTOMERS, (event.customer_id,)
