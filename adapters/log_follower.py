@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Collection, Iterator, Sequence
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import psycopg
 from eventsourcing.postgres import PostgresDatastore
@@ -41,7 +41,7 @@ POLL_SECONDS = 0.2
 RETRY_CAP_SECONDS = 5.0
 #: How long another process's folding may stand still before a process waiting for it folds
 #: the log itself, in seconds (a page of 2,000 events can take a few seconds on a busy machine).
-LEADER_PATIENCE_SECONDS = 10.0
+FOLDER_PATIENCE_SECONDS = 10.0
 #: How long a process folds before it looks again at which projections are its own (a process
 #: that joined, or died), in seconds.
 TURN_SECONDS = 2.0
@@ -98,6 +98,15 @@ def share(names: Sequence[str], rank: int, count: int) -> set[str]:
     return mine
 
 
+def _connection_kwargs(datastore: PostgresDatastore) -> dict[str, Any]:
+    """How the datastore's pool connects, for a connection of one's own."""
+    configured = datastore.pool.kwargs
+    kwargs = dict(configured() if callable(configured) else configured or {})
+    kwargs.pop("row_factory", None)
+    kwargs.pop("application_name", None)
+    return kwargs
+
+
 def _fold_key(datastore: PostgresDatastore) -> str:
     """The first half of each projection's lock (the second is its name's hash)."""
     return f"{datastore.schema} fold"
@@ -136,13 +145,11 @@ class PostgresWaiter:
 
     def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
         if self.connection is None or self.connection.closed:
-            configured = self.datastore.pool.kwargs
-            kwargs = dict(configured() if callable(configured) else configured or {})
-            kwargs.pop("row_factory", None)
-            kwargs["application_name"] = (
-                f"subledger fold pid {os.getpid()} on {socket.gethostname()}"
+            self.connection = psycopg.connect(
+                **_connection_kwargs(self.datastore),
+                application_name=f"subledger fold pid {os.getpid()} on {socket.gethostname()}",
+                autocommit=True,
             )
-            self.connection = psycopg.connect(**kwargs, autocommit=True)
             self.connection.execute(SQL("LISTEN {0}").format(Identifier(self.channel)))
             self.slot = None
             self.owned = set()
@@ -205,10 +212,7 @@ class PostgresWaiter:
 
 def fold_owners(datastore: PostgresDatastore, names: Collection[str]) -> dict[str, str]:
     """Which process folds each of `names` that one folds now: its process id and host."""
-    configured = datastore.pool.kwargs
-    kwargs = dict(configured() if callable(configured) else configured or {})
-    kwargs.pop("row_factory", None)
-    with psycopg.connect(**kwargs, autocommit=True) as connection:
+    with psycopg.connect(**_connection_kwargs(datastore), autocommit=True) as connection:
         hashes = dict(
             connection.execute(
                 "SELECT hashtext(name)::oid::int8, name FROM unnest(%s::text[]) AS name",
@@ -240,9 +244,9 @@ def fold_turn(
         waiter.close()
 
 
-def leader_reaches(runner: ProjectionRunner, end: int, names: Collection[str]) -> bool:
+def folders_reach(runner: ProjectionRunner, end: int, names: Collection[str]) -> bool:
     """Wait while other processes fold the projections of `names` towards position `end`: True
-    once each is stored at or past it; False if none moved for `LEADER_PATIENCE_SECONDS` (its
+    once each is stored at or past it; False if none moved for `FOLDER_PATIENCE_SECONDS` (its
     folder stopped, or folds another version of it), so that the caller folds instead."""
     # The folders may not have made the tables yet (they are starting).
     runner.store.create_tables(table for name in names for table in runner.projections[name].tables)
@@ -259,7 +263,7 @@ def leader_reaches(runner: ProjectionRunner, end: int, names: Collection[str]) -
             return True
         if now != reached:
             reached, since = now, time.monotonic()
-        elif time.monotonic() - since > LEADER_PATIENCE_SECONDS:
+        elif time.monotonic() - since > FOLDER_PATIENCE_SECONDS:
             return False
         time.sleep(0.05)
 

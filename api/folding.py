@@ -8,7 +8,7 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from subledger.adapters.backends import Backend, Notifications, backend_of
-from subledger.adapters.log_follower import fold_turn, leader_reaches
+from subledger.adapters.log_follower import fold_turn, folders_reach
 from subledger.domain.ledger import Ledger
 from subledger.projections.runner import ProjectionMovedError, ProjectionRunner
 
@@ -27,7 +27,7 @@ def catch_up(runner: ProjectionRunner, backend: Backend | None = None) -> None:
     names = list(runner.projections)
     with fold_turn(_notifications(runner, backend), names) as mine:
         others = [name for name in names if name not in mine]
-        if others and not leader_reaches(runner, end, others):
+        if others and not folders_reach(runner, end, others):
             mine = frozenset(names)  # their folders stood still: fold them here
         if not mine:
             return

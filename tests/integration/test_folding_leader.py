@@ -93,7 +93,7 @@ def test_a_catch_up_folds_itself_when_the_leader_stands_still(
     append(ledger, generate(20, seed=4))
     recorder = ledger.recorder
     assert isinstance(recorder, PostgresLedgerRecorder)
-    monkeypatch.setattr(subledger.adapters.log_follower, "LEADER_PATIENCE_SECONDS", 0.3)
+    monkeypatch.setattr(subledger.adapters.log_follower, "FOLDER_PATIENCE_SECONDS", 0.3)
     # A leader that holds the lock and never folds (hung, or folding other versions).
     stuck = Follower(ledger, runner_for(ledger))
     try:
