@@ -41,7 +41,8 @@ from subledger.projections.runner import ProjectionStore
 @dataclass(frozen=True)
 class Notifications:
     """How a PostgreSQL log tells its followers that it grew: every append notifies `channel`,
-    which a connection of `datastore` can LISTEN on (and hold the folding leader's lock)."""
+    which a connection of `datastore` can LISTEN on (and hold the locks of the projections a
+    process folds)."""
 
     datastore: PostgresDatastore
     channel: str

@@ -30,7 +30,8 @@ def project() -> None:
     """Fold the projections as events are appended, until stopped (Ctrl-C or SIGTERM).
 
     For deployments that run `subledger serve --no-projections`, or several servers: on
-    PostgreSQL one worker folds at a time and the others stand by.
+    PostgreSQL the workers share the projections out, one worker to a projection, and take
+    over the share of one that stops.
     """
     settings = database_settings()
     log_at(settings.log_level)
