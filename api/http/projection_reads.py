@@ -174,6 +174,8 @@ class Reader:
                     headers={"Retry-After": "1"},
                 )
             if self.runner is not None:
-                self.runner.wait_for(name, wanted, min(remaining, 0.25))
+                # Woken as soon as this process folds it; another process may fold it instead
+                # (the projections are shared out among them), so look at the store again soon.
+                self.runner.wait_for(name, wanted, min(remaining, _WAIT_STEP_SECONDS))
             else:
                 time.sleep(min(remaining, _WAIT_STEP_SECONDS))
