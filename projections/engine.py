@@ -52,6 +52,20 @@ class Table:
         return self.key + self.values
 
 
+@dataclass(frozen=True)
+class Between:
+    """The rows of `table` whose first key column lies from `first` to `last` (both included):
+    what an answer as of a past point needs besides the state its fold reaches (a range of
+    days' journal entries, say)."""
+
+    table: Table
+    first: Any
+    last: Any
+
+    def __call__(self, table: Table, key: RowKey) -> bool:
+        return table is self.table and self.first <= key[0] <= self.last
+
+
 #: The column a past table adds to its table's key: the checkpoint's position.
 CHECKPOINT = Column("checkpoint", "int")
 

@@ -22,7 +22,7 @@ from uuid import UUID
 
 from subledger.api.http.errors import ApiError, ErrorCode
 from subledger.domain.ledger import Entry, Ledger
-from subledger.projections.engine import Projection, Row, RowKey, Rows, RowSource, Table
+from subledger.projections.engine import Between, Projection, Row, RowKey, Rows, RowSource, Table
 from subledger.projections.runner import PastRows, ProjectionRunner, ProjectionStore
 
 #: Between two looks at a projection's position while waiting for it, in seconds.
@@ -58,7 +58,7 @@ class Reader:
         name: str,
         as_of: AsOf,
         aggregates: Sequence[UUID] | None = None,
-        keep: Callable[[Table, RowKey], bool] | None = None,
+        keep: Between | None = None,
     ) -> Iterator[tuple[int, RowSource]]:
         """The rows of projection `name`, and the position they reflect.
 
@@ -98,20 +98,21 @@ class Reader:
             return self.ledger.position_at(as_of.known_at)
         return None
 
-    def fold(
-        self, name: str, position: int, keep: Callable[[Table, RowKey], bool] | None = None
-    ) -> Rows:
+    def fold(self, name: str, position: int, keep: Between | None = None) -> Rows:
         """The projection's kept rows as of `position`, folded in memory, with only the keyed
         rows that some event up to `position` reads again, or that `keep` asks for.
 
-        Without `keep`, the fold starts from the last checkpoint up to `position`; with it, from
-        position 0 (a checkpoint keeps only the rows that later events read again, not the
-        ones `keep` may ask for, such as a range of days' journal entries)."""
+        The fold starts from the last checkpoint up to `position` where there is one. The rows
+        `keep` asks for are not in a checkpoint: those of a table whose rows are written once
+        (journal entries) are read, up to the checkpoint, from the stored table, which holds
+        them as they were put; for any other table the fold starts from position 0."""
         projection = self.projections[name]
-        if keep is None:
+        if keep is None or keep.table.written_once:
             with self.store.past(projection, position) as past:
                 if past is not None:
-                    return self._fold_from(projection, past, position)
+                    rows = self._fold_from(projection, past, position, keep)
+                    if keep is None or self._add_stored(name, keep, past.position, rows):
+                        return rows
         read_again = {
             (table.name, key)
             for entry in self.ledger.iter_entries(position, projection.referencing_types)
@@ -124,9 +125,26 @@ class Reader:
         entries = self.ledger.iter_entries(position, projection.event_types)
         return self._fold(projection, entries, retain)
 
-    def _fold_from(self, projection: Projection, past: PastRows, position: int) -> Rows:
+    def _add_stored(self, name: str, keep: Between, upto: int, rows: Rows) -> bool:
+        """Add to `rows` the stored rows `keep` asks for that events up to position `upto` put
+        (a table of rows written once, each keyed by its event's position); False if the
+        stored projection has not folded that far."""
+        table = keep.table
+        at = [column.name for column in table.key].index("position")
+        with self.store.snapshot(name) as (folded, stored):
+            if folded < upto:
+                return False
+            found = stored.scan(table, (), (keep.first, keep.last))
+        known = rows.known.setdefault(table.name, {})
+        known.update((key, row) for key, row in found if key[at] <= upto)
+        return True
+
+    def _fold_from(
+        self, projection: Projection, past: PastRows, position: int, keep: Between | None
+    ) -> Rows:
         """Fold the log after the checkpoint `past` up to `position` onto its rows: the kept
-        tables whole, and the keyed rows that the events after it read again."""
+        tables whole, and the keyed rows that the events after it read again or that `keep`
+        asks for."""
         read_again: dict[Table, set[RowKey]] = {}
         for entry in self.ledger.iter_entries(
             position, projection.referencing_types, after=past.position
@@ -138,7 +156,7 @@ class Reader:
             known[table.name] = past.load(table, keys)
 
         def retain(table: Table, key: RowKey) -> bool:
-            return key in read_again.get(table, ())
+            return key in read_again.get(table, ()) or (keep is not None and keep(table, key))
 
         entries = self.ledger.iter_entries(position, projection.event_types, after=past.position)
         return self._fold(projection, entries, retain, known)

@@ -20,8 +20,8 @@ from subledger.api.demo.generator import generate
 from subledger.api.http.ingest import parse_submissions
 from subledger.api.http.projection_reads import Reader
 from subledger.domain.ledger import Ledger
-from subledger.projections.engine import Projection, Rows
-from subledger.projections.journal import JournalProjection
+from subledger.projections.engine import Between, Projection, Rows
+from subledger.projections.journal import ENTRIES, JournalProjection
 from subledger.projections.mrr import MrrProjection
 from subledger.projections.outbox import OutboxProjection
 from subledger.projections.revenue import RevenueProjection
@@ -106,6 +106,53 @@ def test_an_answer_as_of_any_position_folds_from_a_checkpoint_what_a_fold_from_z
                 past = reader.fold(projection.name, position)
                 full = folded_from_zero(ledger, projection, position)
                 assert_same_state(projection, past, full, position)
+    finally:
+        ledger.close()
+
+
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 10_000),
+    customers=st.integers(3, 30),
+    every=st.integers(20, 300),
+    points=st.lists(st.floats(0, 1), min_size=1, max_size=5),
+    days=st.tuples(st.floats(0, 1), st.floats(0, 1)),
+)
+def test_a_range_of_days_entries_as_of_any_position_are_those_a_fold_from_zero_books(
+    fresh_store_url: Callable[[], str],
+    seed: int,
+    customers: int,
+    every: int,
+    points: list[float],
+    days: tuple[float, float],
+) -> None:
+    """The entries of the days asked about come from the checkpoint's fold after it and from
+    the stored entries (written once) up to it; together, what a fold from 0 books."""
+    ledger = Ledger(store_env(fresh_store_url()))
+    try:
+        append_business(ledger, generate(customers, months=18, seed=seed))
+        end = ledger.last_position()
+        store = row_store_for(ledger)
+        runner_for(ledger, store, every, page=150).catch_up()
+        journal = PROJECTIONS[2]
+        reader = Reader(ledger, store, {"journal": journal}, wait_seconds=1.0)
+        booked = sorted(
+            {key[0] for key in folded_from_zero(ledger, journal, end).known[ENTRIES.name]}
+        )
+        first, last = sorted(booked[int(share * (len(booked) - 1))] for share in days)
+        for position in sorted({int(point * end) for point in points} | {end}):
+            full = folded_from_zero(ledger, journal, position)
+            wanted = {
+                key: row
+                for key, row in full.known.get(ENTRIES.name, {}).items()
+                if first <= key[0] <= last
+            }
+            past = reader.fold("journal", position, Between(ENTRIES, first, last))
+            got = dict(past.scan(ENTRIES, (), (first, last)))
+            assert got == wanted, f"entries from {first} to {last} as of {position}"
+            assert_same_state(journal, past, full, position)
     finally:
         ledger.close()
 

@@ -27,7 +27,7 @@ from subledger.api.http.responses import OrjsonResponse, positioned
 from subledger.api.http.schemas.answers import AccountCard, LedgerEntries, TrialBalance
 from subledger.api.http.schemas.documents import READ_REFUSALS, refusals
 from subledger.projections import journal
-from subledger.projections.engine import RowKey, Table
+from subledger.projections.engine import Between, RowKey
 
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"], responses=refusals(*READ_REFUSALS))
 
@@ -159,13 +159,9 @@ def _cursor(text: str, shape: tuple[type, ...]) -> tuple[Any, ...]:
     return tuple(parts)
 
 
-def _entries_between(start: str, end: str) -> Any:
+def _entries_between(start: str, end: str) -> Between:
     """For a read as of a past point: keep the entries booked in the days asked about."""
-
-    def keep(table: Table, key: RowKey) -> bool:
-        return table is journal.ENTRIES and start <= key[0] <= end
-
-    return keep
+    return Between(journal.ENTRIES, start, end)
 
 
 def _today(point: AsOf) -> date:
