@@ -3,7 +3,7 @@ dispatcher and the demo), beside a process that may be folding them already."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
@@ -26,18 +26,21 @@ def catch_up(runner: ProjectionRunner, backend: Backend | None = None) -> None:
     end = runner.log.last_position()
     names = list(runner.projections)
     with fold_turn(_notifications(runner, backend), names) as mine:
+        if mine:
+            _fold_to(runner, end, mine)
         others = [name for name in names if name not in mine]
         if others and not folders_reach(runner, end, others):
-            mine = frozenset(names)  # their folders stood still: fold them here
-        if not mine:
+            _fold_to(runner, end, others)  # their folders stood still: fold them here
+
+
+def _fold_to(runner: ProjectionRunner, end: int, names: Collection[str]) -> None:
+    runner.prepare(names)
+    while True:
+        try:
+            runner.catch_up(upto=end, names=names)
             return
-        runner.prepare(mine)
-        while True:
-            try:
-                runner.catch_up(upto=end, names=mine)
-                return
-            except ProjectionMovedError:
-                continue
+        except ProjectionMovedError:
+            continue
 
 
 def _notifications(runner: ProjectionRunner, backend: Backend | None) -> Notifications | None:

@@ -11,17 +11,15 @@ import sys
 import time
 from pathlib import Path
 
-import orjson
 import pytest
 
 from subledger.adapters.backends import backend_of, row_store_for
 from subledger.adapters.log_follower import fold_owners
 from subledger.adapters.store import store_env
 from subledger.api.demo.generator import generate
-from subledger.api.http.ingest import parse_submissions
 from subledger.domain.ledger import Ledger
 from subledger.projections.runner import ProjectionRunner
-from tests.integration.test_projections import PROJECTIONS, in_memory, stored
+from tests.integration.test_projections import PROJECTIONS, append_business, in_memory, stored
 from tests.waiting import wait_until
 
 SUBLEDGER = str(Path(sys.executable).parent / "subledger")
@@ -42,9 +40,7 @@ def test_a_worker_killed_mid_page_five_times_ends_where_a_rebuild_does(
     database_url: str, tmp_path: Path
 ) -> None:
     ledger = Ledger(store_env(database_url))
-    events = generate(1000, months=30, seed=11)
-    for start in range(0, len(events), 1000):
-        ledger.append(parse_submissions(orjson.dumps({"events": events[start : start + 1000]})))
+    append_business(ledger, generate(1000, months=30, seed=11), size=1000)
     store = row_store_for(ledger)
     for projection in PROJECTIONS:
         store.create_tables(projection.tables)
@@ -92,9 +88,7 @@ def test_two_workers_share_the_projections_and_one_killed_mid_page_leaves_its_sh
     postgres_url: str, tmp_path: Path
 ) -> None:
     ledger = Ledger(store_env(postgres_url))
-    events = generate(1000, months=30, seed=12)
-    for start in range(0, len(events), 1000):
-        ledger.append(parse_submissions(orjson.dumps({"events": events[start : start + 1000]})))
+    append_business(ledger, generate(1000, months=30, seed=12), size=1000)
     end = ledger.last_position()
     store = row_store_for(ledger)
     notifications = backend_of(ledger).notifications(ledger)
