@@ -57,6 +57,9 @@ class Backend:
     #: Whether the store outlives the process (so another process, a `subledger project`
     #: worker or a command, can open it too).
     shared: bool = True
+    #: Whether a server folds in a process of its own beside it (the appends and the folds
+    #: then run on two cores, not in turns for one interpreter): where both write at once.
+    folds_beside: bool = False
 
     def migrate(self, ledger: Ledger) -> list[str]:
         """Apply the schema migrations the ledger's database lacks (`adapters.migrations`);
@@ -89,6 +92,7 @@ class Backend:
 
 class PostgresBackend(Backend):
     kind = "postgresql"
+    folds_beside = True
 
     def migrate(self, ledger: Ledger) -> list[str]:
         return migrations.apply(_postgres(ledger).datastore)

@@ -3,14 +3,29 @@ dispatcher and the demo), beside a process that may be folding them already."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from subledger.adapters.backends import Backend, Notifications, backend_of
-from subledger.adapters.log_follower import fold_turn, folders_reach
+from subledger.adapters.log_follower import RETRY_CAP_SECONDS, fold_turn, folders_reach
 from subledger.domain.ledger import Ledger
 from subledger.projections.runner import ProjectionMovedError, ProjectionRunner
+
+logger = logging.getLogger("subledger.api")
+
+#: How long a folding process is given to finish its page and stop before it is killed (what
+#: it had not committed is folded again by the next).
+FOLDER_STOP_SECONDS = 30
+#: A folding process that ran this long before it exited failed afresh: the next is started
+#: after the shortest pause again.
+FOLDER_STEADY_SECONDS = 60
 
 
 def catch_up(runner: ProjectionRunner, backend: Backend | None = None) -> None:
@@ -66,3 +81,79 @@ def caught_up_snapshots(
             if len(positions) == 1:
                 yield positions.pop(), {name: rows for name, (_, rows) in taken.items()}
                 return
+
+
+def start_folder_beside() -> Callable[[], None]:
+    """Start `subledger project` in a process of its own, folding for this one (with this
+    process's environment, so on the same store and settings) and stopping when it stops or
+    dies; started again if it exits (the database was away when it started, say); and how to
+    stop it."""
+    folder = FolderBeside()
+    folder.start()
+    return folder.stop
+
+
+class FolderBeside:
+    """A `subledger project` process folding for this one, kept running until `stop`."""
+
+    def __init__(self) -> None:
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._thread = threading.Thread(target=self._keep, name="folder-beside", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _keep(self) -> None:
+        failures = 0
+        while True:
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                started = time.monotonic()
+                self._process = process = subprocess.Popen(  # noqa: S603 (our own command)
+                    [sys.executable, "-m", "subledger", "project", "--beside", str(os.getpid())],
+                    env=os.environ.copy(),
+                    stdin=subprocess.DEVNULL,
+                )
+            code = process.wait()
+            if self._stopping.is_set():
+                return
+            failures = 1 if time.monotonic() - started > FOLDER_STEADY_SECONDS else failures + 1
+            pause = min(RETRY_CAP_SECONDS, 0.5 * 2**failures)
+            logger.warning(
+                "the folding process %s exited (%s): starting another in %.0f s",
+                process.pid,
+                code,
+                pause,
+            )
+            self._stopping.wait(pause)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping.set()
+            process = self._process
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(FOLDER_STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                logger.warning("the folding process %s did not stop in time: killed", process.pid)
+                process.kill()
+                process.wait()
+        self._thread.join(FOLDER_STOP_SECONDS)
+
+
+def stop_with(parent: int, stopped: threading.Event, every: float = 1.0) -> None:
+    """Set `stopped` when the process `parent` that started this one is gone (killed too:
+    its child is then another's), looked at every `every` seconds by a thread of its own."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            if stopped.wait(every):
+                return
+        logger.info("the server process %s is gone: the folding process beside it stops", parent)
+        stopped.set()
+
+    threading.Thread(target=watch, name="beside", daemon=True).start()

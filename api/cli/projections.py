@@ -8,6 +8,7 @@ import sys
 import time
 
 import click
+from eventsourcing.persistence import PersistenceError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -22,11 +23,19 @@ from subledger.api.cli.common import (
     refused,
 )
 from subledger.api.composition import Composition, tune_garbage_collector
+from subledger.api.folding import stop_with
 from subledger.api.settings import ConfigurationError
 
 
 @click.command()
-def project() -> None:
+@click.option(
+    "--beside",
+    type=int,
+    hidden=True,
+    help="Fold for the server process of this id, and stop when it is gone (`serve` on"
+    " PostgreSQL starts one so).",
+)
+def project(beside: int | None) -> None:
     """Fold the projections as events are appended, until stopped (Ctrl-C or SIGTERM).
 
     For deployments that run `subledger serve --no-projections`, or several servers: on
@@ -36,13 +45,18 @@ def project() -> None:
     settings = database_settings()
     log_at(settings.log_level)
     composition = Composition(settings)
-    ledger = composition.open_ledger()
-    runner = composition.runner(ledger)
-    rebuilt = runner.prepare()
+    try:
+        ledger = composition.open_ledger()
+        runner = composition.runner(ledger)
+        rebuilt = runner.prepare()
+    except PersistenceError as error:
+        raise click.ClickException(f"the database did not answer: {error}") from None
     tune_garbage_collector()
     follower = composition.follower(ledger, runner)
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signal_number, lambda *_: follower.stopped.set())
+    if beside is not None:
+        stop_with(beside, follower.stopped)
     click.echo(
         f"subledger project: folding {', '.join(runner.projections)} at "
         f"{redact(settings.database_url)}"

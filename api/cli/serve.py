@@ -86,7 +86,15 @@ def serve(host: str, port: int, workers: int, projections: bool) -> None:
         os.environ[NO_PROJECTIONS] = "1"
     if workers == 1:
         uvicorn.run(
-            create_app(composition=composition, run_projections=projections, server_process=True),
+            create_app(
+                composition=composition,
+                run_projections=projections,
+                server_process=True,
+                # One process serving: the folds take the other core, not turns with the
+                # requests for one interpreter. With several, each folds its share itself:
+                # a folding process beside each would ask for more cores than there are.
+                fold_beside=True,
+            ),
             host=host,
             port=port,
             log_level=settings.log_level,

@@ -17,6 +17,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from subledger.api.composition import Composition, tune_garbage_collector
+from subledger.api.folding import start_folder_beside
 from subledger.api.http.access_log import log_access
 from subledger.api.http.auth import authenticate_first, ensure_guarded
 from subledger.api.http.errors import install_error_handlers
@@ -47,6 +48,7 @@ def create_app(
     ledger: Ledger | None = None,
     run_projections: bool = True,
     server_process: bool = False,
+    fold_beside: bool = False,
 ) -> FastAPI:
     """The service, wired by `composition` (else by one made from `settings`, else from the
     environment). The ledger is opened when the app starts, unless one is given.
@@ -54,7 +56,8 @@ def create_app(
     `run_projections` folds the log into the projections in this process (else a separate
     `subledger project` worker does, and reads wait for it through the store).
     `server_process` says the app owns its process (`subledger serve`), so it may tune the
-    process's garbage collector once started.
+    process's garbage collector once started. `fold_beside` folds in a process of its own
+    beside this one, where the store allows it (`_start_folding`).
     """
     if composition is None:
         composition = Composition(settings or Settings())
@@ -73,10 +76,11 @@ def create_app(
         rebuilt = runner.prepare()
         if rebuilt:
             logger.info("projections to fold from the start: %s", ", ".join(rebuilt))
-        follower = wiring.follower(app.state.ledger, runner) if run_projections else None
-        app.state.reader = wiring.reader(app.state.ledger, runner, following=follower is not None)
-        if follower is not None:
-            follower.start()
+        beside = fold_beside and wiring.backend.folds_beside
+        folding_here, stop_folding = _start_folding(
+            wiring, app.state.ledger, runner, run_projections, beside
+        )
+        app.state.reader = wiring.reader(app.state.ledger, runner, following=folding_here)
         app.state.sync, stop_sync = _start_sync(wiring, app.state.ledger, runner, server_process)
         if server_process:
             tune_garbage_collector()
@@ -84,8 +88,7 @@ def create_app(
             yield
         finally:
             stop_sync()
-            if follower is not None:
-                follower.stop()
+            stop_folding()
             app.state.keys.attach(None)
             if owned:
                 app.state.ledger.close()
@@ -124,6 +127,27 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _start_folding(
+    composition: Composition,
+    ledger: Ledger,
+    runner: ProjectionRunner,
+    run_projections: bool,
+    beside: bool,
+) -> tuple[bool, Callable[[], None]]:
+    """Fold the log into the projections as it is appended (unless `run_projections` is off:
+    another process does), here or, if `beside`, in a process of its own beside this one
+    (`subledger project`, started again if it exits, stopping with this one); whether this
+    process folds them (its reads then wake as it folds, not as they look at the store
+    again), and how to stop."""
+    if not run_projections:
+        return False, lambda: None
+    if beside:
+        return False, start_folder_beside()
+    follower = composition.follower(ledger, runner)
+    follower.start()
+    return True, follower.stop
 
 
 def _start_sync(

@@ -247,7 +247,7 @@ def test_a_server_killed_during_appends_again_and_again_ends_with_each_event_onc
 ) -> None:
     service = Service(tmp_path, environment(postgres_url))
     service.start()
-    sender = Sender(service.base, batches_of(generate(400, months=24, seed=21), 25))
+    sender = Sender(service.base, batches_of(generate(400, months=24, seed=21), 15))
     thread = sender.start()
     chance = random.Random(9)
     kills, during_a_request = 0, 0
@@ -337,6 +337,72 @@ def test_a_projector_killed_mid_page_again_and_again_ends_equal_to_a_rebuild(
     assert_each_event_once(postgres_url, backlog, sender)
     assert_equal_to_a_rebuild(postgres_url)
     print(f"kills (folded, log end): {kills}; reads: {dict(reads)}")
+
+
+# 2b. The folding process a server starts beside itself: replaced when it dies, and gone with
+# the server.
+
+
+def children(pid: int) -> dict[int, str]:
+    """The processes whose parent is `pid`, by id, with their command lines (from /proc)."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if parent == pid:
+            found[int(stat.parent.name)] = command
+    return found
+
+
+def folder_of(service: Service) -> int | None:
+    assert service.process is not None
+    found = [c for c, command in children(service.process.pid).items() if "project" in command]
+    return found[0] if len(found) == 1 else None
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def appended_and_read(base: str, url: str, customers: Sequence[str]) -> None:
+    """Append the customers and wait until the reads answer from projections folded that far."""
+    events = [wire_event(customer(customer_id)) for customer_id in customers]
+    answer = httpx.post(f"{base}/v1/events", json={"events": events}, headers=WRITE, timeout=30)
+    assert answer.status_code == 201, answer.text
+    read_caught_up(base, url, timeout=60)
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+def test_a_servers_folding_process_is_replaced_when_killed_and_ends_with_the_server(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    service = Service(tmp_path, environment(postgres_url))
+    service.start()
+    try:
+        wait_until(lambda: folder_of(service) is not None, 30, "a folding process beside it")
+        first = folder_of(service)
+        assert first is not None
+        appended_and_read(service.base, postgres_url, ["c_before"])
+
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: folder_of(service) not in (None, first), 30, "another folding process")
+        second = folder_of(service)
+        assert second is not None
+        appended_and_read(service.base, postgres_url, ["c_after_1", "c_after_2"])
+
+        service.kill()
+        wait_until(lambda: not alive(second), 10, "the folding process ending with the server")
+    finally:
+        service.stop()
+    assert_equal_to_a_rebuild(postgres_url)
 
 
 # 3. PostgreSQL stopped (as by a crash) and started again under appends and reads.
