@@ -7,8 +7,9 @@ For each batch size (1, 100, 1000) it starts `subledger serve` on a fresh schema
 generated business's events (a realistic mix: customers, subscriptions, invoices, payments,
 failures, credits, refunds, changes, pauses, cancellations) over real HTTP, and times it: one
 sender at a time, and several senders against a server of several processes; and how long
-until the server had also folded them into every projection (it folds in the same process, as
-`serve` does by default; two runs serve with `--no-projections`, the append path alone). Then
+until the server had also folded them into every projection (as `serve` does by default: in a
+process beside it with one worker, in each worker with several; two runs serve with
+`--no-projections`, the append path alone). Then
 it inserts the very rows the API stored into identical tables with raw psycopg (`executemany`,
 100 events per transaction): once the same rows (each event's row, its log row, the invoice
 references), once the event rows alone, and the single-event run's rows one event per

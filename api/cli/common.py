@@ -6,6 +6,7 @@ A leaf: it imports none of the other command modules, so that each of them can i
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress, ProgressColumn, TextColumn
 
 from subledger.adapters.store import StoreURLError, store_kind
-from subledger.api.logs import LogFormatError, configure_logging
+from subledger.api.logs import LogFormatError, configure_logging, log_format
 from subledger.api.settings import Settings
 
 
@@ -57,6 +58,15 @@ def log_at(level: str) -> None:
     (`SUBLEDGER_LOG_FORMAT`, api/logs.py)."""
     with refused(LogFormatError):
         configure_logging(level)
+
+
+def announce(line: str) -> None:
+    """A long-running command's line about itself (what it serves or folds, that it stopped)
+    on standard error: as a log record where the logs are JSON, so every line there is one."""
+    if log_format() == "json":
+        logging.getLogger("subledger.api").info("%s", line)
+    else:
+        click.echo(line, err=True)
 
 
 def redact(url: str) -> str:

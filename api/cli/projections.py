@@ -15,6 +15,7 @@ from rich.table import Table
 
 from subledger.api.cli.checks import check_journal
 from subledger.api.cli.common import (
+    announce,
     counter,
     database_settings,
     log_at,
@@ -57,15 +58,14 @@ def project(beside: int | None) -> None:
         signal.signal(signal_number, lambda *_: follower.stopped.set())
     if beside is not None:
         stop_with(beside, follower.stopped)
-    click.echo(
+    announce(
         f"subledger project: folding {', '.join(runner.projections)} at "
         f"{redact(settings.database_url)}"
-        + (f" (from the start: {', '.join(rebuilt)})" if rebuilt else ""),
-        err=True,
+        + (f" (from the start: {', '.join(rebuilt)})" if rebuilt else "")
     )
     follower.run_here()
     ledger.close()
-    click.echo("subledger project: stopped", err=True)
+    announce("subledger project: stopped")
 
 
 @click.group()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 
 import click
@@ -11,11 +10,11 @@ from eventsourcing.persistence import PersistenceError
 
 from subledger.adapters.store import StoreURLError
 from subledger.api.api_keys import KeyConfigurationError
-from subledger.api.cli.common import log_at, read_settings, redact
+from subledger.api.cli.common import announce, log_at, read_settings, redact
 from subledger.api.composition import Composition
 from subledger.api.http.app import NO_PROJECTIONS, VERSION, create_app
 from subledger.api.http.metrics import metrics_directory
-from subledger.api.logs import log_format, uvicorn_logging
+from subledger.api.logs import uvicorn_logging
 from subledger.api.settings import ConfigurationError
 
 #: How long `serve --workers N` gives a worker process to answer uvicorn's health pings.
@@ -75,10 +74,7 @@ def serve(host: str, port: int, workers: int, projections: bool) -> None:
         f"{len(keys) + len(stored)} API key(s), {workers} worker(s), on http://{host}:{port}"
         " (docs at /docs)"
     )
-    if log_format() == "json":
-        logging.getLogger("subledger.api").info("%s", started)
-    else:
-        click.echo(started, err=True)
+    announce(started)
     logging_options = uvicorn_logging(settings.log_level)
     if not projections:
         if not composition.backend.shared:

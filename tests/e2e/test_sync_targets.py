@@ -53,6 +53,13 @@ def business() -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
+def faulted_business() -> list[dict[str, Any]]:
+    """Two fifths of `business`: under a fifth of faults still about 100 of each kind (the
+    whole one gave 264 to 845), in half the time."""
+    return list(Business(customers=80, months=24, seed=7).events())
+
+
+@pytest.fixture(scope="module")
 def small_business() -> list[dict[str, Any]]:
     return list(Business(customers=30, months=6, seed=11).events())
 
@@ -139,8 +146,9 @@ def test_a_generated_business_syncs_completely_reconciles_and_replays_send_nothi
 
 
 def test_twenty_percent_of_requests_failing_changes_nothing_at_the_end(
-    business: list[dict[str, Any]], postgres_url: str, target: Sandbox, tmp_path: Path
+    faulted_business: list[dict[str, Any]], postgres_url: str, target: Sandbox, tmp_path: Path
 ) -> None:
+    business = faulted_business
     env = set_up(business, postgres_url, target, tmp_path, timeout_seconds=1)
     target.twenty_percent_faults()
 
