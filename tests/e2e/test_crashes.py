@@ -364,11 +364,11 @@ def folder_of(service: Service) -> int | None:
 
 
 def alive(pid: int) -> bool:
+    """Whether the process runs (not gone, nor a zombie awaiting its parent)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:  # gone, and reaped
         return False
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def appended_and_read(base: str, url: str, customers: Sequence[str]) -> None:
