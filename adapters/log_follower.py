@@ -249,15 +249,16 @@ def folders_reach(runner: ProjectionRunner, end: int, names: Collection[str]) ->
     once each is stored at or past it; False if none moved for `FOLDER_PATIENCE_SECONDS` (its
     folder stopped, or folds another version of it), so that the caller folds instead."""
     # The folders may not have made the tables yet (they are starting).
-    runner.store.create_tables(table for name in names for table in runner.projections[name].tables)
+    units = {name: runner.units[name] for name in runner.units_of(names)}
+    runner.store.create_tables(table for unit in units.values() for table in unit.tables)
     reached, since = -1, time.monotonic()
     while True:
         stored = runner.store.stored()
         now = min(
             stored[name].position
-            if name in stored and stored[name].fingerprint == runner.projections[name].fingerprint()
+            if name in stored and stored[name].fingerprint == unit.fingerprint()
             else -1
-            for name in names
+            for name, unit in units.items()
         )
         if now >= end:
             return True
@@ -300,8 +301,8 @@ class Follower:
 
     def _run(self) -> None:
         failures = 0
-        projections = self.runner.projections.values()
-        names = [p.name for p in sorted(projections, key=lambda p: (-p.fold_cost, p.name))]
+        units = self.runner.units.values()
+        names = [p.name for p in sorted(units, key=lambda p: (-p.fold_cost, p.name))]
         owned: frozenset[str] = frozenset()
         try:
             while not self.stopped.is_set():

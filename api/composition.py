@@ -135,6 +135,7 @@ class Composition:
             runner.projections,
             self.settings.read_wait_seconds,
             runner if following else None,
+            runner.partitions,
         )
 
     def catch_up(self, runner: ProjectionRunner) -> None:
@@ -203,6 +204,7 @@ def build_runner(
         build_projections(settings),
         settings.projection_page_size,
         settings.projection_checkpoint_every,
+        settings.projection_partitions,
     )
 
 

@@ -39,7 +39,7 @@ def catch_up(runner: ProjectionRunner, backend: Backend | None = None) -> None:
     a second folder lost page after page to the first (the dispatcher enqueued nothing while
     the appends lasted)."""
     end = runner.log.last_position()
-    names = list(runner.projections)
+    names = list(runner.units)
     with fold_turn(_notifications(runner, backend), names) as mine:
         if mine:
             _fold_to(runner, end, mine)
@@ -76,7 +76,7 @@ def caught_up_snapshots(
     while True:
         catch_up(runner, backend)
         with ExitStack() as stack:
-            taken = {name: stack.enter_context(runner.store.snapshot(name)) for name in names}
+            taken = {name: stack.enter_context(runner.snapshot(name)) for name in names}
             positions = {position for position, _ in taken.values()}
             if len(positions) == 1:
                 yield positions.pop(), {name: rows for name, (_, rows) in taken.items()}

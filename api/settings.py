@@ -54,6 +54,14 @@ class Settings(BaseSettings):
         description="Positions between two checkpoints of the projections (0: none); an"
         " answer as of a past point folds on from the last checkpoint before it",
     )
+    projection_partitions: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Partitions by customer each projection is folded in, each with a position"
+        " of its own, so that as many processes can fold one projection; every process on a"
+        " store must be given the same number, and changing it rebuilds the projections",
+    )
     read_wait_seconds: float = Field(
         default=5.0, gt=0, le=120, description="How long a read waits for the projections"
     )

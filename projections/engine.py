@@ -46,6 +46,10 @@ class Table:
     #: after: the rows a page writes are all new, and a store may insert them without looking
     #: for rows of the same key (journal entries, outbox messages).
     written_once: bool = False
+    #: A kept table every partition of a projection folded in partitions folds alike, from
+    #: the events of no customer (the closed months): read as one, it is any partition's, not
+    #: their sum (`projections.partitions`).
+    shared: bool = False
 
     @property
     def columns(self) -> tuple[Column, ...]:

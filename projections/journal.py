@@ -78,7 +78,11 @@ TOTALS = Table(
     kept=True,
 )
 PERIODS = Table(
-    "journal_periods", key=(Column("month", "text"),), values=(Column("closed", "int"),), kept=True
+    "journal_periods",
+    key=(Column("month", "text"),),
+    values=(Column("closed", "int"),),
+    kept=True,
+    shared=True,
 )
 
 #: Entry ids are uuid5 of this namespace and `kind/source event id/month`: the same on every

@@ -16,6 +16,7 @@ from typing import Final, Protocol
 
 from subledger.domain.ledger import Entry
 from subledger.projections.engine import Projection, Row, RowKey, Rows, RowSource, Table
+from subledger.projections.partitions import Partition, merged_source, unit_names
 
 DEFAULT_PAGE_SIZE: Final = 2000
 #: Positions between two checkpoints: an answer as of a past point folds at most this many
@@ -57,6 +58,9 @@ class Checkpoint:
     #: Checkpointed tables copied whole from the stored rows instead (after a start or a
     #: reload, what changed since the previous checkpoint is not known).
     whole: tuple[Table, ...] = ()
+    #: For a partition of a projection folded in partitions, its number: the rows copied
+    #: whole are only those whose `part` it is.
+    part: int | None = None
 
 
 class PastRows(Protocol):
@@ -93,6 +97,11 @@ class ProjectionStore(Protocol):
         """Delete the projection's rows; store it at position 0 with its fingerprint."""
         ...
 
+    def forget(self, name: str) -> None:
+        """Delete what is stored of `name` beside its rows: its position and checkpoints (a
+        projection now folded in another number of partitions)."""
+        ...
+
     def load(self, table: Table, keys: Collection[RowKey]) -> dict[RowKey, Row]: ...
 
     def load_all(self, table: Table) -> dict[RowKey, Row]: ...
@@ -118,8 +127,9 @@ class ProjectionStore(Protocol):
         consistently; `None` if it has none."""
         ...
 
-    def snapshot(self, name: str) -> AbstractContextManager[tuple[int, RowSource]]:
-        """The projection's position and rows, read consistently with each other."""
+    def snapshot(self, name: str, *more: str) -> AbstractContextManager[tuple[int, RowSource]]:
+        """The projection's position and rows, read consistently with each other (with `more`
+        names, the least of their positions: the partitions of one projection)."""
         ...
 
 
@@ -131,10 +141,27 @@ class ProjectionRunner:
         projections: Sequence[Projection],
         page_size: int = DEFAULT_PAGE_SIZE,
         checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+        partitions: int = 1,
     ) -> None:
+        if partitions < 1:
+            raise ValueError("a projection is folded in 1 partition or more")
         self.log = log
         self.store = store
         self.projections = {projection.name: projection for projection in projections}
+        #: How many partitions by customer each projection is folded in
+        #: (`projections.partitions`).
+        self.partitions = partitions
+        #: What is folded, each with a position of its own: the projections themselves, or
+        #: with several partitions each one's partitions (`journal/0`, `journal/1`, ...).
+        self.units: dict[str, Projection] = {
+            unit.name: unit
+            for projection in projections
+            for unit in (
+                [projection]
+                if partitions == 1
+                else [Partition(projection, part, partitions) for part in range(partitions)]
+            )
+        }
         self.page_size = page_size
         #: Positions between checkpoints; 0 for none.
         self.checkpoint_every = checkpoint_every
@@ -159,39 +186,76 @@ class ProjectionRunner:
         with self._work:
             self.store.create_tables(
                 table
-                for projection in self.projections.values()
-                for table in (*projection.tables, *projection.past_tables())
+                for unit in self.units.values()
+                for table in (*unit.tables, *unit.past_tables())
             )
             stored = self.store.stored()
             reset = []
-            for name, projection in self.projections.items():
-                if names is not None and name not in names:
-                    continue
-                found = stored.get(name)
-                if found is None or found.fingerprint != projection.fingerprint():
-                    self.store.reset(projection)
+            for name in self._projections_of(names):
+                units = self.unit_names(name)
+                # The partitions share the projection's tables: they are reset together.
+                if any(
+                    unit not in stored or stored[unit].fingerprint != self.units[unit].fingerprint()
+                    for unit in units
+                ):
+                    self._reset(name, stored)
                     reset.append(name)
             self._reload()
             return reset
+
+    def _reset(self, name: str, stored: Mapping[str, Stored]) -> None:
+        """Empty projection `name`'s rows and store its partitions at position 0, forgetting
+        those of another number of partitions."""
+        units = self.unit_names(name)
+        for other in stored:
+            if other not in units and (other == name or other.startswith(f"{name}/")):
+                self.store.forget(other)
+        for unit in units:
+            self.store.reset(self.units[unit])
+
+    def unit_names(self, name: str) -> list[str]:
+        """What projection `name` is folded as: itself, or its partitions."""
+        return unit_names(name, self.partitions)
+
+    def _projections_of(self, names: Collection[str] | None) -> list[str]:
+        """The projections of `names` (projections, or partitions of them); all if None."""
+        if names is None:
+            return list(self.projections)
+        return list(dict.fromkeys(name.split("/")[0] for name in names))
+
+    def units_of(self, names: Collection[str] | None) -> list[str]:
+        """The units of `names`: a projection's partitions, or a partition itself."""
+        if names is None:
+            return list(self.units)
+        return list(
+            dict.fromkeys(
+                unit
+                for name in names
+                for unit in ([name] if name in self.units else self.unit_names(name))
+            )
+        )
 
     def _reload(self) -> None:
         # Stale until read whole: a reload that fails (the database went away mid-page) must
         # not leave a page's unwritten changes in the kept rows for the next page to build on.
         self._stale = True
         stored = self.store.stored()
-        self._positions = {name: stored[name].position for name in self.projections}
+        self._positions = {name: stored[name].position for name in self.units}
+        whole: dict[Table, dict[RowKey, Row]] = {}
+        for unit in self.units.values():
+            for table in unit.tables:
+                if table.kept and table not in whole:
+                    whole[table] = self.store.load_all(table)
         self._kept = {
-            name: {
-                table.name: self.store.load_all(table) for table in projection.tables if table.kept
-            }
-            for name, projection in self.projections.items()
+            name: {table.name: _part_of(whole[table], unit) for table in unit.tables if table.kept}
+            for name, unit in self.units.items()
         }
         # What changed since each projection's last checkpoint is known only from a position
         # that is a checkpoint (or the start) on.
-        self._pending = {name: {} for name in self.projections}
+        self._pending = {name: {} for name in self.units}
         self._whole = {
             name
-            for name, projection in self.projections.items()
+            for name, projection in self.units.items()
             if self._positions[name] > 0
             and self.store.last_checkpoint(name, projection.fingerprint(), self._positions[name])
             != self._positions[name]
@@ -201,7 +265,9 @@ class ProjectionRunner:
     # Folding.
 
     def position(self, name: str) -> int:
-        return self._positions[name]
+        """How far `name` is folded: a partition's position, or a projection's (the least of
+        its partitions')."""
+        return min(self._positions[unit] for unit in self.units_of([name]))
 
     def forget(self) -> None:
         """Read the positions and kept tables from the store again before the next page: another
@@ -224,7 +290,7 @@ class ProjectionRunner:
             if self._stale:
                 self._reload()
             end = self.log.last_position() if upto is None else upto
-            folded = list(self.projections) if names is None else list(names)
+            folded = self.units_of(names)
             try:
                 while self._page(end, folded):
                     if progress is not None:
@@ -242,8 +308,9 @@ class ProjectionRunner:
     def rebuild(self, names: Collection[str], progress: Progress | None = None) -> int:
         """Drop the named projections' rows and fold them again from position 0."""
         with self._work:
-            for name in names:
-                self.store.reset(self.projections[name])
+            stored = self.store.stored()
+            for name in self._projections_of(names):
+                self._reset(name, stored)
             self._reload()
         return self.catch_up(progress)
 
@@ -253,7 +320,7 @@ class ProjectionRunner:
         if not behind:
             return False
         start = min(self._positions[name] for name in behind)
-        types = {kind for name in behind for kind in self.projections[name].event_types}
+        types = {kind for name in behind for kind in self.units[name].event_types}
         entries = self.log.read_entries(start, end, self.page_size, types)
         page_end = entries[-1].position if len(entries) == self.page_size else end
         if self.checkpoint_every:
@@ -263,10 +330,12 @@ class ProjectionRunner:
         # for them: moving it to `page_end` would fold its events again.
         behind = [name for name in behind if self._positions[name] < page_end]
         changes: dict[Table, dict[RowKey, Row]] = {}
+        # Each unit's own changes (the partitions of a projection write to the same tables).
+        changed_by: dict[str, dict[Table, dict[RowKey, Row]]] = {}
         moves = []
         checkpoints = []
         for name in behind:
-            projection = self.projections[name]
+            projection = self.units[name]
             mine = [
                 entry
                 for entry in entries
@@ -277,11 +346,14 @@ class ProjectionRunner:
             for entry in mine:
                 projection.fold(rows, entry)
             tables = {table.name: table for table in projection.tables}
-            for table_name, changed in rows.changes().items():
-                changes[tables[table_name]] = changed
+            own = changed_by[name] = {
+                tables[table_name]: changed for table_name, changed in rows.changes().items()
+            }
+            for table, changed in own.items():
+                changes.setdefault(table, {}).update(changed)
             moves.append(Move(name, self._positions[name], page_end, projection.fingerprint()))
             if at_checkpoint:
-                checkpoints.append(self._checkpoint(projection, page_end, changes))
+                checkpoints.append(self._checkpoint(projection, page_end, own))
         self.store.commit(changes, moves, checkpoints)
         for move in moves:
             if at_checkpoint:
@@ -289,9 +361,10 @@ class ProjectionRunner:
                 self._whole.discard(move.name)
             elif self.checkpoint_every:
                 pending = self._pending[move.name]
-                for table in self.projections[move.name].checkpointed():
-                    if changes.get(table):
-                        pending.setdefault(table, {}).update(changes[table])
+                own = changed_by[move.name]
+                for table in self.units[move.name].checkpointed():
+                    if own.get(table):
+                        pending.setdefault(table, {}).update(own[table])
         with self._advanced:
             for move in moves:
                 self._positions[move.name] = move.end
@@ -304,8 +377,9 @@ class ProjectionRunner:
         """The projection's checkpoint at `position`, with this page's `changes`."""
         name = projection.name
         if name in self._whole:
+            part = projection.part if isinstance(projection, Partition) else None
             return Checkpoint(
-                name, position, projection.fingerprint(), {}, projection.checkpointed()
+                name, position, projection.fingerprint(), {}, projection.checkpointed(), part
             )
         changed: dict[Table, dict[RowKey, Row]] = {}
         for table in projection.checkpointed():
@@ -328,6 +402,24 @@ class ProjectionRunner:
     # Waiting.
 
     def wait_for(self, name: str, position: int, timeout: float) -> bool:
-        """Wait until `name` has folded `position`; False if it had not within `timeout`."""
+        """Wait until `name` (a projection: each of its partitions) has folded `position`;
+        False if it had not within `timeout`."""
+        units = self.units_of([name])
         with self._advanced:
-            return self._advanced.wait_for(lambda: self._positions[name] >= position, timeout)
+            return self._advanced.wait_for(
+                lambda: all(self._positions[unit] >= position for unit in units), timeout
+            )
+
+    # Reading.
+
+    def snapshot(self, name: str) -> AbstractContextManager[tuple[int, RowSource]]:
+        """Projection `name`'s stored position and rows, read consistently: with several
+        partitions, the least of their positions and their rows read as one."""
+        return merged_source(self.store, self.unit_names(name), self.partitions)
+
+
+def _part_of(rows: dict[RowKey, Row], unit: Projection) -> dict[RowKey, Row]:
+    """Of a kept table's stored rows, those of `unit`: all of them, or a partition's."""
+    if not isinstance(unit, Partition):
+        return rows
+    return {key: row for key, row in rows.items() if key[-1] == unit.part}

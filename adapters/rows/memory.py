@@ -43,6 +43,11 @@ class MemoryRowStore:
             self._checkpoints[projection.name] = {}
             self._stored[projection.name] = Stored(0, projection.fingerprint())
 
+    def forget(self, name: str) -> None:
+        with self._lock:
+            self._checkpoints.pop(name, None)
+            self._stored.pop(name, None)
+
     def load(self, table: Table, keys: Collection[RowKey]) -> dict[RowKey, Row]:
         with self._lock:
             rows = self._tables[table.name]
@@ -79,6 +84,7 @@ class MemoryRowStore:
                         {
                             (*key, *at): copy.deepcopy(row)
                             for key, row in self._tables[table.name].items()
+                            if checkpoint.part is None or key[-1] == checkpoint.part
                         }
                     )
             for move in moves:
@@ -96,9 +102,11 @@ class MemoryRowStore:
             yield _MemoryPast(self._tables, position) if position else None
 
     @contextmanager
-    def snapshot(self, name: str) -> Iterator[tuple[int, RowSource]]:
+    def snapshot(self, name: str, *more: str) -> Iterator[tuple[int, RowSource]]:
         with self._lock:
-            yield self._stored[name].position, Rows(known=self._tables)
+            found = [self._stored.get(one) for one in (name, *more)]
+            folded = min(stored.position if stored else 0 for stored in found)
+            yield folded, Rows(known=self._tables)
 
 
 class _MemoryPast:

@@ -96,6 +96,13 @@ class PostgresRowStore:
                 (projection.name, projection.fingerprint()),
             )
 
+    def forget(self, name: str) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            for stored in (CHECKPOINTS, TRACKING):
+                cursor.execute(
+                    SQL("DELETE FROM {0} WHERE name = %s").format(self._name(stored)), (name,)
+                )
+
     def load(self, table: Table, keys: Collection[RowKey]) -> dict[RowKey, Row]:
         if not keys:
             return {}
@@ -150,11 +157,12 @@ class PostgresRowStore:
         for table in checkpoint.whole:
             past = past_table(table)
             columns = SQL(", ").join(Identifier(c.name) for c in table.columns)
+            mine = SQL("") if checkpoint.part is None else SQL(" WHERE part = %s")
             cursor.execute(
-                SQL("INSERT INTO {0} ({1}, checkpoint) SELECT {1}, %s FROM {2}").format(
-                    self._name(table_name(past)), columns, self._name(table_name(table))
+                SQL("INSERT INTO {0} ({1}, checkpoint) SELECT {1}, %s FROM {2}{3}").format(
+                    self._name(table_name(past)), columns, self._name(table_name(table)), mine
                 ),
-                at,
+                at if checkpoint.part is None else (*at, checkpoint.part),
             )
 
     def last_checkpoint(self, name: str, fingerprint: str, upto: int) -> int:
@@ -223,7 +231,7 @@ class PostgresRowStore:
                 copy.write_row(encode(table, key, row))
 
     @contextmanager
-    def snapshot(self, name: str) -> Iterator[tuple[int, RowSource]]:
+    def snapshot(self, name: str, *more: str) -> Iterator[tuple[int, RowSource]]:
         with (
             self.datastore.get_connection() as connection,
             connection.transaction(),
@@ -233,12 +241,16 @@ class PostgresRowStore:
             # A reader may work between its queries for longer than the pool's idle limit (an
             # export, a check holding two projections' snapshots): this transaction only reads.
             cursor.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
+            names = [name, *more]
             cursor.execute(
-                SQL("SELECT position FROM {0} WHERE name = %s").format(self._name(TRACKING)),
-                (name,),
+                SQL("SELECT count(*), min(position) FROM {0} WHERE name = ANY(%s)").format(
+                    self._name(TRACKING)
+                ),
+                (names,),
             )
             found = cursor.fetchone()
-            yield (found[0] if found else 0), _PostgresRows(self, cursor)
+            folded = found[1] if found and found[0] == len(names) else 0
+            yield folded, _PostgresRows(self, cursor)
 
     def _load(
         self, cursor: Cursor[Any], table: Table, keys: list[RowKey]

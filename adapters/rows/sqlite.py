@@ -67,6 +67,11 @@ class SQLiteRowStore:
                 (projection.name, projection.fingerprint()),
             )
 
+    def forget(self, name: str) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.execute(f"DELETE FROM {CHECKPOINTS} WHERE name = ?", (name,))
+            cursor.execute(f"DELETE FROM {TRACKING} WHERE name = ?", (name,))
+
     def load(self, table: Table, keys: Collection[RowKey]) -> dict[RowKey, Row]:
         with self.datastore.transaction(commit=False) as cursor:
             return dict(_load(cursor, table, list(keys)))
@@ -107,12 +112,18 @@ class SQLiteRowStore:
             yield _SQLitePast(cursor, position) if position else None
 
     @contextmanager
-    def snapshot(self, name: str) -> Iterator[tuple[int, RowSource]]:
+    def snapshot(self, name: str, *more: str) -> Iterator[tuple[int, RowSource]]:
         # In WAL mode a read transaction sees one state of the file from its first read on.
+        names = (name, *more)
         with self.datastore.transaction(commit=False) as cursor:
-            cursor.execute(f"SELECT position FROM {TRACKING} WHERE name = ?", (name,))
+            cursor.execute(
+                f"SELECT count(*), min(position) FROM {TRACKING}"
+                f" WHERE name IN ({', '.join('?' * len(names))})",
+                names,
+            )
             found = cursor.fetchone()
-            yield (found[0] if found else 0), _SQLiteRows(cursor)
+            folded = found[1] if found and found[0] == len(names) else 0
+            yield folded, _SQLiteRows(cursor)
 
 
 def _upsert(cursor: SQLiteCursor, table: Table, rows: Mapping[RowKey, Row]) -> None:
@@ -141,10 +152,11 @@ def _checkpoint(cursor: SQLiteCursor, checkpoint: Checkpoint) -> None:
         _upsert(cursor, past_table(table), {(*key, *at): row for key, row in rows.items()})
     for table in checkpoint.whole:
         columns = ", ".join(column.name for column in table.columns)
+        mine = "" if checkpoint.part is None else " WHERE part = ?"
         cursor.execute(
             f"INSERT INTO {table_name(past_table(table))} ({columns}, checkpoint)"
-            f" SELECT {columns}, ? FROM {table_name(table)}",
-            at,
+            f" SELECT {columns}, ? FROM {table_name(table)}{mine}",
+            at if checkpoint.part is None else (*at, checkpoint.part),
         )
 
 

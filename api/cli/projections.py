@@ -59,8 +59,9 @@ def project(beside: int | None) -> None:
     if beside is not None:
         stop_with(beside, follower.stopped)
     announce(
-        f"subledger project: folding {', '.join(runner.projections)} at "
-        f"{redact(settings.database_url)}"
+        f"subledger project: folding {', '.join(runner.projections)}"
+        + (f" in {runner.partitions} partitions each" if runner.partitions > 1 else "")
+        + f" at {redact(settings.database_url)}"
         + (f" (from the start: {', '.join(rebuilt)})" if rebuilt else "")
     )
     follower.run_here()
@@ -76,19 +77,19 @@ def projections() -> None:
 @projections.command()
 def status() -> None:
     """Each projection's position, the log's end, how far behind it is, and (on PostgreSQL)
-    which process folds it."""
+    which process folds it; folded in partitions, each partition's."""
     composition = Composition(database_settings())
     ledger = composition.open_ledger()
     runner = composition.runner(ledger)
     runner.store.create_tables(
-        table for projection in runner.projections.values() for table in projection.tables
+        table for projection in runner.units.values() for table in projection.tables
     )
     stored = runner.store.stored()
     end = ledger.last_position()
-    owners = composition.fold_owners(ledger, runner.projections)
+    owners = composition.fold_owners(ledger, runner.units)
     headers = ("projection", "position", "log", "behind", "state")
     table = Table(*headers, *(("folded by",) if owners is not None else ()), box=None)
-    for name, projection in runner.projections.items():
+    for name, projection in runner.units.items():
         found = stored.get(name)
         folder = () if owners is None else (owners.get(name, "-"),)
         if found is None:

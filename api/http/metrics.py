@@ -41,6 +41,7 @@ from subledger.adapters.sync.log_records import STATUSES
 from subledger.api.http.observed import Handled
 from subledger.api.http.projection_reads import Reader
 from subledger.api.sync import Sync
+from subledger.projections.partitions import unit_names
 
 logger = logging.getLogger("subledger.api")
 
@@ -148,8 +149,11 @@ class DatabaseFacts(Collector):
             labels=["projection"],
         )
         for name in self.reader.projections:
-            found = stored.get(name)
-            folded = found.position if found is not None else 0
+            # Folded in partitions, a projection is as far as the least of them.
+            folded = min(
+                stored[unit].position if unit in stored else 0
+                for unit in unit_names(name, self.reader.partitions)
+            )
             position.add_metric([name], folded)
             lag.add_metric([name], max(0, last - folded))
         yield position

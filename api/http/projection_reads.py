@@ -15,7 +15,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
@@ -23,6 +23,7 @@ from uuid import UUID
 from subledger.api.http.errors import ApiError, ErrorCode
 from subledger.domain.ledger import Entry, Ledger
 from subledger.projections.engine import Between, Projection, Row, RowKey, Rows, RowSource, Table
+from subledger.projections.partitions import MergedPast, Partition, merged_source, unit_names
 from subledger.projections.runner import PastRows, ProjectionRunner, ProjectionStore
 
 #: Between two looks at a projection's position while waiting for it, in seconds.
@@ -45,12 +46,39 @@ class Reader:
         projections: dict[str, Projection],
         wait_seconds: float,
         runner: ProjectionRunner | None = None,
+        partitions: int = 1,
     ) -> None:
         self.ledger = ledger
         self.store = store
         self.projections = projections
         self.wait_seconds = wait_seconds
         self.runner = runner
+        #: How many partitions each projection is folded in (`projections.partitions`).
+        self.partitions = partitions
+
+    def snapshot(self, name: str) -> AbstractContextManager[tuple[int, RowSource]]:
+        """Projection `name`'s stored position and rows, read consistently (its partitions'
+        read as one)."""
+        return merged_source(self.store, unit_names(name, self.partitions), self.partitions)
+
+    @contextmanager
+    def past(self, projection: Projection, upto: int) -> Iterator[PastRows | None]:
+        """The projection's checkpointed tables at its last checkpoint up to `upto` (one that
+        each of its partitions made), read as one; None if it has none."""
+        count = self.partitions
+        if count == 1:
+            with self.store.past(projection, upto) as past:
+                yield past
+            return
+        parts = [Partition(projection, part, count) for part in range(count)]
+        common = min(
+            self.store.last_checkpoint(part.name, part.fingerprint(), upto) for part in parts
+        )
+        if not common:
+            yield None
+            return
+        with self.store.past(parts[0], common) as past:
+            yield None if past is None else MergedPast(past, count)
 
     @contextmanager
     def rows(
@@ -108,7 +136,7 @@ class Reader:
         them as they were put; for any other table the fold starts from position 0."""
         projection = self.projections[name]
         if keep is None or keep.table.written_once:
-            with self.store.past(projection, position) as past:
+            with self.past(projection, position) as past:
                 if past is not None:
                     rows = self._fold_from(projection, past, position, keep)
                     if keep is None or self._add_stored(name, keep, past.position, rows):
@@ -131,7 +159,7 @@ class Reader:
         stored projection has not folded that far."""
         table = keep.table
         at = [column.name for column in table.key].index("position")
-        with self.store.snapshot(name) as (folded, stored):
+        with self.snapshot(name) as (folded, stored):
             if folded < upto:
                 return False
             found = stored.scan(table, (), (keep.first, keep.last))
@@ -179,7 +207,7 @@ class Reader:
         wanted = self.ledger.last_position()
         deadline = time.monotonic() + self.wait_seconds
         while True:
-            with self.store.snapshot(name) as (position, rows):
+            with self.snapshot(name) as (position, rows):
                 if position >= wanted:
                     yield position, rows
                     return

@@ -68,3 +68,27 @@ def test_rebuild_names_the_projections_there_are(tmp_path: Path) -> None:
     memory = run("memory://", tmp_path, "projections", "status")
     assert memory.returncode != 0
     assert "memory:// lives inside one process" in memory.stderr
+
+
+def test_status_lists_each_partition_of_projections_rebuilt_in_partitions(
+    database_url: str, tmp_path: Path
+) -> None:
+    ledger = Ledger(store_env(database_url))
+    ledger.append(parse_submissions(orjson.dumps({"events": generate(20, months=6, seed=2)})))
+    end = ledger.last_position()
+    ledger.close()
+    partitioned = {"SUBLEDGER_PROJECTION_PARTITIONS": "2"}
+
+    rebuilt = run(database_url, tmp_path, "projections", "rebuild", **partitioned)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    status = run(database_url, tmp_path, "projections", "status", **partitioned)
+    assert status.returncode == 0, status.stderr
+    folder = ["-"] if database_url.startswith("postgresql") else []
+    assert [line.split() for line in status.stdout.split("\n")[1:9]] == [
+        [f"{name}/{part}", str(end), str(end), "0", "current", *folder]
+        for name in ("revenue", "mrr", "journal", "outbox")
+        for part in (0, 1)
+    ]
+    # Given one partition again, the store's projections are to be folded again in one.
+    unpartitioned = run(database_url, tmp_path, "projections", "status")
+    assert unpartitioned.stdout.count("never folded") == 4, unpartitioned.stdout

@@ -1,6 +1,6 @@
 """Killing the projection worker mid-page, again and again, loses and doubles nothing; on
-PostgreSQL, two workers share the projections out and one killed mid-page leaves its share to
-the other."""
+PostgreSQL, workers share the projections' partitions out as they join, and one killed mid-page
+leaves its share to the others."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from subledger.adapters.log_follower import fold_owners
 from subledger.adapters.store import store_env
 from subledger.api.demo.generator import generate
 from subledger.domain.ledger import Ledger
+from subledger.projections.partitions import unit_names
 from subledger.projections.runner import ProjectionRunner
 from tests.integration.test_projections import PROJECTIONS, append_business, in_memory, stored
 from tests.waiting import wait_until
@@ -25,11 +26,14 @@ from tests.waiting import wait_until
 SUBLEDGER = str(Path(sys.executable).parent / "subledger")
 
 
-def worker(url: str, cwd: Path, page_size: int = 40) -> subprocess.Popen[bytes]:
+def worker(
+    url: str, cwd: Path, page_size: int = 40, partitions: int = 1
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "SUBLEDGER_DATABASE_URL": url,
         "SUBLEDGER_PROJECTION_PAGE_SIZE": str(page_size),
+        "SUBLEDGER_PROJECTION_PARTITIONS": str(partitions),
     }
     return subprocess.Popen(
         [SUBLEDGER, "project"], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -84,42 +88,50 @@ def test_the_worker_stops_cleanly_when_asked(database_url: str, tmp_path: Path) 
 
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_two_workers_share_the_projections_and_one_killed_mid_page_leaves_its_share_to_the_other(
+def test_partitions_are_shared_out_as_workers_join_and_one_killed_mid_page_leaves_its_own(
     postgres_url: str, tmp_path: Path
 ) -> None:
+    """Each projection in four partitions: sixteen to fold. A second and a third worker joining
+    each get their share; the first, killed just after it wrote a page of one of its
+    partitions, leaves its partitions to the other two; read as one, the partitions are then
+    what a fold of the whole log makes."""
     ledger = Ledger(store_env(postgres_url))
-    append_business(ledger, generate(1000, months=30, seed=12), size=1000)
+    append_business(ledger, generate(1000, months=30, seed=13), size=1000)
     end = ledger.last_position()
     store = row_store_for(ledger)
     notifications = backend_of(ledger).notifications(ledger)
     assert notifications is not None
     datastore = notifications.datastore
-    names = ["revenue", "mrr", "journal", "outbox"]
+    runner = ProjectionRunner(ledger, store, list(PROJECTIONS), partitions=4)
+    names = ["revenue", "mrr", "journal", "outbox"]  # what a worker folds
+    units = [unit for name in names for unit in unit_names(name, 4)]
 
     def owners() -> dict[str, str]:
-        return fold_owners(datastore, names)
+        return fold_owners(datastore, units)
+
+    def pids() -> list[str]:
+        return sorted(owner.split()[1] for owner in owners().values())
 
     def position(name: str) -> int:
         mark = store.stored().get(name)
         return mark.position if mark is not None else 0
 
-    first = worker(postgres_url, tmp_path, page_size=100)
-    second: subprocess.Popen[bytes] | None = None
+    workers: list[subprocess.Popen[bytes]] = []
     try:
-        wait_until(lambda: len(owners()) == 4, timeout=60, what="the first worker folds all four")
-        assert len(set(owners().values())) == 1
-        second = worker(postgres_url, tmp_path, page_size=100)
-        # The first lets go of half of them at its next turn, and the second takes those.
-        wait_until(
-            lambda: len(owners()) == 4 and len(set(owners().values())) == 2,
-            timeout=60,
-            what="the projections shared out between the two workers",
-        )
-        shared = owners()
-        first_folds = [name for name in names if f"pid {first.pid} " in shared[name]]
-        assert len(first_folds) == 2, shared
-        # Kill the first just after it has written another page of one of its projections.
-        watched = first_folds[-1]
+        workers.append(worker(postgres_url, tmp_path, page_size=100, partitions=4))
+        wait_until(lambda: len(owners()) == 16, timeout=60, what="the first worker folds all")
+        for joined in (2, 3):
+            workers.append(worker(postgres_url, tmp_path, page_size=100, partitions=4))
+            wait_until(
+                lambda joined=joined: len(owners()) == 16 and len(set(pids())) == joined,
+                timeout=60,
+                what=f"the partitions shared out among {joined} workers",
+            )
+        shares = sorted(pids().count(pid) for pid in set(pids()))
+        assert shares == [5, 5, 6], owners()
+        first = workers[0]
+        first_folds = [name for name, owner in owners().items() if f"pid {first.pid} " in owner]
+        watched = first_folds[0]
         seen = position(watched)
         wait_until(lambda: position(watched) > seen, timeout=60, what="another page written")
         first.send_signal(signal.SIGKILL)
@@ -128,18 +140,19 @@ def test_two_workers_share_the_projections_and_one_killed_mid_page_leaves_its_sh
         assert any(at < end for at in behind.values()), f"the kill should land mid-fold: {behind}"
 
         wait_until(
-            lambda: all(position(name) >= end for name in names),
+            lambda: all(position(name) >= end for name in units),
             timeout=300,
-            what="the second worker taking over and folding to the end",
+            what="the other two taking the first's partitions over and folding to the end",
         )
-        assert set(owners().values()) == {owners()["revenue"]}
-        assert f"pid {second.pid} " in owners()["revenue"]
+        # Each looks again at what is its own after its turn: between two looks, a partition
+        # one has let go of may not yet be taken by the other.
+        wait_until(lambda: len(owners()) == 16, timeout=30, what="all sixteen held again")
+        assert set(pids()) == {str(workers[1].pid), str(workers[2].pid)}
     finally:
-        for process in (first, second):
-            if process is not None and process.poll() is None:
+        for process in workers:
+            if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
                 process.wait(timeout=30)
 
-    runner = ProjectionRunner(ledger, store, list(PROJECTIONS))
     assert stored(runner) == (end, in_memory(ledger, end))
     ledger.close()

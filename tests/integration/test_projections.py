@@ -50,7 +50,7 @@ def stored(runner: ProjectionRunner) -> tuple[int, Everything]:
     """Every stored row of every projection, and the position they all reflect."""
     positions, answer = set(), {}
     for projection in PROJECTIONS:
-        with runner.store.snapshot(projection.name) as (position, rows):
+        with runner.snapshot(projection.name) as (position, rows):
             positions.add(position)
             answer |= everything(rows, projection)
     assert len(positions) == 1, positions

@@ -198,3 +198,22 @@ def test_the_fixtures_name_the_commit_that_made_them() -> None:
     assert MADE, "tests/fixtures/stores holds at least one earlier release's stores"
     for made in MADE:
         assert "Made by the code of commit " in (FIXTURES / made / "MADE.txt").read_text()
+
+
+@pytest.mark.parametrize("made", MADE)
+def test_a_store_of_an_earlier_release_folded_again_in_partitions_answers_the_same(
+    made: str, tmp_path: Path
+) -> None:
+    """Given three partitions, the store's projections are folded again in three, and every
+    answer the earlier release recorded (folded then in one) is the same."""
+    copy = tmp_path / "store.sqlite"
+    shutil.copyfile(FIXTURES / made / "store.sqlite", copy)
+    settings = Settings(
+        database_url=f"sqlite:///{copy}", api_keys=API_KEYS, projection_partitions=3
+    )
+    answers = recorded(made)["answers"]["sqlite"]
+    now = answers_of(settings, list(answers))
+    assert [path for path in answers if now[path] != answers[path]] == []
+    assert set(fingerprints(settings.database_url)) == {
+        f"{name}/{part}" for name in ("revenue", "mrr", "journal", "outbox") for part in range(3)
+    }
