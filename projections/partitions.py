@@ -83,7 +83,11 @@ def unit_names(name: str, count: int) -> list[str]:
 class Partition(Projection):
     """Partition `part` of `count` of a projection: the events of its customers (and those of
     no customer), folded by the projection's own fold into its rows of the projection's
-    tables."""
+    tables.
+
+    It is given only its own events (`mine`): the runner tells each event's partition once
+    for all the partitions it folds, which asking each partition of each projection would
+    do sixteen times for four in four."""
 
     def __init__(self, inner: Projection, part: int, count: int) -> None:
         self.inner, self.part, self.count = inner, part, count
@@ -109,14 +113,11 @@ class Partition(Projection):
         return found is None or found == self.part
 
     def keys(self, event: DomainEventProtocol[Any]) -> Iterable[tuple[Table, RowKey]]:
-        if not self.mine(event):
-            return
         for table, key in self.inner.keys(event):
             yield self._stored[table.name], (*key, self.part)
 
     def fold(self, rows: Rows, entry: Entry) -> None:
-        if self.mine(entry.event):
-            self.inner.fold(_PartRows(rows, self.part, self._stored), entry)
+        self.inner.fold(_PartRows(rows, self.part, self._stored), entry)
 
 
 class _PartRows(Rows):

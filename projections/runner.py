@@ -16,7 +16,7 @@ from typing import Final, Protocol
 
 from subledger.domain.ledger import Entry
 from subledger.projections.engine import Projection, Row, RowKey, Rows, RowSource, Table
-from subledger.projections.partitions import Partition, merged_source, unit_names
+from subledger.projections.partitions import Partition, merged_source, partition_of, unit_names
 
 DEFAULT_PAGE_SIZE: Final = 2000
 #: Positions between two checkpoints: an answer as of a past point folds at most this many
@@ -93,8 +93,13 @@ class ProjectionStore(Protocol):
 
     def stored(self) -> dict[str, Stored]: ...
 
-    def reset(self, projection: Projection) -> None:
-        """Delete the projection's rows; store it at position 0 with its fingerprint."""
+    def reset(
+        self, projection: Projection, *more: Projection, unless_current: bool = False
+    ) -> None:
+        """Delete the projections' rows (the partitions of one projection: their tables);
+        store each at position 0 with its fingerprint; all in one transaction. With
+        `unless_current`, do nothing if each is already stored with its fingerprint (another
+        process reset them first)."""
         ...
 
     def forget(self, name: str) -> None:
@@ -198,20 +203,20 @@ class ProjectionRunner:
                     unit not in stored or stored[unit].fingerprint != self.units[unit].fingerprint()
                     for unit in units
                 ):
-                    self._reset(name, stored)
+                    self._reset(name, stored, unless_current=True)
                     reset.append(name)
             self._reload()
             return reset
 
-    def _reset(self, name: str, stored: Mapping[str, Stored]) -> None:
+    def _reset(self, name: str, stored: Mapping[str, Stored], *, unless_current: bool) -> None:
         """Empty projection `name`'s rows and store its partitions at position 0, forgetting
         those of another number of partitions."""
         units = self.unit_names(name)
         for other in stored:
             if other not in units and (other == name or other.startswith(f"{name}/")):
                 self.store.forget(other)
-        for unit in units:
-            self.store.reset(self.units[unit])
+        first, *rest = (self.units[unit] for unit in units)
+        self.store.reset(first, *rest, unless_current=unless_current)
 
     def unit_names(self, name: str) -> list[str]:
         """What projection `name` is folded as: itself, or its partitions."""
@@ -310,7 +315,7 @@ class ProjectionRunner:
         with self._work:
             stored = self.store.stored()
             for name in self._projections_of(names):
-                self._reset(name, stored)
+                self._reset(name, stored, unless_current=False)
             self._reload()
         return self.catch_up(progress)
 
@@ -329,21 +334,25 @@ class ProjectionRunner:
         # A projection already past this page (the others were reset or started later) waits
         # for them: moving it to `page_end` would fold its events again.
         behind = [name for name in behind if self._positions[name] < page_end]
+        # Each event's partition (None: every partition's), told once for every partition.
+        parts = (
+            [partition_of(entry.event, self.partitions) for entry in entries]
+            if self.partitions > 1
+            else None
+        )
         changes: dict[Table, dict[RowKey, Row]] = {}
         # Each unit's own changes (the partitions of a projection write to the same tables).
         changed_by: dict[str, dict[Table, dict[RowKey, Row]]] = {}
         moves = []
         checkpoints = []
+        mine = {name: self._mine(name, entries, parts, page_end) for name in behind}
+        keyed = self._keyed_rows(mine)
         for name in behind:
             projection = self.units[name]
-            mine = [
-                entry
-                for entry in entries
-                if self._positions[name] < entry.position <= page_end
-                and type(entry.event) in projection.event_types
-            ]
-            rows = self._rows_for(projection, mine)
-            for entry in mine:
+            known = dict(self._kept[name])
+            known.update((t.name, keyed[t]) for t in projection.tables if t in keyed)
+            rows = Rows(known=known)
+            for entry in mine[name]:
                 projection.fold(rows, entry)
             tables = {table.name: table for table in projection.tables}
             own = changed_by[name] = {
@@ -388,16 +397,38 @@ class ProjectionRunner:
                 changed[table] = rows
         return Checkpoint(name, position, projection.fingerprint(), changed)
 
-    def _rows_for(self, projection: Projection, entries: list[Entry]) -> Rows:
-        """The kept tables, and the keyed rows the entries name, loaded in one read a table."""
+    def _mine(
+        self, name: str, entries: list[Entry], parts: list[int | None] | None, page_end: int
+    ) -> list[Entry]:
+        """The page's entries that unit `name` folds: after its position, of its types, and
+        for a partition, of its customers or of none (`parts`: each entry's partition)."""
+        unit = self.units[name]
+        after, kinds = self._positions[name], unit.event_types
+        if parts is not None and isinstance(unit, Partition):
+            number = unit.part
+            return [
+                entry
+                for entry, part in zip(entries, parts, strict=True)
+                if (part is None or part == number)
+                and after < entry.position <= page_end
+                and type(entry.event) in kinds
+            ]
+        return [
+            entry
+            for entry in entries
+            if after < entry.position <= page_end and type(entry.event) in kinds
+        ]
+
+    def _keyed_rows(self, mine: Mapping[str, list[Entry]]) -> dict[Table, dict[RowKey, Row]]:
+        """The keyed rows the units' entries name, loaded in one read a table (the partitions
+        of a projection share its tables, their rows told apart by the key's `part`)."""
         wanted: dict[Table, set[RowKey]] = {}
-        for entry in entries:
-            for table, key in projection.keys(entry.event):
-                wanted.setdefault(table, set()).add(key)
-        known = dict(self._kept[projection.name])
-        for table, keys in wanted.items():
-            known[table.name] = self.store.load(table, keys)
-        return Rows(known=known)
+        for name, entries in mine.items():
+            unit = self.units[name]
+            for entry in entries:
+                for table, key in unit.keys(entry.event):
+                    wanted.setdefault(table, set()).add(key)
+        return {table: self.store.load(table, keys) for table, keys in wanted.items()}
 
     # Waiting.
 

@@ -36,12 +36,21 @@ class MemoryRowStore:
         with self._lock:
             return dict(self._stored)
 
-    def reset(self, projection: Projection) -> None:
+    def reset(
+        self, projection: Projection, *more: Projection, unless_current: bool = False
+    ) -> None:
+        projections = (projection, *more)
         with self._lock:
-            for table in (*projection.tables, *projection.past_tables()):
-                self._tables[table.name] = {}
-            self._checkpoints[projection.name] = {}
-            self._stored[projection.name] = Stored(0, projection.fingerprint())
+            if unless_current and all(
+                one.name in self._stored and self._stored[one.name].fingerprint == one.fingerprint()
+                for one in projections
+            ):
+                return
+            for one in projections:
+                for table in (*one.tables, *one.past_tables()):
+                    self._tables[table.name] = {}
+                self._checkpoints[one.name] = {}
+                self._stored[one.name] = Stored(0, one.fingerprint())
 
     def forget(self, name: str) -> None:
         with self._lock:

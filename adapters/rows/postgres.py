@@ -57,11 +57,41 @@ class PostgresRowStore:
             )
             return {r["name"]: Stored(r["position"], r["fingerprint"]) for r in cursor.fetchall()}
 
-    def reset(self, projection: Projection) -> None:
+    def reset(
+        self, projection: Projection, *more: Projection, unless_current: bool = False
+    ) -> None:
         """Empty the projection's tables to be folded again; a table whose columns the
-        definition changed is dropped and made anew (its rows come from the log)."""
+        definition changed is dropped and made anew (its rows come from the log).
+
+        One process at a time resets (several starting at once on a new store each find the
+        projections to fold from the start), and each takes the projections' positions
+        before their tables, in the order a page's commit does: a reset beside a process
+        folding took the tables first and the commit the position first, and each waited for
+        the other."""
+        projections = sorted((projection, *more), key=lambda one: one.name)
         with self.datastore.transaction(commit=True) as cursor:
-            for table in (*projection.tables, *projection.past_tables()):
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._reset_lock(),))
+            if unless_current and self._current(cursor, projections):
+                return  # another process reset them while this one waited
+            for one in projections:
+                cursor.execute(
+                    SQL(
+                        "INSERT INTO {0} (name, position, fingerprint) VALUES (%s, 0, %s)"
+                        " ON CONFLICT (name) DO UPDATE"
+                        " SET position = 0, fingerprint = EXCLUDED.fingerprint"
+                    ).format(self._name(TRACKING)),
+                    (one.name, one.fingerprint()),
+                )
+                cursor.execute(
+                    SQL("DELETE FROM {0} WHERE name = %s").format(self._name(CHECKPOINTS)),
+                    (one.name,),
+                )
+            tables = {
+                table.name: table
+                for one in projections
+                for table in (*one.tables, *one.past_tables())
+            }
+            for table in tables.values():
                 cursor.execute(
                     "SELECT c.column_name, c.data_type, EXISTS (SELECT 1"
                     "  FROM information_schema.key_column_usage k"
@@ -83,18 +113,21 @@ class PostgresRowStore:
                     name = self._name(table_name(table))
                     cursor.execute(SQL("DROP TABLE IF EXISTS {0}").format(name))
                     cursor.execute(self._create(table, SQL("CREATE TABLE")))
-            cursor.execute(
-                SQL("DELETE FROM {0} WHERE name = %s").format(self._name(CHECKPOINTS)),
-                (projection.name,),
-            )
-            cursor.execute(
-                SQL(
-                    "INSERT INTO {0} (name, position, fingerprint) VALUES (%s, 0, %s)"
-                    " ON CONFLICT (name) DO UPDATE"
-                    " SET position = 0, fingerprint = EXCLUDED.fingerprint"
-                ).format(self._name(TRACKING)),
-                (projection.name, projection.fingerprint()),
-            )
+
+    def _reset_lock(self) -> str:
+        return f"{self.datastore.schema} reset"
+
+    def _current(self, cursor: Cursor[Any], projections: Sequence[Projection]) -> bool:
+        """Whether each of `projections` is stored folded with its fingerprint."""
+        cursor.execute(
+            SQL(
+                "SELECT count(*) AS n FROM {0} WHERE (name, fingerprint) IN (SELECT * FROM"
+                " unnest(%s::text[], %s::text[]))"
+            ).format(self._name(TRACKING)),
+            ([one.name for one in projections], [one.fingerprint() for one in projections]),
+        )
+        found = cursor.fetchone()
+        return found is not None and found["n"] == len(projections)
 
     def forget(self, name: str) -> None:
         with self.datastore.transaction(commit=True) as cursor:

@@ -47,11 +47,20 @@ class SQLiteRowStore:
             cursor.execute(f"SELECT name, position, fingerprint FROM {TRACKING}")
             return {row[0]: Stored(row[1], row[2]) for row in cursor.fetchall()}
 
-    def reset(self, projection: Projection) -> None:
-        """Empty the projection's tables to be folded again; a table whose columns the
+    def reset(
+        self, projection: Projection, *more: Projection, unless_current: bool = False
+    ) -> None:
+        """Empty the projections' tables to be folded again; a table whose columns the
         definition changed is dropped and made anew (its rows come from the log)."""
+        projections = (projection, *more)
         with self.datastore.transaction(commit=True) as cursor:
-            for table in (*projection.tables, *projection.past_tables()):
+            if unless_current:
+                cursor.execute(f"SELECT name, fingerprint FROM {TRACKING}")
+                stored = dict(cursor.fetchall())
+                if all(stored.get(one.name) == one.fingerprint() for one in projections):
+                    return  # another process reset them meanwhile
+            tables = {t.name: t for one in projections for t in (*one.tables, *one.past_tables())}
+            for table in tables.values():
                 cursor.execute(f"PRAGMA table_info({table_name(table)})")
                 found = [(row[1], row[2].upper(), row[5] > 0) for row in cursor.fetchall()]
                 if found == _layout(table):
@@ -59,13 +68,14 @@ class SQLiteRowStore:
                 else:
                     cursor.execute(f"DROP TABLE IF EXISTS {table_name(table)}")
                     cursor.execute(_create(table))
-            cursor.execute(f"DELETE FROM {CHECKPOINTS} WHERE name = ?", (projection.name,))
-            cursor.execute(
-                f"INSERT INTO {TRACKING} (name, position, fingerprint) VALUES (?, 0, ?)"
-                " ON CONFLICT (name)"
-                " DO UPDATE SET position = 0, fingerprint = excluded.fingerprint",
-                (projection.name, projection.fingerprint()),
-            )
+            for one in projections:
+                cursor.execute(f"DELETE FROM {CHECKPOINTS} WHERE name = ?", (one.name,))
+                cursor.execute(
+                    f"INSERT INTO {TRACKING} (name, position, fingerprint) VALUES (?, 0, ?)"
+                    " ON CONFLICT (name)"
+                    " DO UPDATE SET position = 0, fingerprint = excluded.fingerprint",
+                    (one.name, one.fingerprint()),
+                )
 
     def forget(self, name: str) -> None:
         with self.datastore.transaction(commit=True) as cursor:
