@@ -54,6 +54,11 @@ def partition_of(event: DomainEventProtocol[Any], count: int) -> int | None:
         if isinstance(event, _EVERY_PARTITION):
             return None
         raise TypeError(f"{type(event).__qualname__} names no customer to partition it by")
+    return customer_partition(customer_id, count)
+
+
+def customer_partition(customer_id: str, count: int) -> int:
+    """The partition (of `count`) a customer's events are folded in."""
     return zlib.crc32(customer_id.encode()) % count
 
 
@@ -75,9 +80,14 @@ def summed(table: Table) -> bool:
     return table.kept and not table.shared
 
 
-def unit_names(name: str, count: int) -> list[str]:
-    """The names the partitions of projection `name` are folded and stored under."""
-    return [name] if count == 1 else [f"{name}/{part}" for part in range(count)]
+def unit_names(name: str, count: int, customer_id: str | None = None) -> list[str]:
+    """The names the partitions of projection `name` are folded and stored under (only the
+    one a customer's rows are in, if `customer_id` is given)."""
+    if count == 1:
+        return [name]
+    if customer_id is not None:
+        return [f"{name}/{customer_partition(customer_id, count)}"]
+    return [f"{name}/{part}" for part in range(count)]
 
 
 class Partition(Projection):
@@ -85,9 +95,9 @@ class Partition(Projection):
     no customer), folded by the projection's own fold into its rows of the projection's
     tables.
 
-    It is given only its own events (`mine`): the runner tells each event's partition once
-    for all the partitions it folds, which asking each partition of each projection would
-    do sixteen times for four in four."""
+    It is given only its own events: the runner tells each event's partition (`partition_of`)
+    once for all the partitions it folds, where asking each partition of each projection
+    would ask sixteen times for four projections in four."""
 
     def __init__(self, inner: Projection, part: int, count: int) -> None:
         self.inner, self.part, self.count = inner, part, count
@@ -107,10 +117,6 @@ class Partition(Projection):
 
     def fingerprint(self) -> str:
         return f"{self.inner.fingerprint()}:part {self.part} of {self.count}"
-
-    def mine(self, event: DomainEventProtocol[Any]) -> bool:
-        found = partition_of(event, self.count)
-        return found is None or found == self.part
 
     def keys(self, event: DomainEventProtocol[Any]) -> Iterable[tuple[Table, RowKey]]:
         for table, key in self.inner.keys(event):

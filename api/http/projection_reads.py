@@ -56,10 +56,13 @@ class Reader:
         #: How many partitions each projection is folded in (`projections.partitions`).
         self.partitions = partitions
 
-    def snapshot(self, name: str) -> AbstractContextManager[tuple[int, RowSource]]:
+    def snapshot(
+        self, name: str, customer_id: str | None = None
+    ) -> AbstractContextManager[tuple[int, RowSource]]:
         """Projection `name`'s stored position and rows, read consistently (its partitions'
-        read as one)."""
-        return merged_source(self.store, unit_names(name, self.partitions), self.partitions)
+        read as one; for `customer_id`'s rows, the position of its partition)."""
+        units = unit_names(name, self.partitions, customer_id)
+        return merged_source(self.store, units, self.partitions)
 
     @contextmanager
     def past(self, projection: Projection, upto: int) -> Iterator[PastRows | None]:
@@ -87,8 +90,12 @@ class Reader:
         as_of: AsOf,
         aggregates: Sequence[UUID] | None = None,
         keep: Between | None = None,
+        customer_id: str | None = None,
     ) -> Iterator[tuple[int, RowSource]]:
         """The rows of projection `name`, and the position they reflect.
+
+        Live, for an answer about one customer (`customer_id`), only the partition its rows
+        are in is waited for; the position is that partition's.
 
         As of a past point, the whole log up to it is folded, keeping only the kept tables,
         the keyed rows that later events read and those the answer needs (`keep`: the entries
@@ -97,7 +104,7 @@ class Reader:
         """
         position = self.resolve(as_of)
         if position is None:
-            with self._live(name) as live:
+            with self._live(name, customer_id) as live:
                 yield live
         elif aggregates is not None:
             entries = heapq.merge(
@@ -203,11 +210,11 @@ class Reader:
         return rows
 
     @contextmanager
-    def _live(self, name: str) -> Iterator[tuple[int, RowSource]]:
+    def _live(self, name: str, customer_id: str | None) -> Iterator[tuple[int, RowSource]]:
         wanted = self.ledger.last_position()
         deadline = time.monotonic() + self.wait_seconds
         while True:
-            with self.snapshot(name) as (position, rows):
+            with self.snapshot(name, customer_id) as (position, rows):
                 if position >= wanted:
                     yield position, rows
                     return
@@ -222,6 +229,11 @@ class Reader:
             if self.runner is not None:
                 # Woken as soon as this process folds it; another process may fold it instead
                 # (the projections are shared out among them), so look at the store again soon.
-                self.runner.wait_for(name, wanted, min(remaining, _WAIT_STEP_SECONDS))
+                waited = unit_names(name, self.partitions, customer_id)
+                self.runner.wait_for(
+                    waited[0] if len(waited) == 1 else name,
+                    wanted,
+                    min(remaining, _WAIT_STEP_SECONDS),
+                )
             else:
                 time.sleep(min(remaining, _WAIT_STEP_SECONDS))

@@ -7,18 +7,22 @@ to the position, folded into empty rows by the projection itself, unpartitioned.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from subledger.adapters.backends import row_store_for
 from subledger.adapters.store import store_env
 from subledger.api.demo.generator import generate
-from subledger.api.http.projection_reads import Reader
+from subledger.api.http.errors import ApiError, ErrorCode
+from subledger.api.http.projection_reads import AsOf, Reader
 from subledger.domain.ledger import Ledger
 from subledger.projections.engine import Projection, Rows
 from subledger.projections.journal import PERIODS
+from subledger.projections.mrr import CUSTOMERS, MrrProjection
 from subledger.projections.partitions import partition_of
 from subledger.projections.runner import ProjectionRunner, ProjectionStore
 from tests.integration.test_checkpoints import (
@@ -149,5 +153,35 @@ def test_a_store_folded_in_other_partitions_is_folded_again_in_the_new_number(
         back.catch_up()
         for projection in PROJECTIONS:
             assert_reads_as(projection, folded_from_zero(ledger, projection, end), back)
+    finally:
+        ledger.close()
+
+
+def test_a_read_about_one_customer_waits_only_for_its_partition(store_url: str) -> None:
+    ledger = Ledger(store_env(store_url))
+    try:
+        events = generate(16, months=12, seed=9)
+        append_business(ledger, events)
+        end = ledger.last_position()
+        store = row_store_for(ledger)
+        runner = runner_for(ledger, store, partitions=2)
+        runner.catch_up(names=["mrr/0"])  # mrr/1 stays at position 0
+        customers = sorted(
+            {e["data"]["customer_id"] for e in events if e["type"] == "customer.created"}
+        )
+        by_part = {
+            part: [c for c in customers if zlib.crc32(c.encode()) % 2 == part] for part in (0, 1)
+        }
+        assert by_part[0] and by_part[1]
+        full = folded_from_zero(ledger, MrrProjection(), end)
+        reader = Reader(ledger, store, {p.name: p for p in PROJECTIONS}, 0.1, None, 2)
+        for customer in by_part[0]:
+            with reader.rows("mrr", AsOf(), customer_id=customer) as (position, rows):
+                assert position == end
+                assert rows.get(CUSTOMERS, (customer,)) == full.get(CUSTOMERS, (customer,))
+        for asked in ({"customer_id": by_part[1][0]}, {}):
+            with pytest.raises(ApiError) as refused, reader.rows("mrr", AsOf(), **asked):
+                pass
+            assert refused.value.code == ErrorCode.NOT_CAUGHT_UP
     finally:
         ledger.close()

@@ -124,10 +124,19 @@ def billy() -> Iterator[str]:
 
 
 @pytest.fixture
-def app(database_url: str, billy: str, tmp_path: Path) -> Iterator[TestClient]:
+def app(
+    request: pytest.FixtureRequest, database_url: str, billy: str, tmp_path: Path
+) -> Iterator[TestClient]:
+    """The service syncing to a Billy sandbox; its projections folded whole, or in as many
+    partitions by customer as a test's parameter says."""
     config = tmp_path / "subledger.toml"
     config.write_text(f'[targets.billy]\nurl = "{billy}/v2"\ntoken = "{TOKEN}"\n')
-    settings = Settings(database_url=database_url, api_keys=API_KEYS, config=config)
+    settings = Settings(
+        database_url=database_url,
+        api_keys=API_KEYS,
+        config=config,
+        projection_partitions=getattr(request, "param", 1),
+    )
     with TestClient(create_app(settings)) as client:
         answer = client.post("/v1/events", json={"events": EVENTS}, headers=WRITE)
         assert answer.status_code in (200, 201), answer.text
@@ -155,9 +164,12 @@ def messages(client: TestClient, **params: Any) -> list[dict[str, Any]]:
             return found
 
 
+@pytest.mark.parametrize("app", [1, 3], indirect=True, ids=["whole", "3-partitions"])
 def test_messages_are_paged_filtered_by_status_and_shown_with_their_attempts(
     app: TestClient,
 ) -> None:
+    """The same messages, in the same order, whether the outbox is folded whole or in
+    partitions (read as one)."""
     delivered(app)
     everything = messages(app, limit=2)
     assert [m["kind"] for m in everything].count("contact") == 2

@@ -104,9 +104,9 @@ def _aggregates(
 def _story(reader: Reader, customer_id: str) -> list[UUID]:
     """A customer, its subscriptions and its invoices, as the live projections name them (they
     name at least those of any past point)."""
-    with reader.rows("mrr", AsOf()) as (_, rows):
+    with reader.rows("mrr", AsOf(), customer_id=customer_id) as (_, rows):
         subscriptions = mrr.customer_subscriptions(rows, customer_id)
-    with reader.rows("outbox", AsOf()) as (_, rows):
+    with reader.rows("outbox", AsOf(), customer_id=customer_id) as (_, rows):
         invoices = outbox.customer_invoices(rows, customer_id)
     return [
         Customer.id_for(customer_id),

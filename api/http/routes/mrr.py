@@ -66,7 +66,7 @@ def customer_mrr(
     query: MonthlyParameters,
 ) -> OrjsonResponse:
     aggregates = _customers_aggregates(reader, query.point, customer_id)
-    with reader.rows("mrr", query.point, aggregates) as (position, rows):
+    with reader.rows("mrr", query.point, aggregates, customer_id=customer_id) as (position, rows):
         present = mrr.customer_currencies(rows, customer_id)
         if present is None:
             raise ApiError(
@@ -94,6 +94,6 @@ def _customers_aggregates(reader: Reader, point: AsOf, customer_id: str) -> list
     events alone are folded (the live rows, which reflect at least that point, name them)."""
     if point == AsOf():
         return None
-    with reader.rows("mrr", AsOf()) as (_, live):
+    with reader.rows("mrr", AsOf(), customer_id=customer_id) as (_, live):
         subscriptions = mrr.customer_subscriptions(live, customer_id)
     return [Customer.id_for(customer_id), *map(Subscription.id_for, subscriptions)]
