@@ -116,6 +116,18 @@ class Composition:
         """A runner of every projection, on the row store beside the ledger's log."""
         return build_runner(self.settings, ledger, self.backend)
 
+    def partitions_differ(self) -> str | None:
+        """What is wrong if the store holds the projections folded in another number of
+        partitions than the settings give (`ProjectionRunner.partitions_differ`); None if it
+        does not, or dies with the process."""
+        if not self.backend.shared:
+            return None
+        ledger = self.open_ledger()
+        try:
+            return self.runner(ledger).partitions_differ()
+        finally:
+            ledger.close()
+
     def fold_owners(self, ledger: Ledger, names: Collection[str]) -> dict[str, str] | None:
         """Which process folds each projection of `names` that one folds now (its pid and
         host); None where the projections are not shared out among processes (SQLite, memory)."""

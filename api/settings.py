@@ -60,7 +60,8 @@ class Settings(BaseSettings):
         le=64,
         description="Partitions by customer each projection is folded in, each with a position"
         " of its own, so that as many processes can fold one projection; every process on a"
-        " store must be given the same number, and changing it rebuilds the projections",
+        " store must be given the same number (serve and project refuse another), and"
+        " `subledger projections rebuild` changes it",
     )
     read_wait_seconds: float = Field(
         default=5.0, gt=0, le=120, description="How long a read waits for the projections"

@@ -78,6 +78,12 @@ class ProjectionMovedError(Exception):
     rebuild) moved it. Nothing of the page was written."""
 
 
+class PartitionsDifferError(Exception):
+    """The store holds the projections folded in another number of partitions than the runner
+    folds them in: another process folds them so (folding them here in this number would
+    undo its work and it this one's), or the number was changed without a rebuild."""
+
+
 class LogSource(Protocol):
     def last_position(self) -> int: ...
 
@@ -184,10 +190,16 @@ class ProjectionRunner:
 
     # Starting.
 
-    def prepare(self, names: Collection[str] | None = None) -> list[str]:
+    def prepare(
+        self, names: Collection[str] | None = None, *, repartition: bool = False
+    ) -> list[str]:
         """Create the tables; reset every projection (of `names`, if given) folded with another
         fingerprint (or never folded); read positions and kept tables. Returns the names that
-        were reset."""
+        were reset.
+
+        A projection the store holds folded in another number of partitions is refused
+        (`PartitionsDifferError`) unless `repartition` (a rebuild) says to fold it again in this
+        runner's number."""
         with self._work:
             self.store.create_tables(
                 table
@@ -195,6 +207,9 @@ class ProjectionRunner:
                 for table in (*unit.tables, *unit.past_tables())
             )
             stored = self.store.stored()
+            differs = self.partitions_differ(stored)
+            if differs and not repartition:
+                raise PartitionsDifferError(differs)
             reset = []
             for name in self._projections_of(names):
                 units = self.unit_names(name)
@@ -207,6 +222,25 @@ class ProjectionRunner:
                     reset.append(name)
             self._reload()
             return reset
+
+    def partitions_differ(self, stored: Mapping[str, Stored] | None = None) -> str | None:
+        """What is wrong if the store holds a projection folded in another number of
+        partitions than this runner's; None if it holds none so."""
+        stored = self.store.stored() if stored is None else stored
+        for name in self.projections:
+            for found, mark in stored.items():
+                if found != name and not found.startswith(f"{name}/"):
+                    continue
+                count = _partitions_of(found, mark)
+                if count != self.partitions:
+                    return (
+                        f"the store's projections are folded in {count or 'another number of'}"
+                        " partition(s) and"
+                        f" SUBLEDGER_PROJECTION_PARTITIONS is {self.partitions}: give every"
+                        " process on the store the same number, or fold them again in"
+                        f" {self.partitions} with `subledger projections rebuild`"
+                    )
+        return None
 
     def _reset(self, name: str, stored: Mapping[str, Stored], *, unless_current: bool) -> None:
         """Empty projection `name`'s rows and store its partitions at position 0, forgetting
@@ -447,6 +481,15 @@ class ProjectionRunner:
         """Projection `name`'s stored position and rows, read consistently: with several
         partitions, the least of their positions and their rows read as one."""
         return merged_source(self.store, self.unit_names(name), self.partitions)
+
+
+def _partitions_of(name: str, stored: Stored) -> int | None:
+    """How many partitions the projection was folded in whose partition (or whole projection)
+    is stored as `name` (None if its fingerprint does not say)."""
+    if "/" not in name:
+        return 1
+    count = stored.fingerprint.rsplit(" of ", 1)[-1]
+    return int(count) if count.isdigit() else None
 
 
 def _part_of(rows: dict[RowKey, Row], unit: Projection) -> dict[RowKey, Row]:

@@ -26,6 +26,7 @@ from subledger.api.cli.common import (
 from subledger.api.composition import Composition, tune_garbage_collector
 from subledger.api.folding import stop_with
 from subledger.api.settings import ConfigurationError
+from subledger.projections.runner import PartitionsDifferError
 
 
 @click.command()
@@ -52,6 +53,8 @@ def project(beside: int | None) -> None:
         rebuilt = runner.prepare()
     except PersistenceError as error:
         raise click.ClickException(f"the database did not answer: {error}") from None
+    except PartitionsDifferError as error:
+        raise click.ClickException(str(error)) from None
     tune_garbage_collector()
     follower = composition.follower(ledger, runner)
     for signal_number in (signal.SIGINT, signal.SIGTERM):
@@ -116,7 +119,7 @@ def rebuild(names: tuple[str, ...]) -> None:
             f"no projection {', '.join(sorted(unknown))}; there are {', '.join(runner.projections)}"
         )
     chosen = list(names or runner.projections)
-    runner.prepare()
+    runner.prepare(repartition=True)
     tune_garbage_collector()
     columns = (
         TextColumn("[bold]{task.description}"),

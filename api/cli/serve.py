@@ -52,10 +52,13 @@ def serve(host: str, port: int, workers: int, projections: bool) -> None:
         keys = composition.keys
         composition.chart  # noqa: B018 (read now: a configuration that cannot be used stops here)
         stored = [key for key in composition.stored_api_keys() if key.revoked_at is None]
+        differs = composition.partitions_differ()
     except (KeyConfigurationError, StoreURLError, ConfigurationError) as error:
         raise click.ClickException(str(error)) from None
     except PersistenceError as error:
         raise click.ClickException(f"the database did not answer: {error}") from None
+    if differs:
+        raise click.ClickException(differs)
     both = sorted(keys.names & {key.name for key in stored})
     if both:
         raise click.ClickException(

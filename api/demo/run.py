@@ -108,7 +108,7 @@ def run_demo(
         events = list(demo_business(options, today).events())
         append_all(ledger, events, progress)
         runner = composition.runner(ledger)
-        runner.prepare()
+        runner.prepare(repartition=True)  # folded again from the start just below
         runner.rebuild(
             list(runner.projections), progress=lambda at, end: progress("projections", at, end)
         )

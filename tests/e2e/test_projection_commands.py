@@ -89,6 +89,14 @@ def test_status_lists_each_partition_of_projections_rebuilt_in_partitions(
         for name in ("revenue", "mrr", "journal", "outbox")
         for part in (0, 1)
     ]
-    # Given one partition again, the store's projections are to be folded again in one.
+    # Given one partition again, the store's projections are to be folded again in one; a
+    # process asked to fold them so is refused, rather than undo the others' work.
     unpartitioned = run(database_url, tmp_path, "projections", "status")
     assert unpartitioned.stdout.count("never folded") == 4, unpartitioned.stdout
+    for command in (["project"], ["serve", "--port", "65530"]):
+        refused = run(database_url, tmp_path, *command)
+        assert refused.returncode == 1, refused.stderr
+        assert (
+            "the store's projections are folded in 2 partition(s) and"
+            " SUBLEDGER_PROJECTION_PARTITIONS is 1" in " ".join(refused.stderr.split())
+        ), refused.stderr

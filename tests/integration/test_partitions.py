@@ -24,7 +24,11 @@ from subledger.projections.engine import Projection, Rows
 from subledger.projections.journal import PERIODS
 from subledger.projections.mrr import CUSTOMERS, MrrProjection
 from subledger.projections.partitions import partition_of
-from subledger.projections.runner import ProjectionRunner, ProjectionStore
+from subledger.projections.runner import (
+    PartitionsDifferError,
+    ProjectionRunner,
+    ProjectionStore,
+)
 from tests.integration.test_checkpoints import (
     PROJECTIONS,
     append_business,
@@ -132,7 +136,7 @@ def test_each_customer_is_folded_by_one_partition_and_a_closed_month_by_every_on
         ledger.close()
 
 
-def test_a_store_folded_in_other_partitions_is_folded_again_in_the_new_number(
+def test_a_store_folded_in_other_partitions_is_refused_until_folded_again_in_the_new_number(
     store_url: str,
 ) -> None:
     ledger = Ledger(store_env(store_url))
@@ -142,17 +146,20 @@ def test_a_store_folded_in_other_partitions_is_folded_again_in_the_new_number(
         store = row_store_for(ledger)
         runner_for(ledger, store, partitions=1).catch_up()
         assert set(store.stored()) == {p.name for p in PROJECTIONS}
-        runner = runner_for(ledger, store, partitions=4)
-        assert set(store.stored()) == set(runner.units)
-        assert all(stored.position == 0 for stored in store.stored().values())
-        runner.catch_up()
-        for projection in PROJECTIONS:
-            assert_reads_as(projection, folded_from_zero(ledger, projection, end), runner)
-        back = runner_for(ledger, store, partitions=1)
-        assert set(store.stored()) == {p.name for p in PROJECTIONS}
-        back.catch_up()
-        for projection in PROJECTIONS:
-            assert_reads_as(projection, folded_from_zero(ledger, projection, end), back)
+        for asked, held in ((4, 1), (2, 4), (4, 2)):
+            runner = ProjectionRunner(ledger, store, list(PROJECTIONS), partitions=asked)
+            with pytest.raises(PartitionsDifferError) as refused:
+                runner.prepare()
+            assert f"folded in {held} partition(s)" in str(refused.value)
+            assert f"SUBLEDGER_PROJECTION_PARTITIONS is {asked}" in str(refused.value)
+            before = store.stored()
+            assert {name.split("/")[0] for name in before} == {p.name for p in PROJECTIONS}
+            runner.prepare(repartition=True)  # as `subledger projections rebuild` does
+            assert set(store.stored()) == set(runner.units)
+            assert all(stored.position == 0 for stored in store.stored().values())
+            runner.catch_up()
+            for projection in PROJECTIONS:
+                assert_reads_as(projection, folded_from_zero(ledger, projection, end), runner)
     finally:
         ledger.close()
 
