@@ -18,7 +18,11 @@ ROOT = Path(__file__).resolve().parents[2]
         ("append.py", ["--events", "400", "--single-events", "20", "--rounds", "1"], "raw psycopg"),
         ("append_growth.py", ["--events", "3000", "--chunk", "1000"], "Execution Time"),
         ("project.py", ["--events", "3000"], "rebuild of every projection"),
-        ("fold_owners.py", ["--events", "2000", "--owners", "1", "2"], "2 processes folding"),
+        (
+            "fold_owners.py",
+            ["--events", "2000", "--owners", "1", "2", "--partitions", "2"],
+            "2 processes folding",
+        ),
         ("mrr.py", ["--subscriptions", "400", "--queries", "5"], "36-month MRR, live"),
         (
             "sync.py",

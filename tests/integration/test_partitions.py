@@ -58,11 +58,11 @@ def assert_reads_as(projection: Projection, rows: Rows, runner: ProjectionRunner
 
 
 @settings(
-    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     seed=st.integers(0, 10_000),
-    customers=st.integers(3, 30),
+    customers=st.integers(3, 20),
     partitions=st.integers(2, 5),
     every=st.integers(20, 300),
     page=st.integers(1, 300),
