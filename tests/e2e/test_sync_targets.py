@@ -170,7 +170,9 @@ def test_killing_the_dispatcher_five_times_changes_nothing_at_the_end(
 ) -> None:
     business = faulted_business
     env = set_up(business, postgres_url, target, tmp_path)
-    target.faults(latency_ms=5)  # requests in flight when the kill comes
+    # Requests in flight when the kill comes, and slow enough (four workers, 40 ms a request)
+    # that the business's messages outlast five dispatchers killed a few seconds in.
+    target.faults(latency_ms=40)
     draw, after_kills = random.Random(5), []
     for _ in range(5):
         before = delivery_counts(postgres_url, target.kind)["sent"]
@@ -190,6 +192,7 @@ def test_killing_the_dispatcher_five_times_changes_nothing_at_the_end(
     assert sent == sorted(sent) and sent[0] > 0, "each dispatcher got somewhere before its kill"
     assert any(counts["sending"] for counts in after_kills), "kills caught messages mid-send"
 
+    target.faults(latency_ms=0)  # the rest sent at the sandbox's own pace
     with Dispatcher(env, workers=4):
         assert wait_until_settled(postgres_url, target.kind)["failed"] == 0
     assert_holds_exactly(target, expected_books(business, postgres_url))
