@@ -88,6 +88,26 @@ def aggregate_ids(facts: Iterable[Fact], references: Mapping[tuple[str, str], st
     return ids
 
 
+def made_ids(facts: Iterable[Fact]) -> set[UUID]:
+    """The aggregates the facts make, if they do not exist yet."""
+    ids: set[UUID] = set()
+    for fact in facts:
+        if isinstance(fact, CustomerCreated):
+            ids.add(Customer.id_for(fact.customer_id))
+        elif isinstance(fact, SubscriptionStarted):
+            ids.add(Subscription.id_for(fact.subscription_id))
+        elif isinstance(fact, InvoiceIssued):
+            ids.add(Invoice.id_for(fact.invoice_id))
+        elif isinstance(fact, PeriodClosed):
+            ids.add(Period.id_for(fact.period))
+    return ids
+
+
+def refunded_payments(facts: Iterable[Fact]) -> set[tuple[str, str]]:
+    """The references of the payments the facts refund (each names the refund's invoice)."""
+    return {(_PAYMENT, f.payment_id) for f in facts if isinstance(f, PaymentRefunded)}
+
+
 class Batch:
     """The aggregates of one batch, and the facts applied to them so far."""
 

@@ -4,7 +4,8 @@ Every backend (PostgreSQL, SQLite, memory) implements `LedgerStore` on its appli
 Beside each event the store keeps a log entry (the sender's event id, a digest of its body, and
 the time the write was recorded) and the invoice references (payment, refund and credit-note ids
 that live inside an invoice), all written in the same transaction as the events themselves, so
-that a unique event id and unique business ids are enforced by the write itself.
+that a unique event id and unique business ids are enforced by the write itself; and the write
+checks that the aggregates a batch was decided on are still at the versions it saw.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ LOG_ENTRIES = "log_entries"
 INVOICE_REFERENCES = "invoice_references"
 #: `insert_events()` keyword for the customers' keys that the events create or destroy.
 SEALING_KEYS = "sealing_key_changes"
+#: `insert_events()` keyword for the version of each aggregate the events were decided on
+#: (0: it did not exist). The write is refused with an `IntegrityError` if any of them has a
+#: stored event of a later version than that, other than the events being written: another
+#: writer moved it on after the batch was decided, so the decision may not hold.
+DECIDED_ON = "decided_on"
 
 
 @dataclass(frozen=True, slots=True)

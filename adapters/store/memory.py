@@ -16,6 +16,7 @@ from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 
 from subledger.adapters.rows.memory import MemoryRowStore
 from subledger.domain.ports import (
+    DECIDED_ON,
     INVOICE_REFERENCES,
     LOG_ENTRIES,
     SEALING_KEYS,
@@ -40,6 +41,10 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
         self.row_store = MemoryRowStore()
 
     def _assert_uniqueness(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+        decided_on: Mapping[UUID, int] = kwargs.get(DECIDED_ON, {})
+        for aggregate_id, version in decided_on.items():
+            if max(self._stored_events_index.get(str(aggregate_id), {0: 0}), default=0) > version:
+                raise IntegrityError("an aggregate of the batch moved on after it was decided")
         super()._assert_uniqueness(stored_events, **kwargs)
         log_entries: Sequence[LogEntry] = kwargs.get(LOG_ENTRIES, ())
         event_ids = [entry.event_id for entry in log_entries]

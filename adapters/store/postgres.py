@@ -28,6 +28,7 @@ from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from subledger.domain.ports import (
+    DECIDED_ON,
     INVOICE_REFERENCES,
     LOG_ENTRIES,
     SEALING_KEYS,
@@ -83,6 +84,13 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                     " erased_at timestamptz,"
                     " CHECK ((key IS NULL) = (erased_position IS NOT NULL)))"
                 ),
+                # The function of releases before the write checked the versions a batch was
+                # decided on (its arguments without the two arrays of them).
+                self._sql(
+                    "DROP FUNCTION IF EXISTS {append}(uuid[], bigint[], text[], bytea[],"
+                    " text[], bytea[], text[], text[], text[], text[], uuid[], bigint[],"
+                    " bytea[], text)"
+                ),
                 self._sql(self._CREATE_APPEND_FUNCTION),
             ]
         )
@@ -134,6 +142,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         log_entries: Sequence[LogEntry] = kwargs.get(LOG_ENTRIES, ())
         references: Sequence[InvoiceReference] = kwargs.get(INVOICE_REFERENCES, ())
         keys: Sequence[SealingKeyChange] = kwargs.get(SEALING_KEYS, ())
+        decided_on: Mapping[UUID, int] = kwargs.get(DECIDED_ON, {})
         if len(log_entries) != len(stored_events):
             raise ValueError("every event is written with its log entry")
         parameters = (
@@ -150,6 +159,8 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             [change.originator_id for change in keys],
             [change.originator_version for change in keys],
             [change.key for change in keys],
+            list(decided_on),
+            list(decided_on.values()),
             f"{self.datastore.lock_timeout}s",
         )
         with (
@@ -162,7 +173,8 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     _APPEND = (
         "SELECT * FROM {append}(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[],"
         " %b::text[], %b::bytea[], %b::text[], %b::text[], %b::text[],"
-        " %b::text[], %b::uuid[], %b::bigint[], %b::bytea[], %b::text)"
+        " %b::text[], %b::uuid[], %b::bigint[], %b::bytea[], %b::uuid[], %b::bigint[],"
+        " %b::text)"
     )
 
     # Called on a connection in autocommit mode, the statement is its own transaction: the
@@ -173,18 +185,27 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     # invoice references and the customers' new keys and erasures go in one statement, so an
     # event is never written without its key, nor an erasure with its key alive. (One
     # statement does not touch a row twice: a batch changes each customer's key once.)
-    # Positions are drawn in the order the rows are given, so sorted they follow it.
+    # Positions are drawn in the order the rows are given, so sorted they follow it. Under the
+    # lock, before anything is written, the aggregates the batch was decided on are checked
+    # to be at the versions it saw (an index probe each): if any moved on, the batch is
+    # refused as an integrity violation and decided again.
     _CREATE_APPEND_FUNCTION = (
         "CREATE OR REPLACE FUNCTION {append}("
         " ids uuid[], versions bigint[], topics text[], states bytea[],"
         " event_ids text[], digests bytea[],"
         " ref_kinds text[], ref_keys text[], ref_invoices text[],"
         " key_customers text[], key_ids uuid[], key_versions bigint[], key_values bytea[],"
-        " lock_timeout text)"
+        " decided_ids uuid[], decided_versions bigint[], lock_timeout text)"
         " RETURNS SETOF bigint LANGUAGE plpgsql AS $body$"
         " BEGIN"
         "  PERFORM set_config('lock_timeout', lock_timeout, true);"
         "  LOCK TABLE {events} IN EXCLUSIVE MODE;"
+        "  IF EXISTS (SELECT FROM unnest(decided_ids, decided_versions) AS seen(id, version)"
+        "   CROSS JOIN LATERAL (SELECT FROM {events} WHERE originator_id = seen.id"
+        "    AND originator_version > seen.version LIMIT 1) AS newer) THEN"
+        "   RAISE EXCEPTION 'an aggregate of the batch moved on after it was decided'"
+        "    USING ERRCODE = 'integrity_constraint_violation';"
+        "  END IF;"
         "  PERFORM pg_notify({channel}, '');"
         "  RETURN QUERY"
         "  WITH new_events AS ("

@@ -10,12 +10,13 @@ the write-ahead log once it is committed, so the destroyed key lingers in neithe
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.sqlite import (
     SQLiteApplicationRecorder,
     SQLiteCursor,
@@ -24,6 +25,7 @@ from eventsourcing.sqlite import (
 )
 
 from subledger.domain.ports import (
+    DECIDED_ON,
     INVOICE_REFERENCES,
     LOG_ENTRIES,
     SEALING_KEYS,
@@ -98,6 +100,8 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         positions = super()._insert_events(c, stored_events, **kwargs)
+        # The insert holds SQLite's write lock: no other writer can move anything on now.
+        self._check_decided_on(c, stored_events, kwargs.get(DECIDED_ON, {}))
         log_entries: Sequence[LogEntry] = kwargs.get(LOG_ENTRIES, ())
         references: Sequence[InvoiceReference] = kwargs.get(INVOICE_REFERENCES, ())
         if not log_entries:
@@ -123,6 +127,22 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         )
         self._change_keys(c, stored_events, positions, recorded_at, kwargs.get(SEALING_KEYS, ()))
         return positions
+
+    def _check_decided_on(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], decided_on: Mapping[UUID, int]
+    ) -> None:
+        """Refuse the write if an aggregate the batch was decided on has events of a later
+        version than it saw, besides the batch's own (just inserted, from that version on)."""
+        written = Counter(event.originator_id for event in stored_events)
+        for aggregate_id, version in decided_on.items():
+            c.execute(
+                f"SELECT max(originator_version) FROM {self.events_table_name}"
+                " WHERE originator_id = ?",
+                (aggregate_id.hex,),
+            )
+            (newest,) = c.fetchone()
+            if (newest or 0) > version + written[aggregate_id]:
+                raise IntegrityError("an aggregate of the batch moved on after it was decided")
 
     def _change_keys(
         self,

@@ -1,7 +1,7 @@
 """Racing writers: the id check and the business-id checks hold inside the write transaction.
 
-Each race makes both writers decide their batch before either saves (a barrier just before
-`save()`), so the loser really does find out at the write, not at the earlier look-up.
+Each race makes both writers decide their batch before either writes (a barrier just before
+the write), so the loser really does find out at the write, not at the earlier look-up.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pytest
 
 from subledger.adapters.store import store_env
 from subledger.domain.errors import BatchRefusedError
+from subledger.domain.facts import CustomerErased
 from subledger.domain.ledger import Ledger, Outcome, Submission
 from tests.builders import customer, invoice, line, submission, subscription
 
@@ -29,11 +30,11 @@ class RacingLedger(Ledger):
         super().__init__(env)
         self.racing = threading.local()
 
-    def save(self, *objs: Any, **kwargs: Any) -> Any:
+    def _save_in_order(self, *args: Any, **kwargs: Any) -> Any:
         if self.barrier is not None and getattr(self.racing, "first_save", False):
             self.racing.first_save = False
             self.barrier.wait(timeout=10)
-        return super().save(*objs, **kwargs)
+        return super()._save_in_order(*args, **kwargs)
 
 
 @pytest.fixture
@@ -112,6 +113,25 @@ def test_two_events_claiming_one_payment_id_on_two_invoices_have_one_winner(
     )
     assert sorted(type(result).__name__ for result in results) == ["BatchRefusedError", "list"]
     assert racers[0].last_position() == 4
+
+
+def test_an_invoice_racing_its_customers_erasure_is_never_logged_after_it(
+    racers: tuple[RacingLedger, RacingLedger],
+) -> None:
+    """The invoice only looks at its customer: whichever writes second, the log never holds an
+    invoice of a customer erased before it."""
+    racers[0].append([submission(customer("c1"))])
+    results = race(
+        racers,
+        ([submission(invoice("i1"))], [submission(CustomerErased(customer_id="c1"))]),
+    )
+    logged = [type(e.event).__name__ for e in racers[1].read_log(0, 10)]
+    if isinstance(results[0], BatchRefusedError):
+        assert results[0].problems[0].error.message == "customer 'c1' was erased"
+        assert logged == ["Created", "Erased"]
+    else:
+        assert logged == ["Created", "Issued", "Erased"]
+    assert isinstance(results[1], list)
 
 
 def test_many_senders_retrying_concurrently_append_each_event_once(database_url: str) -> None:

@@ -1,0 +1,89 @@
+"""A batch decided on what the ledger holds, without reading the store first, and the check at
+the write that makes that safe: an aggregate another writer moved on is never decided on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from subledger.adapters.store import store_env
+from subledger.domain.errors import BatchRefusedError
+from subledger.domain.facts import CustomerErased
+from subledger.domain.ledger import Ledger
+from tests.builders import append, customer, invoice, payment, refund, submission, subscription
+
+
+class Reads:
+    """Counts the reads a ledger makes to decide a batch (a spy on the real store: every
+    decision on a read starts with this one)."""
+
+    def __init__(self, ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        read = ledger.store.read_batch_context
+        monkeypatch.setattr(ledger.store, "read_batch_context", self._counted(read))
+
+    def _counted(self, read: Callable[..., Any]) -> Callable[..., Any]:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return read(*args, **kwargs)
+
+        return counted
+
+
+@pytest.fixture
+def two_ledgers(database_url: str) -> Iterator[tuple[Ledger, Ledger]]:
+    """Two ledgers on one store, as two API processes would be."""
+    first, second = Ledger(store_env(database_url)), Ledger(store_env(database_url))
+    yield first, second
+    first.close()
+    second.close()
+
+
+def test_a_senders_next_events_are_decided_without_reading_the_store(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = Ledger(store_env(store_url))
+    append(ledger, customer("c1"), subscription("s1"))
+    reads = Reads(ledger, monkeypatch)
+    outcomes = append(ledger, invoice("i1", subscription_id="s1"))
+    outcomes += append(ledger, payment("p1", "i1"))
+    outcomes += append(ledger, refund("r1", "p1"))
+    assert reads.count == 0, "the customer, subscription, invoice and payment were held"
+    assert [(o.appended, o.position) for o in outcomes] == [(True, 3), (True, 4), (True, 5)]
+    logged = [e.event.event_id for e in ledger.read_log(0, 10)]  # type: ignore[attr-defined]
+    assert logged[2:] == [o.event_id for o in outcomes]
+    ledger.close()
+
+
+def test_a_retry_and_a_refusal_are_still_told_from_a_read(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = Ledger(store_env(store_url))
+    first = append(ledger, customer("c1"))
+    reads = Reads(ledger, monkeypatch)
+    again = ledger.append([submission(customer("c1"), event_id=first[0].event_id)])
+    assert [(o.appended, o.position) for o in again] == [(False, 1)]
+    with pytest.raises(BatchRefusedError) as refused:
+        append(ledger, invoice("i1", customer_id="nobody"))
+    assert refused.value.problems[0].error.code == "UNKNOWN_REFERENCE"
+    assert reads.count == 2, "each was decided again on a read"
+    assert ledger.last_position() == 1
+    ledger.close()
+
+
+def test_an_aggregate_another_process_moved_on_is_read_again(
+    two_ledgers: tuple[Ledger, Ledger], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The invoice writes nothing to its customer, only looks at it: without the check at the
+    write, the first ledger would invoice a customer the second had erased."""
+    first, second = two_ledgers
+    append(first, customer("c1"))
+    append(second, CustomerErased(customer_id="c1"))
+    reads = Reads(first, monkeypatch)
+    with pytest.raises(BatchRefusedError) as refused:
+        append(first, invoice("i1"))
+    assert refused.value.problems[0].error.message == "customer 'c1' was erased"
+    assert reads.count == 1
+    assert first.last_position() == 2
