@@ -104,8 +104,16 @@ def made_ids(facts: Iterable[Fact]) -> set[UUID]:
 
 
 def refunded_payments(facts: Iterable[Fact]) -> set[tuple[str, str]]:
-    """The references of the payments the facts refund (each names the refund's invoice)."""
-    return {(_PAYMENT, f.payment_id) for f in facts if isinstance(f, PaymentRefunded)}
+    """The references of the payments the facts refund that no earlier fact of theirs records
+    (a refund names its payment, whose reference names the refund's invoice)."""
+    paid: set[tuple[str, str]] = set()
+    refunded: set[tuple[str, str]] = set()
+    for fact in facts:
+        if isinstance(fact, PaymentReceived | PaymentFailed):
+            paid.add((_PAYMENT, fact.payment_id))
+        elif isinstance(fact, PaymentRefunded) and (_PAYMENT, fact.payment_id) not in paid:
+            refunded.add((_PAYMENT, fact.payment_id))
+    return refunded
 
 
 class Batch:

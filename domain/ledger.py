@@ -203,7 +203,7 @@ class Ledger(Application[UUID]):
         keys: dict[str, bytes | None] = dict(self._keys.get_many(_customers_named(facts)))
         try:
             fresh, duplicate_of = _sort_out_duplicates(submissions, {}, keys)
-            positions = self._decide_and_save(submissions, fresh, references, keys, cached)
+            positions = self._decide_and_save(submissions, fresh, references, keys, cached, touched)
         except (BatchRefusedError, IntegrityError):
             self._hunch.record(missed=True)
             return None
@@ -225,7 +225,7 @@ class Ledger(Application[UUID]):
         positions: dict[int, int] = {}
         if fresh:
             try:
-                positions = self._append_fresh(submissions, fresh, context, aggregates)
+                positions = self._append_fresh(submissions, fresh, context, aggregates, touched)
             except BatchRefusedError:
                 # The aggregates may have been read after the ids were looked up (not on
                 # PostgreSQL, which reads them from one snapshot). If a retry of some of these
@@ -244,6 +244,7 @@ class Ledger(Application[UUID]):
         fresh: list[int],
         context: BatchContext,
         aggregates: dict[UUID, Aggregate],
+        touched: set[UUID],
     ) -> dict[int, int]:
         # A refund names its payment, not its invoice: that invoice is known only now.
         refunds = [s.fact for s in submissions if isinstance(s.fact, PaymentRefunded)]
@@ -254,7 +255,7 @@ class Ledger(Application[UUID]):
             newer = self.store.select_aggregates_events(known)
             aggregates.update(self._bring_up_to_date(cached, newer))
         return self._decide_and_save(
-            submissions, fresh, context.references, context.keys, aggregates
+            submissions, fresh, context.references, context.keys, aggregates, touched | missing
         )
 
     def _decide_and_save(
@@ -264,13 +265,13 @@ class Ledger(Application[UUID]):
         references: Mapping[tuple[str, str], str],
         keys: Mapping[str, bytes | None],
         aggregates: dict[UUID, Aggregate],
+        touched: Collection[UUID],
     ) -> dict[int, int]:
         """Apply the fresh facts to `aggregates` and write their events, with the versions
         the batch was decided on: if another writer moved any of the batch's aggregates on
         (even one it only looked at, a customer for an invoice, say), the write is refused
         with an `IntegrityError` and the batch is decided again."""
-        facts = [submissions[index].fact for index in fresh]
-        decided_on = dict.fromkeys(aggregate_ids(facts, references), 0)
+        decided_on = dict.fromkeys(touched, 0)  # those not in `aggregates` did not exist
         decided_on.update({i: aggregate.version for i, aggregate in aggregates.items()})
         batch = Batch(aggregates, references)
         timestamp = self.clock()

@@ -50,8 +50,10 @@ def test_a_senders_next_events_are_decided_without_reading_the_store(
     outcomes = append(ledger, invoice("i1", subscription_id="s1"))
     outcomes += append(ledger, payment("p1", "i1"))
     outcomes += append(ledger, refund("r1", "p1"))
-    assert reads.count == 0, "the customer, subscription, invoice and payment were held"
-    assert [(o.appended, o.position) for o in outcomes] == [(True, 3), (True, 4), (True, 5)]
+    # A batch refunding a payment it records itself names the refund's invoice in that payment.
+    outcomes += append(ledger, invoice("i2"), payment("p2", "i2"), refund("r2", "p2"))
+    assert reads.count == 0, "the customer, subscription, invoices and payments were held"
+    assert [(o.appended, o.position) for o in outcomes] == [(True, n) for n in range(3, 9)]
     logged = [e.event.event_id for e in ledger.read_log(0, 10)]  # type: ignore[attr-defined]
     assert logged[2:] == [o.event_id for o in outcomes]
     ledger.close()
