@@ -185,8 +185,9 @@ class Ledger(Application[UUID]):
         moved on, and its unique constraints that no event id, business id or key it adds
         exists. A sender waiting for each answer saves a round trip a batch.
 
-        None if the batch must be decided on a read instead: it needs an aggregate or a
-        refunded payment this process does not hold (one another process made, say), it was
+        None if the batch must be decided on a read instead: it needs an aggregate, a refunded
+        payment or a customer's key this process does not hold (one another process made,
+        say), it was
         refused (a refusal is only ever given on a read), or the write found the store had
         moved on. Nothing was written then; the aggregates of a batch that was tried are
         dropped (a fact may have changed them half-way)."""
@@ -194,13 +195,14 @@ class Ledger(Application[UUID]):
         references = self._references.get_many(reference_keys(facts))
         touched = aggregate_ids(facts, references)
         cached = self._cache.take(touched)
+        keys: dict[str, bytes | None] = dict(self._keys.get_many(_customers_named(facts)))
         if (
             touched - cached.keys() - made_ids(facts)
             or refunded_payments(facts) - references.keys()
+            or _customers_sealed_again(facts) - keys.keys()
         ):
             self._cache.put(cached.values())
             return None
-        keys: dict[str, bytes | None] = dict(self._keys.get_many(_customers_named(facts)))
         try:
             fresh, duplicate_of = _sort_out_duplicates(submissions, {}, keys)
             positions = self._decide_and_save(submissions, fresh, references, keys, cached, touched)
@@ -440,6 +442,13 @@ def _customers_named(facts: Sequence[Fact]) -> set[str]:
         for fact in facts
         if isinstance(fact, CustomerCreated | CustomerUpdated | CustomerErased)
     }
+
+
+def _customers_sealed_again(facts: Sequence[Fact]) -> set[str]:
+    """The customers whose key a batch seals with and does not make: those it updates, made
+    before it."""
+    made = {fact.customer_id for fact in facts if isinstance(fact, CustomerCreated)}
+    return {fact.customer_id for fact in facts if isinstance(fact, CustomerUpdated)} - made
 
 
 def _sealing_keys(

@@ -48,6 +48,10 @@ def _recorded_text(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+#: Aggregates checked a query (well under SQLite's limit on a statement's parameters).
+_IDS_A_QUERY = 500
+
+
 class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
     def __init__(
         self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"
@@ -134,15 +138,18 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         """Refuse the write if an aggregate the batch was decided on has events of a later
         version than it saw, besides the batch's own (just inserted, from that version on)."""
         written = Counter(event.originator_id for event in stored_events)
-        for aggregate_id, version in decided_on.items():
+        wanted = list(decided_on)
+        for start in range(0, len(wanted), _IDS_A_QUERY):
+            chunk = wanted[start : start + _IDS_A_QUERY]
             c.execute(
-                f"SELECT max(originator_version) FROM {self.events_table_name}"
-                " WHERE originator_id = ?",
-                (aggregate_id.hex,),
+                f"SELECT originator_id, max(originator_version) FROM {self.events_table_name}"
+                f" WHERE originator_id IN ({', '.join('?' * len(chunk))}) GROUP BY originator_id",
+                [aggregate_id.hex for aggregate_id in chunk],
             )
-            (newest,) = c.fetchone()
-            if (newest or 0) > version + written[aggregate_id]:
-                raise IntegrityError("an aggregate of the batch moved on after it was decided")
+            for hex_id, newest in c.fetchall():
+                aggregate_id = UUID(hex_id)
+                if newest > decided_on[aggregate_id] + written[aggregate_id]:
+                    raise IntegrityError("an aggregate of the batch moved on after it was decided")
 
     def _change_keys(
         self,

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from subledger.adapters.store import store_env
+from subledger.api.http.event_data import logged_data, sealing_keys
 from subledger.domain.errors import BatchRefusedError
-from subledger.domain.facts import CustomerErased
+from subledger.domain.facts import CustomerErased, CustomerUpdated
 from subledger.domain.ledger import Ledger
 from tests.builders import append, customer, invoice, payment, refund, submission, subscription
 
@@ -30,6 +31,15 @@ class Reads:
             return read(*args, **kwargs)
 
         return counted
+
+
+class Writes(Reads):
+    """Counts the writes a ledger tries (refused ones too)."""
+
+    def __init__(self, ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        write = ledger.store.insert_events
+        monkeypatch.setattr(ledger.store, "insert_events", self._counted(write))
 
 
 @pytest.fixture
@@ -56,6 +66,27 @@ def test_a_senders_next_events_are_decided_without_reading_the_store(
     assert [(o.appended, o.position) for o in outcomes] == [(True, n) for n in range(3, 9)]
     logged = [e.event.event_id for e in ledger.read_log(0, 10)]  # type: ignore[attr-defined]
     assert logged[2:] == [o.event_id for o in outcomes]
+    ledger.close()
+
+
+def test_a_customer_is_updated_with_its_key_held_and_read_when_it_is_not(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = Ledger(store_env(store_url), aggregate_cache_size=2)
+    append(ledger, customer("c1"))
+    reads, writes = Reads(ledger, monkeypatch), Writes(ledger, monkeypatch)
+    append(ledger, CustomerUpdated(customer_id="c1", name="Renamed ApS"))
+    assert (reads.count, writes.count) == (0, 1), "the customer and its key were held"
+    append(ledger, customer("c2"), customer("c3"))  # the two keys held now: c2's and c3's
+    append(ledger, invoice("i1", customer_id="c1"))  # c1 read again; c1 and i1 held now
+    assert (reads.count, writes.count) == (1, 3)
+    append(ledger, CustomerUpdated(customer_id="c1", name="Renamed again ApS"))
+    assert (reads.count, writes.count) == (2, 4), "c1's key was read, no write was guessed"
+    events = [logged.event for logged in ledger.read_log(0, 10)]
+    keys = sealing_keys(ledger, events)
+    names = [logged_data(event, keys).get("name") for event in events]
+    assert names[1] == "Renamed ApS"
+    assert names[-1] == "Renamed again ApS", "sealed with c1's own key"
     ledger.close()
 
 
