@@ -111,6 +111,8 @@ class TimedProjection(Projection):
         self.tables = inner.tables  # type: ignore[misc]
         self.event_types = inner.event_types  # type: ignore[misc]
         self.referencing_types = inner.referencing_types  # type: ignore[misc]
+        self.referenced_tables = inner.referenced_tables  # type: ignore[misc]
+        self.answered_as_of_the_past = inner.answered_as_of_the_past  # type: ignore[misc]
 
     def fingerprint(self) -> str:
         return self.inner.fingerprint()

@@ -187,10 +187,9 @@ class Ledger(Application[UUID]):
 
         None if the batch must be decided on a read instead: it needs an aggregate, a refunded
         payment or a customer's key this process does not hold (one another process made,
-        say), it was
-        refused (a refusal is only ever given on a read), or the write found the store had
-        moved on. Nothing was written then; the aggregates of a batch that was tried are
-        dropped (a fact may have changed them half-way)."""
+        say), it was refused (a refusal is only ever given on a read), or the write found the
+        store had moved on. Nothing was written then; the aggregates of a batch that was tried
+        are dropped (a fact may have changed them half-way)."""
         facts = [s.fact for s in submissions]
         references = self._references.get_many(reference_keys(facts))
         touched = aggregate_ids(facts, references)

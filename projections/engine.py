@@ -120,6 +120,10 @@ class Projection(ABC):
     #: (docs/benchmarks.md): only the order of the projections' costs is used, to share the
     #: projections out evenly among the processes that fold them.
     fold_cost: ClassVar[int] = 100
+    #: Whether some answer reads the projection as of a past point (and so from its
+    #: checkpoints). One that none does keeps no checkpoints, which would only be written; if
+    #: it were ever read as of a past point, the fold would start from position 0.
+    answered_as_of_the_past: ClassVar[bool] = True
 
     def fingerprint(self) -> str:
         """What the stored rows were folded with; rows of another fingerprint are rebuilt."""

@@ -111,6 +111,7 @@ class Partition(Projection):
             partitioned(table) for table in inner.referenced_tables
         )
         self.fold_cost = max(1, inner.fold_cost // count)  # type: ignore[misc]
+        self.answered_as_of_the_past = inner.answered_as_of_the_past  # type: ignore[misc]
         self._stored = {
             table.name: stored for table, stored in zip(inner.tables, self.tables, strict=True)
         }

@@ -395,10 +395,12 @@ class ProjectionRunner:
             for table, changed in own.items():
                 changes.setdefault(table, {}).update(changed)
             moves.append(Move(name, self._positions[name], page_end, projection.fingerprint()))
-            if at_checkpoint:
+            if at_checkpoint and projection.answered_as_of_the_past:
                 checkpoints.append(self._checkpoint(projection, page_end, own))
         self.store.commit(changes, moves, checkpoints)
         for move in moves:
+            if not self.units[move.name].answered_as_of_the_past:
+                continue
             if at_checkpoint:
                 self._pending[move.name] = {}
                 self._whole.discard(move.name)
