@@ -51,7 +51,6 @@ ENTRIES = Table(
     "journal_entries",
     key=(Column("date", "text"), Column("position", "int"), Column("seq", "int")),
     values=(
-        Column("entry_id", "text"),
         Column("original_date", "text"),
         Column("kind", "text"),
         Column("currency", "text"),
@@ -106,6 +105,19 @@ def entry_id(kind: str, source_event_id: str, month: str = "") -> str:
 
 _NAMESPACE_BYTES: Final = ENTRY_NAMESPACE.bytes
 
+#: The kinds of entry made once a month of a schedule: their ids name the month, which is that
+#: of the month end they are dated on (`original_date`).
+_MONTHLY_KINDS: Final = frozenset({"recognition", "credit_adjustment"})
+
+
+def entry_id_of(row: Row) -> str:
+    """The id of the entry stored as `row`: worked out from its kind, source event and month
+    when it is read, rather than made and stored for each of the rebuild's entries (an eighth
+    of the journal's fold)."""
+    kind = row["kind"]
+    month = row["original_date"][:7] if kind in _MONTHLY_KINDS else ""
+    return entry_id(kind, row["source_event_id"], month)
+
 
 class _Posting:
     """The lines of one entry being made: an amount per role and detail, debit positive."""
@@ -132,7 +144,8 @@ class JournalProjection(Projection):
     name = "journal"
     #: 2: a credit note's VAT is the one its event records (docs/specification.md §2's remainders).
     #: 3: `journal_invoices` keeps each line as a list.
-    version = 3
+    #: 4: an entry's id is worked out when it is read (`entry_id_of`), not stored.
+    version = 4
     tables = (ENTRIES, INVOICES, TOTALS, PERIODS)
     event_types = (
         Invoice.Issued,
@@ -303,7 +316,6 @@ class _Book:
             ENTRIES,
             (booked, self.position, self.seq),
             {
-                "entry_id": entry_id(kind, source, month),
                 "original_date": dated,
                 "kind": kind,
                 "currency": self.currency,
@@ -368,7 +380,7 @@ def render(chart: Chart, key: RowKey, row: Row, today: date) -> dict[str, Any]:
             line["method"] = detail
         lines.append(line)
     return {
-        "entry_id": row["entry_id"],
+        "entry_id": entry_id_of(row),
         "date": booked,
         "original_date": row["original_date"],
         "status": "scheduled" if booked > today.isoformat() else "posted",
@@ -451,7 +463,7 @@ def account_lines(
                 {
                     "date": key[0],
                     "original_date": row["original_date"],
-                    "entry_id": row["entry_id"],
+                    "entry_id": entry_id_of(row),
                     "kind": row["kind"],
                     "customer_id": row["customer_id"],
                     "debit": debit,

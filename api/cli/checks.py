@@ -86,7 +86,7 @@ class _EntryScan:
     def _read(self, booked: str, row: dict[str, Any]) -> None:
         debits = sum(line[2] for line in row["lines"])
         if debits != sum(line[3] for line in row["lines"]) or debits == 0:
-            self.unbalanced.append(row["entry_id"])
+            self.unbalanced.append(journal.entry_id_of(row))
         for role, _, debit, credit in row["lines"]:
             if role == "receivable":
                 owner = row["customer_id"]

@@ -16,7 +16,7 @@ from subledger.api.settings import ConfigurationError
 from subledger.domain.chart import Chart
 from subledger.domain.money import is_currency, to_major
 from subledger.projections.engine import RowSource
-from subledger.projections.journal import entries_page
+from subledger.projections.journal import entries_page, entry_id_of
 
 COLUMNS = (
     "entry_id",
@@ -52,7 +52,7 @@ def journal_lines(
                 continue
             yield [
                 [
-                    row["entry_id"],
+                    entry_id_of(row),
                     booked,
                     row["original_date"],
                     row["kind"],
