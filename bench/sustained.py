@@ -7,14 +7,16 @@
 For each way of folding in `--folders` it starts a server on a fresh schema: `beside` is
 `subledger serve` as it runs by default with one worker (folding in a `subledger project`
 process it starts beside itself); a number N is `subledger serve --no-projections` with N
-`subledger project` processes beside it (the projections dealt out among them). One sender
+`subledger project` processes beside it (the projections dealt out among them; 0: the
+appends alone, nothing folded). One sender
 appends a generated business over real HTTP in batches of `--batch`, paced at `--rate` events
 a second (each batch sent when its time comes, or at once if the sender is behind), while a
 separate connection reads every half second how far the projections are behind the log.
-It prints the rate the appends reached, the projections' lag in events along the way, at
-the end of the sending, at most, and how long after the last answer they had folded
-everything; then raw psycopg inserting the same rows (`executemany`, one batch a transaction)
-as fast as it can into identical tables, and the ratio of the paced rate to that.
+It prints the rate the appends reached (overall and in each tenth of the run), the
+projections' lag in events along the way, at the end of the sending and at most, and how
+long after the last answer they had folded everything; then raw psycopg inserting the same
+rows (`executemany`, one batch a transaction) as fast as it can into identical tables, and
+the ratio of the paced rate to that.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class Run:
     caught_up_after: float = 0.0
     folded_per_second: float = 0.0
     samples: list[tuple[float, int]] = field(default_factory=list)
+    #: When each batch was answered, in seconds from the start.
+    answered: list[float] = field(default_factory=list)
 
 
 def business(events: int) -> list[bytes]:
@@ -120,7 +124,7 @@ def run(database_url: str, bodies: list[bytes], rate: float, batch: int, folders
         started = time.perf_counter()
 
         def watch() -> None:
-            while not done.wait(0.5):
+            while folders != "0" and not done.wait(0.5):
                 lag = behind(watcher, schema)
                 result.samples.append((time.perf_counter() - started, lag))
 
@@ -136,32 +140,48 @@ def run(database_url: str, bodies: list[bytes], rate: float, batch: int, folders
                 text = answer.read()
                 if answer.status != 201:
                     raise RuntimeError(f"{answer.status}: {text[:500]!r}")
+                result.answered.append(time.perf_counter() - started)
             sent = time.perf_counter() - started
         finally:
             done.set()
             watching.join()
             connection.close()
         result.appended_per_second = len(bodies) / sent
-        result.behind_at_end = behind(watcher, schema)
-        while behind(watcher, schema) > 0:
-            time.sleep(0.02)
-        folded = time.perf_counter() - started
-        result.caught_up_after = folded - sent
-        result.folded_per_second = len(bodies) / folded
-        result.most_behind = max((lag for _, lag in result.samples), default=0)
+        if folders != "0":
+            result.behind_at_end = behind(watcher, schema)
+            while behind(watcher, schema) > 0:
+                time.sleep(0.02)
+            folded = time.perf_counter() - started
+            result.caught_up_after = folded - sent
+            result.folded_per_second = len(bodies) / folded
+            result.most_behind = max((lag for _, lag in result.samples), default=0)
     raw = run_raw(database_url, schema, all_rows=True, per_transaction=batch)
     drop(database_url, [schema])
-    print(
+    line = (
         f"  {folders:>6} folding: appended {result.appended_per_second:8,.0f} events/s"
-        f" ({result.appended_per_second / raw:.2f} × raw {raw:,.0f});"
-        f" behind at the end {result.behind_at_end:,} events, at most {result.most_behind:,};"
-        f" all folded {result.caught_up_after:.2f} s after the last answer"
-        f" ({result.folded_per_second:,.0f} events/s)",
+        f" ({result.appended_per_second / raw:.2f} × raw {raw:,.0f})"
+    )
+    if folders != "0":
+        line += (
+            f"; behind at the end {result.behind_at_end:,} events, at most"
+            f" {result.most_behind:,}; all folded {result.caught_up_after:.2f} s after the last"
+            f" answer ({result.folded_per_second:,.0f} events/s)"
+        )
+        step = max(1, len(result.samples) // 10)
+        along = ", ".join(f"{at:.0f} s: {lag:,}" for at, lag in result.samples[::step])
+        line += f"\n         behind along the way: {along}"
+    print(line, flush=True)
+    tenth = max(1, len(result.answered) // 10)
+    rates = [
+        tenth
+        * batch
+        / (result.answered[end - 1] - (result.answered[end - tenth - 1] if end > tenth else 0))
+        for end in range(tenth, len(result.answered) + 1, tenth)
+    ]
+    print(
+        f"         appended each tenth, events/s: {', '.join(f'{r:,.0f}' for r in rates)}",
         flush=True,
     )
-    step = max(1, len(result.samples) // 10)
-    along = ", ".join(f"{at:.0f} s: {lag:,}" for at, lag in result.samples[::step])
-    print(f"         behind along the way: {along}", flush=True)
     return result
 
 
