@@ -23,41 +23,10 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-class AggregateCache:
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._aggregates: OrderedDict[UUID, Aggregate] = OrderedDict()
-        self._lock = Lock()
-
-    def take(self, ids: Iterable[UUID]) -> dict[UUID, Aggregate]:
-        """Remove and return the cached aggregates among `ids`."""
-        taken: dict[UUID, Aggregate] = {}
-        with self._lock:
-            for aggregate_id in ids:
-                aggregate = self._aggregates.pop(aggregate_id, None)
-                if aggregate is not None:
-                    taken[aggregate_id] = aggregate
-        return taken
-
-    def put(self, aggregates: Iterable[Aggregate]) -> None:
-        """Keep these aggregates (as saved), forgetting the least recently used beyond capacity."""
-        if self.capacity <= 0:
-            return
-        with self._lock:
-            for aggregate in aggregates:
-                self._aggregates[aggregate.id] = aggregate
-                self._aggregates.move_to_end(aggregate.id)
-            while len(self._aggregates) > self.capacity:
-                self._aggregates.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._aggregates)
-
-
 class Remembered(Generic[K, V]):
-    """Recently used facts that never change once stored (an invoice reference, a live
-    customer's key), kept so that a batch can be decided without reading them again. Bounded:
-    the least recently used beyond `capacity` are forgotten."""
+    """Recently used values, the least recently used beyond `capacity` forgotten. The ledger
+    keeps in them what never changes once stored (an invoice reference, a live customer's
+    key), so that a batch can be decided without reading it again; and its aggregates."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -89,6 +58,24 @@ class Remembered(Generic[K, V]):
         with self._lock:
             for key in keys:
                 self._values.pop(key, None)
+
+
+class AggregateCache(Remembered[UUID, Aggregate]):
+    """Aggregates as last saved, each taken out while a batch uses it."""
+
+    def take(self, ids: Iterable[UUID]) -> dict[UUID, Aggregate]:
+        """Remove and return the cached aggregates among `ids`."""
+        taken: dict[UUID, Aggregate] = {}
+        with self._lock:
+            for aggregate_id in ids:
+                aggregate = self._values.pop(aggregate_id, None)
+                if aggregate is not None:
+                    taken[aggregate_id] = aggregate
+        return taken
+
+    def put(self, aggregates: Iterable[Aggregate]) -> None:
+        """Keep these aggregates (as saved), forgetting the least recently used beyond capacity."""
+        self.put_many((aggregate.id, aggregate) for aggregate in aggregates)
 
 
 class Hunch:
