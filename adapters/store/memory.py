@@ -43,7 +43,7 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
     def _assert_uniqueness(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         decided_on: Mapping[UUID, int] = kwargs.get(DECIDED_ON, {})
         for aggregate_id, version in decided_on.items():
-            if max(self._stored_events_index.get(str(aggregate_id), {0: 0}), default=0) > version:
+            if max(self._stored_events_index.get(str(aggregate_id), ()), default=0) > version:
                 raise IntegrityError("an aggregate of the batch moved on after it was decided")
         super()._assert_uniqueness(stored_events, **kwargs)
         log_entries: Sequence[LogEntry] = kwargs.get(LOG_ENTRIES, ())
