@@ -10,6 +10,7 @@ import pytest
 
 from subledger.adapters.store import store_env
 from subledger.api.http.event_data import logged_data, sealing_keys
+from subledger.domain.customer import Customer
 from subledger.domain.errors import BatchRefusedError
 from subledger.domain.facts import CustomerErased, CustomerUpdated
 from subledger.domain.ledger import Ledger
@@ -18,19 +19,26 @@ from tests.builders import append, customer, invoice, payment, refund, submissio
 
 class Reads:
     """Counts the reads a ledger makes to decide a batch (a spy on the real store: every
-    decision on a read starts with this one)."""
+    decision on a read starts with this one). A whole read looks up the batch's event ids
+    among what the log holds; a read of what is not held does not."""
 
     def __init__(self, ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
+        self.calls: list[tuple[Any, ...]] = []
         read = ledger.store.read_batch_context
         monkeypatch.setattr(ledger.store, "read_batch_context", self._counted(read))
 
     def _counted(self, read: Callable[..., Any]) -> Callable[..., Any]:
         def counted(*args: Any, **kwargs: Any) -> Any:
             self.count += 1
+            self.calls.append(args)
             return read(*args, **kwargs)
 
         return counted
+
+    @property
+    def whole(self) -> int:
+        return sum(1 for call in self.calls if call[0])
 
 
 class Writes(Reads):
@@ -38,6 +46,7 @@ class Writes(Reads):
 
     def __init__(self, ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
+        self.calls = []
         write = ledger.store.insert_events
         monkeypatch.setattr(ledger.store, "insert_events", self._counted(write))
 
@@ -80,8 +89,13 @@ def test_a_customer_is_updated_with_its_key_held_and_read_when_it_is_not(
     append(ledger, customer("c2"), customer("c3"))  # the two keys held now: c2's and c3's
     append(ledger, invoice("i1", customer_id="c1"))  # c1 read again; c1 and i1 held now
     assert (reads.count, writes.count) == (1, 3)
+    event_ids, references, aggregates, customers = reads.calls[-1]
+    assert (event_ids, references, customers) == ((), set(), set())
+    assert aggregates == {Customer.id_for("c1"): 0}, "only the customer not held was read"
     append(ledger, CustomerUpdated(customer_id="c1", name="Renamed again ApS"))
-    assert (reads.count, writes.count) == (2, 4), "c1's key was read, no write was guessed"
+    assert (reads.count, writes.count) == (2, 4), "c1's key was read, then the batch written"
+    assert reads.calls[-1][2:] == ({}, {"c1"}), "only the key was read: c1 was held"
+    assert reads.whole == 0
     events = [logged.event for logged in ledger.read_log(0, 10)]
     keys = sealing_keys(ledger, events)
     names = [logged_data(event, keys).get("name") for event in events]
@@ -101,7 +115,7 @@ def test_a_retry_and_a_refusal_are_still_told_from_a_read(
     with pytest.raises(BatchRefusedError) as refused:
         append(ledger, invoice("i1", customer_id="nobody"))
     assert refused.value.problems[0].error.code == "UNKNOWN_REFERENCE"
-    assert reads.count == 2, "each was decided again on a read"
+    assert reads.whole == 2, "each was decided again on a whole read"
     assert ledger.last_position() == 1
     ledger.close()
 
@@ -120,3 +134,44 @@ def test_an_aggregate_another_process_moved_on_is_read_again(
     assert refused.value.problems[0].error.message == "customer 'c1' was erased"
     assert reads.count == 1
     assert first.last_position() == 2
+
+
+def test_an_aggregate_read_for_a_batch_and_moved_on_before_its_write_is_read_again(
+    two_ledgers: tuple[Ledger, Ledger], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first ledger holds nothing of the customer: it reads it alone, and the second erases
+    it between that read and the first's write."""
+    first, second = two_ledgers
+    append(second, customer("c1"))
+    save = first._save_in_order
+
+    def erase_then_save(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(first, "_save_in_order", save)
+        append(second, CustomerErased(customer_id="c1"))
+        return save(*args, **kwargs)
+
+    monkeypatch.setattr(first, "_save_in_order", erase_then_save)
+    reads = Reads(first, monkeypatch)
+    with pytest.raises(BatchRefusedError) as refused:
+        append(first, invoice("i1"))
+    assert refused.value.problems[0].error.message == "customer 'c1' was erased"
+    assert (reads.count, reads.whole) == (2, 1), "the customer alone, then the whole batch"
+    assert first.last_position() == 2
+
+
+def test_a_refund_of_a_payment_not_held_reads_the_payment_and_its_invoice_alone(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = Ledger(store_env(store_url), aggregate_cache_size=1)
+    append(ledger, customer("c1"), invoice("i1"), payment("p1", "i1", amount=12500))
+    append(ledger, customer("c2"), invoice("i2", customer_id="c2"), payment("p2", "i2"))
+    reads = Reads(ledger, monkeypatch)
+    outcomes = append(ledger, refund("r1", "p1", amount=12000))
+    assert [o.position for o in outcomes] == [7]
+    with pytest.raises(BatchRefusedError):
+        append(ledger, refund("r2", "p1", amount=1000))  # 12,500 paid, 13,000 refunded
+    wanted = {("payment", "p1"), ("refund", "r1")}
+    assert reads.calls[0][:2] == ((), wanted), "no event id, only the references it names"
+    assert reads.whole == 1, "only the refusal was decided on a whole read"
+    assert ledger.last_position() == 7
+    ledger.close()
