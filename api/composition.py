@@ -183,7 +183,10 @@ def build_ledger(settings: Settings, *, migrate: bool = True) -> Ledger:
     """The ledger on the store named by `settings.database_url`: the log's tables made if
     missing, and the schema migrations the database lacks applied (`adapters.migrations`)
     unless `migrate` is false (`subledger migrate` applies them itself, to tell which)."""
-    ledger = Ledger(env=store_env(settings.database_url, settings.store_options()))
+    ledger = Ledger(
+        env=store_env(settings.database_url, settings.store_options()),
+        aggregate_cache_size=settings.aggregate_cache_size,
+    )
     if not migrate:
         return ledger
     try:

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from subledger.adapters.store import StoreOptions
 from subledger.api.config import ConfigError, ConfigFile, parse_file, path_message
+from subledger.domain.ledger import DEFAULT_AGGREGATE_CACHE_SIZE
 
 
 class Settings(BaseSettings):
@@ -62,6 +63,14 @@ class Settings(BaseSettings):
         " of its own, so that as many processes can fold one projection; every process on a"
         " store must be given the same number (serve and project refuse another), and"
         " `subledger projections rebuild` changes it",
+    )
+    aggregate_cache_size: int = Field(
+        default=DEFAULT_AGGREGATE_CACHE_SIZE,
+        ge=0,
+        le=10_000_000,
+        description="Aggregates (customers, subscriptions, invoices) a process keeps in memory"
+        " between batches, about 2 KB each: a batch whose aggregates are held reads none of"
+        " them; 0 keeps none",
     )
     read_wait_seconds: float = Field(
         default=5.0, gt=0, le=120, description="How long a read waits for the projections"
