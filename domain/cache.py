@@ -47,12 +47,14 @@ class Remembered(Generic[K, V]):
     def put_many(self, items: Iterable[tuple[K, V]]) -> None:
         if self.capacity <= 0:
             return
+        values = self._values
         with self._lock:
             for key, value in items:
-                self._values[key] = value
-                self._values.move_to_end(key)
-            while len(self._values) > self.capacity:
-                self._values.popitem(last=False)
+                if key in values:
+                    values.move_to_end(key)
+                values[key] = value  # a new key goes to the end as it is
+            while len(values) > self.capacity:
+                values.popitem(last=False)
 
     def forget(self, keys: Iterable[K]) -> None:
         with self._lock:

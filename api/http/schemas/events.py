@@ -18,6 +18,7 @@ fields cannot be `null`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
@@ -176,23 +177,16 @@ class DataModel(WireModel):
     DECLARED: ClassVar[type]
 
     def to_domain(self) -> Any:
-        """The fact or value the data holds."""
+        """The fact or value the data holds (each field turned into its domain form by the
+        conversion its declared kind calls for, found once a model)."""
+        data = self.__dict__
         return self.DECLARED(
             **{
-                name: self._domain(name, kind, getattr(self, name))
-                for name, kind in declared_fields(self.DECLARED)
+                name: value if convert is None or value is None else convert(value)
+                for name, convert in _conversions(type(self))
+                for value in (data[name],)
             }
         )
-
-    def _domain(self, name: str, kind: FieldKind, value: Any) -> Any:
-        if value is None:
-            return None
-        if kind.item is not None:
-            return tuple(self._domain(name, kind.item, item) for item in value)
-        if isinstance(value, DataModel):
-            return value.to_domain()
-        decode = _DECODE.get(kind.base)
-        return value if decode is None else decode(value)
 
     def canonical_json(self) -> bytes:
         """Fields in the model's order, optional fields that are null or left out omitted."""
@@ -202,15 +196,44 @@ class DataModel(WireModel):
 #: How a field of these types is read from its JSON form (a string); others are as validated.
 _DECODE: Final[dict[Any, Callable[[str], Any]]] = {Decimal: Decimal, Month: Month.parse}
 
+Conversion = Callable[[Any], Any] | None
+
+
+@functools.cache
+def _conversions(model: type[DataModel]) -> tuple[tuple[str, Conversion], ...]:
+    """Each field of a model with how its validated value becomes the domain's (None: as it
+    is), in the declared order."""
+    return tuple((name, _conversion(kind)) for name, kind in declared_fields(model.DECLARED))
+
+
+def _conversion(kind: FieldKind) -> Conversion:
+    if kind.item is not None:
+        item = _conversion(kind.item)
+        if item is None:
+            return tuple
+        return lambda values: tuple(None if value is None else item(value) for value in values)
+    if kind.holds_fields:
+        return _nested
+    return _DECODE.get(kind.base)
+
+
+def _nested(value: DataModel) -> Any:
+    return value.to_domain()
+
 
 class UpdateModel(DataModel):
     """The `data` of an update, in which `null` removes a field whose kind may be `CLEARED`,
     so that `null` differs from leaving the field out; no other field can be removed."""
 
-    def _domain(self, name: str, kind: FieldKind, value: Any) -> Any:
-        if value is None and kind.removable and name in self.model_fields_set:
-            return CLEARED
-        return super()._domain(name, kind, value)
+    def to_domain(self) -> Any:
+        """The fact or value the data holds, with `CLEARED` in each field sent as `null`."""
+        value = super().to_domain()
+        cleared = {
+            name: CLEARED
+            for name, kind in declared_fields(self.DECLARED)
+            if kind.removable and self._is_null(name)
+        }
+        return dataclasses.replace(value, **cleared) if cleared else value
 
     @model_validator(mode="after")
     def _removes_only_what_may_be_removed(self) -> Self:
