@@ -2,17 +2,21 @@
 
     python bench/append_growth.py [--database-url postgresql://postgres@127.0.0.1:5432/test]
                                   [--events 300000] [--chunk 30000] [--analyze] [--keep]
+                                  [--business chunks|sustained] [--cache 100000]
 
 Appends a generated business the way bench/project.py does (chunks of 4,000 customers over
-three years, batches of 1,000 through the ledger, in one process, on a fresh schema) and, for
-every `--chunk` events, prints the rate of that chunk alone (not the running average), the
-time per event of the batch's read and of its write, and the sequential scans PostgreSQL made
-of the ledger's tables meanwhile (`pg_stat_user_tables`). The same rows the ledger wrote in the
-chunk (events, log rows, invoice references) are then inserted with raw psycopg `executemany`,
-100 events per transaction, into tables of the same definition that grow alongside: the ratio
-of the two rates is what to compare across chunks on a shared machine. `--analyze` runs
-`ANALYZE` on the ledger's tables after each chunk (what autovacuum would do; the CI server has
-it off). At the end it shows `EXPLAIN (ANALYZE, BUFFERS)` of the last batch's read.
+three years; `--business sustained`: bench/sustained.py's one business, whose working set
+grows with it), in batches of 1,000 through the ledger (keeping `--cache` aggregates), in one
+process, on a fresh schema, and, for every `--chunk` events, prints the rate of that chunk
+alone (not the running average), the time per event of the batches' reads, of replaying what
+they read and of their writes, the aggregates read a batch, and the sequential scans
+PostgreSQL made of the ledger's tables meanwhile (`pg_stat_user_tables`). The same rows the
+ledger wrote in the chunk (events, log rows, invoice references) are then inserted with raw
+psycopg `executemany`, 100 events per transaction, into tables of the same definition that
+grow alongside: the ratio of the two rates is what to compare across chunks on a shared
+machine. `--analyze` runs `ANALYZE` on the ledger's tables after each chunk (what autovacuum
+would do; the CI server has it off). At the end it shows `EXPLAIN (ANALYZE, BUFFERS)` of the
+last batch's read.
 """
 
 from __future__ import annotations
@@ -30,11 +34,12 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import parser_for, scratch_schema
+from bench.sustained import business as sustained_business
 from subledger.adapters.store import store_env
 from subledger.api.composition import tune_garbage_collector
 from subledger.api.demo.generator import Business
 from subledger.api.http.ingest import parse_submissions
-from subledger.domain.ledger import Ledger
+from subledger.domain.ledger import DEFAULT_AGGREGATE_CACHE_SIZE, Ledger
 
 TABLES = ("events", "log", "invoice_refs", "customer_keys")
 CUSTOMERS_PER_CHUNK = 4000
@@ -47,15 +52,26 @@ class Timed:
     def __init__(self, method: Any) -> None:
         self.method = method
         self.nanoseconds = 0
+        self.aggregates = 0  # read, for a read
         self.last: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self.last = (args, kwargs)
+        if len(args) > 2:  # read_batch_context(event_ids, references, known_versions, ...)
+            self.aggregates += len(args[2])
         started = time.perf_counter_ns()
         try:
             return self.method(*args, **kwargs)
         finally:
             self.nanoseconds += time.perf_counter_ns() - started
+
+
+def sustained_batches(wanted: int) -> Any:
+    """bench/sustained.py's business, `wanted` events in all, in bodies of 1,000."""
+    events = sustained_business(wanted)
+    for start in range(0, len(events), 1000):
+        part = events[start : start + 1000]
+        yield len(part), b'{"events":[' + b",".join(part) + b"]}"
 
 
 def batches(wanted: int) -> Any:
@@ -145,16 +161,22 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=30_000, help="events per line")
     parser.add_argument("--analyze", action="store_true", help="ANALYZE after each chunk")
     parser.add_argument("--keep", action="store_true", help="keep the schema")
+    parser.add_argument("--business", choices=("chunks", "sustained"), default="chunks")
+    parser.add_argument("--cache", type=int, default=DEFAULT_AGGREGATE_CACHE_SIZE)
     arguments = parser.parse_args()
+    made = sustained_batches if arguments.business == "sustained" else batches
+    bodies = list(made(arguments.events))
 
     with scratch_schema(arguments.database_url, "growth", keep=arguments.keep) as (schema, url):
-        ledger = Ledger(store_env(url))
+        ledger = Ledger(store_env(url), aggregate_cache_size=arguments.cache)
         tune_garbage_collector()
         recorder: Any = ledger.recorder
         read = recorder.read_batch_context = Timed(recorder.read_batch_context)
         write = recorder.insert_events = Timed(recorder.insert_events)
+        replay = Timed(ledger._bring_up_to_date)
+        ledger._bring_up_to_date = replay  # type: ignore[method-assign]
         with psycopg.connect(arguments.database_url) as raw:
-            ledger.append(parse_submissions(next(batches(1))[1]))  # makes the tables
+            ledger.append(parse_submissions(bodies[0][1]))  # makes the tables
             for table in ("events", "log", "invoice_refs"):
                 raw.execute(
                     f"CREATE TABLE {schema}.raw_{table}"
@@ -162,15 +184,16 @@ def main() -> None:
                 )
             raw.commit()
             print(
-                f"{'events':>9} | {'ledger/s':>8} | {'read µs/ev':>10} | {'write µs/ev':>11}"
+                f"{'events':>9} | {'ledger/s':>8} | {'read µs/ev':>10} | {'replay µs/ev':>12}"
+                f" | {'write µs/ev':>11} | {'read/batch':>10}"
                 f" | {'seq scans (events, log, refs, keys)':>36} | {'raw/s':>7} | × raw"
             )
             ratios: list[float] = []
-            appended, position = 1, ledger.last_position()
+            appended, position = bodies[0][0], ledger.last_position()
             scans = seq_scans(raw, schema)
-            stream = batches(arguments.events - 1)
+            stream = iter(bodies[1:])
             while appended < arguments.events:
-                read.nanoseconds = write.nanoseconds = 0
+                read.nanoseconds = write.nanoseconds = replay.nanoseconds = read.aggregates = 0
                 count, started = 0, time.perf_counter()
                 for size, body in itertools.islice(stream, arguments.chunk // 1000):
                     ledger.append(parse_submissions(body))
@@ -189,7 +212,9 @@ def main() -> None:
                 ratios.append(rate / raw_rate)
                 print(
                     f"{appended:9,} | {rate:8,.0f} | {read.nanoseconds / 1e3 / count:10.1f}"
-                    f" | {write.nanoseconds / 1e3 / count:11.1f} | {scanned:>36}"
+                    f" | {replay.nanoseconds / 1e3 / count:12.1f}"
+                    f" | {write.nanoseconds / 1e3 / count:11.1f}"
+                    f" | {read.aggregates * 1000 / count:10.0f} | {scanned:>36}"
                     f" | {raw_rate:7,.0f} | {rate / raw_rate:.3f}",
                     flush=True,
                 )
