@@ -145,6 +145,9 @@ def explain_read(ledger: Ledger, read: Timed) -> None:
         print("(this version of the store has no read_batch_statement to explain)")
         return
     args, kwargs = read.last
+    if not args:
+        print("(no batch read the store: every aggregate it needed was held)")
+        return
     sql, parameters = statement(*args, **kwargs)
     with recorder.datastore.get_connection() as connection:
         cursor = psycopg.ClientCursor(connection)
