@@ -3,7 +3,7 @@ the write that makes that safe: an aggregate another writer moved on is never de
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,38 +17,42 @@ from subledger.domain.ledger import Ledger
 from tests.builders import append, customer, invoice, payment, refund, submission, subscription
 
 
-class Reads:
-    """Counts the reads a ledger makes to decide a batch (a spy on the real store: every
-    decision on a read starts with this one). A whole read looks up the batch's event ids
-    among what the log holds; a read of what is not held does not."""
+class Calls:
+    """The calls a ledger makes of one of its store's methods (a spy on the real store)."""
+
+    method = ""
 
     def __init__(self, ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.count = 0
         self.calls: list[tuple[Any, ...]] = []
-        read = ledger.store.read_batch_context
-        monkeypatch.setattr(ledger.store, "read_batch_context", self._counted(read))
+        called = getattr(ledger.store, self.method)
 
-    def _counted(self, read: Callable[..., Any]) -> Callable[..., Any]:
         def counted(*args: Any, **kwargs: Any) -> Any:
-            self.count += 1
             self.calls.append(args)
-            return read(*args, **kwargs)
+            return called(*args, **kwargs)
 
-        return counted
+        monkeypatch.setattr(ledger.store, self.method, counted)
+
+    @property
+    def count(self) -> int:
+        return len(self.calls)
+
+
+class Reads(Calls):
+    """The reads a ledger makes to decide a batch: every decision on a read starts with this
+    one. A whole read looks up the batch's event ids among what the log holds; a read of what
+    is not held does not."""
+
+    method = "read_batch_context"
 
     @property
     def whole(self) -> int:
         return sum(1 for call in self.calls if call[0])
 
 
-class Writes(Reads):
-    """Counts the writes a ledger tries (refused ones too)."""
+class Writes(Calls):
+    """The writes a ledger tries (refused ones too)."""
 
-    def __init__(self, ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.count = 0
-        self.calls = []
-        write = ledger.store.insert_events
-        monkeypatch.setattr(ledger.store, "insert_events", self._counted(write))
+    method = "insert_events"
 
 
 @pytest.fixture
